@@ -1,0 +1,40 @@
+# make test  : create .venv if missing, install the project, find or start PostgreSQL, run the suite
+# make lint  : ruff and mypy --strict on src/
+# make demo  : the whole pipeline on embedded defaults
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: test test-slow lint demo bench install clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[test,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	PYTHON=$(PY) scripts/with-postgres.sh $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: $(STAMP)
+	PYTHON=$(PY) scripts/with-postgres.sh $(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy --strict src
+
+demo: $(STAMP)
+	$(VENV)/bin/trade-executor demo
+
+bench: $(STAMP)
+	PYTHON=$(PY) scripts/with-postgres.sh $(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

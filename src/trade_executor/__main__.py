@@ -1,0 +1,3 @@
+from trade_executor.cli import main
+
+raise SystemExit(main())
