@@ -1,0 +1,1 @@
+"""The PostgreSQL edge: every asyncpg call of the service lives under this package."""
