@@ -1,0 +1,178 @@
+"""The RiskBook: the one consistent risk state (CONTRACT section 5), owned by the executor actor.
+
+It has a single owner, so it needs no locks and its methods are synchronous: a decision and its
+reservation happen without a checkpoint in between, which is what makes concurrent submissions
+unable to oversubscribe MAX_OPEN_POSITIONS or MAX_DAILY_LOSS.
+
+An execution's life here: `reserve` (risk held, symbol in flight) -> `commit` (the broker took
+it) -> `finish` (its order is final), or `release` at any point (the broker did not take it).
+Risk is booked on the trading day of its reservation, in the trading-day time zone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from trade_executor.domain.sizing import (
+    RiskGate,
+    RiskLimits,
+    RiskRejection,
+    Sizing,
+    size_position,
+)
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from trade_executor.domain.models import Account
+    from trade_executor.domain.validation import ValidSignal
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    execution_id: UUID
+    symbol: str
+    risk_amount: Decimal
+    trading_day: date
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    reservation: Reservation
+    sizing: Sizing
+
+
+@dataclass(frozen=True, slots=True)
+class _Live:
+    """An execution whose symbol is in flight: reserved, or committed and working."""
+
+    reservation: Reservation
+    committed: bool = False
+
+
+def _normal(symbol: str) -> str:
+    return symbol.strip().upper()
+
+
+class RiskBook:
+    def __init__(self, limits: RiskLimits, timezone: ZoneInfo) -> None:
+        self.limits = limits
+        self.timezone = timezone
+        self._broker: frozenset[str] = frozenset()
+        self._filled: set[str] = set()  # filled since the last broker snapshot
+        self._live: dict[UUID, _Live] = {}
+        # Finished executions whose risk stays committed, kept by id so a repeated restore cannot
+        # count twice; pruned once their day is over (see `_prune`).
+        self._settled: dict[UUID, Reservation] = {}
+
+    def trading_day(self, now: datetime) -> date:
+        """The date in the trading-day time zone (naive `now` is taken as UTC)."""
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=UTC)
+        return now.astimezone(self.timezone).date()
+
+    def set_broker_positions(self, symbols: Iterable[str]) -> None:
+        """Symbols with a non-zero position at the broker; replaces the previous snapshot."""
+        self._broker = frozenset(_normal(s) for s in symbols if s.strip())
+        self._filled.clear()
+
+    def open_symbols(self) -> frozenset[str]:
+        """Broker positions, fills since the snapshot, and symbols of executions in flight."""
+        in_flight = (live.reservation.symbol for live in self._live.values())
+        return self._broker | self._filled | frozenset(in_flight)
+
+    def in_flight(self) -> int:
+        return len(self._live)
+
+    def daily_risk_used(self, now: datetime) -> Decimal:
+        """Risk reserved or committed on the trading day of `now`."""
+        day = self.trading_day(now)
+        live = (x.reservation for x in self._live.values())
+        held = [*live, *self._settled.values()]
+        return sum((r.risk_amount for r in held if r.trading_day == day), Decimal(0))
+
+    def daily_risk_left(self, now: datetime) -> Decimal:
+        return max(Decimal(0), self.limits.max_daily_loss - self.daily_risk_used(now))
+
+    def decide(
+        self, execution_id: UUID, signal: ValidSignal, account: Account, now: datetime
+    ) -> Decision | RiskRejection:
+        """Check the position gates, size the trade and reserve its risk, all in one step."""
+        self._prune(now)
+        open_symbols = self.open_symbols()
+        if signal.symbol in open_symbols:
+            return RiskRejection(RiskGate.DUPLICATE_SYMBOL, f"{signal.symbol} is already open")
+        if len(open_symbols) >= self.limits.max_open_positions:
+            return RiskRejection(
+                RiskGate.MAX_OPEN_POSITIONS,
+                f"{len(open_symbols)} positions open or in flight "
+                f"(max {self.limits.max_open_positions})",
+            )
+        sizing = size_position(
+            signal.entry, signal.stop, account, self.limits, self.daily_risk_left(now)
+        )
+        if isinstance(sizing, RiskRejection):
+            return sizing
+        reservation = self.reserve(execution_id, signal.symbol, sizing.risk_amount, now)
+        return Decision(reservation, sizing)
+
+    def reserve(
+        self, execution_id: UUID, symbol: str, risk_amount: Decimal, now: datetime
+    ) -> Reservation:
+        """Hold `risk_amount` on today's budget and put `symbol` in flight."""
+        self._check_new(execution_id)
+        reservation = Reservation(execution_id, _normal(symbol), risk_amount, self.trading_day(now))
+        self._live[execution_id] = _Live(reservation)
+        return reservation
+
+    def commit(self, execution_id: UUID) -> None:
+        """The broker accepted the order: its risk is committed; the symbol stays in flight."""
+        live = self._live.get(execution_id)
+        if live is not None:
+            self._live[execution_id] = replace(live, committed=True)
+
+    def release(self, execution_id: UUID) -> None:
+        """The broker did not take the order (rejected, failed, dry run): free risk and symbol."""
+        self._live.pop(execution_id, None)
+
+    def finish(self, execution_id: UUID, *, filled_qty: int) -> None:
+        """The order reached a final state. With a fill the risk stays committed and the symbol
+        counts as a position until the next broker snapshot; without one the risk is returned."""
+        live = self._live.pop(execution_id, None)
+        if live is None or filled_qty <= 0:
+            return
+        self._settled[execution_id] = live.reservation
+        self._filled.add(live.reservation.symbol)
+
+    def restore(
+        self,
+        execution_id: UUID,
+        symbol: str,
+        risk_amount: Decimal,
+        trading_day: date,
+        *,
+        working: bool,
+    ) -> None:
+        """At start-up, re-enter an execution from the ledger with its risk committed on
+        `trading_day`; `working=True` keeps its symbol in flight."""
+        self._check_new(execution_id)
+        reservation = Reservation(execution_id, _normal(symbol), risk_amount, trading_day)
+        if working:
+            self._live[execution_id] = _Live(reservation, committed=True)
+        else:
+            self._settled[execution_id] = reservation
+
+    def _check_new(self, execution_id: UUID) -> None:
+        if execution_id in self._live or execution_id in self._settled:
+            raise ValueError(f"execution {execution_id} is already in the risk book")
+
+    def _prune(self, now: datetime) -> None:
+        # Settled risk only matters for its own day; keep yesterday's in case clocks disagree.
+        horizon = self.trading_day(now) - timedelta(days=1)
+        for key in [k for k, r in self._settled.items() if r.trading_day < horizon]:
+            del self._settled[key]

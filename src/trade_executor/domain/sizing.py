@@ -1,0 +1,174 @@
+"""Position sizing (CONTRACT section 5): the largest size that respects every limit, or a rejection.
+
+Unlike the original service, a size is never raised to the minimum: if the limits allow fewer than
+MIN_POSITION_SIZE shares the trade is rejected, naming the gate that bound it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Context, Decimal, localcontext
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trade_executor.config import Settings
+    from trade_executor.domain.models import Account
+
+CENT = Decimal("0.01")
+PERCENT_PLACES = Decimal("0.000001")
+# Wide enough that products and integer divisions of realistic money values are exact, so
+# floor(budget / distance) can never round up past the budget.
+_CONTEXT = Context(prec=60)
+
+
+class RiskGate(StrEnum):
+    MAX_OPEN_POSITIONS = "max_open_positions"
+    MAX_DAILY_LOSS = "max_daily_loss"
+    MAX_POSITION_VALUE = "max_position_value"
+    BUYING_POWER = "buying_power"
+    BELOW_MIN_SIZE = "below_min_size"
+    DUPLICATE_SYMBOL = "duplicate_symbol"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    max_risk_per_trade: Decimal
+    min_position_size: int
+    max_position_size: int
+    max_position_value_pct: Decimal
+    max_open_positions: int
+    max_daily_loss: Decimal
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RiskLimits:
+        return cls(
+            max_risk_per_trade=settings.max_risk_per_trade,
+            min_position_size=settings.min_position_size,
+            max_position_size=settings.max_position_size,
+            max_position_value_pct=settings.max_position_value_pct,
+            max_open_positions=settings.max_open_positions,
+            max_daily_loss=settings.max_daily_loss,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    quantity: int
+    risk_amount: Decimal  # quantity x stop distance, to the cent
+    risk_percent: Decimal  # risk_amount / net liquidation, 6 decimal places
+    position_value: Decimal  # quantity x entry, to the cent
+    stop_distance: Decimal
+    # What limited the size: "risk_budget", "max_daily_loss", "max_position_size",
+    # "max_position_value" or "buying_power".
+    binding: str
+
+
+@dataclass(frozen=True, slots=True)
+class RiskRejection:
+    gate: RiskGate
+    detail: str
+
+    @property
+    def reason(self) -> str:
+        return f"risk: {self.gate.value}"
+
+
+def _shares(amount: Decimal, price: Decimal, cap: int) -> int:
+    """floor(amount / price) exactly, at most `cap` (keeps absurd inputs from making huge ints)."""
+    if amount <= 0:
+        return 0
+    if amount >= price * cap:
+        return cap
+    return int(amount // price)  # positive operands: // truncates, which is floor
+
+
+def _bad_number(value: Decimal) -> bool:
+    return not value.is_finite() or value <= 0
+
+
+def size_position(
+    entry: Decimal,
+    stop: Decimal,
+    account: Account,
+    limits: RiskLimits,
+    daily_risk_left: Decimal,
+) -> Sizing | RiskRejection:
+    """Size a trade entering at `entry` with its stop at `stop`; total over its inputs."""
+    with localcontext(_CONTEXT):
+        return _size(entry, stop, account, limits, daily_risk_left)
+
+
+def _size(
+    entry: Decimal, stop: Decimal, account: Account, limits: RiskLimits, daily_left: Decimal
+) -> Sizing | RiskRejection:
+    gate = RiskGate
+    if _bad_number(entry) or _bad_number(stop):
+        return RiskRejection(gate.BELOW_MIN_SIZE, f"entry {entry} and stop {stop} must be > 0")
+    distance = abs(entry - stop)
+    if distance == 0:
+        return RiskRejection(gate.BELOW_MIN_SIZE, f"zero stop distance (entry = stop = {entry})")
+    net_liq, buying_power = account.net_liquidation, account.buying_power
+    if _bad_number(net_liq):
+        # No equity means the position-value cap (a fraction of it) allows nothing.
+        return RiskRejection(gate.MAX_POSITION_VALUE, f"net liquidation {net_liq} is not positive")
+    if _bad_number(buying_power):
+        return RiskRejection(gate.BUYING_POWER, f"buying power {buying_power} is not positive")
+    if not daily_left.is_finite():
+        daily_left = Decimal(0)  # unknown budget left: fail closed
+
+    # min_position_size below 1 would allow a 0-share "trade".
+    minimum, cap = max(1, limits.min_position_size), limits.max_position_size
+    trade_budget = net_liq * limits.max_risk_per_trade
+    budget = min(trade_budget, max(Decimal(0), daily_left))
+    by_trade_budget = _shares(trade_budget, distance, cap)
+    by_budget = _shares(budget, distance, cap)
+    value_cap = net_liq * limits.max_position_value_pct
+    by_value = _shares(value_cap, entry, cap)
+    by_buying_power = _shares(buying_power, entry, cap)
+    quantity = min(by_budget, cap, by_value, by_buying_power)
+
+    if quantity < minimum:
+        if daily_left <= 0:
+            return RiskRejection(gate.MAX_DAILY_LOSS, "daily risk budget exhausted")
+        if by_budget < minimum <= by_trade_budget:
+            return RiskRejection(
+                gate.MAX_DAILY_LOSS,
+                f"daily risk left {daily_left} allows {by_budget} shares at stop distance "
+                f"{distance} (minimum {minimum})",
+            )
+        if by_value < minimum:
+            return RiskRejection(
+                gate.MAX_POSITION_VALUE,
+                f"position value cap {value_cap.quantize(CENT)} allows {by_value} shares "
+                f"at {entry} (minimum {minimum})",
+            )
+        if by_buying_power < minimum:
+            return RiskRejection(
+                gate.BUYING_POWER,
+                f"buying power {buying_power} allows {by_buying_power} shares at {entry} "
+                f"(minimum {minimum})",
+            )
+        return RiskRejection(
+            gate.BELOW_MIN_SIZE,
+            f"risk budget {budget.quantize(CENT)} allows {quantity} shares at stop distance "
+            f"{distance} (minimum {minimum})",
+        )
+
+    if quantity == by_budget:
+        binding = "max_daily_loss" if by_budget < by_trade_budget else "risk_budget"
+    elif quantity == cap:
+        binding = "max_position_size"
+    elif quantity == by_value:
+        binding = "max_position_value"
+    else:
+        binding = "buying_power"
+    risk_amount = quantity * distance
+    return Sizing(
+        quantity=quantity,
+        risk_amount=risk_amount.quantize(CENT),
+        risk_percent=(risk_amount / net_liq).quantize(PERCENT_PLACES),
+        position_value=(quantity * entry).quantize(CENT),
+        stop_distance=distance,
+        binding=binding,
+    )
