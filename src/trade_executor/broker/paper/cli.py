@@ -1,0 +1,95 @@
+"""`trade-executor paper-bridge`: the command line of the paper bridge."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from decimal import Decimal, InvalidOperation
+from functools import partial
+
+import anyio
+from pydantic import ValidationError
+
+from .config import Faults, PaperConfig
+
+EX_USAGE = 64
+
+
+def _amount(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value.is_finite() or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def _rate_flag(parser: argparse.ArgumentParser, flag: str, help_text: str) -> None:
+    # Given alone the flag means "always" (1.0); given a value, that probability.
+    parser.add_argument(flag, type=float, nargs="?", const=1.0, default=0.0, help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="trade-executor paper-bridge",
+        description="Serve the IB bridge API from memory with a simulated market.",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8092, help="0 picks a free port")
+    p.add_argument("--seed", type=int, default=0, help="seed of the price paths and faults")
+    p.add_argument("--net-liquidation", type=_amount, default=Decimal(100000))
+    p.add_argument("--buying-power", type=_amount, default=Decimal(100000))
+    p.add_argument("--tick-interval", type=float, default=0.05, help="seconds; 0 = no ticker")
+    p.add_argument("--volatility", type=_amount, default=Decimal("0.001"), help="per tick")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    p.add_argument("--error-rate", type=float, default=0.0, help="probability of a 500")
+    p.add_argument("--unavailable-rate", type=float, default=0.0, help="probability of a 503")
+    _rate_flag(p, "--drop-after-accept", "probability that an order is kept but not answered")
+    _rate_flag(p, "--html", "probability of an HTML answer after processing")
+    p.add_argument("--fill-mode", choices=["normal", "never"], default="normal")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> PaperConfig:
+    faults = Faults(
+        latency=args.latency,
+        error_rate=args.error_rate,
+        unavailable_rate=args.unavailable_rate,
+        drop_after_accept=args.drop_after_accept,
+        html=args.html,
+        fill_mode=args.fill_mode,
+    )
+    return PaperConfig(
+        seed=args.seed,
+        net_liquidation=args.net_liquidation,
+        buying_power=args.buying_power,
+        tick_interval=args.tick_interval,
+        volatility=args.volatility,
+        faults=faults,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, serve until SIGINT/SIGTERM; 0 on a clean stop, 64 on bad flags."""
+    from .server import serve
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValidationError as exc:
+        print(f"paper-bridge: invalid fault setting: {exc}", file=sys.stderr)
+        return EX_USAGE
+
+    def announce(port: int) -> None:
+        print(f"paper bridge listening on http://{args.host}:{port}", file=sys.stderr, flush=True)
+
+    try:
+        anyio.run(partial(serve, config, args.host, args.port, ready=announce))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"paper-bridge: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,401 @@
+"""The paper bridge's brokerage: orders, fills, positions and cash, with no I/O.
+
+Fill model:
+- MKT fills at once, whole quantity, at the symbol's reference price.
+- LMT fills when the price trades at or through the limit (BUY: price <= limit), at that price;
+  STP triggers when the price reaches the stop (BUY: price >= stop) and fills at the price.
+- A symbol seen for the first time starts at the order's own price (a bracket's MKT entry: midway
+  between its stop-loss and take-profit; a plain MKT order: `default_price`).
+- A bracket is an entry plus a take-profit LMT and a stop-loss STP child. The children stay
+  PreSubmitted until the entry fills, then work as one-cancels-other: when one fills, the other is
+  Cancelled. Cancelling the entry cancels its children.
+
+Accounting (a cash account): a fill of signed quantity q at price p moves cash by -q x p. Net
+liquidation is cash plus every position at the current price; buying power is the configured
+amount plus the change in cash, less twice the value of short positions (a short sale's proceeds
+are not buying power).
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from trade_executor.broker.jsonnum import CENT
+from trade_executor.domain.models import Action, BrokerStatus, OrderType
+
+from .config import PaperConfig
+from .market import Market
+
+WORKING = frozenset({BrokerStatus.PRE_SUBMITTED, BrokerStatus.SUBMITTED})
+
+
+class OrderError(ValueError):
+    """A request the bridge refuses (answered 400 with this message as `detail`)."""
+
+
+@dataclass(slots=True)
+class PaperOrder:
+    order_id: int
+    symbol: str
+    action: Action
+    order_type: OrderType
+    quantity: int
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    status: BrokerStatus
+    order_ref: str | None
+    created_at: datetime
+    received_at: float  # time.monotonic() when the bridge took the order
+    updated_at: datetime
+    parent_id: int | None = None
+    child_ids: list[int] = field(default_factory=list)
+    filled_qty: int = 0
+    avg_fill_price: Decimal | None = None
+
+    @property
+    def remaining_qty(self) -> int:
+        return 0 if self.status.is_final else self.quantity - self.filled_qty
+
+
+@dataclass(slots=True)
+class Holding:
+    quantity: int = 0
+    cost: Decimal = Decimal(0)  # signed cost basis of the open quantity
+    realized: Decimal = Decimal(0)
+
+    @property
+    def avg_cost(self) -> Decimal:
+        return self.cost / self.quantity if self.quantity else Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    account_id: str
+    net_liquidation: Decimal
+    total_cash: Decimal
+    buying_power: Decimal
+    equity_with_loan: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    symbol: str
+    contract_id: int
+    quantity: int
+    avg_cost: Decimal
+    market_price: Decimal
+    market_value: Decimal
+    unrealized_pnl: Decimal
+    realized_pnl: Decimal
+    account: str
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class PaperBroker:
+    """All state of the paper bridge. Not thread-safe: call it from the event loop only."""
+
+    def __init__(
+        self,
+        config: PaperConfig,
+        *,
+        clock: Callable[[], datetime] = _now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._monotonic = monotonic
+        self.fill_mode = "normal"
+        self.reset()
+
+    def reset(self) -> None:
+        self.market = Market(self.config.seed, self.config.volatility)
+        self.orders: dict[int, PaperOrder] = {}
+        self.holdings: dict[str, Holding] = {}
+        self.cash = self.config.net_liquidation
+        self._cash_base = self.cash
+        self._buying_power_base = self.config.buying_power
+        self._next_id = 1
+        self.fill_mode = self.config.faults.fill_mode
+
+    # ---- account -----------------------------------------------------------------------------
+
+    def account(self) -> AccountView:
+        net = self.cash + sum((self._market_value(s) for s in self.holdings), Decimal(0))
+        return AccountView(
+            account_id=self.config.account_id,
+            net_liquidation=net.quantize(CENT),
+            total_cash=self.cash.quantize(CENT),
+            buying_power=self.buying_power().quantize(CENT),
+            equity_with_loan=net.quantize(CENT),
+            currency=self.config.currency,
+        )
+
+    def buying_power(self) -> Decimal:
+        shorts = sum(
+            (-self._market_value(s) for s, h in self.holdings.items() if h.quantity < 0),
+            Decimal(0),
+        )
+        return self._buying_power_base + (self.cash - self._cash_base) - 2 * shorts
+
+    def set_account(
+        self, net_liquidation: Decimal | None = None, buying_power: Decimal | None = None
+    ) -> None:
+        """Make the account report these amounts now (cash absorbs the net liquidation change)."""
+        if net_liquidation is not None:
+            self.cash += net_liquidation - self.account().net_liquidation
+        if buying_power is not None:
+            self._buying_power_base += buying_power - self.buying_power()
+
+    def positions(self) -> list[PositionView]:
+        views = []
+        for symbol, holding in self.holdings.items():
+            if holding.quantity == 0:
+                continue
+            price = self.market.price(symbol) or Decimal(0)
+            value = self._market_value(symbol)
+            views.append(
+                PositionView(
+                    symbol=symbol,
+                    contract_id=zlib.crc32(symbol.encode()) % 1_000_000_000,
+                    quantity=holding.quantity,
+                    avg_cost=holding.avg_cost.quantize(Decimal("0.0001")),
+                    market_price=price,
+                    market_value=value.quantize(CENT),
+                    unrealized_pnl=(value - holding.cost).quantize(CENT),
+                    realized_pnl=holding.realized.quantize(CENT),
+                    account=self.config.account_id,
+                )
+            )
+        return views
+
+    def _market_value(self, symbol: str) -> Decimal:
+        price = self.market.price(symbol)
+        return Decimal(0) if price is None else self.holdings[symbol].quantity * price
+
+    # ---- orders ------------------------------------------------------------------------------
+
+    def place(
+        self,
+        symbol: str,
+        action: Action,
+        quantity: int,
+        order_type: OrderType,
+        *,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        order_ref: str | None = None,
+    ) -> PaperOrder:
+        order = self._new_order(
+            symbol, action, quantity, order_type, limit_price, stop_price, order_ref
+        )
+        self._start(order, limit_price or stop_price or self.config.default_price)
+        return order
+
+    def place_bracket(
+        self,
+        symbol: str,
+        action: Action,
+        quantity: int,
+        entry_order_type: OrderType,
+        *,
+        entry_limit_price: Decimal | None,
+        stop_loss: Decimal | None,
+        take_profit: Decimal | None,
+        order_ref: str | None = None,
+    ) -> tuple[PaperOrder, list[PaperOrder]]:
+        if entry_order_type is OrderType.STP:
+            raise OrderError("a bracket entry must be MKT or LMT")
+        if stop_loss is None and take_profit is None:
+            raise OrderError("Bracket orders require at least a stop loss or take profit")
+        parent = self._new_order(
+            symbol, action, quantity, entry_order_type, entry_limit_price, None, order_ref
+        )
+        exit_action = action.opposite
+        children = []
+        if take_profit is not None:
+            children.append(
+                self._new_order(
+                    symbol, exit_action, quantity, OrderType.LMT, take_profit, None, order_ref
+                )
+            )
+        if stop_loss is not None:
+            children.append(
+                self._new_order(
+                    symbol, exit_action, quantity, OrderType.STP, None, stop_loss, order_ref
+                )
+            )
+        for child in children:
+            child.parent_id = parent.order_id
+            parent.child_ids.append(child.order_id)
+        start = entry_limit_price
+        if start is None:
+            start = (stop_loss + take_profit) / 2 if stop_loss and take_profit else None
+        self._start(parent, start or stop_loss or take_profit or self.config.default_price)
+        return parent, children
+
+    def cancel(self, order_id: int) -> PaperOrder:
+        order = self.orders.get(order_id)
+        if order is None:
+            raise OrderError(f"Order {order_id} not found")
+        if order.status not in WORKING:
+            raise OrderError(f"Order {order_id} is not cancellable from status {order.status}")
+        self._finish(order, BrokerStatus.CANCELLED)
+        for child_id in order.child_ids:
+            child = self.orders[child_id]
+            if child.status in WORKING:
+                self._finish(child, BrokerStatus.CANCELLED)
+        return order
+
+    def _new_order(
+        self,
+        symbol: str,
+        action: Action,
+        quantity: int,
+        order_type: OrderType,
+        limit_price: Decimal | None,
+        stop_price: Decimal | None,
+        order_ref: str | None,
+    ) -> PaperOrder:
+        if quantity <= 0:
+            raise OrderError("quantity must be positive")
+        if order_type is OrderType.LMT and limit_price is None:
+            raise OrderError("Limit price required for limit orders")
+        if order_type is OrderType.STP and stop_price is None:
+            raise OrderError("Stop price required for stop orders")
+        now = self._clock()
+        order = PaperOrder(
+            order_id=self._next_id,
+            symbol=symbol.upper(),
+            action=action,
+            order_type=order_type,
+            quantity=quantity,
+            limit_price=limit_price.quantize(CENT) if limit_price is not None else None,
+            stop_price=stop_price.quantize(CENT) if stop_price is not None else None,
+            status=BrokerStatus.PRE_SUBMITTED,
+            order_ref=order_ref,
+            created_at=now,
+            received_at=self._monotonic(),
+            updated_at=now,
+        )
+        self._next_id += 1
+        self.orders[order.order_id] = order
+        return order
+
+    def _start(self, order: PaperOrder, reference: Decimal) -> None:
+        """Submit a new top-level order; a new symbol's price path starts at `reference`.
+
+        On a new symbol a LMT or STP order sits exactly at the price, so it waits for the path's
+        first move instead of filling on the spot; a MKT order fills at once either way.
+        """
+        new_symbol = self.market.price(order.symbol) is None
+        self.market.ensure(order.symbol, reference)
+        self._activate(order)
+        if not new_symbol or order.order_type is OrderType.MKT:
+            self.match(order.symbol)
+
+    def _activate(self, order: PaperOrder) -> None:
+        order.status = BrokerStatus.SUBMITTED
+        order.updated_at = self._clock()
+
+    def _finish(self, order: PaperOrder, status: BrokerStatus) -> None:
+        order.status = status
+        order.updated_at = self._clock()
+
+    # ---- the fill model ----------------------------------------------------------------------
+
+    def step(self, ticks: int = 1) -> list[int]:
+        """Advance the market `ticks` times, filling what each tick crosses; the filled ids."""
+        filled: list[int] = []
+        for _ in range(ticks):
+            self.market.tick()
+            for symbol in self.market.symbols():
+                filled += self.match(symbol)
+        return filled
+
+    def set_price(self, symbol: str, price: Decimal) -> list[int]:
+        self.market.set(symbol.upper(), price)
+        return self.match(symbol.upper())
+
+    def match(self, symbol: str) -> list[int]:
+        """Fill every working order of `symbol` the current price crosses, until none is left.
+
+        Repeats because a fill can arm more orders (an entry's children) at the same price.
+        """
+        filled: list[int] = []
+        if self.fill_mode == "never":
+            return filled
+        price = self.market.price(symbol)
+        if price is None:
+            return filled
+        while True:
+            crossed = [
+                (o, fill)
+                for o in self.orders.values()
+                if o.symbol == symbol
+                and o.status is BrokerStatus.SUBMITTED
+                and (fill := _fill_price(o, price)) is not None
+            ]
+            if not crossed:
+                return filled
+            order, fill = crossed[0]
+            self._fill(order, fill)
+            filled.append(order.order_id)
+
+    def _fill(self, order: PaperOrder, price: Decimal) -> None:
+        order.filled_qty = order.quantity
+        order.avg_fill_price = price
+        self._finish(order, BrokerStatus.FILLED)
+        self._book(
+            order.symbol, order.quantity if order.action is Action.BUY else -order.quantity, price
+        )
+        for child_id in order.child_ids:  # the entry filled: its children start working
+            self._activate(self.orders[child_id])
+        if order.parent_id is not None:  # one-cancels-other
+            for sibling_id in self.orders[order.parent_id].child_ids:
+                sibling = self.orders[sibling_id]
+                if sibling is not order and sibling.status in WORKING:
+                    self._finish(sibling, BrokerStatus.CANCELLED)
+
+    def _book(self, symbol: str, signed_qty: int, price: Decimal) -> None:
+        """Cash and the position follow a fill; closing quantity realizes P&L at average cost."""
+        self.cash -= signed_qty * price
+        holding = self.holdings.setdefault(symbol, Holding())
+        if holding.quantity == 0 or (holding.quantity > 0) == (signed_qty > 0):
+            holding.quantity += signed_qty
+            holding.cost += signed_qty * price
+            return
+        closing = min(abs(signed_qty), abs(holding.quantity))
+        direction = 1 if holding.quantity > 0 else -1
+        avg = holding.avg_cost
+        holding.realized += closing * direction * (price - avg)
+        holding.cost -= closing * direction * avg
+        holding.quantity -= closing * direction
+        opening = signed_qty + closing * direction  # what is left flips the position
+        if holding.quantity == 0:
+            holding.cost = Decimal(0)
+        if opening:
+            holding.quantity += opening
+            holding.cost += opening * price
+
+
+def _fill_price(order: PaperOrder, price: Decimal) -> Decimal | None:
+    """The price this order fills at now, or None if `price` does not cross it."""
+    buy = order.action is Action.BUY
+    if order.order_type is OrderType.MKT:
+        return price
+    if order.order_type is OrderType.LMT:
+        assert order.limit_price is not None
+        crossed = price <= order.limit_price if buy else price >= order.limit_price
+        return price if crossed else None  # at or better than the limit
+    assert order.stop_price is not None
+    triggered = price >= order.stop_price if buy else price <= order.stop_price
+    return price if triggered else None

@@ -1,0 +1,283 @@
+"""The bridge's answers (CONTRACT section 7) as strict pydantic schemas, and their domain models.
+
+Input is the output of `jsonnum.loads`, so fractions are already `Decimal`. The validators refuse
+what the lax defaults would coerce: a string or a bool where a number belongs, non-finite numbers,
+negative order quantities, unknown statuses. Unknown extra fields are ignored (the real bridge adds
+some, e.g. `can_cancel`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, PlainValidator, StrictBool, StrictStr, model_validator
+
+from trade_executor.domain.models import (
+    Account,
+    Action,
+    BridgeHealth,
+    BrokerOrder,
+    BrokerStatus,
+    CancelResult,
+    OrderStatus,
+    PlacedOrder,
+    Position,
+)
+
+# IB statuses outside the contract's list that mean the same as one in it.
+_STATUS_ALIASES = {"ApiPending": BrokerStatus.PENDING_SUBMIT}
+
+
+def _number(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise ValueError(f"expected a JSON number, got {type(value).__name__}")
+    number = Decimal(value)
+    if not number.is_finite():
+        raise ValueError("expected a finite number")
+    return number
+
+
+def _non_negative(value: Any) -> Decimal:
+    number = _number(value)
+    if number < 0:
+        raise ValueError("expected a number >= 0")
+    return number
+
+
+def _integer(value: Any) -> int:
+    number = _number(value)
+    if number != number.to_integral_value():
+        raise ValueError("expected a whole number")
+    return int(number)
+
+
+def _count(value: Any) -> int:
+    number = _integer(value)
+    if number < 0:
+        raise ValueError("expected a whole number >= 0")
+    return number
+
+
+def _status(value: Any) -> BrokerStatus:
+    if not isinstance(value, str):
+        raise ValueError("expected a status string")
+    if value in _STATUS_ALIASES:
+        return _STATUS_ALIASES[value]
+    try:
+        return BrokerStatus(value)
+    except ValueError:
+        raise ValueError(f"unknown order status {value!r}") from None
+
+
+def _action(value: Any) -> Action:
+    if not isinstance(value, str) or value.upper() not in ("BUY", "SELL"):
+        raise ValueError(f"expected BUY or SELL, got {value!r}")
+    return Action(value.upper())
+
+
+def _timestamp(value: Any) -> datetime:
+    """ISO 8601; the real bridge sends naive `utcnow().isoformat()` stamps, read as UTC."""
+    if not isinstance(value, str):
+        raise ValueError("expected an ISO 8601 timestamp string")
+    moment = datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+Money = Annotated[Decimal, PlainValidator(_number)]
+Price = Annotated[Decimal, PlainValidator(_non_negative)]
+Int = Annotated[int, PlainValidator(_integer)]
+Count = Annotated[int, PlainValidator(_count)]
+Status = Annotated[BrokerStatus, PlainValidator(_status)]
+Side = Annotated[Action, PlainValidator(_action)]
+Timestamp = Annotated[datetime, PlainValidator(_timestamp)]
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def _fill_price(avg_fill_price: Decimal | None, filled_qty: int) -> Decimal | None:
+    # The real bridge reports 0.0 for "no fill yet"; that is not a price.
+    return None if filled_qty == 0 or avg_fill_price is None else avg_fill_price
+
+
+def _positive_price(price: Decimal | None) -> Decimal | None:
+    # The real bridge reports unset limit/stop prices as null (or 0 from IB); both mean none.
+    return price if price else None
+
+
+class AccountWire(_Wire):
+    account_id: StrictStr
+    net_liquidation: Money
+    total_cash: Money
+    buying_power: Money
+    equity_with_loan: Money
+    currency: StrictStr
+
+    def to_domain(self) -> Account:
+        return Account(
+            account_id=self.account_id,
+            net_liquidation=self.net_liquidation,
+            buying_power=self.buying_power,
+            total_cash=self.total_cash,
+            equity_with_loan=self.equity_with_loan,
+            currency=self.currency,
+        )
+
+
+class PositionWire(_Wire):
+    symbol: StrictStr
+    quantity: Int  # signed: a short position is negative
+    avg_cost: Money
+    contract_id: Int | None = None
+    market_price: Money | None = None
+    market_value: Money | None = None
+    unrealized_pnl: Money | None = None
+    realized_pnl: Money | None = None
+    account: StrictStr | None = None
+
+    def to_domain(self) -> Position:
+        return Position(
+            symbol=self.symbol,
+            quantity=self.quantity,
+            avg_cost=self.avg_cost,
+            market_price=self.market_price,
+            market_value=self.market_value,
+            unrealized_pnl=self.unrealized_pnl,
+            realized_pnl=self.realized_pnl,
+            contract_id=self.contract_id,
+            account=self.account,
+        )
+
+
+class _Counted(_Wire):
+    count: Count
+
+    def _check_count(self, items: list[Any]) -> None:
+        if self.count != len(items):
+            raise ValueError(f"count is {self.count} but {len(items)} items were listed")
+
+
+class PositionsWire(_Counted):
+    positions: list[PositionWire]
+
+    @model_validator(mode="after")
+    def _counted(self) -> PositionsWire:
+        self._check_count(self.positions)
+        return self
+
+
+class PlacedWire(_Wire):
+    success: StrictBool
+    order_id: Count
+    message: StrictStr = ""
+
+    def to_domain(self) -> PlacedOrder:
+        return PlacedOrder(order_id=self.order_id, message=self.message)
+
+
+class BracketPlacedWire(_Wire):
+    success: StrictBool
+    parent_order_id: Count
+    child_order_ids: list[Count]
+    message: StrictStr = ""
+
+    def to_domain(self) -> PlacedOrder:
+        return PlacedOrder(
+            order_id=self.parent_order_id,
+            child_order_ids=tuple(self.child_order_ids),
+            message=self.message,
+        )
+
+
+class OrderStatusWire(_Wire):
+    order_id: Count
+    status: Status
+    filled_qty: Count
+    avg_fill_price: Price | None
+    last_update: Timestamp | None = None
+
+    def to_domain(self) -> OrderStatus:
+        return OrderStatus(
+            order_id=self.order_id,
+            status=self.status,
+            filled_qty=self.filled_qty,
+            avg_fill_price=_fill_price(self.avg_fill_price, self.filled_qty),
+            last_update=self.last_update,
+        )
+
+
+class BrokerOrderWire(_Wire):
+    order_id: Count
+    symbol: StrictStr
+    action: Side
+    order_type: StrictStr
+    quantity: Count
+    limit_price: Price | None = None
+    stop_price: Price | None = None
+    status: Status
+    filled_qty: Count
+    remaining_qty: Count
+    avg_fill_price: Price | None = None
+    parent_id: Count | None = None
+    order_ref: StrictStr | None = None
+    created_at: Timestamp | None = None
+    updated_at: Timestamp | None = None
+
+    def to_domain(self) -> BrokerOrder:
+        return BrokerOrder(
+            order_id=self.order_id,
+            symbol=self.symbol,
+            action=self.action,
+            order_type=self.order_type,
+            quantity=self.quantity,
+            status=self.status,
+            filled_qty=self.filled_qty,
+            remaining_qty=self.remaining_qty,
+            limit_price=_positive_price(self.limit_price),
+            stop_price=_positive_price(self.stop_price),
+            avg_fill_price=_fill_price(self.avg_fill_price, self.filled_qty),
+            parent_id=self.parent_id or None,  # IB's "no parent" is 0
+            order_ref=self.order_ref,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+
+class OrdersWire(_Counted):
+    orders: list[BrokerOrderWire]
+
+    @model_validator(mode="after")
+    def _counted(self) -> OrdersWire:
+        self._check_count(self.orders)
+        return self
+
+
+class CancelWire(_Wire):
+    success: StrictBool
+    order_id: Count
+    status: Status | None = None
+    message: StrictStr = ""
+
+    def to_domain(self) -> CancelResult:
+        return CancelResult(
+            success=self.success, order_id=self.order_id, status=self.status, message=self.message
+        )
+
+
+class HealthWire(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    status: StrictStr
+    connected: StrictBool
+    version: StrictStr | None = None
+
+    def to_domain(self) -> BridgeHealth:
+        return BridgeHealth(
+            status=self.status,
+            connected=self.connected,
+            version=self.version,
+            extra=dict(self.model_extra or {}),
+        )
