@@ -10,7 +10,7 @@ import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -87,7 +87,11 @@ class Settings(BaseSettings):
     @field_validator("ib_bridge_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise ValueError("is not a parsable URL") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL such as http://localhost:8092")
         return value.rstrip("/")
@@ -102,7 +106,9 @@ class Settings(BaseSettings):
             parts.port  # noqa: B018 - raises ValueError on a bad port
         except ValueError:
             raise ValueError("is not a parsable URL") from None
-        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+        # A Unix-socket DSN names its directory in the query: postgresql:///db?host=/run/pg
+        has_host = bool(parts.hostname) or "host=" in parts.query
+        if parts.scheme not in ("postgresql", "postgres") or not has_host:
             raise ValueError("must be a postgresql://user@host:port/db URL") from None
         return value
 
@@ -136,22 +142,31 @@ class Settings(BaseSettings):
         if self.database_password is None:
             return dsn
         parts = urlsplit(dsn)
-        user = parts.username or "postgres"
+        user = parts.username or "postgres"  # kept as written (already percent-encoded)
+        password = quote(self.database_password.get_secret_value(), safe="")
         host = parts.hostname or ""
+        if ":" in host:  # IPv6: urlsplit dropped the brackets
+            host = f"[{host}]"
         port = f":{parts.port}" if parts.port else ""
-        netloc = f"{user}:{self.database_password.get_secret_value()}@{host}{port}"
+        netloc = f"{user}:{password}@{host}{port}"
         return urlunsplit(parts._replace(netloc=netloc))
 
     def secret_values(self) -> list[str]:
-        """Raw secret strings, for the log redactor."""
-        found: list[str] = []
+        """Raw secret strings, for the log redactor: each as written and percent-decoded or
+        -encoded, since a library may print either form."""
+        raw: list[str] = []
         for secret in (self.database_password, self.api_token):
             if secret is not None and secret.get_secret_value():
-                found.append(secret.get_secret_value())
+                raw.append(secret.get_secret_value())
         if self.database_url is not None:
             password = urlsplit(self.database_url.get_secret_value()).password
             if password:
-                found.append(password)
+                raw.append(password)
+        found: list[str] = []
+        for value in raw:
+            for form in (value, unquote(value), quote(value, safe="")):
+                if form and form not in found:
+                    found.append(form)
         return found
 
     def redacted(self) -> dict[str, str]:
@@ -188,6 +203,6 @@ def load_settings(env_file: str | Path | None = None, **overrides: Any) -> Setti
     if path is not None and not Path(path).is_file():
         raise ConfigError(f"env file {path}: not found")
     try:
-        return Settings(_env_file=path, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=path, **overrides)
     except ValidationError as error:
         raise ConfigError(f"invalid configuration: {_describe(error)}") from None

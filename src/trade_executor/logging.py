@@ -7,15 +7,17 @@ dictionary (and the rendered traceback), so a DSN password or token logged by mi
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
 from typing import Any, TextIO
 
 import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
 
-from trade_executor.redact import redact_text
+from trade_executor.redact import MASK, SECRET_KEY, redact_text
 
 _known_secrets: list[str] = []
 
@@ -28,22 +30,49 @@ def register_secrets(secrets: Iterable[str]) -> None:
 
 
 def _redact_value(value: Any) -> Any:
+    """A JSON-ready copy of `value` with secrets masked.
+
+    Anything that is not a JSON scalar or container is turned into its string and masked too: a
+    UUID or Decimal then reads plainly, and an object whose str() holds a DSN cannot slip through.
+    """
+    if value is None or isinstance(value, bool | int | float):
+        return value
     if isinstance(value, str):
         return redact_text(value, _known_secrets)
-    if isinstance(value, dict):
-        return {key: _redact_value(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_redact_value(item) for item in value)
+    if isinstance(value, Mapping):
+        return {key: _redact_field(str(key), item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact_value(item) for item in value]
     if isinstance(value, BaseException):
         return redact_text(f"{type(value).__name__}: {value}", _known_secrets)
-    return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return redact_text(str(value), _known_secrets)
+
+
+def _redact_field(key: str, value: Any) -> Any:
+    # log.info("x", password=...) or {"api_token": ...}: the key says the value is a secret.
+    if value is not None and SECRET_KEY.search(key):
+        return MASK
+    return _redact_value(value)
 
 
 def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    """structlog processor: mask secrets in every value."""
+    """structlog processor: mask secrets in every value.
+
+    `exc_info` is left for the renderer, whose exception formatter masks the traceback itself.
+    """
     for key, value in list(event_dict.items()):
-        event_dict[key] = _redact_value(value)
+        if key != "exc_info":
+            event_dict[key] = _redact_field(key, value)
     return event_dict
+
+
+def _redacting_traceback(sio: TextIO, exc_info: ExcInfo) -> None:
+    """Console exception formatter: structlog's plain traceback, masked."""
+    buffer = io.StringIO()
+    structlog.dev.plain_traceback(buffer, exc_info)
+    sio.write(redact_text(buffer.getvalue(), _known_secrets))
 
 
 def _uppercase_free_level(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -54,7 +83,9 @@ def _uppercase_free_level(_: WrappedLogger, __: str, event_dict: EventDict) -> E
 
 def _leading_keys(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     """Put timestamp, level and event first: easier to read in `journalctl -o cat`."""
-    head = {key: event_dict.pop(key) for key in ("timestamp", "level", "event") if key in event_dict}
+    head = {
+        key: event_dict.pop(key) for key in ("timestamp", "level", "event") if key in event_dict
+    }
     return {**head, **event_dict}
 
 
@@ -80,7 +111,7 @@ def configure_logging(
     renderer: Processor
     if log_format == "console":
         renderer = structlog.dev.ConsoleRenderer(
-            colors=out.isatty(), exception_formatter=structlog.dev.plain_traceback
+            colors=out.isatty(), exception_formatter=_redacting_traceback
         )
         tail: list[Processor] = [redact_secrets, renderer]
     else:
@@ -109,6 +140,8 @@ def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name)
 
 
-def bind_context(**values: Any) -> MutableMapping[str, Any]:
+def bind_context(**values: Any) -> Mapping[str, Any]:
     """Bind ids (execution_id, signal_id, ...) to every log line of the current task."""
-    return structlog.contextvars.bind_contextvars(**{k: v for k, v in values.items() if v is not None})
+    return structlog.contextvars.bind_contextvars(
+        **{k: v for k, v in values.items() if v is not None}
+    )

@@ -12,23 +12,33 @@ from urllib.parse import urlsplit
 
 MASK = "***"
 
-# scheme://user:password@host  or  scheme://user@host  (the user alone may be a secret too)
-_DSN_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<creds>[^/@\s'\"]+)@")
+# scheme://user:password@host  or  scheme://user@host  (the user alone may be a secret too).
+# Greedy up to the last "@" before the path: an unencoded "@" in a password must not leak its tail.
+_DSN_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<creds>[^/\s'\"]+)@")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=\-]+")
-_KEYWORD_SECRET = re.compile(r"(?i)\b(password|passwd|pwd|token|secret)(\s*[=:]\s*)([^\s,;'\"&]+)")
+# password=x, DATABASE_PASSWORD=x, api_token: x, "password": "x" (a JSON or repr'd dict).
+_KEYWORD_SECRET = re.compile(
+    r"(?i)\b([\w\-]*?(?:password|passwd|pwd|token|secret|api[_\-]?key))"
+    r"(['\"]?\s*[=:]\s*['\"]?)([^\s,;'\"&}]+)"
+)
+# Keys of structured data (log fields, nested dicts) whose whole value is a secret.
+SECRET_KEY = re.compile(
+    r"(?i)(password|passwd|pwd|token|secret|api[_\-]?key|authorization|credential)"
+)
 
 
 def redact_dsn(dsn: str) -> str:
-    """`postgresql://alice:pw@db:5432/x` -> `postgresql://***:***@db:5432/x`."""
+    """`postgresql://alice:pw@db:5432/x` -> `postgresql://***:***@db:5432/x`; never raises."""
     try:
         parts = urlsplit(dsn)
-    except ValueError:
-        return MASK
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # a bad port, say: fall back to pattern masking
+        return redact_text(dsn)
     if not parts.scheme or not parts.hostname:
         return redact_text(dsn)
-    port = f":{parts.port}" if parts.port else ""
-    path = parts.path or ""
-    return f"{parts.scheme}://{MASK}:{MASK}@{parts.hostname}{port}{path}"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6
+    # The query is dropped: it may carry password=... or sslpassword=...
+    return f"{parts.scheme}://{MASK}:{MASK}@{host}{port}{parts.path}"
 
 
 def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
