@@ -1,0 +1,1 @@
+"""The supervisor and its actors: approval listener, executor, order pollers."""

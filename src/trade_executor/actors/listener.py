@@ -1,0 +1,168 @@
+"""The approval listener: hears approvals at once, and never misses one.
+
+LISTEN first, then catch up from the tables, then sweep every SWEEP_INTERVAL: a notification
+sent while the connection was down is lost, so the tables are the truth and notifications are
+only hints. A dead connection is detected by the termination callback (server-side close) and by
+a periodic `SELECT 1` under a timeout (a network that died without a FIN). Payloads are
+untrusted: anything malformed is logged and answered by an immediate sweep. The listener never
+executes anything itself; it forwards approval ids to the executor's mailbox.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from uuid import UUID
+
+import anyio
+from anyio.abc import TaskStatus
+
+from trade_executor.actors.backoff import Backoff
+from trade_executor.actors.messages import ApprovalSeen, ControlChanged, Message
+from trade_executor.config import Settings
+from trade_executor.logging import get_logger
+from trade_executor.store.notifications import (
+    APPROVALS_CHANNEL,
+    CONTROL_CHANNEL,
+    Notification,
+    NotificationSource,
+)
+from trade_executor.store.protocol import Store
+
+log = get_logger("trade_executor.listener")
+
+SWEEP_LIMIT = 5000
+PAYLOAD_EXCERPT = 200
+
+
+class ListenerDisconnected(Exception):
+    """The LISTEN connection is gone; the listener reconnects."""
+
+
+@dataclass
+class ListenerHealth:
+    connected: bool = False
+    reconnects: int = 0
+    bad_payloads: int = 0
+
+
+def parse_approval_payload(payload: str) -> UUID | None:
+    """The approval id of a `trade_approvals` notification, or None if the payload is not the
+    documented `{"approval_id": uuid, "signal_id": uuid}`."""
+    if len(payload) > 8000:
+        return None
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("approval_id"), str):
+        return None
+    try:
+        return UUID(data["approval_id"])
+    except ValueError:
+        return None
+
+
+class ApprovalListener:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        connect: Callable[[], Awaitable[NotificationSource]],
+        forward: Callable[[Message], None],
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._connect = connect
+        self._forward = forward
+        self._sweep_now = anyio.Event()
+        self.health = ListenerHealth()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Listen until cancelled. `started` once the first LISTEN and catch-up are done."""
+        backoff = Backoff(base=0.2, cap=5.0)
+        started = False
+        while True:
+            source: NotificationSource | None = None
+            try:
+                source = await self._connect()
+                await self._catch_up("connect")
+                if started:
+                    self.health.reconnects += 1
+                    log.warning("listener.reconnected", reconnects=self.health.reconnects)
+                else:
+                    log.info("listener.started")
+                    started = True
+                    task_status.started()
+                self.health.connected = True
+                backoff.reset()
+                await self._serve(source)
+            except Exception as error:
+                # asyncpg, OSError and timeouts all mean the same here: reconnect.
+                log.warning("listener.disconnected", error=f"{type(error).__name__}: {error}")
+            finally:
+                self.health.connected = False
+                if source is not None:
+                    with anyio.CancelScope(shield=True):
+                        await source.aclose()
+            await anyio.sleep(backoff.next())
+
+    async def _serve(self, source: NotificationSource) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch, source)
+            tg.start_soon(self._sweep_forever)
+            async for notification in source.notifications:
+                self._on_notification(notification)
+                if source.overflowed:
+                    source.overflowed = False
+                    self._sweep_now.set()
+            raise ListenerDisconnected("the notification stream ended")
+
+    async def _watch(self, source: NotificationSource) -> None:
+        interval = self._settings.listener_health_interval
+        while True:
+            with anyio.move_on_after(interval):
+                await source.closed.wait()
+                raise ListenerDisconnected("the server closed the connection")
+            try:
+                await source.ping(timeout=max(1.0, interval))
+            except Exception as error:
+                raise ListenerDisconnected(f"health check failed: {error}") from error
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            with anyio.move_on_after(self._settings.sweep_interval):
+                await self._sweep_now.wait()
+            self._sweep_now = anyio.Event()
+            await self._catch_up("sweep")
+
+    async def _catch_up(self, source: str) -> None:
+        """Forward every approved signal that has no execution yet, and the kill switch."""
+        control = await self._store.control()
+        self._forward(ControlChanged(control.halted, control.reason))
+        pending = await self._store.pending_approvals(SWEEP_LIMIT)
+        now = anyio.current_time()
+        for approval in pending:
+            self._forward(ApprovalSeen(approval.approval_id, source, now))
+        if pending:
+            log.info("listener.caught_up", source=source, approvals=len(pending))
+
+    def _on_notification(self, notification: Notification) -> None:
+        if notification.channel == CONTROL_CHANNEL:
+            # The payload is a hint: re-read the switch from the table.
+            self._sweep_now.set()
+            return
+        if notification.channel != APPROVALS_CHANNEL:
+            return
+        approval_id = parse_approval_payload(notification.payload)
+        if approval_id is None:
+            self.health.bad_payloads += 1
+            log.warning(
+                "listener.bad_payload",
+                payload=notification.payload[:PAYLOAD_EXCERPT],
+                length=len(notification.payload),
+            )
+            self._sweep_now.set()
+            return
+        self._forward(ApprovalSeen(approval_id, "notify", anyio.current_time()))

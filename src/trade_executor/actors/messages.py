@@ -1,0 +1,35 @@
+"""Messages between actors. The executor's mailbox carries all of them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from uuid import UUID
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalSeen:
+    """A hint that an approval may be waiting: the executor re-reads it from the database."""
+
+    approval_id: UUID
+    source: str  # "notify", "sweep", "startup", "api"
+    seen_at: float  # anyio.current_time() when the hint arrived
+
+
+@dataclass(frozen=True, slots=True)
+class OrderProgress:
+    """A poller recorded a change of an order: the executor keeps its RiskBook exact."""
+
+    execution_id: UUID
+    filled_qty: int
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ControlChanged:
+    """The kill switch was set or cleared."""
+
+    halted: bool
+    reason: str | None = None
+
+
+Message = ApprovalSeen | OrderProgress | ControlChanged

@@ -1,0 +1,103 @@
+"""Recording a placed order: the one database write that must not be lost.
+
+The broker has the order at this point, so a failed write is retried with backoff for a while;
+if the database stays away the execution is left `submitting`, which start-up recovery
+reconciles through the broker (adopting the order, never re-sending it).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import anyio
+
+from trade_executor.actors.backoff import Backoff
+from trade_executor.domain.execution import Changes, Execution, TradeRecord
+from trade_executor.domain.models import BrokerStatus, PlacedOrder
+from trade_executor.logging import get_logger
+from trade_executor.metrics import Metrics
+from trade_executor.store.protocol import Store
+
+log = get_logger("trade_executor.recording")
+
+RECORD_DEADLINE = 30.0
+
+
+def trade_from_execution(
+    execution: Execution, strategy_id: str | None, order_id: int | None, status: str
+) -> TradeRecord:
+    """The `trades` row of the original service, from what `submitting` persisted."""
+    zero = Decimal(0)
+    return TradeRecord(
+        trade_id=str(execution.id),
+        signal_id=execution.signal_id,
+        symbol=execution.symbol or "",
+        direction=execution.action or "",
+        entry=execution.entry_price or zero,
+        stop=execution.stop_loss or zero,
+        take_profit=execution.take_profit or zero,
+        strategy_id=strategy_id,
+        notes=None,
+        quantity=execution.quantity or 0,
+        risk_amount=execution.risk_amount or zero,
+        risk_percent=execution.risk_percent or zero,
+        position_value=execution.position_value or zero,
+        order_id=order_id,
+        order_status=status,
+    )
+
+
+class Recorder:
+    def __init__(self, store: Store, metrics: Metrics) -> None:
+        self._store = store
+        self._metrics = metrics
+
+    async def accepted(
+        self,
+        intent: Execution,
+        placed: PlacedOrder,
+        strategy_id: str | None,
+        now: datetime,
+        *,
+        event: str = "order.submitted",
+    ) -> Execution | None:
+        """Record `submitted` with the broker's order id, the trade row and the approval link."""
+        status = BrokerStatus.SUBMITTED.value
+        changes = Changes(
+            order_id=placed.order_id,
+            child_order_ids=placed.child_order_ids,
+            submitted_at=now,
+            broker_status=status,
+        )
+        trade = trade_from_execution(intent, strategy_id, placed.order_id, status)
+        detail = {"order_id": placed.order_id, "child_order_ids": list(placed.child_order_ids)}
+        backoff = Backoff(base=0.2, cap=5.0)
+        context = {
+            "execution_id": str(intent.id),
+            "signal_id": str(intent.signal_id),
+            "symbol": intent.symbol,
+            "order_id": placed.order_id,
+        }
+        with anyio.move_on_after(RECORD_DEADLINE):
+            while True:
+                try:
+                    recorded = await self._store.apply(
+                        intent.id, "accept", changes, event, detail, trade
+                    )
+                except Exception as error:
+                    log.warning("execution.record_retry", error=str(error), **context)
+                    await anyio.sleep(backoff.next())
+                    continue
+                if recorded is None:
+                    log.error("execution.record_conflict", **context)
+                else:
+                    log.info(
+                        event,
+                        quantity=recorded.quantity,
+                        child_order_ids=list(placed.child_order_ids),
+                        **context,
+                    )
+                return recorded
+        log.error("execution.record_failed", **context)
+        return None

@@ -1,0 +1,86 @@
+"""The executor's ledger record (`executions` row) and what changes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from uuid import UUID
+
+from trade_executor.domain.states import ExecutionState
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    id: UUID
+    signal_id: UUID
+    approval_id: UUID | None
+    state: ExecutionState
+    client_order_id: str
+    symbol: str | None = None
+    reason: str | None = None
+    action: str | None = None
+    order_type: str | None = None
+    order_id: int | None = None
+    child_order_ids: tuple[int, ...] = ()
+    quantity: int | None = None
+    entry_price: Decimal | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    risk_amount: Decimal | None = None
+    risk_percent: Decimal | None = None
+    position_value: Decimal | None = None
+    filled_qty: int = 0
+    avg_fill_price: Decimal | None = None
+    broker_status: str | None = None
+    trading_day: date | None = None
+    attempted_at: datetime | None = None
+    created_at: datetime | None = None
+    submitted_at: datetime | None = None
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Fields to set on an execution; None leaves a field as it is."""
+
+    reason: str | None = None
+    action: str | None = None
+    order_type: str | None = None
+    order_id: int | None = None
+    child_order_ids: tuple[int, ...] | None = None
+    quantity: int | None = None
+    entry_price: Decimal | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    risk_amount: Decimal | None = None
+    risk_percent: Decimal | None = None
+    position_value: Decimal | None = None
+    filled_qty: int | None = None
+    avg_fill_price: Decimal | None = None
+    broker_status: str | None = None
+    trading_day: date | None = None
+    attempted_at: datetime | None = None
+    submitted_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRecord:
+    """A `trades` row (the original service's shape): written once an order is placed or dry-run."""
+
+    trade_id: str
+    signal_id: UUID
+    symbol: str
+    direction: str
+    entry: Decimal
+    stop: Decimal
+    take_profit: Decimal
+    strategy_id: str | None
+    notes: str | None
+    quantity: int
+    risk_amount: Decimal
+    risk_percent: Decimal
+    position_value: Decimal
+    order_id: int | None
+    order_status: str

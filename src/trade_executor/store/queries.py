@@ -1,0 +1,128 @@
+"""SQL of the store, as named constants. Every value is a bind parameter; every price is cast
+through `numeric` so that a legacy `DOUBLE PRECISION` column still receives an exact Decimal."""
+
+CLAIM_READ_APPROVAL = """
+SELECT a.id, a.signal_id, a.approved, a.approved_at, a.approved_by, a.created_at, a.order_id
+FROM trade_approvals a WHERE a.id = $1
+"""
+
+READ_SIGNAL = """
+SELECT id, symbol, strategy_id, signal_type, confidence::numeric AS confidence,
+       entry_price::numeric AS entry_price, stop_loss::numeric AS stop_loss,
+       take_profit::numeric AS take_profit, reasoning, generated_at, expires_at, status, created_at
+FROM strategy_signals WHERE id = $1
+"""
+
+CLAIM_INSERT = """
+INSERT INTO executions (id, signal_id, approval_id, state, client_order_id, symbol, action)
+VALUES ($1, $2, $3, 'received', $4, $5, $6)
+ON CONFLICT (signal_id) DO NOTHING
+RETURNING *
+"""
+
+EXECUTION_BY_ID = "SELECT * FROM executions WHERE id = $1"
+EXECUTION_BY_SIGNAL = "SELECT * FROM executions WHERE signal_id = $1"
+EXECUTIONS_IN_STATES = "SELECT * FROM executions WHERE state = ANY($1::text[]) ORDER BY created_at"
+EXECUTIONS_ON_DAY = "SELECT * FROM executions WHERE trading_day = $1 ORDER BY created_at"
+
+PENDING_APPROVALS = """
+SELECT DISTINCT ON (a.signal_id) a.id AS approval_id, a.signal_id
+FROM trade_approvals a
+WHERE a.approved
+  AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.signal_id = a.signal_id)
+ORDER BY a.signal_id, a.approved_at NULLS LAST, a.created_at
+LIMIT $1
+"""
+
+# One statement for every field update: NULL keeps the current value. The state guard
+# (`state = ANY($3)`) makes a concurrent, conflicting update change nothing.
+APPLY = """
+UPDATE executions SET
+    state = $2,
+    reason = COALESCE($4, reason),
+    action = COALESCE($5, action),
+    order_type = COALESCE($6, order_type),
+    order_id = COALESCE($7, order_id),
+    child_order_ids = COALESCE($8, child_order_ids),
+    quantity = COALESCE($9, quantity),
+    entry_price = COALESCE($10, entry_price),
+    stop_loss = COALESCE($11, stop_loss),
+    take_profit = COALESCE($12, take_profit),
+    risk_amount = COALESCE($13, risk_amount),
+    risk_percent = COALESCE($14, risk_percent),
+    position_value = COALESCE($15, position_value),
+    filled_qty = COALESCE($16, filled_qty),
+    avg_fill_price = COALESCE($17, avg_fill_price),
+    broker_status = COALESCE($18, broker_status),
+    trading_day = COALESCE($19, trading_day),
+    attempted_at = COALESCE($20, attempted_at),
+    submitted_at = COALESCE($21, submitted_at),
+    updated_at = now(),
+    finished_at = CASE WHEN $22 THEN COALESCE(finished_at, now()) ELSE finished_at END
+WHERE id = $1 AND state = ANY($3::text[])
+RETURNING *
+"""
+
+INSERT_EVENT = """
+INSERT INTO execution_events (execution_id, kind, detail) VALUES ($1, $2, $3::jsonb)
+"""
+
+UPSERT_TRADE = """
+INSERT INTO trades (id, signal_id, symbol, direction, entry, stop, targets, strategy_id, notes,
+                    risk, order_status, filled_qty, avg_fill_price)
+VALUES ($1, $2, $3, $4, $5::numeric, $6::numeric, jsonb_build_array($7::numeric), $8, $9,
+        jsonb_build_object('amount', $10::numeric, 'percent', $11::numeric,
+                           'position_value', $12::numeric, 'quantity', $13::int,
+                           'order_id', $14::text, 'status', $15::text),
+        $15, 0, NULL)
+ON CONFLICT (id) DO UPDATE SET
+    order_status = EXCLUDED.order_status,
+    risk = EXCLUDED.risk,
+    updated_at = now()
+"""
+
+UPDATE_TRADE_STATUS = """
+UPDATE trades SET
+    order_status = COALESCE($2, order_status),
+    filled_qty = COALESCE($3, filled_qty),
+    avg_fill_price = COALESCE($4::numeric, avg_fill_price),
+    risk = CASE WHEN risk IS NULL THEN risk
+                ELSE jsonb_set(risk, '{status}', to_jsonb(COALESCE($2, risk->>'status'))) END,
+    updated_at = now()
+WHERE id = $1
+"""
+
+LINK_APPROVALS = """
+UPDATE trade_approvals SET order_id = $2 WHERE signal_id = $1 AND approved
+"""
+
+APPROVAL_FOR_SIGNAL = """
+SELECT id FROM trade_approvals WHERE signal_id = $1 AND approved
+ORDER BY approved_at NULLS LAST, created_at LIMIT 1
+"""
+
+INSERT_APPROVAL = """
+INSERT INTO trade_approvals (signal_id, approved, approved_at, approved_by)
+VALUES ($1, true, now(), $2) RETURNING id
+"""
+
+SIGNAL_LOCK = "SELECT 1 FROM strategy_signals WHERE id = $1 FOR UPDATE"
+
+TRADE_FOR_SIGNAL = """
+SELECT t.id AS trade_id, t.signal_id, e.order_id, t.symbol, t.direction, e.quantity,
+       t.entry::numeric AS entry_price, t.stop::numeric AS stop_loss,
+       e.take_profit, s.strategy_id, e.state AS status, e.broker_status,
+       e.filled_qty, e.avg_fill_price, e.risk_amount, e.risk_percent, e.position_value,
+       e.submitted_at, e.reason
+FROM trades t JOIN executions e ON e.id::text = t.id
+LEFT JOIN strategy_signals s ON s.id = t.signal_id
+WHERE t.signal_id = $1
+"""
+
+READ_CONTROL = "SELECT halted, reason, changed_at, changed_by FROM executor_control WHERE id = 1"
+
+SET_CONTROL = """
+INSERT INTO executor_control (id, halted, reason, changed_at, changed_by)
+VALUES (1, $1, $2, now(), $3)
+ON CONFLICT (id) DO UPDATE SET halted = $1, reason = $2, changed_at = now(), changed_by = $3
+"""
