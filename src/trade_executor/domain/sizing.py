@@ -74,12 +74,12 @@ class RiskRejection:
         return f"risk: {self.gate.value}"
 
 
-def _shares(amount: Decimal, price: Decimal, cap: int) -> int:
-    """floor(amount / price) exactly, at most `cap` (keeps absurd inputs from making huge ints)."""
+def _shares(amount: Decimal, price: Decimal, limit: int) -> int:
+    """floor(amount / price) exactly, at most `limit` (so absurd inputs make no huge ints)."""
     if amount <= 0:
         return 0
-    if amount >= price * cap:
-        return cap
+    if amount >= price * limit:
+        return limit
     return int(amount // price)  # positive operands: // truncates, which is floor
 
 
@@ -121,11 +121,12 @@ def _size(
     minimum, cap = max(1, limits.min_position_size), limits.max_position_size
     trade_budget = net_liq * limits.max_risk_per_trade
     budget = min(trade_budget, max(Decimal(0), daily_left))
-    by_trade_budget = _shares(trade_budget, distance, cap)
-    by_budget = _shares(budget, distance, cap)
+    # Counts are clipped at cap + 1, not cap, so that a count equal to the cap really binds.
+    by_trade_budget = _shares(trade_budget, distance, cap + 1)
+    by_budget = _shares(budget, distance, cap + 1)
     value_cap = net_liq * limits.max_position_value_pct
-    by_value = _shares(value_cap, entry, cap)
-    by_buying_power = _shares(buying_power, entry, cap)
+    by_value = _shares(value_cap, entry, cap + 1)
+    by_buying_power = _shares(buying_power, entry, cap + 1)
     quantity = min(by_budget, cap, by_value, by_buying_power)
 
     if quantity < minimum:
