@@ -52,6 +52,8 @@ class _Live:
     """An execution whose symbol is in flight: reserved, or committed and working."""
 
     reservation: Reservation
+    # Reserved and committed risk count alike against the budget (a reservation must block the
+    # budget before the broker answers); the flag only records that the broker has the order.
     committed: bool = False
 
 
