@@ -7,7 +7,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -61,7 +61,7 @@ def test_json_line_shape() -> None:
     # RFC 3339 in UTC, e.g. 2024-05-01T14:30:00.123456Z
     assert line["timestamp"].endswith("Z")
     stamp = datetime.fromisoformat(line["timestamp"])
-    assert stamp.utcoffset() is not None and stamp.utcoffset().total_seconds() == 0
+    assert stamp.utcoffset() == timedelta(0)
 
 
 def test_one_json_object_per_line() -> None:

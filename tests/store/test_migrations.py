@@ -156,6 +156,12 @@ async def conn_to() -> AsyncIterator[Connect]:
         await conn.close()
 
 
+async def one(conn: asyncpg.Connection, query: str, *args: object) -> asyncpg.Record:
+    row = await conn.fetchrow(query, *args)
+    assert row is not None, query
+    return row
+
+
 async def columns(conn: asyncpg.Connection, table: str) -> dict[str, str]:
     rows = await conn.fetch(
         """
@@ -219,7 +225,8 @@ async def test_constraints_and_defaults(fresh_database_url: str, conn_to: Connec
     assert isinstance(signal_id, uuid.UUID)
     status = await conn.fetchval("SELECT status FROM strategy_signals WHERE id = $1", signal_id)
     assert status == "pending"
-    approval = await conn.fetchrow(
+    approval = await one(
+        conn,
         "INSERT INTO trade_approvals (signal_id) VALUES ($1) RETURNING approved, created_at",
         signal_id,
     )
@@ -232,7 +239,7 @@ async def test_constraints_and_defaults(fresh_database_url: str, conn_to: Connec
     )
     execution_id, sig = uuid.uuid4(), uuid.uuid4()
     await conn.execute(insert_execution, execution_id, sig, "received", "te-1")
-    row = await conn.fetchrow("SELECT * FROM executions WHERE id = $1", execution_id)
+    row = await one(conn, "SELECT * FROM executions WHERE id = $1", execution_id)
     assert row["child_order_ids"] == [] and row["filled_qty"] == 0
     with pytest.raises(asyncpg.UniqueViolationError):  # one execution per signal, ever
         await conn.execute(insert_execution, uuid.uuid4(), sig, "received", "te-2")
@@ -246,7 +253,7 @@ async def test_constraints_and_defaults(fresh_database_url: str, conn_to: Connec
     await conn.execute(
         "INSERT INTO execution_events (execution_id, kind) VALUES ($1, 'claimed')", execution_id
     )
-    event = await conn.fetchrow("SELECT at, detail FROM execution_events")
+    event = await one(conn, "SELECT at, detail FROM execution_events")
     assert event["at"] is not None and event["detail"] == "{}"
     with pytest.raises(asyncpg.ForeignKeyViolationError):
         await conn.execute(
@@ -265,7 +272,7 @@ async def test_second_run_applies_nothing(fresh_database_url: str, conn_to: Conn
     assert await migrate(fresh_database_url) == []
 
     assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == len(ALL_VERSIONS)
-    control = await conn.fetchrow("SELECT halted, reason FROM executor_control")
+    control = await one(conn, "SELECT halted, reason FROM executor_control")
     assert tuple(control) == (True, "kept")
 
 
@@ -418,21 +425,24 @@ async def test_legacy_database_keeps_rows_and_types(
     for table in ("executions", "execution_events", "executor_control"):
         assert await columns(conn, table) == EXPECTED_COLUMNS[table]
 
-    signal = await conn.fetchrow(
+    signal = await one(
+        conn,
         "SELECT symbol, entry_price::numeric AS entry, status, created_at"
         " FROM strategy_signals WHERE id = $1",
         signal_id,
     )
     assert signal["symbol"] == "AAPL" and signal["entry"] == Decimal("150.25")
     assert signal["status"] == "pending"  # the added column's default fills old rows
-    approval = await conn.fetchrow(
+    approval = await one(
+        conn,
         "SELECT signal_id, approved, approved_by, order_id FROM trade_approvals WHERE id = $1",
         approval_id,
     )
     assert tuple(approval) == (signal_id, True, "ann", None)
-    trade = await conn.fetchrow(
+    trade = await one(
+        conn,
         "SELECT id, entry, stop::numeric AS stop, risk, filled_qty, avg_fill_price, updated_at"
-        " FROM trades"
+        " FROM trades",
     )
     assert trade["id"] == "legacy-1" and trade["entry"] == 150.25
     assert trade["stop"] == Decimal("145.5") and trade["filled_qty"] == 133
@@ -460,8 +470,8 @@ async def test_legacy_approval_trigger_is_installed(
     received: list[str] = []
     done = asyncio.Event()
 
-    def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
-        received.append(payload)
+    def on_notify(_conn: object, _pid: int, _channel: str, payload: object) -> None:
+        received.append(str(payload))
         if payload == "end":
             done.set()
 

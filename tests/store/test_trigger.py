@@ -34,8 +34,8 @@ class Listener:
         self.channel = channel
         self.queue: asyncio.Queue[str] = asyncio.Queue()
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self.queue.put_nowait(payload)
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        self.queue.put_nowait(str(payload))
 
     async def start(self) -> None:
         await self.conn.add_listener(self.channel, self._on_notify)
