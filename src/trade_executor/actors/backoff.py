@@ -14,7 +14,7 @@ class Backoff:
 
     def next(self) -> float:
         """The next delay: random in [delay/2, delay] where delay doubles up to `cap`."""
-        delay = min(self.cap, self.base * (2**self.attempt))
+        delay = min(self.cap, self.base * 2.0**self.attempt)
         self.attempt += 1
         return delay / 2 + random.random() * delay / 2
 

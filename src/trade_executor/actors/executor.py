@@ -39,7 +39,7 @@ from trade_executor.config import Settings
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import Account, Action, OrderType, PlacedOrder
 from trade_executor.domain.orders import build_order
-from trade_executor.domain.riskbook import RiskBook
+from trade_executor.domain.riskbook import Decision, RiskBook
 from trade_executor.domain.sizing import RiskLimits, RiskRejection, Sizing
 from trade_executor.domain.states import AT_BROKER_STATES, ExecutionState
 from trade_executor.domain.validation import Rejection, ValidSignal, validate
@@ -267,7 +267,7 @@ class Executor:
                 available, buying_power=available.buying_power - sizing.position_value
             )
             self._begin_submission()
-            self._tg.start_soon(self._submit, candidate, sizing)
+            self._tg.start_soon(self._submit, candidate, decision)
         self._metrics.set_daily_risk(self._riskbook.daily_risk_used(now))
 
     async def _account_snapshot(self) -> tuple[Account, list[Any]]:
@@ -283,8 +283,8 @@ class Executor:
 
     # -- 3. submit: intent, POST once, record --------------------------------------------------
 
-    async def _submit(self, candidate: Candidate, sizing: Sizing) -> None:
-        execution, valid = candidate.execution, candidate.valid
+    async def _submit(self, candidate: Candidate, decision: Decision) -> None:
+        execution, valid, sizing = candidate.execution, candidate.valid, decision.sizing
         try:
             order_type = OrderType(self._settings.default_order_type)
             order = build_order(
@@ -305,7 +305,7 @@ class Executor:
                 risk_amount=sizing.risk_amount,
                 risk_percent=sizing.risk_percent,
                 position_value=sizing.position_value,
-                trading_day=self._riskbook.trading_day(now),
+                trading_day=decision.reservation.trading_day,  # the day the RiskBook counts it on
                 attempted_at=now,
             )
             sizing_detail = {
@@ -615,10 +615,14 @@ class _Slot:
 
 
 class OutcomeBoard:
-    """Lets the HTTP API wait for the outcome of a signal, whichever path claimed it."""
+    """Lets the HTTP API wait for the outcome of a signal, whichever path claimed it.
+    `expect` before triggering the work, so that a fast outcome cannot be missed."""
 
     def __init__(self) -> None:
         self._slots: dict[UUID, _Slot] = {}
+
+    def expect(self, signal_id: UUID) -> _Slot:
+        return self._slots.setdefault(signal_id, _Slot(anyio.Event()))
 
     def publish(self, execution: Execution) -> None:
         slot = self._slots.pop(execution.signal_id, None)
@@ -626,10 +630,11 @@ class OutcomeBoard:
             slot.result = execution
             slot.event.set()
 
-    async def wait(self, signal_id: UUID, timeout: float) -> Execution | None:
-        slot = self._slots.setdefault(signal_id, _Slot(anyio.Event()))
+    async def wait(self, slot: _Slot, timeout: float) -> Execution | None:
         with anyio.move_on_after(timeout):
             await slot.event.wait()
-        if self._slots.get(signal_id) is slot and not slot.event.is_set():
-            del self._slots[signal_id]
+        if not slot.event.is_set():
+            for signal_id, held in list(self._slots.items()):
+                if held is slot:
+                    del self._slots[signal_id]
         return slot.result

@@ -1,0 +1,246 @@
+"""The HTTP API (CONTRACT section 6): /api/v1/execute, /health, /metrics.
+
+`POST /api/v1/execute` goes through the executor's mailbox like a notification does: there is no
+second execution path. The claim in the database decides who executes; the API only waits for
+the outcome of the signal.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import anyio
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from trade_executor import __version__
+from trade_executor.actors.messages import ApprovalSeen
+from trade_executor.broker.jsonnum import dumps
+from trade_executor.config import Settings
+from trade_executor.domain.execution import Execution
+from trade_executor.domain.states import ExecutionState
+from trade_executor.logging import get_logger
+from trade_executor.store.protocol import Store
+
+if TYPE_CHECKING:
+    from trade_executor.service import ServiceState
+
+log = get_logger("trade_executor.api")
+
+MAX_BODY = 16 * 1024
+MAX_APPROVER = 200
+EXECUTE_WAIT = 30.0
+DEPENDENCY_TIMEOUT = 2.0
+SUCCESS_STATES = frozenset(
+    {
+        ExecutionState.SUBMITTED,
+        ExecutionState.PARTIALLY_FILLED,
+        ExecutionState.FILLED,
+        ExecutionState.DRY_RUN,
+        ExecutionState.CANCELLED,
+    }
+)
+
+
+def json_response(body: dict[str, Any], status: int = 200) -> Response:
+    return Response(dumps(body), status_code=status, media_type="application/json")
+
+
+def error(message: str, status: int, **extra: Any) -> Response:
+    return json_response({"error": message, **extra}, status)
+
+
+def create_app(settings: Settings, state: ServiceState) -> Starlette:
+    api = _Api(settings, state)
+    return Starlette(
+        routes=[
+            Route("/api/v1/execute", api.execute, methods=["POST"]),
+            Route("/health", api.health, methods=["GET"]),
+            Route("/metrics", api.metrics, methods=["GET"]),
+        ]
+    )
+
+
+class _Api:
+    def __init__(self, settings: Settings, state: ServiceState) -> None:
+        self._settings = settings
+        self._state = state
+
+    # -- POST /api/v1/execute -------------------------------------------------------------------
+
+    async def execute(self, request: Request) -> Response:
+        started = time.perf_counter()
+        token = self._settings.api_token
+        if token is None or not token.get_secret_value():
+            return error("POST endpoints are disabled: API_TOKEN is not set", 403)
+        if not _authorised(request, token.get_secret_value()):
+            return error("missing or invalid bearer token", 401)
+        state = self._state
+        executor, store = state.executor, state.store
+        if state.role != "active" or executor is None or store is None:
+            return error(f"not ready: this instance is {state.role}", 503)
+        body = await _read_body(request)
+        if isinstance(body, Response):
+            return body
+        signal_id, approved_by = body
+        if await store.get_signal(signal_id) is None:
+            return error(f"signal {signal_id} not found", 404)
+        existing = await store.execution_for_signal(signal_id)
+        if existing is not None:
+            trade = await _trade(store, signal_id)
+            return error(
+                "signal already executed",
+                409,
+                execution_id=str(existing.id),
+                state=existing.state.value,
+                trade=trade,
+            )
+        if executor.halted:
+            # Still goes through the executor, which records the rejection with its reason.
+            log.info("api.execute_while_halted", signal_id=str(signal_id))
+        waiting = executor.outcomes.expect(signal_id)
+        approval_id = await store.approve(signal_id, approved_by)
+        executor.post(ApprovalSeen(approval_id, "api", anyio.current_time()))
+        outcome = await executor.outcomes.wait(waiting, EXECUTE_WAIT)
+        if outcome is None:
+            # Another path (the listener, before this request) may own it: report what we know.
+            outcome = await store.execution_for_signal(signal_id)
+            if outcome is None or not _reportable(outcome):
+                return error("timed out waiting for the execution", 504)
+        duration = round(time.perf_counter() - started, 6)
+        if outcome.state in SUCCESS_STATES:
+            trade = await _trade(store, signal_id)
+            return json_response(
+                {
+                    "success": True,
+                    "trade_id": str(outcome.id),
+                    "order_id": outcome.order_id,
+                    "trade": trade,
+                    "duration": duration,
+                }
+            )
+        return error(
+            outcome.reason or outcome.state.value,
+            422,
+            state=outcome.state.value,
+            execution_id=str(outcome.id),
+            duration=duration,
+        )
+
+    # -- GET /health -----------------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        state = self._state
+        database = await _check(state.store.ping() if state.store is not None else None)
+        bridge = await _check(state.broker.health() if state.broker is not None else None)
+        listener = state.listener is not None and state.listener.health.connected
+        executor = state.executor
+        if state.role == "standby":
+            status = "standby"
+        elif state.role == "active" and database and bridge and listener:
+            status = "ok"
+        else:
+            status = "degraded"
+        body = {
+            "status": status,
+            "role": state.role,
+            "database": "ok" if database else "unavailable",
+            "bridge": "ok" if bridge else "unavailable",
+            "listener": "ok" if listener else ("standby" if state.role == "standby" else "down"),
+            "halted": executor.halted if executor is not None else None,
+            "execution_enabled": self._settings.execution_enabled,
+            "version": __version__,
+            "children": {
+                name: child.state for name, child in state.supervisor.children.items()
+            },
+            "open_pollers": state.pollers.active if state.pollers is not None else 0,
+        }
+        return json_response(body, 200 if status == "ok" else 503)
+
+    async def metrics(self, request: Request) -> Response:
+        return Response(
+            self._state.metrics.render(),
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+        )
+
+
+def _authorised(request: Request, token: str) -> bool:
+    header = request.headers.get("authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        return False
+    return hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+async def _read_body(request: Request) -> tuple[UUID, str] | Response:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+        return error(f"request body too large (at most {MAX_BODY} bytes)", 400)
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            return error(f"request body too large (at most {MAX_BODY} bytes)", 400)
+    import json
+
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return error("request body is not valid JSON", 400)
+    if not isinstance(data, dict):
+        return error("request body must be a JSON object", 400)
+    signal_text, approved_by = data.get("signal_id"), data.get("approved_by")
+    if not isinstance(signal_text, str):
+        return error("signal_id is required and must be a UUID string", 400)
+    try:
+        signal_id = UUID(signal_text)
+    except ValueError:
+        return error("signal_id is not a valid UUID", 400)
+    if not isinstance(approved_by, str) or not approved_by.strip():
+        return error("approved_by is required and must be a non-empty string", 400)
+    if len(approved_by) > MAX_APPROVER or not approved_by.isprintable():
+        return error(f"approved_by must be printable and at most {MAX_APPROVER} characters", 400)
+    return signal_id, approved_by.strip()
+
+
+def _reportable(execution: Execution) -> bool:
+    return execution.state not in (ExecutionState.RECEIVED, ExecutionState.SUBMITTING)
+
+
+async def _trade(store: Store, signal_id: UUID) -> dict[str, Any] | None:
+    trade = await store.trade_for_signal(signal_id)
+    if trade is None:
+        return None
+    fields = trade.fields
+    keys = (
+        "trade_id", "signal_id", "order_id", "symbol", "direction", "quantity", "entry_price",
+        "stop_loss", "take_profit", "strategy_id", "status", "filled_qty", "avg_fill_price",
+        "risk_amount", "risk_percent", "position_value", "submitted_at",
+    )  # fmt: skip
+    return {key: _plain(fields.get(key)) for key in keys}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Decimal | datetime | int | str | None):
+        return value
+    return str(value)
+
+
+async def _check(call: Any) -> bool:
+    if call is None:
+        return False
+    try:
+        with anyio.fail_after(DEPENDENCY_TIMEOUT):
+            await call
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,219 @@
+"""`trade-executor run`: the wiring of the supervisor and its actors.
+
+Start-up order (READY=1 only at the end): schema migrated, database pool, HTTP API, leader lock
+(or standby), then the pollers, the executor (which recovers from the ledger) and the listener
+(LISTEN and the first catch-up). SIGTERM/SIGINT: STOPPING=1, the listener stops, submissions in
+flight get SHUTDOWN_GRACE seconds to end, then everything is cancelled and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import anyio
+from anyio.abc import TaskGroup
+
+from trade_executor import __version__
+from trade_executor.actors.backoff import Backoff
+from trade_executor.actors.executor import Executor
+from trade_executor.actors.listener import ApprovalListener
+from trade_executor.actors.pollers import PollerPool
+from trade_executor.actors.supervisor import Supervisor
+from trade_executor.broker.client import BrokerClient
+from trade_executor.config import Settings
+from trade_executor.logging import get_logger
+from trade_executor.metrics import Metrics
+from trade_executor.store.leadership import LeadershipLost, PgLeaderLock
+from trade_executor.store.migrate import migrate
+from trade_executor.store.notifications import connect_notifications
+from trade_executor.store.postgres import PgStore, create_pool
+from trade_executor.systemd import SystemdNotifier, watchdog_interval
+
+log = get_logger("trade_executor.service")
+
+STARTUP_DATABASE_DEADLINE = 60.0
+T = TypeVar("T")
+
+
+@dataclass
+class ServiceState:
+    """What /health and the watchdog read."""
+
+    role: str = "starting"  # starting, standby, active, stopping
+    supervisor: Supervisor = field(default_factory=Supervisor)
+    executor: Executor | None = None
+    listener: ApprovalListener | None = None
+    pollers: PollerPool | None = None
+    store: PgStore | None = None
+    broker: BrokerClient | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    http_port: int | None = None
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        notifier: SystemdNotifier | None = None,
+        with_api: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.notifier = notifier or SystemdNotifier.from_env()
+        self.state = ServiceState()
+        self._with_api = with_api
+        self._stop = anyio.Event()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT (exit 0) or until a child gives up (exit 1)."""
+        try:
+            async with anyio.create_task_group() as root:
+                root.start_soon(self._watch_signals)
+                root.start_soon(self._body, root)
+                await self._stop.wait()
+                await self._shutdown(root)
+        except Exception as error:
+            log.critical("supervisor.failed", error=_describe(error), exc_info=error)
+            self.notifier.notify("STATUS=failed: " + _describe(error)[:200])
+            return 1
+        log.info("supervisor.stopped")
+        return 0
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("supervisor.signal", signal=signal.Signals(signum).name)
+                self.request_stop()
+                return
+
+    async def _shutdown(self, root: TaskGroup) -> None:
+        self.state.role = "stopping"
+        self.notifier.stopping()
+        log.info("supervisor.stopping", grace=self.settings.shutdown_grace)
+        with anyio.CancelScope(shield=True):
+            executor = self.state.executor
+            if executor is not None:
+                drained = await executor.drain(self.settings.shutdown_grace)
+                if not drained:
+                    log.warning("supervisor.drain_timeout")
+        root.cancel_scope.cancel()
+
+    async def _body(self, root: TaskGroup) -> None:
+        try:
+            await self._serve(root)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._close()
+
+    async def _serve(self, root: TaskGroup) -> None:
+        settings, state = self.settings, self.state
+        dsn = settings.dsn()
+        await self._with_database_retry("migrate", lambda: migrate(dsn))
+        pool = await self._with_database_retry("connect", lambda: create_pool(dsn))
+        state.store = PgStore(pool)
+        state.broker = BrokerClient(
+            settings.ib_bridge_url,
+            settings.ib_bridge_timeout,
+            on_request=state.metrics.observe_bridge,
+        )
+        async with anyio.create_task_group() as tg:
+            if self._with_api:
+                from trade_executor.api.server import serve_api
+
+                await tg.start(serve_api, settings, state)
+            tg.start_soon(self._pet_watchdog)
+            lock = PgLeaderLock(dsn)
+            await self._become_leader(lock)
+            await self._start_children(tg, state)
+            state.role = "active"
+            self.notifier.ready("active: executing approvals")
+            log.info(
+                "supervisor.ready",
+                role="active",
+                version=__version__,
+                execution_enabled=settings.execution_enabled,
+            )
+            tg.start_soon(self._hold_leadership, lock)
+
+    async def _with_database_retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """The database may still be starting (boot order): retry for a while."""
+        backoff = Backoff(base=0.5, cap=5.0)
+        with anyio.fail_after(STARTUP_DATABASE_DEADLINE):
+            while True:
+                try:
+                    return await call()
+                except OSError as error:
+                    log.warning("supervisor.database_unavailable", step=what, error=str(error))
+                    await anyio.sleep(backoff.next())
+
+    async def _become_leader(self, lock: PgLeaderLock) -> None:
+        """Take the leader lock, or wait as a standby until it frees."""
+        announced = False
+        while not await lock.try_acquire():
+            if not announced:
+                self.state.role = "standby"
+                self.notifier.ready("standby: another instance holds the leader lock")
+                log.info("supervisor.standby")
+                announced = True
+            await anyio.sleep(self.settings.standby_retry_interval)
+        if announced:
+            log.warning("supervisor.took_over")
+
+    async def _start_children(self, tg: TaskGroup, state: ServiceState) -> None:
+        settings = self.settings
+        assert state.store is not None and state.broker is not None
+        store, broker, metrics = state.store, state.broker, state.metrics
+        pollers = PollerPool(settings, store, broker, metrics, report=lambda _: None)
+        executor = Executor(settings, store, broker, pollers, metrics)
+        pollers.set_report(executor.post)
+        dsn = settings.dsn()
+        listener = ApprovalListener(
+            settings, store, lambda: connect_notifications(dsn), executor.post
+        )
+        state.pollers, state.executor, state.listener = pollers, executor, listener
+        supervisor = state.supervisor
+        await tg.start(supervisor.supervise, "pollers", pollers.run)
+        await tg.start(supervisor.supervise, "executor", executor.run)
+        await tg.start(supervisor.supervise, "listener", listener.run)
+
+    async def _hold_leadership(self, lock: PgLeaderLock) -> None:
+        try:
+            while True:
+                await anyio.sleep(self.settings.standby_retry_interval)
+                await lock.check(timeout=max(2.0, self.settings.standby_retry_interval))
+        except LeadershipLost:
+            log.critical("supervisor.leadership_lost")
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                await lock.release()
+
+    async def _pet_watchdog(self) -> None:
+        interval = watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            role = self.state.role
+            if role == "standby" or (role == "active" and self.state.supervisor.healthy()):
+                self.notifier.watchdog()
+            await anyio.sleep(interval)
+
+    async def _close(self) -> None:
+        state = self.state
+        if state.broker is not None:
+            await state.broker.aclose()
+        if state.store is not None:
+            with anyio.move_on_after(5):
+                await state.store.pool.close()
+
+
+def _describe(error: BaseException) -> str:
+    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
+        error = error.exceptions[0]
+    return f"{type(error).__name__}: {error}"

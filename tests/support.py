@@ -1,0 +1,134 @@
+"""Helpers shared by the integration tests: a paper bridge in its own thread, signal factories."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import asyncpg
+import httpx
+
+from trade_executor.broker.jsonnum import dumps, loads
+from trade_executor.broker.paper import Faults, PaperConfig, serve
+
+
+@dataclass
+class ThreadedBridge:
+    """A paper bridge on its own event loop in a thread: a separate server, as in production."""
+
+    url: str
+
+    def admin(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        content = None if body is None else dumps(body).encode()
+        response = httpx.request(method, self.url + path, content=content, timeout=10)
+        assert response.status_code == 200, response.text
+        return loads(response.content)
+
+    def orders(self) -> list[dict[str, Any]]:
+        return list(self.admin("GET", "/admin/orders")["orders"])
+
+    def parent_orders(self) -> list[dict[str, Any]]:
+        return [o for o in self.orders() if o.get("parent_id") in (None, 0)]
+
+    def set_faults(self, **changes: Any) -> None:
+        self.admin("POST", "/admin/faults", changes)
+
+    def set_price(self, symbol: str, price: str) -> Any:
+        return self.admin("POST", "/admin/price", {"symbol": symbol, "price": Decimal(price)})
+
+
+@contextmanager
+def threaded_bridge(**overrides: Any) -> Iterator[ThreadedBridge]:
+    settings: dict[str, Any] = {"seed": 7, "tick_interval": 0.0, "faults": Faults()}
+    settings.update(overrides)
+    config = PaperConfig(**settings)
+    ports: list[int] = []
+    started = threading.Event()
+    stop = threading.Event()
+
+    async def until_stopped() -> None:
+        while not stop.is_set():
+            await anyio.sleep(0.02)
+
+    def ready(port: int) -> None:
+        ports.append(port)
+        started.set()
+
+    def run() -> None:
+        anyio.run(
+            partial(serve, config, "127.0.0.1", 0, ready=ready, shutdown_trigger=until_stopped)
+        )
+
+    thread = threading.Thread(target=run, name="paper-bridge", daemon=True)
+    thread.start()
+    if not started.wait(15):
+        raise RuntimeError("the paper bridge did not start")
+    try:
+        yield ThreadedBridge(f"http://127.0.0.1:{ports[0]}")
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+INSERT_SIGNAL = """
+INSERT INTO strategy_signals (id, symbol, strategy_id, signal_type, confidence, entry_price,
+                              stop_loss, take_profit, reasoning, expires_at)
+VALUES ($1, $2, 'test-strategy', $3, 0.8, $4::numeric, $5::numeric, $6::numeric, 'test', $7)
+"""
+INSERT_APPROVAL = """
+INSERT INTO trade_approvals (id, signal_id, approved, approved_at, approved_by)
+VALUES ($1, $2, $3, now(), 'tester')
+"""
+
+
+async def insert_signal(
+    conn: asyncpg.Connection,
+    symbol: str,
+    side: str = "BUY",
+    entry: str = "150",
+    stop: str = "145",
+    target: str = "160",
+    *,
+    expires_in: timedelta = timedelta(hours=1),
+) -> uuid.UUID:
+    signal_id = uuid.uuid4()
+    await conn.execute(
+        INSERT_SIGNAL,
+        signal_id,
+        symbol,
+        side,
+        Decimal(entry),
+        Decimal(stop),
+        Decimal(target),
+        datetime.now(UTC) + expires_in,
+    )
+    return signal_id
+
+
+async def approve(
+    conn: asyncpg.Connection, signal_id: uuid.UUID, approved: bool = True
+) -> uuid.UUID:
+    approval_id = uuid.uuid4()
+    await conn.execute(INSERT_APPROVAL, approval_id, signal_id, approved)
+    return approval_id
+
+
+async def wait_for(
+    conn: asyncpg.Connection, query: str, *args: Any, expect: Any = True, timeout: float = 15
+) -> Any:
+    """Poll a query until it returns `expect` (or a truthy value when expect is True)."""
+    with anyio.fail_after(timeout):
+        while True:
+            value = await conn.fetchval(query, *args)
+            if (expect is True and value) or value == expect:
+                return value
+            await anyio.sleep(0.02)
