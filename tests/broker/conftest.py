@@ -38,7 +38,9 @@ class PaperServer:
         return loads(response.content)
 
     async def set_price(self, symbol: str, price: str) -> list[int]:
-        answer = await self.call("POST", "/admin/price", {"symbol": symbol, "price": Decimal(price)})
+        answer = await self.call(
+            "POST", "/admin/price", {"symbol": symbol, "price": Decimal(price)}
+        )
         return list(answer["filled"])
 
     async def set_faults(self, **changes: Any) -> None:

@@ -29,7 +29,9 @@ pytestmark = pytest.mark.anyio
 
 
 def lmt(symbol: str, action: Action, qty: int, price: str, ref: str | None = None) -> OrderRequest:
-    return OrderRequest(symbol, action, qty, OrderType.LMT, limit_price=Decimal(price), order_ref=ref)
+    return OrderRequest(
+        symbol, action, qty, OrderType.LMT, limit_price=Decimal(price), order_ref=ref
+    )
 
 
 async def test_health_and_account(client: BrokerClient) -> None:
