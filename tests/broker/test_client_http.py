@@ -6,6 +6,7 @@ import socket
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import anyio
 import pytest
 
 from trade_executor.broker import (
@@ -23,7 +24,7 @@ from trade_executor.domain.models import (
     OrderType,
 )
 
-from .conftest import PaperServer
+from .conftest import PaperServer, paper_config
 
 pytestmark = pytest.mark.anyio
 
@@ -312,3 +313,29 @@ async def test_nothing_listening_is_unavailable_for_reads_and_orders(anyio_backe
             await broker.place(lmt("AAPL", Action.BUY, 1, "10", ref="exec-nobody"))
     assert "not sent" in str(refused.value)
     assert outcomes == ["connect_error"] * 3
+
+
+@pytest.mark.parametrize("paper_settings", [paper_config(tick_interval=0.005)])
+async def test_the_ticker_moves_prices_while_serving(
+    client: BrokerClient, paper: PaperServer
+) -> None:
+    await paper.set_price("AAPL", "100")
+    with anyio.fail_after(10):  # a bound against hanging, not a timing assertion
+        while (await paper.call("GET", "/admin/prices"))["AAPL"] == Decimal(100):
+            await anyio.sleep(0.01)
+
+
+async def test_concurrent_orders_get_distinct_ids(client: BrokerClient, paper: PaperServer) -> None:
+    await paper.set_price("AAPL", "120")
+    ids: list[int] = []
+
+    async def place(n: int) -> None:
+        placed = await client.place(lmt("AAPL", Action.BUY, 1, "100", ref=f"exec-c{n}"))
+        ids.append(placed.order_id)
+
+    async with anyio.create_task_group() as tasks:
+        for n in range(20):
+            tasks.start_soon(place, n)
+    assert len(set(ids)) == 20
+    refs = {o.order_ref for o in await client.orders()}
+    assert refs == {f"exec-c{n}" for n in range(20)}

@@ -425,8 +425,10 @@ async def test_cancel_answer_is_parsed(anyio_backend: str) -> None:
 @pytest.mark.parametrize(
     ("reply", "error"),
     [
-        (text(500, '{"detail": "boom"}'), BrokerUnavailable),
-        (httpx.ReadTimeout("slow"), BrokerUnavailable),
+        (text(500, '{"detail": "boom"}'), BrokerError),
+        (httpx.ReadTimeout("slow"), BrokerError),
+        (httpx.ConnectError("refused"), BrokerUnavailable),
+        (text(503, '{"detail": "Not connected to IB Gateway"}'), BrokerUnavailable),
         (text(400, '{"detail": "Order 3 not found"}'), BrokerRejected),
     ],
 )
@@ -435,8 +437,9 @@ async def test_cancel_is_attempted_once(
 ) -> None:
     bridge = Bridge(reply)
     async with bridge.client(read_retries=5) as broker:
-        with pytest.raises(error):
+        with pytest.raises(BrokerError) as failed:
             await broker.cancel_order(3)
+    assert type(failed.value) is error
     assert bridge.attempts == 1
 
 

@@ -10,7 +10,7 @@ Guarantees:
   (connect error, connect timeout, no free pooled connection: nothing was sent, so
   `BrokerUnavailable`). Everything else (a timeout or reset after sending, another 5xx, an
   unparsable 2xx) raises `AmbiguousSubmission` carrying the `order_ref`.
-- A cancel (DELETE) is attempted once; failures raise a `BrokerError` subclass.
+- A cancel (DELETE) is attempted once; failures raise a `BrokerError` (see `cancel_order`).
 - If the caller's cancel scope interrupts a POST, the cancellation propagates untouched: the
   caller must then treat the submission as ambiguous itself.
 """
@@ -257,32 +257,44 @@ class BrokerClient:
         return answer.to_domain()
 
     async def cancel_order(self, order_id: int) -> CancelResult:
-        """One attempt. A 4xx (unknown order, already final) is `BrokerRejected`."""
+        """One attempt. A 4xx (unknown order, already final) is `BrokerRejected`; no connection
+        or a 503 "not connected" is `BrokerUnavailable` (nothing cancelled); a failure after
+        sending is a plain `BrokerError` (the cancel may have happened: read the status)."""
         label = "DELETE /orders/{id}"
         started = time.perf_counter()
         try:
             response = await self._http.delete(f"/orders/{order_id}")
-        except httpx.TransportError as exc:
+        except _NOT_SENT as exc:
             self._observe(label, _transport_outcome(exc), started)
             raise BrokerUnavailable(_describe(exc), endpoint=label) from exc
+        except httpx.TransportError as exc:
+            self._observe(label, _transport_outcome(exc), started)
+            raise BrokerError(f"cancel outcome unknown: {_describe(exc)}", endpoint=label) from exc
         status, body = response.status_code, response.content
+        detail = _detail(body)
         if 400 <= status < 500:
             self._observe(label, "rejected", started)
-            detail = _detail(body)
             raise BrokerRejected(
-                "the bridge refused the cancel",
+                f"cancel refused: {detail if detail is not None else 'no detail'}",
                 endpoint=label,
                 status=status,
                 excerpt=excerpt(body),
                 detail=detail if detail is not None else excerpt(body),
             )
-        if status >= 500:
+        if status == 503 and detail is not None:
             self._observe(label, "error", started)
             raise BrokerUnavailable(
-                "bridge error", endpoint=label, status=status, excerpt=excerpt(body)
+                f"bridge not connected: {detail}",
+                endpoint=label,
+                status=status,
+                excerpt=excerpt(body),
             )
-        result = self._parse(label, response, started, wire.CancelWire, lambda w: w.to_domain())
-        return result
+        if not 200 <= status < 300:
+            self._observe(label, "error", started)
+            raise BrokerError(
+                "cancel outcome unknown", endpoint=label, status=status, excerpt=excerpt(body)
+            )
+        return self._parse(label, response, started, wire.CancelWire, lambda w: w.to_domain())
 
     # ---- plumbing ----------------------------------------------------------------------------
 
