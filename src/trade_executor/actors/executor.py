@@ -78,13 +78,16 @@ class Candidate:
 class Working:
     """What the executor remembers of an execution whose order may be working."""
 
+    symbol: str
     quantity: int
     entry: Decimal
     filled_qty: int = 0
 
-    @property
-    def unfilled_value(self) -> Decimal:
-        return (self.quantity - self.filled_qty) * self.entry
+    def unfilled_value(self, held: dict[str, int]) -> Decimal:
+        """Value still to be bought or sold. A fill the poller has not reported yet already
+        shows in the broker's position (a symbol in flight cannot hold another position)."""
+        filled = max(self.filled_qty, min(self.quantity, held.get(self.symbol, 0)))
+        return (self.quantity - filled) * self.entry
 
 
 class Executor:
@@ -250,19 +253,24 @@ class Executor:
                     self._fail, candidate.execution, f"bridge_unavailable: {error}", False
                 )
             return
-        self._riskbook.set_broker_positions(p.symbol for p in positions if p.quantity != 0)
+        held = {p.symbol.upper(): abs(p.quantity) for p in positions if p.quantity != 0}
+        self._riskbook.set_broker_positions(held)
         # The broker's buying power does not yet reflect orders that are working but unfilled.
-        unfilled = sum((w.unfilled_value for w in self._working.values()), Decimal(0))
+        unfilled = sum((w.unfilled_value(held) for w in self._working.values()), Decimal(0))
         available = replace(account, buying_power=account.buying_power - unfilled)
         now = self._clock()
         for candidate in batch:
-            decision = self._riskbook.decide(candidate.execution.id, candidate.valid, available, now)
+            decision = self._riskbook.decide(
+                candidate.execution.id, candidate.valid, available, now
+            )
             if isinstance(decision, RiskRejection):
                 self._metrics.risk_rejections.labels(gate=decision.gate.value).inc()
                 self._tg.start_soon(self._reject, candidate.execution, decision.reason)
                 continue
             sizing = decision.sizing
-            self._working[candidate.execution.id] = Working(sizing.quantity, candidate.valid.entry)
+            self._working[candidate.execution.id] = Working(
+                candidate.valid.symbol, sizing.quantity, candidate.valid.entry
+            )
             available = replace(
                 available, buying_power=available.buying_power - sizing.position_value
             )
@@ -537,7 +545,10 @@ class Executor:
         )
         if working and execution.quantity and execution.entry_price is not None:
             self._working[execution.id] = Working(
-                execution.quantity, execution.entry_price, execution.filled_qty
+                (execution.symbol or "").upper(),
+                execution.quantity,
+                execution.entry_price,
+                execution.filled_qty,
             )
 
     async def _settle_submitting(self, execution: Execution) -> None:

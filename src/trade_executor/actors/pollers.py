@@ -150,9 +150,7 @@ class PollerPool:
                 return None
         return status
 
-    async def _record_progress(
-        self, execution: Execution, status: OrderStatus
-    ) -> Execution | None:
+    async def _record_progress(self, execution: Execution, status: OrderStatus) -> Execution | None:
         filled = max(status.filled_qty, execution.filled_qty)
         if filled == execution.filled_qty and status.status.value == execution.broker_status:
             return None
@@ -214,9 +212,7 @@ class PollerPool:
             result = await self._broker.cancel_order(execution.order_id)
         except BrokerError as error:
             log.error("poller.cancel_failed", error=str(error), **_context(execution))
-            await self._store.add_event(
-                execution.id, "poller.cancel_failed", {"error": str(error)}
-            )
+            await self._store.add_event(execution.id, "poller.cancel_failed", {"error": str(error)})
             raise  # the poller is restarted and tries again at once (its clock has run out)
         await self._store.add_event(
             execution.id,
