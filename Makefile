@@ -26,8 +26,8 @@ test-slow: $(STAMP)
 	PYTHON=$(PY) scripts/with-postgres.sh $(PY) -m pytest -m slow $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests $(wildcard bench)
+	$(VENV)/bin/ruff format --check src tests $(wildcard bench)
 	$(VENV)/bin/mypy --strict src
 
 demo: $(STAMP)

@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     execute.add_argument("signal_id", metavar="SIGNAL_ID")
     execute.add_argument("--approved-by", required=True, metavar="WHO")
-    execute.add_argument("--url", help="the service's HTTP API (default http://HTTP_HOST:HTTP_PORT)")
+    execute.add_argument(
+        "--url", help="the service's HTTP API (default http://HTTP_HOST:HTTP_PORT)"
+    )
 
     commands.add_parser(
         "status", help="today's risk budget, open positions, executions in flight, halted or not"

@@ -17,7 +17,9 @@ class Metrics:
             "trade_executor_approvals_received", "Approvals claimed for execution", registry=r
         )
         self.executions = Counter(
-            "trade_executor_executions", "Executions by the state they ended in", ["state"],
+            "trade_executor_executions",
+            "Executions by the state they ended in",
+            ["state"],
             registry=r,
         )
         self.risk_rejections = Counter(
@@ -27,13 +29,17 @@ class Metrics:
             "trade_executor_orders_submitted", "Orders accepted by the bridge", registry=r
         )
         self.bridge_latency = Histogram(
-            "trade_executor_bridge_request_seconds", "IB bridge request latency",
-            ["endpoint", "outcome"], buckets=LATENCY_BUCKETS, registry=r,
+            "trade_executor_bridge_request_seconds",
+            "IB bridge request latency",
+            ["endpoint", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.approval_to_submit = Histogram(
             "trade_executor_approval_to_submit_seconds",
             "From the approval being seen to the bridge accepting the order",
-            buckets=LATENCY_BUCKETS, registry=r,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.open_pollers = Gauge(
             "trade_executor_open_pollers", "Order pollers running", registry=r

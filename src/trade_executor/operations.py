@@ -86,9 +86,7 @@ def resolve(settings: Settings, args: argparse.Namespace) -> int:
             changes = Changes(
                 order_id=args.order_id, submitted_at=datetime.now(UTC), broker_status="Submitted"
             )
-            done = await store.apply(
-                execution_id, "resolve_submitted", changes, "resolved", detail
-            )
+            done = await store.apply(execution_id, "resolve_submitted", changes, "resolved", detail)
         return "" if done is not None else f"execution {execution_id} changed meanwhile"
 
     problem = _with_store(settings, work)

@@ -307,7 +307,7 @@ async def test_migrate_waits_for_the_lock(fresh_database_url: str, conn_to: Conn
         "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database"
         " WHERE d.datname = current_database() AND l.locktype = 'advisory' AND NOT l.granted"
     )
-    while not task.done() and not await observer.fetchval(waiting):  # noqa: ASYNC110
+    while not task.done() and not await observer.fetchval(waiting):
         await asyncio.sleep(0.01)
     assert not task.done()
     assert await observer.fetchval("SELECT to_regclass('executions')") is None

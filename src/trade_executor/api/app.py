@@ -157,9 +157,7 @@ class _Api:
             "halted": executor.halted if executor is not None else None,
             "execution_enabled": self._settings.execution_enabled,
             "version": __version__,
-            "children": {
-                name: child.state for name, child in state.supervisor.children.items()
-            },
+            "children": {name: child.state for name, child in state.supervisor.children.items()},
             "open_pollers": state.pollers.active if state.pollers is not None else 0,
         }
         return json_response(body, 200 if status == "ok" else 503)

@@ -72,7 +72,10 @@ TRANSITIONS: dict[str, tuple[frozenset[ExecutionState], ExecutionState]] = {
     "fail": (frozenset({S.RECEIVED, S.SUBMITTING}), S.FAILED),
     "accept": (frozenset({S.SUBMITTING}), S.SUBMITTED),
     "lose_track": (frozenset({S.SUBMITTING}), S.UNKNOWN),
-    "partial_fill": (frozenset({S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED}), S.PARTIALLY_FILLED),
+    "partial_fill": (
+        frozenset({S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED}),
+        S.PARTIALLY_FILLED,
+    ),
     "fill": (frozenset({S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED}), S.FILLED),
     "cancel": (frozenset({S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED}), S.CANCELLED),
     "resolve_failed": (frozenset({S.UNKNOWN}), S.FAILED),

@@ -58,9 +58,7 @@ class PgNotificationSource:
             await conn.add_listener(channel, source._on_notification)
         return source
 
-    def _on_notification(
-        self, _conn: object, _pid: int, channel: str, payload: object
-    ) -> None:
+    def _on_notification(self, _conn: object, _pid: int, channel: str, payload: object) -> None:
         try:
             self._send.send_nowait(Notification(channel, str(payload)))
         except anyio.WouldBlock:

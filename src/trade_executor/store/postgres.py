@@ -23,8 +23,8 @@ from trade_executor.domain.states import (
 from trade_executor.store import queries as q
 from trade_executor.store.protocol import (
     AlreadyClaimed,
-    ClaimOutcome,
     Claimed,
+    ClaimOutcome,
     ControlState,
     NotClaimable,
     PendingApproval,
@@ -109,9 +109,7 @@ def approval_from_row(row: asyncpg.Record) -> Approval:
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, command_timeout=30
-    )
+    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30)
     assert pool is not None
     return pool
 
@@ -238,7 +236,7 @@ class PgStore:
 
     @staticmethod
     async def _write_trade(
-        conn: "asyncpg.pool.PoolConnectionProxy[asyncpg.Record]", trade: TradeRecord
+        conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record], trade: TradeRecord
     ) -> None:
         order_id = str(trade.order_id) if trade.order_id is not None else None
         await conn.execute(

@@ -62,7 +62,9 @@ class Trade:
 
 
 class Store(Protocol):
-    async def claim(self, approval_id: UUID, execution_id: UUID, client_order_id: str) -> ClaimOutcome:
+    async def claim(
+        self, approval_id: UUID, execution_id: UUID, client_order_id: str
+    ) -> ClaimOutcome:
         """In one transaction: re-read the approval and its signal, and insert the `executions`
         row (state `received`). The unique `signal_id` makes a second claim fail in the database."""
 
