@@ -25,6 +25,7 @@ from uuid import UUID, uuid4
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
+from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.messages import ApprovalSeen, ControlChanged, Message, OrderProgress
 from trade_executor.actors.pollers import PollerPool
 from trade_executor.actors.recording import Recorder, trade_from_execution
@@ -372,11 +373,13 @@ class Executor:
 
     async def reconcile(self, execution: Execution) -> PlacedOrder | None:
         """Find a submission whose answer was lost; adopt it, or mark the execution `unknown`.
-        Never re-sends."""
+        Never re-sends. While the bridge does not answer at all, nothing can be concluded:
+        the execution stays `submitting` (its risk held) and the look-up is retried."""
         bound = self._context(execution)
-        for attempt in range(RECONCILE_ATTEMPTS):
-            if attempt:
-                await anyio.sleep(RECONCILE_DELAY)
+        unreachable = Backoff(base=1.0, cap=30.0)
+        misses = 0
+        ambiguous = False
+        while misses < RECONCILE_ATTEMPTS and not ambiguous:
             try:
                 found = await self._broker.find_order(
                     execution.client_order_id,
@@ -389,15 +392,22 @@ class Executor:
                     placed_after=(execution.attempted_at or self._clock()) - CLOCK_SKEW,
                 )
             except BrokerError as error:
-                log.warning("order.reconcile_failed", error=str(error), **bound)
+                log.warning("order.reconcile_retry", error=str(error), **bound)
+                await anyio.sleep(unreachable.next())
                 continue
             if found.found is not None:
                 children = await self._children_of(found.found.order_id)
                 log.warning("order.adopted", order_id=found.found.order_id, **bound)
                 return PlacedOrder(found.found.order_id, children, "adopted by reconciliation")
-            if found.ambiguous:
-                break
-        reason = "ambiguous_submission: the order could not be found at the broker"
+            ambiguous = found.ambiguous
+            misses += 1
+            if misses < RECONCILE_ATTEMPTS and not ambiguous:
+                await anyio.sleep(RECONCILE_DELAY)  # a slow bridge may list the order late
+        reason = (
+            "ambiguous_submission: several orders at the broker match"
+            if ambiguous
+            else "ambiguous_submission: the order could not be found at the broker"
+        )
         updated = await self._store.apply(
             execution.id, "lose_track", Changes(reason=reason), "order.unknown"
         )

@@ -25,7 +25,18 @@ class PgLeaderLock:
     async def try_acquire(self) -> bool:
         """Take the lock if it is free; keep the connection that holds it."""
         if self._conn is None or self._conn.is_closed():
-            self._conn = await asyncpg.connect(self._dsn, timeout=10)
+            # Keepalives let the server notice a dead holder (and free the lock) in ~30 s even
+            # when the network dies without a FIN.
+            self._conn = await asyncpg.connect(
+                self._dsn,
+                timeout=10,
+                server_settings={
+                    "application_name": "trade-executor leader",
+                    "tcp_keepalives_idle": "10",
+                    "tcp_keepalives_interval": "5",
+                    "tcp_keepalives_count": "3",
+                },
+            )
         acquired = bool(await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key))
         if not acquired:
             await self._close()

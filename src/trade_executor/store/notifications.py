@@ -51,7 +51,9 @@ class PgNotificationSource:
     async def connect(
         cls, dsn: str, channels: Sequence[str], *, timeout: float = 10, buffer: int = 100_000
     ) -> PgNotificationSource:
-        conn = await asyncpg.connect(dsn, timeout=timeout)
+        conn = await asyncpg.connect(
+            dsn, timeout=timeout, server_settings={"application_name": "trade-executor listener"}
+        )
         source = cls(conn, buffer)
         conn.add_termination_listener(source._on_terminated)
         for channel in channels:

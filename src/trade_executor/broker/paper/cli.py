@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from .config import Faults, PaperConfig
 
-EX_USAGE = 64
+EX_USAGE = 2  # CONTRACT section 2: bad usage
 
 
 def _amount(text: str) -> Decimal:
@@ -71,7 +71,7 @@ def config_from_args(args: argparse.Namespace) -> PaperConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse flags, serve until SIGINT/SIGTERM; 0 on a clean stop, 64 on bad flags."""
+    """Parse flags, serve until SIGINT/SIGTERM; 0 on a clean stop, 2 on bad flags."""
     from .server import serve
 
     parser = build_parser()
