@@ -177,7 +177,7 @@ def test_flags_become_the_config() -> None:
 
 
 def test_an_impossible_rate_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--error-rate", "1.5", "--port", "0"]) == 64
+    assert main(["--error-rate", "1.5", "--port", "0"]) == 2
     assert "error_rate" in capsys.readouterr().err
 
 
