@@ -1,0 +1,645 @@
+"""An in-memory `Store` and LISTEN/NOTIFY hub, for running the actors on both anyio backends.
+
+`MemoryStore` reproduces `PgStore`'s semantics (see `store/queries.py`), not just its signatures:
+
+- `claim` re-reads the approval and its signal and inserts the `executions` row; the execution's
+  `signal_id` and `client_order_id` are unique, as in the table (a duplicate `client_order_id` or
+  execution id raises `IntegrityError`, a duplicate signal answers `AlreadyClaimed`);
+- `apply` is guarded by the transition's source states (None: any non-final state) and returns
+  None, changing nothing, when the current state does not allow it; every field of `Changes` is
+  "None keeps the current value"; `finished_at` is set once a final state is reached; the event
+  detail carries the new `state`, JSON-normalised as `jsonb` would store it;
+- a `trade` writes the `trades` row (upsert: a second write only updates `order_status`, `risk`
+  and `updated_at`) and links every approved approval of the signal to the order id; without a
+  trade, a fill or broker status of an execution with an order updates its trade row;
+- `pending_approvals` gives one approval per signal (the earliest by `approved_at` NULLS LAST,
+  then `created_at`) for approved signals with no execution, in `signal_id` order like
+  `SELECT DISTINCT ON (signal_id) ... ORDER BY signal_id, ...`;
+- `approve` returns the signal's approved approval or inserts one;
+- `set_control` and approved approvals notify, like the PostgreSQL triggers of migration 0002,
+  through the optional `on_notify(channel, payload)` callback (`MemoryNotifications.notify`).
+
+Every method is atomic: it does all its work between two checkpoints, as one transaction would.
+Only anyio primitives are used, so this runs on asyncio and trio alike.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID, uuid4
+
+import anyio
+import anyio.lowlevel
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from trade_executor.domain.execution import Changes, Execution, TradeRecord
+from trade_executor.domain.models import Approval, Signal
+from trade_executor.domain.states import FINAL_STATES, ExecutionState, sources_of, transition
+from trade_executor.store.notifications import (
+    APPROVALS_CHANNEL,
+    CONTROL_CHANNEL,
+    Notification,
+    NotificationSource,
+)
+from trade_executor.store.protocol import (
+    AlreadyClaimed,
+    Claimed,
+    ClaimOutcome,
+    ControlState,
+    NotClaimable,
+    PendingApproval,
+    Trade,
+)
+
+Notify = Callable[[str, str], None]
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+NON_FINAL = frozenset(state for state in ExecutionState if state not in FINAL_STATES)
+
+
+class IntegrityError(Exception):
+    """A write the database would refuse (unique or foreign-key violation)."""
+
+
+class StoreUnavailable(ConnectionError):
+    """`MemoryStore.down` is set: every call fails as if the database were unreachable."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal | UUID):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def as_json(detail: dict[str, Any] | None) -> dict[str, Any]:
+    """`detail` as a `jsonb` column would give it back (Decimals and UUIDs as strings)."""
+    normalised: dict[str, Any] = json.loads(json.dumps(detail or {}, default=_json_default))
+    return normalised
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryEvent:
+    """A row of `execution_events`."""
+
+    id: int
+    execution_id: UUID
+    at: datetime
+    kind: str
+    detail: dict[str, Any]
+
+
+@dataclass(slots=True)
+class _ApprovalRow:
+    approval: Approval
+    modification_notes: str | None = None
+
+
+@dataclass(slots=True)
+class _Tables:
+    signals: dict[UUID, Signal] = field(default_factory=dict)
+    approvals: dict[UUID, _ApprovalRow] = field(default_factory=dict)
+    executions: dict[UUID, Execution] = field(default_factory=dict)
+    by_signal: dict[UUID, UUID] = field(default_factory=dict)
+    client_order_ids: set[str] = field(default_factory=set)
+    events: list[MemoryEvent] = field(default_factory=list)
+    trades: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class MemoryStore:
+    """`Store` in memory. Test helpers: `add_signal`, `add_approval`, `set_approved`, and the
+    `executions`, `events`, `trades`, `approvals` and `signals` views."""
+
+    def __init__(self, *, on_notify: Notify | None = None, clock: Clock = _utcnow) -> None:
+        self._on_notify = on_notify
+        self._clock = clock
+        self._t = _Tables()
+        self._event_ids = itertools.count(1)
+        self._control = ControlState(halted=False, changed_at=clock())
+        self.down = False  # True: every call raises StoreUnavailable (a database outage)
+
+    # -- test helpers (synchronous: each is one committed transaction) -------------------------
+
+    def add_signal(
+        self,
+        symbol: str | None = "AAPL",
+        side: str | None = "BUY",
+        entry: str | Decimal | None = "150",
+        stop: str | Decimal | None = "145",
+        target: str | Decimal | None = "160",
+        *,
+        expires_in: timedelta | None = timedelta(hours=1),
+        strategy_id: str | None = "test-strategy",
+        signal_id: UUID | None = None,
+        status: str | None = "pending",
+    ) -> UUID:
+        """Insert a `strategy_signals` row (fields unvalidated, as the table allows)."""
+        now = self._clock()
+        signal = Signal(
+            id=signal_id or uuid4(),
+            symbol=symbol,
+            signal_type=side,
+            entry_price=_decimal(entry),
+            stop_loss=_decimal(stop),
+            take_profit=_decimal(target),
+            strategy_id=strategy_id,
+            confidence=Decimal("0.8"),
+            reasoning="test",
+            generated_at=now,
+            expires_at=None if expires_in is None else now + expires_in,
+            status=status,
+            created_at=now,
+        )
+        if signal.id in self._t.signals:
+            raise IntegrityError(f"strategy_signals: duplicate id {signal.id}")
+        self._t.signals[signal.id] = signal
+        return signal.id
+
+    def add_approval(
+        self,
+        signal_id: UUID,
+        approved: bool = True,
+        *,
+        approval_id: UUID | None = None,
+        approved_by: str | None = "tester",
+        approved_at: datetime | None = None,
+        notify: bool = True,
+    ) -> UUID:
+        """Insert a `trade_approvals` row. An approved one notifies `trade_approvals` like the
+        trigger does, unless `notify=False` (a notification lost on the way)."""
+        if signal_id not in self._t.signals:
+            raise IntegrityError(f"trade_approvals: no signal {signal_id}")
+        now = self._clock()
+        approval = Approval(
+            id=approval_id or uuid4(),
+            signal_id=signal_id,
+            approved=approved,
+            approved_at=(approved_at or now) if approved else approved_at,
+            approved_by=approved_by,
+            created_at=now,
+        )
+        if approval.id in self._t.approvals:
+            raise IntegrityError(f"trade_approvals: duplicate id {approval.id}")
+        self._t.approvals[approval.id] = _ApprovalRow(approval)
+        if approved and notify:
+            self._notify_approval(approval)
+        return approval.id
+
+    def set_approved(
+        self, approval_id: UUID, approved: bool = True, *, notify: bool = True
+    ) -> None:
+        """`UPDATE trade_approvals SET approved = ...`: notifies when it becomes approved."""
+        row = self._t.approvals[approval_id]
+        stamp = row.approval.approved_at or (self._clock() if approved else None)
+        row.approval = replace(row.approval, approved=approved, approved_at=stamp)
+        if approved and notify:
+            self._notify_approval(row.approval)
+
+    @property
+    def signals(self) -> dict[UUID, Signal]:
+        return dict(self._t.signals)
+
+    @property
+    def approvals(self) -> dict[UUID, Approval]:
+        return {key: row.approval for key, row in self._t.approvals.items()}
+
+    @property
+    def executions(self) -> list[Execution]:
+        """Every execution, oldest first."""
+        return list(self._t.executions.values())
+
+    @property
+    def events(self) -> list[MemoryEvent]:
+        return list(self._t.events)
+
+    @property
+    def trades(self) -> dict[str, dict[str, Any]]:
+        """`trades` rows by id (the execution id as text), copied."""
+        return {key: dict(row) for key, row in self._t.trades.items()}
+
+    def events_of(self, execution_id: UUID) -> list[MemoryEvent]:
+        return [event for event in self._t.events if event.execution_id == execution_id]
+
+    def execution_of(self, signal_id: UUID) -> Execution | None:
+        execution_id = self._t.by_signal.get(signal_id)
+        return None if execution_id is None else self._t.executions[execution_id]
+
+    # -- Store -----------------------------------------------------------------------------------
+
+    async def claim(
+        self, approval_id: UUID, execution_id: UUID, client_order_id: str
+    ) -> ClaimOutcome:
+        await self._enter()
+        row = self._t.approvals.get(approval_id)
+        if row is None:
+            return NotClaimable("approval not found")
+        approval = row.approval
+        if not approval.approved:
+            return NotClaimable("not_approved")
+        signal = self._t.signals.get(approval.signal_id)
+        if signal is None:
+            return NotClaimable("signal not found")
+        existing = self._t.by_signal.get(signal.id)
+        if existing is not None:
+            return AlreadyClaimed(self._t.executions[existing])
+        if execution_id in self._t.executions:
+            raise IntegrityError(f"executions: duplicate id {execution_id}")
+        if client_order_id in self._t.client_order_ids:
+            raise IntegrityError(f"executions: duplicate client_order_id {client_order_id}")
+        now = self._clock()
+        execution = Execution(
+            id=execution_id,
+            signal_id=signal.id,
+            approval_id=approval.id,
+            state=ExecutionState.RECEIVED,
+            client_order_id=client_order_id,
+            symbol=signal.symbol[:64] if signal.symbol else None,
+            action=signal.signal_type if signal.signal_type in ("BUY", "SELL") else None,
+            created_at=now,
+            updated_at=now,
+        )
+        self._t.executions[execution_id] = execution
+        self._t.by_signal[signal.id] = execution_id
+        self._t.client_order_ids.add(client_order_id)
+        self._append_event(
+            execution_id,
+            "claimed",
+            {"approval_id": approval.id, "approved_by": approval.approved_by},
+        )
+        return Claimed(execution, signal, approval)
+
+    async def pending_approvals(self, limit: int) -> list[PendingApproval]:
+        await self._enter()
+        first: dict[UUID, Approval] = {}
+        for row in self._t.approvals.values():
+            approval = row.approval
+            if not approval.approved or approval.signal_id in self._t.by_signal:
+                continue
+            held = first.get(approval.signal_id)
+            if held is None or _approval_order(approval) < _approval_order(held):
+                first[approval.signal_id] = approval
+        chosen = sorted(first.values(), key=lambda a: a.signal_id)[: max(limit, 0)]
+        return [PendingApproval(a.id, a.signal_id) for a in chosen]
+
+    async def apply(
+        self,
+        execution_id: UUID,
+        transition_name: str | None,
+        changes: Changes,
+        event: str,
+        detail: dict[str, Any] | None = None,
+        trade: TradeRecord | None = None,
+    ) -> Execution | None:
+        if transition_name is None:
+            allowed: frozenset[ExecutionState] = NON_FINAL
+            target: ExecutionState | None = None
+        else:
+            allowed = sources_of(transition_name)
+            target = transition(next(iter(allowed)), transition_name)
+        await self._enter()
+        current = self._t.executions.get(execution_id)
+        if current is None or current.state not in allowed:
+            return None
+        new_state = target or current.state
+        now = self._clock()
+        updated = replace(
+            current,
+            state=new_state,
+            reason=_keep(changes.reason, current.reason),
+            action=_keep(changes.action, current.action),
+            order_type=_keep(changes.order_type, current.order_type),
+            order_id=_keep(changes.order_id, current.order_id),
+            child_order_ids=_keep(changes.child_order_ids, current.child_order_ids),
+            quantity=_keep(changes.quantity, current.quantity),
+            entry_price=_keep(changes.entry_price, current.entry_price),
+            stop_loss=_keep(changes.stop_loss, current.stop_loss),
+            take_profit=_keep(changes.take_profit, current.take_profit),
+            risk_amount=_keep(changes.risk_amount, current.risk_amount),
+            risk_percent=_keep(changes.risk_percent, current.risk_percent),
+            position_value=_keep(changes.position_value, current.position_value),
+            filled_qty=_keep(changes.filled_qty, current.filled_qty),
+            avg_fill_price=_keep(changes.avg_fill_price, current.avg_fill_price),
+            broker_status=_keep(changes.broker_status, current.broker_status),
+            trading_day=_keep(changes.trading_day, current.trading_day),
+            attempted_at=_keep(changes.attempted_at, current.attempted_at),
+            submitted_at=_keep(changes.submitted_at, current.submitted_at),
+            updated_at=now,
+            finished_at=(current.finished_at or now) if new_state.is_final else current.finished_at,
+        )
+        self._t.executions[execution_id] = updated
+        self._append_event(execution_id, event, {"state": new_state.value, **(detail or {})})
+        if trade is not None:
+            self._write_trade(trade, now)
+        elif updated.order_id is not None and (
+            changes.filled_qty is not None or changes.broker_status is not None
+        ):
+            self._update_trade_status(str(execution_id), changes, now)
+        return updated
+
+    async def add_event(self, execution_id: UUID, event: str, detail: dict[str, Any]) -> None:
+        await self._enter()
+        if execution_id not in self._t.executions:
+            raise IntegrityError(f"execution_events: no execution {execution_id}")
+        self._append_event(execution_id, event, detail)
+
+    async def get_execution(self, execution_id: UUID) -> Execution | None:
+        await self._enter()
+        return self._t.executions.get(execution_id)
+
+    async def execution_for_signal(self, signal_id: UUID) -> Execution | None:
+        await self._enter()
+        return self.execution_of(signal_id)
+
+    async def executions_in(self, states: Sequence[ExecutionState]) -> list[Execution]:
+        await self._enter()
+        wanted = frozenset(states)
+        return self._by_creation(e for e in self._t.executions.values() if e.state in wanted)
+
+    async def executions_on(self, trading_day: date) -> list[Execution]:
+        await self._enter()
+        return self._by_creation(
+            e for e in self._t.executions.values() if e.trading_day == trading_day
+        )
+
+    async def get_signal(self, signal_id: UUID) -> Signal | None:
+        await self._enter()
+        return self._t.signals.get(signal_id)
+
+    async def get_approval(self, approval_id: UUID) -> Approval | None:
+        await self._enter()
+        row = self._t.approvals.get(approval_id)
+        return None if row is None else row.approval
+
+    async def approve(self, signal_id: UUID, approved_by: str) -> UUID:
+        await self._enter()
+        candidates = [
+            row.approval
+            for row in self._t.approvals.values()
+            if row.approval.signal_id == signal_id and row.approval.approved
+        ]
+        if candidates:
+            return min(candidates, key=_approval_order).id
+        return self.add_approval(signal_id, True, approved_by=approved_by)
+
+    async def trade_for_signal(self, signal_id: UUID) -> Trade | None:
+        await self._enter()
+        for trade in self._t.trades.values():
+            if trade["signal_id"] != signal_id:
+                continue
+            execution = self._execution_by_text(trade["id"])
+            if execution is None:
+                continue  # the inner join drops a trade without its execution
+            signal = self._t.signals.get(signal_id)
+            return Trade(
+                {
+                    "trade_id": trade["id"],
+                    "signal_id": trade["signal_id"],
+                    "order_id": execution.order_id,
+                    "symbol": trade["symbol"],
+                    "direction": trade["direction"],
+                    "quantity": execution.quantity,
+                    "entry_price": trade["entry"],
+                    "stop_loss": trade["stop"],
+                    "take_profit": execution.take_profit,
+                    "strategy_id": signal.strategy_id if signal is not None else None,
+                    "status": execution.state.value,
+                    "broker_status": execution.broker_status,
+                    "filled_qty": execution.filled_qty,
+                    "avg_fill_price": execution.avg_fill_price,
+                    "risk_amount": execution.risk_amount,
+                    "risk_percent": execution.risk_percent,
+                    "position_value": execution.position_value,
+                    "submitted_at": execution.submitted_at,
+                    "reason": execution.reason,
+                }
+            )
+        return None
+
+    async def control(self) -> ControlState:
+        await self._enter()
+        return self._control
+
+    async def set_control(self, halted: bool, reason: str | None, changed_by: str) -> None:
+        await self._enter()
+        self._control = ControlState(halted, reason, self._clock(), changed_by)
+        self._notify(CONTROL_CHANNEL, json.dumps({"halted": halted, "reason": reason}))
+
+    async def ping(self) -> None:
+        await self._enter()
+
+    # -- internals -------------------------------------------------------------------------------
+
+    async def _enter(self) -> None:
+        """Every call is a checkpoint (as a round trip to a database would be)."""
+        await anyio.lowlevel.checkpoint()
+        if self.down:
+            raise StoreUnavailable("the memory store is down")
+
+    def _append_event(self, execution_id: UUID, kind: str, detail: dict[str, Any]) -> None:
+        self._t.events.append(
+            MemoryEvent(next(self._event_ids), execution_id, self._clock(), kind, as_json(detail))
+        )
+
+    def _write_trade(self, trade: TradeRecord, now: datetime) -> None:
+        order_id = str(trade.order_id) if trade.order_id is not None else None
+        risk = {
+            "amount": trade.risk_amount,
+            "percent": trade.risk_percent,
+            "position_value": trade.position_value,
+            "quantity": trade.quantity,
+            "order_id": order_id,
+            "status": trade.order_status,
+        }
+        existing = self._t.trades.get(trade.trade_id)
+        if existing is not None:
+            existing.update(order_status=trade.order_status, risk=risk, updated_at=now)
+        else:
+            self._t.trades[trade.trade_id] = {
+                "id": trade.trade_id,
+                "signal_id": trade.signal_id,
+                "symbol": trade.symbol,
+                "direction": trade.direction,
+                "entry": trade.entry,
+                "stop": trade.stop,
+                "targets": [trade.take_profit],
+                "strategy_id": trade.strategy_id,
+                "notes": trade.notes,
+                "risk": risk,
+                "order_status": trade.order_status,
+                "filled_qty": 0,
+                "avg_fill_price": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        if order_id is not None:
+            for row in self._t.approvals.values():
+                if row.approval.signal_id == trade.signal_id and row.approval.approved:
+                    row.approval = replace(row.approval, order_id=order_id)
+
+    def _update_trade_status(self, trade_id: str, changes: Changes, now: datetime) -> None:
+        row = self._t.trades.get(trade_id)
+        if row is None:
+            return
+        row["order_status"] = _keep(changes.broker_status, row["order_status"])
+        row["filled_qty"] = _keep(changes.filled_qty, row["filled_qty"])
+        row["avg_fill_price"] = _keep(changes.avg_fill_price, row["avg_fill_price"])
+        if row["risk"] is not None:
+            risk = dict(row["risk"])
+            risk["status"] = _keep(changes.broker_status, risk.get("status"))
+            row["risk"] = risk
+        row["updated_at"] = now
+
+    def _execution_by_text(self, text: str) -> Execution | None:
+        try:
+            return self._t.executions.get(UUID(text))
+        except ValueError:
+            return None
+
+    def _by_creation(self, executions: Iterable[Execution]) -> list[Execution]:
+        epoch = datetime.min.replace(tzinfo=UTC)
+        return sorted(executions, key=lambda e: e.created_at or epoch)
+
+    def _notify_approval(self, approval: Approval) -> None:
+        payload = {"approval_id": str(approval.id), "signal_id": str(approval.signal_id)}
+        self._notify(APPROVALS_CHANNEL, json.dumps(payload))
+
+    def _notify(self, channel: str, payload: str) -> None:
+        if self._on_notify is not None:
+            self._on_notify(channel, payload)
+
+
+def _keep(value: T | None, current: T) -> T:
+    """SQL's `COALESCE(new, current)`."""
+    return current if value is None else value
+
+
+def _decimal(value: str | Decimal | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _approval_order(approval: Approval) -> tuple[bool, datetime, datetime]:
+    """`ORDER BY approved_at NULLS LAST, created_at`."""
+    epoch = datetime.min.replace(tzinfo=UTC)
+    return (
+        approval.approved_at is None,
+        approval.approved_at or epoch,
+        approval.created_at or epoch,
+    )
+
+
+# -- notifications ---------------------------------------------------------------------------
+
+
+class MemoryNotificationSource:
+    """One live "LISTEN session" of a `MemoryNotifications` hub (a `NotificationSource`)."""
+
+    def __init__(self, hub: MemoryNotifications, buffer: int) -> None:
+        self._hub = hub
+        send, receive = anyio.create_memory_object_stream[Notification](buffer)
+        self._send: MemoryObjectSendStream[Notification] = send
+        self.notifications: MemoryObjectReceiveStream[Notification] = receive
+        self.closed = anyio.Event()
+        self.overflowed = False
+        self.hung = False  # a network that died without a FIN: ping never answers
+
+    @property
+    def live(self) -> bool:
+        return not self.closed.is_set() and not self.hung
+
+    def deliver(self, notification: Notification) -> None:
+        if not self.live:
+            return
+        try:
+            self._send.send_nowait(notification)
+        except anyio.WouldBlock:
+            self.overflowed = True
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass
+
+    async def ping(self, timeout: float) -> None:
+        with anyio.fail_after(timeout):
+            await anyio.lowlevel.checkpoint()
+            if self.closed.is_set():
+                raise ConnectionError("the connection is closed")
+            if self.hung:
+                await anyio.sleep_forever()
+
+    async def aclose(self) -> None:
+        self.closed.set()
+        self._send.close()
+        self._hub._forget(self)
+        await anyio.lowlevel.checkpoint()
+
+
+class MemoryNotifications:
+    """A LISTEN/NOTIFY hub: `connect()` opens a session; `notify()` reaches the live ones.
+
+    `drop_all()` is a server-side close (`pg_terminate_backend`): `closed` is set and later
+    notifications are lost for those sessions. `hang_all()` is a network that died silently:
+    nothing arrives and `ping` never answers. While `refuse_connections` is set, `connect()`
+    raises `ConnectionRefusedError`.
+    """
+
+    def __init__(self, *, buffer: int = 10_000) -> None:
+        self._buffer = buffer
+        self._sources: list[MemoryNotificationSource] = []
+        self.connects = 0
+        self.refuse_connections = False
+        self.sent: list[Notification] = []
+
+    async def connect(self) -> NotificationSource:
+        await anyio.lowlevel.checkpoint()
+        if self.refuse_connections:
+            raise ConnectionRefusedError("the memory hub refuses connections")
+        source = MemoryNotificationSource(self, self._buffer)
+        self._sources.append(source)
+        self.connects += 1
+        return source
+
+    @property
+    def live(self) -> int:
+        """How many sessions would receive a notification now."""
+        return sum(1 for source in self._sources if source.live)
+
+    def notify(self, channel: str, payload: str) -> None:
+        """`pg_notify(channel, payload)`: delivered to every live session, at once."""
+        notification = Notification(channel, payload)
+        self.sent.append(notification)
+        for source in list(self._sources):
+            source.deliver(notification)
+
+    def drop_all(self) -> None:
+        for source in self._sources:
+            source.closed.set()
+        self._sources.clear()
+
+    def hang_all(self) -> None:
+        for source in self._sources:
+            source.hung = True
+        self._sources.clear()
+
+    def _forget(self, source: MemoryNotificationSource) -> None:
+        if source in self._sources:
+            self._sources.remove(source)
+
+
+if TYPE_CHECKING:  # both implement their protocols: mypy checks it here
+    from trade_executor.store.protocol import Store
+
+    def _is_a_store(store: MemoryStore) -> Store:
+        return store
+
+    def _is_a_source(source: MemoryNotificationSource) -> NotificationSource:
+        return source
