@@ -45,7 +45,7 @@ from trade_executor.domain.sizing import RiskLimits, RiskRejection, Sizing
 from trade_executor.domain.states import AT_BROKER_STATES, ExecutionState
 from trade_executor.domain.validation import Rejection, ValidSignal, validate
 from trade_executor.faults import fault_point
-from trade_executor.logging import get_logger
+from trade_executor.logging import bind_context, get_logger
 from trade_executor.metrics import Metrics
 from trade_executor.store.protocol import AlreadyClaimed, Claimed, NotClaimable, Store
 
@@ -201,6 +201,7 @@ class Executor:
                         return
                     case Claimed(execution=execution, signal=signal, approval=approval):
                         pass
+                bind_context(**self._context(execution))  # this task's log lines carry the ids
                 fault_point("after_claim")
                 self._metrics.approvals_received.inc()
                 log.info(
@@ -294,6 +295,7 @@ class Executor:
 
     async def _submit(self, candidate: Candidate, decision: Decision) -> None:
         execution, valid, sizing = candidate.execution, candidate.valid, decision.sizing
+        bind_context(**self._context(execution))
         try:
             order_type = OrderType(self._settings.default_order_type)
             order = build_order(
@@ -338,6 +340,7 @@ class Executor:
             if placed is None:
                 return
             fault_point("after_broker_accepted")
+            bind_context(order_id=placed.order_id)
             self._riskbook.commit(execution.id)
             self._metrics.orders_submitted.inc()
             self._metrics.approval_to_submit.observe(anyio.current_time() - candidate.seen_at)
@@ -562,6 +565,7 @@ class Executor:
             )
 
     async def _settle_submitting(self, execution: Execution) -> None:
+        bind_context(**self._context(execution))
         try:
             placed = await self.reconcile(execution)
             if placed is None:

@@ -25,7 +25,7 @@ from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import BrokerStatus, OrderStatus
 from trade_executor.domain.states import ExecutionState
 from trade_executor.faults import fault_point
-from trade_executor.logging import get_logger
+from trade_executor.logging import bind_context, get_logger
 from trade_executor.metrics import Metrics
 from trade_executor.store.protocol import Store
 
@@ -88,6 +88,7 @@ class PollerPool:
         self._tg.start_soon(self._poller, execution, name=f"poller-{execution.order_id}")
 
     async def _poller(self, execution: Execution) -> None:
+        bind_context(**_context(execution))  # every log line of this task carries the ids
         backoff = Backoff(base=1.0, cap=30.0)
         try:
             while True:
