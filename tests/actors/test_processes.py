@@ -53,14 +53,20 @@ def executor_process(
                 process.wait()
 
 
-def events(log: Path) -> list[str]:
+def records(log: Path) -> list[dict[str, object]]:
     found = []
     for line in log.read_text().splitlines():
         try:
-            found.append(json.loads(line)["event"])
-        except (ValueError, KeyError):
+            record = json.loads(line)
+        except ValueError:
             continue
+        if isinstance(record, dict) and "event" in record:
+            found.append(record)
     return found
+
+
+def events(log: Path) -> list[str]:
+    return [str(record["event"]) for record in records(log)]
 
 
 async def wait_for_event(log: Path, event: str, timeout: float = 20) -> None:
@@ -94,6 +100,14 @@ async def test_two_processes_one_active_one_standby_and_takeover_after_sigkill(
                 standby.send_signal(signal.SIGTERM)
                 assert standby.wait(20) == 0
         assert "order.submitted" not in events(log_b)[: events(log_b).index("supervisor.took_over")]
+        # Every line of an execution carries its ids (CONTRACT section 9).
+        by_event = {str(r["event"]): r for r in records(log_a)}
+        for event in ("approval.received", "order.submitted"):
+            record = by_event[event]
+            assert record["signal_id"] == str(first) and record["symbol"] == "PROCA"
+            assert record["execution_id"] and record["level"] == "info"
+            assert str(record["timestamp"]).endswith("Z")
+        assert by_event["order.submitted"]["order_id"]
     orders = bridge.parent_orders()
     assert sorted(o["symbol"] for o in orders) == ["PROCA", "PROCB"]
     assert await conn.fetchval("SELECT count(*) FROM executions") == 2
