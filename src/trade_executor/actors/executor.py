@@ -24,6 +24,7 @@ from uuid import UUID, uuid4
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.messages import ApprovalSeen, ControlChanged, Message, OrderProgress
@@ -70,9 +71,14 @@ def new_client_order_id(execution_id: UUID) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
+    """A claimed, valid approval waiting for its risk decision."""
+
     execution: Execution
     valid: ValidSignal
     seen_at: float
+
+
+CandidateQueue = MemoryObjectSendStream[Candidate]
 
 
 @dataclass(slots=True)
@@ -119,6 +125,7 @@ class Executor:
         self._idle = anyio.Event()
         self._idle.set()
         self._tg: TaskGroup | None = None
+        self._limiter: anyio.CapacityLimiter | None = None
         self.outcomes = OutcomeBoard()
 
     # -- the mailbox ---------------------------------------------------------------------------
@@ -141,6 +148,7 @@ class Executor:
         self._working.clear()
         self._preparing.clear()
         self._halted = (await self._store.control()).halted
+        self._limiter = anyio.CapacityLimiter(PREPARE_CONCURRENCY)
         candidates_send, candidates = anyio.create_memory_object_stream[Candidate](math.inf)
         async with anyio.create_task_group() as tg:
             self._tg = tg
@@ -158,7 +166,7 @@ class Executor:
             return True
         return False
 
-    def _dispatch(self, message: Message, candidates: Any) -> None:
+    def _dispatch(self, message: Message, candidates: CandidateQueue) -> None:
         assert self._tg is not None
         match message:
             case ApprovalSeen():
@@ -178,9 +186,10 @@ class Executor:
 
     # -- 1. prepare: claim and validate ---------------------------------------------------------
 
-    async def _prepare(self, seen: ApprovalSeen, candidates: Any) -> None:
+    async def _prepare(self, seen: ApprovalSeen, candidates: CandidateQueue) -> None:
         try:
-            async with self._prepare_limiter:
+            assert self._limiter is not None
+            async with self._limiter:
                 execution_id = uuid4()
                 outcome = await self._store.claim(
                     seen.approval_id, execution_id, new_client_order_id(execution_id)
@@ -222,16 +231,9 @@ class Executor:
         finally:
             self._preparing.discard(seen.approval_id)
 
-    @property
-    def _prepare_limiter(self) -> anyio.CapacityLimiter:
-        limiter = getattr(self, "_limiter", None)
-        if limiter is None:
-            limiter = self._limiter = anyio.CapacityLimiter(PREPARE_CONCURRENCY)
-        return limiter
-
     # -- 2. decide: serial, against the RiskBook ------------------------------------------------
 
-    async def _decide_forever(self, candidates: Any) -> None:
+    async def _decide_forever(self, candidates: MemoryObjectReceiveStream[Candidate]) -> None:
         async for first in candidates:
             batch = [first]
             while len(batch) < DECISION_BATCH:
@@ -243,6 +245,8 @@ class Executor:
 
     async def _decide_batch(self, batch: list[Candidate]) -> None:
         assert self._tg is not None
+        if self._draining:
+            return  # left `received`: the next start decides them again
         if self._halted:
             for candidate in batch:
                 self._tg.start_soon(self._reject, candidate.execution, "halted")
@@ -507,7 +511,7 @@ class Executor:
 
     # -- start-up recovery ----------------------------------------------------------------------
 
-    async def _recover(self, candidates: Any) -> None:
+    async def _recover(self, candidates: CandidateQueue) -> None:
         """Rebuild the RiskBook from the ledger; settle what a crash left behind."""
         now = self._clock()
         today = self._riskbook.trading_day(now)
@@ -585,7 +589,7 @@ class Executor:
         finally:
             self._end_submission()
 
-    async def _resume_received(self, execution: Execution, candidates: Any) -> None:
+    async def _resume_received(self, execution: Execution, candidates: CandidateQueue) -> None:
         """A claim that never reached `submitting`: no order was attempted; decide it again.
         Staleness is judged at the time of the claim, expiry now."""
         signal = await self._store.get_signal(execution.signal_id)
