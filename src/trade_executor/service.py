@@ -66,6 +66,7 @@ class Service:
         self.state = ServiceState()
         self._with_api = with_api
         self._stop = anyio.Event()
+        self._announced_ready = False
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -129,17 +130,33 @@ class Service:
                 await tg.start(serve_api, settings, state)
             tg.start_soon(self._pet_watchdog)
             lock = PgLeaderLock(dsn)
-            await self._become_leader(lock)
-            await self._start_children(tg, state)
+            while True:
+                await self._become_leader(lock)
+                await self._lead(lock)
+                # Leadership lost (its connection died): everything active was cancelled;
+                # another instance may be leading now. Stand by and try again.
+                state.role = "standby"
+                self.notifier.status("standby: leadership lost, waiting for the lock")
+
+    async def _lead(self, lock: PgLeaderLock) -> None:
+        """Run the actors while this instance holds the leader lock; return when it is lost."""
+        state, settings = self.state, self.settings
+        async with anyio.create_task_group() as active:
+            await self._start_children(active, state)
             state.role = "active"
-            self.notifier.ready("active: executing approvals")
+            if not self._announced_ready:
+                self.notifier.ready("active: executing approvals")
+                self._announced_ready = True
+            else:
+                self.notifier.status("active: executing approvals")
             log.info(
                 "supervisor.ready",
                 role="active",
                 version=__version__,
                 execution_enabled=settings.execution_enabled,
             )
-            tg.start_soon(self._hold_leadership, lock)
+            await self._hold_leadership(lock)
+            active.cancel_scope.cancel()
 
     async def _with_database_retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """The database may still be starting (boot order): retry for a while."""
@@ -153,12 +170,19 @@ class Service:
                     await anyio.sleep(backoff.next())
 
     async def _become_leader(self, lock: PgLeaderLock) -> None:
-        """Take the leader lock, or wait as a standby until it frees."""
+        """Take the leader lock, or wait as a standby until it frees (or the database is back)."""
         announced = False
-        while not await lock.try_acquire():
+        while True:
+            try:
+                if await lock.try_acquire():
+                    break
+            except (OSError, TimeoutError) as error:
+                log.warning("supervisor.database_unavailable", step="leader_lock", error=str(error))
             if not announced:
                 self.state.role = "standby"
-                self.notifier.ready("standby: another instance holds the leader lock")
+                if not self._announced_ready:
+                    self.notifier.ready("standby: waiting for the leader lock")
+                    self._announced_ready = True
                 log.info("supervisor.standby")
                 announced = True
             await anyio.sleep(self.settings.standby_retry_interval)
@@ -183,13 +207,13 @@ class Service:
         await tg.start(supervisor.supervise, "listener", listener.run)
 
     async def _hold_leadership(self, lock: PgLeaderLock) -> None:
+        """Return when the lock's connection stops answering (the lock is then gone)."""
         try:
             while True:
                 await anyio.sleep(self.settings.standby_retry_interval)
                 await lock.check(timeout=max(2.0, self.settings.standby_retry_interval))
-        except LeadershipLost:
-            log.critical("supervisor.leadership_lost")
-            raise
+        except LeadershipLost as error:
+            log.critical("supervisor.leadership_lost", error=str(error))
         finally:
             with anyio.CancelScope(shield=True):
                 await lock.release()

@@ -118,3 +118,22 @@ async def test_a_standby_takes_over_when_the_active_instance_dies(
         standby.request_stop()
     assert codes == [0]
     assert sorted(o["symbol"] for o in bridge.parent_orders()) == ["ACT1", "ACT2"]
+
+
+async def test_a_lost_leader_lock_stops_the_actors_and_leads_again(
+    db_url: str, bridge: ThreadedBridge, conn: asyncpg.Connection
+) -> None:
+    async with running_service(make_settings(db_url, bridge)) as service:
+        first_executor = service.state.executor
+        terminated = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = 'trade-executor leader'"
+        )
+        assert terminated == 1
+        with anyio.fail_after(15):
+            while service.state.executor is first_executor or service.state.role != "active":
+                await anyio.sleep(0.02)
+        signal_id = await insert_signal(conn, "RELEAD")
+        await approve(conn, signal_id)
+        await wait_for(conn, "SELECT order_id FROM trade_approvals WHERE signal_id = $1", signal_id)
+    assert [o["symbol"] for o in bridge.parent_orders()] == ["RELEAD"]
