@@ -25,7 +25,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 BINDIR_VARIABLE = "TRADE_EXECUTOR_PG_BINDIR"
@@ -37,27 +36,81 @@ class EmbeddedPostgresError(Exception):
     """The throwaway server could not be found, created or started; the message says why."""
 
 
-@dataclass(frozen=True)
 class EmbeddedPostgres:
-    """A running throwaway server."""
+    """A throwaway server in `directory` (data/, the socket, the logs). `start()` and `stop()` may
+    be called again, e.g. to show a client what a database outage looks like."""
 
-    bindir: Path
-    directory: Path  # holds data/, the socket and server.log
-    version: str
-    user: str | None  # the OS user the server runs as when we are root, else None
+    def __init__(self, bindir: Path, directory: Path, user: str | None) -> None:
+        self.bindir = bindir
+        self.directory = directory
+        self.user = user  # the OS user the server runs as when we are root, else None
+        self.version = _version(bindir)
+        self._runner = _Runner(user, directory / "server.log")
+        self.running = False
 
     @property
     def data(self) -> Path:
         return self.directory / "data"
 
     @property
-    def log_file(self) -> Path:
-        return self.directory / "server.log"
-
-    @property
     def url(self) -> str:
         """A DSN on the server's Unix socket (database and role `postgres`, no password)."""
         return f"postgresql://postgres@/postgres?host={self.directory}&port={PORT}"
+
+    def initdb(self) -> None:
+        self._runner.run(
+            [
+                str(self.bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+            ]
+        )
+
+    def start(self) -> None:
+        options = shlex.join(
+            [
+                "-c", "listen_addresses=",
+                "-c", f"unix_socket_directories={self.directory}",
+                "-c", f"port={PORT}",
+                "-c", "fsync=off",
+                "-c", "synchronous_commit=off",
+                "-c", "full_page_writes=off",
+                "-c", "max_connections=50",
+            ]
+        )  # fmt: skip
+        self.running = True  # from here on, stop() has something to try
+        self._runner.run(
+            [
+                str(self.bindir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.directory / "postgres.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(START_TIMEOUT),
+                "start",
+            ]
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (`fast`: disconnect clients; `immediate`: as in a crash)."""
+        if not self.running:
+            return
+        command = [str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"]
+        try:
+            self._runner.run(command, timeout=30)
+        except (EmbeddedPostgresError, subprocess.TimeoutExpired):
+            _kill_postmaster(self.data)
+        self.running = False
 
 
 def _has_server(bindir: Path) -> bool:
@@ -186,66 +239,20 @@ def embedded_postgres(
         )
     user = _unprivileged_user()
     directory = Path(tempfile.mkdtemp(prefix="trade-executor-pg-"))
-    started = False
-    runner = _Runner(user, directory / "server.log")
+    server: EmbeddedPostgres | None = None
     try:
         if user is not None:
             entry = pwd.getpwnam(user)
             os.chown(directory, entry.pw_uid, entry.pw_gid)
-            if not runner.can_execute(bindir / "postgres"):
+            if not _Runner(user, directory / "server.log").can_execute(bindir / "postgres"):
                 bindir = _portable_copy(bindir, directory)
-        server = EmbeddedPostgres(bindir, directory, _version(bindir), user)
-        runner.run(
-            [
-                str(bindir / "initdb"),
-                "-D",
-                str(server.data),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--no-locale",
-                "--no-sync",
-            ]
-        )
-        options = shlex.join(
-            [
-                "-c", "listen_addresses=",
-                "-c", f"unix_socket_directories={directory}",
-                "-c", f"port={PORT}",
-                "-c", "fsync=off",
-                "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off",
-                "-c", "max_connections=50",
-            ]
-        )  # fmt: skip
-        started = True
-        runner.run(
-            [
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(server.data),
-                "-l",
-                str(directory / "postgres.log"),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                str(START_TIMEOUT),
-                "start",
-            ]
-        )
+        server = EmbeddedPostgres(bindir, directory, user)
+        server.initdb()
+        server.start()
         yield server
     finally:
-        if started:
-            try:
-                runner.run(
-                    [str(bindir / "pg_ctl"), "-D", str(directory / "data"), "-m", "fast", "-w",
-                     "stop"],
-                    timeout=30,
-                )  # fmt: skip
-            except (EmbeddedPostgresError, subprocess.TimeoutExpired):
-                _kill_postmaster(directory / "data")
+        if server is not None:
+            server.stop()
         if not keep:
             shutil.rmtree(directory, ignore_errors=True)
 
