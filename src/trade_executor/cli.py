@@ -90,7 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"trade-executor: {error}", file=sys.stderr)
         return EX_CONFIG
-    configure_logging(settings.log_format, settings.log_level, secrets=settings.secret_values())
+    if args.command in ("run", "migrate"):
+        configure_logging(settings.log_format, settings.log_level, secrets=settings.secret_values())
+    else:
+        # One-shot commands print their answer on stdout: keep log lines apart, on stderr.
+        level = "warning" if settings.log_level in ("debug", "info") else settings.log_level
+        configure_logging("console", level, stream=sys.stderr, secrets=settings.secret_values())
     handler = COMMANDS[args.command]
     try:
         return handler(settings, args)

@@ -304,7 +304,7 @@ class BrokerClient:
         try:
             self._on_request(label, outcome, time.perf_counter() - started)
         except Exception:  # a broken metrics hook must not change a broker outcome
-            log.exception("broker_metrics_hook_failed", endpoint=label)
+            log.exception("broker.metrics_hook_failed", endpoint=label)
 
     def _backoff(self, retry: int) -> float:
         ceiling: float = min(self._backoff_max, self._backoff_base * 2.0 ** (retry - 1))
@@ -347,7 +347,7 @@ class BrokerClient:
                 self._observe(label, _transport_outcome(exc), started)
                 failure = BrokerUnavailable(_describe(exc), endpoint=label)
                 log.warning(
-                    "broker_read_retry", endpoint=label, attempt=attempt + 1, error=str(exc)
+                    "broker.read_retry", endpoint=label, attempt=attempt + 1, error=str(exc)
                 )
                 continue
             status, body = response.status_code, response.content
@@ -358,7 +358,7 @@ class BrokerClient:
                 failure = BrokerUnavailable(
                     reason, endpoint=label, status=status, excerpt=excerpt(body)
                 )
-                log.warning("broker_read_retry", endpoint=label, attempt=attempt + 1, status=status)
+                log.warning("broker.read_retry", endpoint=label, attempt=attempt + 1, status=status)
                 continue
             if not 200 <= status < 300:
                 self._observe(label, "rejected" if status < 500 else "error", started)
