@@ -128,6 +128,19 @@ class PollerPool:
                 execution = updated
 
     async def _read(self, execution: Execution) -> OrderStatus | None:
+        """The order's status, or None when there is nothing usable to record this time."""
+        status = await self._read_once(execution)
+        if (
+            status is not None
+            and status.status.needs_confirmation
+            and status.filled_qty < (execution.quantity or 0)
+        ):
+            # IB can report Cancelled for an order that filled: read it again a bit later.
+            await anyio.sleep(self._settings.cancelled_recheck_delay)
+            status = await self._read_once(execution)
+        return status
+
+    async def _read_once(self, execution: Execution) -> OrderStatus | None:
         assert execution.order_id is not None
         try:
             status = await self._broker.order_status(execution.order_id)
@@ -139,16 +152,6 @@ class PollerPool:
             # never allowed to overwrite fills already recorded.
             log.warning("poller.status_unknown", **_context(execution))
             return None
-        if status.status.needs_confirmation and status.filled_qty < (execution.quantity or 0):
-            # IB can report Cancelled for an order that filled: read it again a bit later.
-            await anyio.sleep(self._settings.cancelled_recheck_delay)
-            try:
-                status = await self._broker.order_status(execution.order_id)
-            except BrokerError as error:
-                log.warning("poller.read_failed", error=str(error), **_context(execution))
-                return None
-            if status.status is BrokerStatus.UNKNOWN:
-                return None
         return status
 
     async def _record_progress(self, execution: Execution, status: OrderStatus) -> Execution | None:
