@@ -58,18 +58,21 @@ class Supervisor:
         health = self.children.setdefault(name, ChildHealth())
         failures: deque[float] = deque()
         backoff = Backoff(self.backoff_base, self.backoff_cap)
-        first = True
+        started_once = False
         try:
             while True:
-                health.state = "starting" if first else "restarting"
+                health.state = "restarting" if started_once else "starting"
                 try:
-                    status = task_status if first else anyio.TASK_STATUS_IGNORED
+                    status = anyio.TASK_STATUS_IGNORED if started_once else task_status
                     await self._run_once(name, run, health, status)
                     health.state = "stopped"
                     log.warning("supervisor.child_stopped", child=name)
                     return
                 except Exception as error:
-                    if first:
+                    # `running` is set once the child has started: before that, the failure
+                    # is a start-up failure and belongs to whoever is starting the service.
+                    started_once = started_once or health.state == "running"
+                    if not started_once:
                         raise
                     health.last_error = describe(error)
                     now = anyio.current_time()
@@ -94,8 +97,6 @@ class Supervisor:
                     )
                     health.state = "restarting"
                     await anyio.sleep(delay)
-                finally:
-                    first = False
         except BaseException:
             if health.state not in ("failed", "stopped"):
                 health.state = "stopped"

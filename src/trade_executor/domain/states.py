@@ -42,6 +42,8 @@ FINAL_STATES = frozenset(
     }
 )
 
+NOT_FINAL_STATES = frozenset(state for state in ExecutionState if state not in FINAL_STATES)
+
 # States whose order (may have) reached the broker: their risk counts against the daily budget.
 # `unknown` counts too, because the order may be working at the broker.
 AT_BROKER_STATES = frozenset(
@@ -106,3 +108,11 @@ def transition(current: ExecutionState, name: str) -> ExecutionState:
 def sources_of(name: str) -> frozenset[ExecutionState]:
     """The states a named transition may start from (used as a guard in SQL updates)."""
     return TRANSITIONS[name][0]
+
+
+def guard(name: str | None) -> tuple[frozenset[ExecutionState], ExecutionState | None]:
+    """(allowed current states, target state) of a named transition; `None` is a field update
+    that keeps the state and is allowed on any execution that is not final."""
+    if name is None:
+        return NOT_FINAL_STATES, None
+    return TRANSITIONS[name]

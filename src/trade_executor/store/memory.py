@@ -40,7 +40,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
 from trade_executor.domain.models import Approval, Signal
-from trade_executor.domain.states import FINAL_STATES, ExecutionState, sources_of, transition
+from trade_executor.domain.states import ExecutionState, guard
 from trade_executor.store.notifications import (
     APPROVALS_CHANNEL,
     CONTROL_CHANNEL,
@@ -60,8 +60,6 @@ from trade_executor.store.protocol import (
 Notify = Callable[[str, str], None]
 T = TypeVar("T")
 Clock = Callable[[], datetime]
-
-NON_FINAL = frozenset(state for state in ExecutionState if state not in FINAL_STATES)
 
 
 class IntegrityError(Exception):
@@ -302,12 +300,7 @@ class MemoryStore:
         detail: dict[str, Any] | None = None,
         trade: TradeRecord | None = None,
     ) -> Execution | None:
-        if transition_name is None:
-            allowed: frozenset[ExecutionState] = NON_FINAL
-            target: ExecutionState | None = None
-        else:
-            allowed = sources_of(transition_name)
-            target = transition(next(iter(allowed)), transition_name)
+        allowed, target = guard(transition_name)
         await self._enter()
         current = self._t.executions.get(execution_id)
         if current is None or current.state not in allowed:

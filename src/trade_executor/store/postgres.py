@@ -14,12 +14,7 @@ import asyncpg
 
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
 from trade_executor.domain.models import Approval, Signal
-from trade_executor.domain.states import (
-    FINAL_STATES,
-    ExecutionState,
-    sources_of,
-    transition,
-)
+from trade_executor.domain.states import ExecutionState, guard
 from trade_executor.store import queries as q
 from trade_executor.store.protocol import (
     AlreadyClaimed,
@@ -30,8 +25,6 @@ from trade_executor.store.protocol import (
     PendingApproval,
     Trade,
 )
-
-NON_FINAL = [state.value for state in ExecutionState if state not in FINAL_STATES]
 
 
 def _json_default(value: object) -> str:
@@ -174,19 +167,15 @@ class PgStore:
         detail: dict[str, Any] | None = None,
         trade: TradeRecord | None = None,
     ) -> Execution | None:
-        if transition_name is None:
-            allowed = NON_FINAL
-            target: str | None = None
-        else:
-            allowed = [state.value for state in sources_of(transition_name)]
-            target = transition(next(iter(sources_of(transition_name))), transition_name).value
+        sources, target = guard(transition_name)
+        allowed = [state.value for state in sources]
         async with self._pool.acquire() as conn, conn.transaction():
             current = await conn.fetchval(
                 "SELECT state FROM executions WHERE id = $1 FOR UPDATE", execution_id
             )
             if current is None or current not in allowed:
                 return None
-            new_state = target or current
+            new_state = target.value if target is not None else current
             row = await conn.fetchrow(
                 q.APPLY,
                 execution_id,
