@@ -166,7 +166,7 @@ UNIT = Path(__file__).resolve().parent.parent / "systemd" / "trade-executor.serv
 
 def test_the_unit_file_says_what_the_contract_asks() -> None:
     lines = [line.strip() for line in UNIT.read_text().splitlines()]
-    settings = {}
+    settings: dict[str, list[str]] = {}
     for line in lines:
         if "=" in line and not line.startswith("#"):
             key, value = line.split("=", 1)
