@@ -12,10 +12,11 @@ import json
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import anyio
 import anyio.lowlevel
@@ -33,21 +34,18 @@ from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.jsonnum import dumps, loads
 from trade_executor.broker.paper import Faults, PaperConfig, serve
 from trade_executor.config import Settings, load_settings
-from trade_executor.domain.execution import Execution
+from trade_executor.domain.execution import Changes, Execution
+from trade_executor.domain.models import Action, OrderRequest, OrderType
 from trade_executor.domain.states import ExecutionState
 from trade_executor.metrics import Metrics
 from trade_executor.store.memory import MemoryNotifications, MemoryStore, StoreUnavailable
 from trade_executor.store.notifications import APPROVALS_CHANNEL
+from trade_executor.store.protocol import Claimed
 
 pytestmark = pytest.mark.anyio
 
 S = ExecutionState
 DEADLINE = 15.0  # guards against a hang; no test asserts anything about speed
-BUG_NO_RESTART = (
-    "BUG: Supervisor.supervise never restarts a child whose first run fails after "
-    "task_status.started() (`first` stays True for that whole run): the failure propagates "
-    "and stops every actor; ChildGaveUp is unreachable"
-)
 
 
 @pytest.fixture(scope="module", params=["asyncio", "trio"])
@@ -329,6 +327,117 @@ async def test_halt_rejects_new_approvals_and_resume_undoes_it(bridge: Bridge) -
     assert [o["symbol"] for o in await bridge.parent_orders()] == ["RESUME"]
 
 
+async def test_two_signals_for_one_symbol_place_one_order(bridge: Bridge) -> None:
+    async with running(settings_for(bridge)) as actors:
+        store = actors.store
+        signal_ids = [store.add_signal("SAME"), store.add_signal("SAME")]
+        for signal_id in signal_ids:
+            store.add_approval(signal_id)
+        outcomes = [await settled(store, signal_id) for signal_id in signal_ids]
+
+    assert sorted((e.state.value, e.reason) for e in outcomes) == [
+        ("rejected", "risk: duplicate_symbol"),
+        ("submitted", None),
+    ]
+    assert len(await bridge.parent_orders()) == 1
+
+
+async def test_approvals_made_while_stopped_are_taken_up_at_start(bridge: Bridge) -> None:
+    hub = MemoryNotifications()
+    store = MemoryStore(on_notify=hub.notify)
+    signal_id = store.add_signal("EARLY")
+    store.add_approval(signal_id)  # nobody listens yet: the notification is lost
+    assert hub.connects == 0
+
+    async with running(settings_for(bridge), store=store, hub=hub):
+        execution = await settled(store, signal_id)
+
+    assert execution.state is S.SUBMITTED
+    assert [o["symbol"] for o in await bridge.parent_orders()] == ["EARLY"]
+
+
+# -- restarts -----------------------------------------------------------------------------------
+
+
+async def test_a_restart_resumes_the_pollers(bridge: Bridge) -> None:
+    hub = MemoryNotifications()
+    store = MemoryStore(on_notify=hub.notify)
+    async with running(settings_for(bridge), store=store, hub=hub):
+        signal_id = store.add_signal("AGAIN")
+        store.add_approval(signal_id)
+        submitted = await settled(store, signal_id)
+    assert submitted.state is S.SUBMITTED
+    assert submitted.order_id in await bridge.set_price("AGAIN", "149")  # fills while stopped
+
+    async with running(settings_for(bridge), store=store, hub=hub) as actors:
+        await until(lambda: state_of(store, signal_id) is S.FILLED, "filled after restart")
+        await until(lambda: actors.pollers.active == 0, "poller done")
+
+    filled = store.execution_of(signal_id)
+    assert filled is not None and filled.filled_qty == 133
+    assert len(await bridge.parent_orders()) == 1
+
+
+async def _crashed_while_submitting(store: MemoryStore, symbol: str) -> Execution:
+    """The ledger as a crash between `submitting` and the broker's answer leaves it."""
+    signal_id = store.add_signal(symbol)
+    approval_id = store.add_approval(signal_id, notify=False)
+    execution_id = uuid4()
+    claim = await store.claim(approval_id, execution_id, f"te-{execution_id.hex}")
+    assert isinstance(claim, Claimed)
+    plan = Changes(
+        action="BUY",
+        order_type="LMT",
+        quantity=133,
+        entry_price=Decimal("150"),
+        stop_loss=Decimal("145"),
+        take_profit=Decimal("160"),
+        risk_amount=Decimal("665.00"),
+        risk_percent=Decimal("0.00665"),
+        position_value=Decimal("19950.00"),
+        attempted_at=datetime.now(UTC),
+    )
+    intent = await store.apply(execution_id, "begin_submit", plan, "submitting")
+    assert intent is not None
+    return intent
+
+
+async def test_a_submission_left_by_a_crash_is_adopted_not_resent(bridge: Bridge) -> None:
+    store = MemoryStore()
+    intent = await _crashed_while_submitting(store, "CRASH")
+    async with BrokerClient(bridge.url, 5) as broker:  # the POST that did reach the bridge
+        placed = await broker.place(
+            OrderRequest(
+                "CRASH",
+                Action.BUY,
+                133,
+                OrderType.LMT,
+                Decimal("150"),
+                None,
+                intent.client_order_id,
+            )
+        )
+
+    async with running(settings_for(bridge), store=store):
+        adopted = await settled(store, intent.signal_id)
+
+    assert adopted.state is S.SUBMITTED and adopted.order_id == placed.order_id
+    assert "order.adopted" in kinds(store, adopted.id)
+    assert [o["order_id"] for o in await bridge.parent_orders()] == [placed.order_id]
+
+
+async def test_a_submission_lost_by_a_crash_becomes_unknown_not_resent(bridge: Bridge) -> None:
+    store = MemoryStore()
+    intent = await _crashed_while_submitting(store, "LOST")
+
+    async with running(settings_for(bridge), store=store):
+        outcome = await settled(store, intent.signal_id)
+
+    assert outcome.state is S.UNKNOWN
+    assert outcome.reason is not None and outcome.reason.startswith("ambiguous_submission")
+    assert await bridge.parent_orders() == []
+
+
 # -- the listener -------------------------------------------------------------------------------
 
 
@@ -446,6 +555,47 @@ async def test_a_poll_timeout_cancels_the_order(bridge: Bridge) -> None:
     assert store.trades[str(cancelled.id)]["order_status"] == "Cancelled"
 
 
+async def test_drain_waits_for_a_submission_in_flight(bridge: Bridge) -> None:
+    await bridge.set_faults(latency=0.3)  # the POST takes a while
+    async with running(settings_for(bridge)) as actors:
+        store = actors.store
+        signal_id = store.add_signal("DRAIN")
+        store.add_approval(signal_id)
+        await until(lambda: state_of(store, signal_id) is S.SUBMITTING, "intent persisted")
+
+        drained = await actors.executor.drain(grace=DEADLINE)
+
+        assert drained
+        assert state_of(store, signal_id) is S.SUBMITTED  # recorded before drain returned
+
+
+async def test_drain_gives_up_after_its_grace(bridge: Bridge) -> None:
+    await bridge.set_faults(latency=1.0)  # every bridge answer: far longer than the grace
+    settings = settings_for(bridge, ib_bridge_timeout=30)
+    async with running(settings) as actors:
+        store = actors.store
+        signal_id = store.add_signal("STUCK")
+        store.add_approval(signal_id)
+        await until(lambda: state_of(store, signal_id) is S.SUBMITTING, "intent persisted")
+
+        assert await actors.executor.drain(grace=0.05) is False
+        assert state_of(store, signal_id) is S.SUBMITTING
+
+
+async def test_a_failed_write_while_rejecting_does_not_stop_the_executor(bridge: Bridge) -> None:
+    async with running(settings_for(bridge)) as actors:
+        store = actors.store
+        await store.set_control(True, "drill", "ops")
+        await until(lambda: actors.executor.halted, "executor halted")
+        store.fail_next("apply")  # the `reject` write fails once
+        signal_id = store.add_signal("WOBBLE")
+        store.add_approval(signal_id)
+        execution = await settled(store, signal_id)
+        await until(actors.supervisor.healthy, "every child running again")
+
+    assert (execution.state, execution.reason) == (S.REJECTED, "halted")
+
+
 # -- supervision ----------------------------------------------------------------------------------
 
 
@@ -478,7 +628,6 @@ async def test_a_start_up_failure_of_an_actor_propagates(bridge: Bridge) -> None
     assert "executor" not in supervisor.children  # nothing after a failed child is started
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_NO_RESTART)
 async def test_the_supervisor_restarts_a_child_that_raises(bridge: Bridge) -> None:
     flaky = FlakyChild(fail_runs=frozenset({1, 2}))
     async with running(settings_for(bridge), extra={"flaky": flaky.run}) as actors:
@@ -493,7 +642,6 @@ async def test_the_supervisor_restarts_a_child_that_raises(bridge: Bridge) -> No
     assert execution.state is S.SUBMITTED
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_NO_RESTART)
 async def test_the_supervisor_gives_up_on_a_child_that_keeps_failing(bridge: Bridge) -> None:
     flaky = FlakyChild(always=True)
     supervisor = Supervisor(backoff_base=0.001, max_restarts=3, window=60)

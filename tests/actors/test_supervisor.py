@@ -20,12 +20,6 @@ from trade_executor.actors.supervisor import ChildGaveUp, Supervisor, describe
 
 pytestmark = pytest.mark.anyio
 
-BUG_NO_RESTART = (
-    "BUG: Supervisor.supervise treats a failure of the child's FIRST run as a start-up failure "
-    "even after the child called task_status.started(): `first` stays True for the whole first "
-    "run, so a child that crashes after starting is never restarted and ChildGaveUp is unreachable"
-)
-
 
 @pytest.fixture(scope="module", params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
@@ -148,7 +142,6 @@ async def test_a_child_that_returns_is_stopped_not_restarted() -> None:
     assert not supervisor.healthy()
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_NO_RESTART)
 async def test_a_child_that_fails_after_starting_is_restarted_with_backoff() -> None:
     supervisor = Supervisor(backoff_base=0.01, backoff_cap=1.0, max_restarts=5)
     child = FakeChild(fail_runs={1, 2, 3})
@@ -170,7 +163,6 @@ async def test_a_child_that_fails_after_starting_is_restarted_with_backoff() -> 
         assert 0.01 * 2**attempt / 2 - 0.001 <= delay <= 0.01 * 2**attempt + 0.001
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_NO_RESTART)
 async def test_a_child_that_keeps_failing_makes_the_supervisor_give_up() -> None:
     supervisor = Supervisor(backoff_base=0.001, max_restarts=3, window=60)
     child = FakeChild(always_fail=True)
@@ -190,7 +182,6 @@ async def test_a_child_that_keeps_failing_makes_the_supervisor_give_up() -> None
     ]
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_NO_RESTART)
 async def test_failures_outside_the_window_do_not_count() -> None:
     # window=0: only failures at the very same instant would count together; every restart
     # waits a backoff first, so the supervisor keeps restarting past max_restarts.
@@ -204,7 +195,6 @@ async def test_failures_outside_the_window_do_not_count() -> None:
         tg.cancel_scope.cancel()
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_NO_RESTART)
 async def test_a_restarting_child_makes_the_supervisor_unhealthy() -> None:
     supervisor = Supervisor(backoff_base=60.0, backoff_cap=60.0)  # stays in its backoff
     steady, flaky = FakeChild(), FakeChild(fail_runs={1})

@@ -127,6 +127,7 @@ class MemoryStore:
         self._event_ids = itertools.count(1)
         self._control = ControlState(halted=False, changed_at=clock())
         self.down = False  # True: every call raises StoreUnavailable (a database outage)
+        self._failures: dict[str, int] = {}
 
     # -- test helpers (synchronous: each is one committed transaction) -------------------------
 
@@ -239,7 +240,7 @@ class MemoryStore:
     async def claim(
         self, approval_id: UUID, execution_id: UUID, client_order_id: str
     ) -> ClaimOutcome:
-        await self._enter()
+        await self._enter("claim")
         row = self._t.approvals.get(approval_id)
         if row is None:
             return NotClaimable("approval not found")
@@ -279,7 +280,7 @@ class MemoryStore:
         return Claimed(execution, signal, approval)
 
     async def pending_approvals(self, limit: int) -> list[PendingApproval]:
-        await self._enter()
+        await self._enter("pending_approvals")
         first: dict[UUID, Approval] = {}
         for row in self._t.approvals.values():
             approval = row.approval
@@ -301,7 +302,7 @@ class MemoryStore:
         trade: TradeRecord | None = None,
     ) -> Execution | None:
         allowed, target = guard(transition_name)
-        await self._enter()
+        await self._enter("apply")
         current = self._t.executions.get(execution_id)
         if current is None or current.state not in allowed:
             return None
@@ -342,41 +343,41 @@ class MemoryStore:
         return updated
 
     async def add_event(self, execution_id: UUID, event: str, detail: dict[str, Any]) -> None:
-        await self._enter()
+        await self._enter("add_event")
         if execution_id not in self._t.executions:
             raise IntegrityError(f"execution_events: no execution {execution_id}")
         self._append_event(execution_id, event, detail)
 
     async def get_execution(self, execution_id: UUID) -> Execution | None:
-        await self._enter()
+        await self._enter("get_execution")
         return self._t.executions.get(execution_id)
 
     async def execution_for_signal(self, signal_id: UUID) -> Execution | None:
-        await self._enter()
+        await self._enter("execution_for_signal")
         return self.execution_of(signal_id)
 
     async def executions_in(self, states: Sequence[ExecutionState]) -> list[Execution]:
-        await self._enter()
+        await self._enter("executions_in")
         wanted = frozenset(states)
         return self._by_creation(e for e in self._t.executions.values() if e.state in wanted)
 
     async def executions_on(self, trading_day: date) -> list[Execution]:
-        await self._enter()
+        await self._enter("executions_on")
         return self._by_creation(
             e for e in self._t.executions.values() if e.trading_day == trading_day
         )
 
     async def get_signal(self, signal_id: UUID) -> Signal | None:
-        await self._enter()
+        await self._enter("get_signal")
         return self._t.signals.get(signal_id)
 
     async def get_approval(self, approval_id: UUID) -> Approval | None:
-        await self._enter()
+        await self._enter("get_approval")
         row = self._t.approvals.get(approval_id)
         return None if row is None else row.approval
 
     async def approve(self, signal_id: UUID, approved_by: str) -> UUID:
-        await self._enter()
+        await self._enter("approve")
         candidates = [
             row.approval
             for row in self._t.approvals.values()
@@ -387,7 +388,7 @@ class MemoryStore:
         return self.add_approval(signal_id, True, approved_by=approved_by)
 
     async def trade_for_signal(self, signal_id: UUID) -> Trade | None:
-        await self._enter()
+        await self._enter("trade_for_signal")
         for trade in self._t.trades.values():
             if trade["signal_id"] != signal_id:
                 continue
@@ -421,24 +422,32 @@ class MemoryStore:
         return None
 
     async def control(self) -> ControlState:
-        await self._enter()
+        await self._enter("control")
         return self._control
 
     async def set_control(self, halted: bool, reason: str | None, changed_by: str) -> None:
-        await self._enter()
+        await self._enter("set_control")
         self._control = ControlState(halted, reason, self._clock(), changed_by)
         self._notify(CONTROL_CHANNEL, json.dumps({"halted": halted, "reason": reason}))
 
     async def ping(self) -> None:
-        await self._enter()
+        await self._enter("ping")
 
     # -- internals -------------------------------------------------------------------------------
 
-    async def _enter(self) -> None:
+    def fail_next(self, method: str, times: int = 1) -> None:
+        """Make the next `times` calls of `method` (say "apply") raise `StoreUnavailable`,
+        changing nothing: a transaction that failed."""
+        self._failures[method] = self._failures.get(method, 0) + times
+
+    async def _enter(self, method: str) -> None:
         """Every call is a checkpoint (as a round trip to a database would be)."""
         await anyio.lowlevel.checkpoint()
         if self.down:
             raise StoreUnavailable("the memory store is down")
+        if self._failures.get(method, 0) > 0:
+            self._failures[method] -= 1
+            raise StoreUnavailable(f"injected failure of {method}")
 
     def _append_event(self, execution_id: UUID, kind: str, detail: dict[str, Any]) -> None:
         self._t.events.append(
