@@ -510,6 +510,23 @@ async def test_a_database_outage_is_survived_by_the_listener(bridge: Bridge) -> 
     assert listener.health.reconnects >= 1
 
 
+async def test_an_overflowing_notification_buffer_is_answered_by_a_sweep(bridge: Bridge) -> None:
+    hub = MemoryNotifications(buffer=2)  # most of the burst below is dropped
+    settings = settings_for(bridge, max_open_positions=10)
+    async with running(settings, hub=hub) as actors:
+        store = actors.store
+        signal_ids = [
+            store.add_signal(f"BURST{i}", entry="50", stop="45", target="60") for i in range(6)
+        ]
+        for signal_id in signal_ids:
+            store.add_approval(signal_id)
+        outcomes = [await settled(store, signal_id) for signal_id in signal_ids]
+
+    assert hub.dropped > 0  # those approvals only a sweep could find
+    assert {e.state for e in outcomes} == {S.SUBMITTED}
+    assert len(await bridge.parent_orders()) == 6
+
+
 # -- the pollers --------------------------------------------------------------------------------
 
 
@@ -535,6 +552,28 @@ async def test_a_poller_records_a_fill(bridge: Bridge) -> None:
     assert "order.filled" in kinds(store, filled.id)
 
 
+async def test_pollers_keep_running_while_halted_and_a_fill_holds_the_symbol(
+    bridge: Bridge,
+) -> None:
+    async with running(settings_for(bridge)) as actors:
+        store = actors.store
+        signal_id = store.add_signal("HOLD")
+        store.add_approval(signal_id)
+        submitted = await settled(store, signal_id)
+        await store.set_control(True, "drill", "ops")
+        await until(lambda: actors.executor.halted, "halted")
+        assert submitted.order_id in await bridge.set_price("HOLD", "149")
+        await until(lambda: state_of(store, signal_id) is S.FILLED, "filled while halted")
+        await store.set_control(False, None, "ops")
+        await until(lambda: not actors.executor.halted, "resumed")
+        second = store.add_signal("HOLD")  # the symbol is now a position at the broker
+        store.add_approval(second)
+        refused = await settled(store, second)
+
+    assert (refused.state, refused.reason) == (S.REJECTED, "risk: duplicate_symbol")
+    assert len(await bridge.parent_orders()) == 1
+
+
 async def test_a_poll_timeout_cancels_the_order(bridge: Bridge) -> None:
     await bridge.set_faults(fill_mode="never")
     settings = settings_for(bridge, order_poll_timeout=0.5, order_timeout_action="cancel")
@@ -543,6 +582,9 @@ async def test_a_poll_timeout_cancels_the_order(bridge: Bridge) -> None:
         signal_id = store.add_signal("SLOW")
         store.add_approval(signal_id)
         await until(lambda: state_of(store, signal_id) is S.CANCELLED, "cancelled")
+        retry = store.add_signal("SLOW")
+        store.add_approval(retry)
+        again = await settled(store, retry)
 
     cancelled = store.execution_of(signal_id)
     assert cancelled is not None and cancelled.order_id is not None
@@ -553,6 +595,7 @@ async def test_a_poll_timeout_cancels_the_order(bridge: Bridge) -> None:
     assert timeouts[0].detail["success"] is True
     assert (await bridge.order(cancelled.order_id))["status"] == "Cancelled"
     assert store.trades[str(cancelled.id)]["order_status"] == "Cancelled"
+    assert again is not None and again.state is S.SUBMITTED  # the cancel freed the symbol
 
 
 async def test_drain_waits_for_a_submission_in_flight(bridge: Bridge) -> None:

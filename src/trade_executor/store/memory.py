@@ -20,6 +20,8 @@
   through the optional `on_notify(channel, payload)` callback (`MemoryNotifications.notify`).
 
 Every method is atomic: it does all its work between two checkpoints, as one transaction would.
+Faults for tests: `down = True` fails every call (an outage), `fail_next("apply")` fails the next
+call of one method; `MemoryNotifications.drop_all()` / `hang_all()` kill the LISTEN sessions.
 Only anyio primitives are used, so this runs on asyncio and trio alike.
 """
 
@@ -117,8 +119,9 @@ class _Tables:
 
 
 class MemoryStore:
-    """`Store` in memory. Test helpers: `add_signal`, `add_approval`, `set_approved`, and the
-    `executions`, `events`, `trades`, `approvals` and `signals` views."""
+    """`Store` in memory. Test helpers: `add_signal`, `add_approval`, `set_approved`,
+    `fail_next`, `down`, and the `executions`, `events`, `trades`, `approvals` and `signals`
+    views (`execution_of(signal_id)`, `events_of(execution_id)`)."""
 
     def __init__(self, *, on_notify: Notify | None = None, clock: Clock = _utcnow) -> None:
         self._on_notify = on_notify
@@ -567,6 +570,7 @@ class MemoryNotificationSource:
             self._send.send_nowait(notification)
         except anyio.WouldBlock:
             self.overflowed = True
+            self._hub.dropped += 1
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):
             pass
 
@@ -600,6 +604,7 @@ class MemoryNotifications:
         self.connects = 0
         self.refuse_connections = False
         self.sent: list[Notification] = []
+        self.dropped = 0  # notifications lost to a full buffer (the source is `overflowed`)
 
     async def connect(self) -> NotificationSource:
         await anyio.lowlevel.checkpoint()
