@@ -775,7 +775,11 @@ async def test_reads_of_signals_approvals_and_events(h: Harness) -> None:
         "BUY",
         "test-strategy",
     )
-    assert (signal.entry_price, signal.stop_loss, signal.take_profit) == (150, 145, 160)
+    assert (signal.entry_price, signal.stop_loss, signal.take_profit) == (
+        Decimal(150),
+        Decimal(145),
+        Decimal(160),
+    )
     assert signal.expires_at is not None and signal.expires_at > datetime.now(UTC)
     assert await h.store.get_signal(uuid.uuid4()) is None
     assert await h.store.get_approval(uuid.uuid4()) is None
@@ -811,7 +815,7 @@ async def until_sentinel(h: Harness, source: NotificationSource, channel: str) -
     """Payloads on `channel` before a sentinel sent now (delivery is in order: no clock)."""
     sentinel = f"sentinel-{uuid.uuid4()}"
     await h.notify(channel, sentinel)
-    received = []
+    received: list[str] = []
     with anyio.fail_after(30):  # a guard against a hang, not a speed assertion
         async for notification in source.notifications:
             if notification.channel != channel:
