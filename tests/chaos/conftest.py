@@ -363,9 +363,15 @@ async def check_invariants(
 
 
 async def wait_settled(
-    conn: asyncpg.Connection, signal_ids: list[Any], *, timeout: float = 30, working_ok: bool = True
+    conn: asyncpg.Connection,
+    signal_ids: list[Any],
+    *,
+    timeout: float = 30,
+    working_ok: bool = True,
+    process: ExecutorProcess | None = None,
 ) -> list[asyncpg.Record]:
-    """Wait until every signal has an execution in a settled (or, if allowed, working) state."""
+    """Wait until every signal has an execution in a settled (or, if allowed, working) state.
+    With `process`, fail at once if that process exits meanwhile."""
     allowed = list(SETTLED + WORKING) if working_ok else list(SETTLED)
     deadline = time.monotonic() + timeout
     rows: list[asyncpg.Record] = []
@@ -377,6 +383,12 @@ async def wait_settled(
         )
         if len(rows) == len(signal_ids):
             return rows
+        if process is not None and process.returncode() is not None:
+            tail = [r for r in process.records() if r.get("level") in ("error", "critical")]
+            raise AssertionError(
+                f"the executor exited ({process.returncode()}) with "
+                f"{len(rows)}/{len(signal_ids)} settled; last errors: {tail[-2:]}"
+            )
         await anyio.sleep(0.05)
     states = await conn.fetch(
         "SELECT signal_id, state, reason FROM executions WHERE signal_id = ANY($1::uuid[])",

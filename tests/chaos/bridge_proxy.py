@@ -1,0 +1,116 @@
+"""An HTTP proxy in front of the paper bridge that misbehaves on order POSTs only.
+
+The paper bridge's knobs act on every IB route alike, so with `error_rate=1` the executor fails
+at its account read and never reaches the POST. This proxy lets a test aim a fault at the order
+POST itself while the reads pass through untouched:
+
+- "500": answer 500 without forwarding (nothing placed);
+- "503": answer the documented 503 "not connected" without forwarding (nothing placed);
+- "late": forward after `delay` seconds (past the client's timeout: the order lands later);
+- "html": forward, then answer an HTML page (placed, answer unreadable);
+- "reset": forward, then close the connection without an answer (placed, answer lost).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _ProxyServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _forward(self, body: bytes | None) -> httpx.Response:
+        return httpx.request(
+            self.command,
+            self.server.target + self.path,
+            content=body,
+            headers={"content-type": self.headers.get("content-type", "application/json")},
+            timeout=30,
+        )
+
+    def _answer(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _handle(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else None
+        mode = self.server.mode if self.command == "POST" else None
+        if mode is not None:
+            self.server.hits += 1
+        if mode == "500":
+            self._answer(500, b'{"detail": "Internal Server Error"}')
+            return
+        if mode == "503":
+            self._answer(503, b'{"detail": "Not connected to IB Gateway"}')
+            return
+        if mode == "late":
+            time.sleep(self.server.delay)
+        upstream = self._forward(body)
+        if mode == "html":
+            self._answer(200, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
+            return
+        if mode == "reset":
+            self.close_connection = True
+            self.connection.close()
+            return
+        self._answer(
+            upstream.status_code,
+            upstream.content,
+            upstream.headers.get("content-type", "application/json"),
+        )
+
+    do_GET = _handle
+    do_POST = _handle
+    do_DELETE = _handle
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, target: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.target = target
+        self.mode: str | None = None
+        self.delay = 0.0
+        self.hits = 0
+
+
+class BridgeProxy:
+    def __init__(self, server: _ProxyServer) -> None:
+        self._server = server
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def set(self, mode: str | None, delay: float = 0.0) -> None:
+        self._server.mode = mode
+        self._server.delay = delay
+
+    @property
+    def hits(self) -> int:
+        return self._server.hits
+
+
+@contextmanager
+def bridge_proxy(target: str) -> Iterator[BridgeProxy]:
+    server = _ProxyServer(target)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield BridgeProxy(server)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
