@@ -66,7 +66,8 @@ async def api(service: Service) -> AsyncIterator[httpx.AsyncClient]:
     when the service stops (see test_stopping_with_a_keep_alive_connection_open_exits_0)."""
     base = f"http://127.0.0.1:{service.state.http_port}"
     headers = {"Connection": "close"}
-    async with httpx.AsyncClient(base_url=base, timeout=WAIT, headers=headers) as client:
+    # The client outwaits the API's own 30 s wait for an outcome.
+    async with httpx.AsyncClient(base_url=base, timeout=2 * WAIT, headers=headers) as client:
         yield client
 
 
@@ -339,11 +340,17 @@ async def test_health_flips_when_postgresql_goes_away_and_back(bridge: ThreadedB
         settings = make_settings(server.url, bridge)
         async with running_service(settings) as service, api(service) as client:
             assert (await until_health(client, 200))["database"] == "ok"
+            before = service.state.executor
             await anyio.to_thread.run_sync(server.stop)
             body = await until_health(client, 503)
             assert body["status"] == "degraded"
             assert body["database"] == "unavailable"
             await anyio.to_thread.run_sync(server.start)
+            # The leader lock's session died with the server: the service notices at its next
+            # lock check, stands by, takes the lock again and starts fresh actors.
+            with anyio.fail_after(WAIT):
+                while service.state.executor is before or service.state.role != "active":
+                    await anyio.sleep(0.05)
             body = await until_health(client, 200)
             assert (body["database"], body["listener"]) == ("ok", "ok")
             # and it executes again: the listener is back on the new server
