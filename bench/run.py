@@ -59,7 +59,8 @@ class Sizes:
     growth_latency: int = 200
     poll_interval: float = 5.0
     poll_windows: int = 3
-    peer_latency: int = 1000
+    peer_latency: int = 500
+    growth_budget: float = 180.0
 
 
 QUICK = Sizes(
@@ -72,6 +73,7 @@ QUICK = Sizes(
     growth_latency=30,
     poll_windows=2,
     peer_latency=100,
+    growth_budget=60.0,
 )
 
 
@@ -205,7 +207,9 @@ async def run_all(server: str, sizes: Sizes, profile: bool) -> dict[str, Any]:
                     f"{entry['pollers']['polls_per_second_needed']:.0f} polls/s"
                 )
                 entry["latency"] = (
-                    await approval_latency(dsn, bridge, sizes.growth_latency, "GLAT")
+                    await approval_latency(
+                        dsn, bridge, sizes.growth_latency, "GLAT", budget=sizes.growth_budget
+                    )
                 ).summary()
                 entry["burst"] = await burst(dsn, bridge, sizes.burst, "GBURST")
                 log(

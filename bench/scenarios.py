@@ -49,6 +49,13 @@ DROP TRIGGER IF EXISTS bench_claimed ON executions;
 CREATE TRIGGER bench_claimed AFTER INSERT ON executions
     FOR EACH ROW WHEN (NEW.state = 'received') EXECUTE FUNCTION bench_claimed();
 """
+PENDING_OF_PREFIX = """
+SELECT (SELECT count(*) FROM strategy_signals s
+        WHERE s.symbol LIKE $1
+          AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.signal_id = s.id))
+     + (SELECT count(*) FROM executions
+        WHERE symbol LIKE $1 AND state IN ('received', 'submitting'))
+"""
 CLAIM_CREATED_AT = """
 SELECT signal_id::text AS signal_id, extract(epoch FROM created_at)::float8 AS at
 FROM executions WHERE signal_id = ANY($1::uuid[])
@@ -145,7 +152,10 @@ async def insert_signals(conn: asyncpg.Connection, symbols: list[str]) -> list[t
     return [(by_symbol[s], s) for s in symbols]
 
 
-async def approval_latency(dsn: str, bridge: Bridge, n: int, prefix: str) -> LatencyResult:
+async def approval_latency(
+    dsn: str, bridge: Bridge, n: int, prefix: str, *, budget: float = 900
+) -> LatencyResult:
+    """n approvals one at a time (fewer if `budget` seconds run out: see `.order.n`)."""
     conn = await asyncpg.connect(dsn)
     listener = await asyncpg.connect(dsn)
     await conn.execute(CLAIM_PROBE)
@@ -160,7 +170,10 @@ async def approval_latency(dsn: str, bridge: Bridge, n: int, prefix: str) -> Lat
         committed: dict[str, float] = {}
         order_latency: list[float] = []
         missing = 0
+        stop_at = time.monotonic() + budget
         for signal_id, symbol in signals:
+            if time.monotonic() > stop_at:
+                break
             transaction = conn.transaction()
             await transaction.start()
             await conn.execute(APPROVE_ONE, signal_id)
@@ -204,8 +217,12 @@ async def burst(dsn: str, bridge: Bridge, n: int, prefix: str) -> dict[str, Any]
         await transaction.commit()
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            answer = await bridge.get("/bench/order-posts", count=before + n, timeout=10)
+            answer = await bridge.get("/bench/order-posts", count=before + n, timeout=2)
             if answer["order_posts"] >= before + n:
+                break
+            # An execution that ended without an order (failed, unknown) never arrives.
+            pending = await conn.fetchval(PENDING_OF_PREFIX, prefix + "%")
+            if pending == 0:
                 break
         orders = (await bridge.get("/bench/orders", prefix=prefix))["orders"]
         states = await conn.fetch(
