@@ -363,11 +363,6 @@ async def test_health_flips_when_postgresql_goes_away_and_back(bridge: ThreadedB
                 await conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/app.py health(): a bridge answering /health with connected=false (not connected "
-    "to IB Gateway) still counts as 'ok'; orders would fail with 503 meanwhile",
-)
 async def test_health_is_degraded_when_the_bridge_is_not_connected_to_ib(
     db_url: str, bridge: ThreadedBridge
 ) -> None:
@@ -437,12 +432,6 @@ async def test_metrics_parse_and_move_with_executions(
 # -- shutdown with clients connected -------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/server.py stops Hypercorn by cancelling it: with a keep-alive connection open "
-    "(a Prometheus scraper, a load balancer) Hypercorn's worker_serve raises InvalidStateError "
-    "in its finally block and `run` exits 1 (supervisor.failed) instead of 0 on SIGTERM",
-)
 async def test_stopping_with_a_keep_alive_connection_open_exits_0(
     db_url: str, bridge: ThreadedBridge
 ) -> None:

@@ -307,7 +307,7 @@ def test_resolve_an_unknown_execution_as_submitted(
 ) -> None:
     execution_id = insert_execution(db, "unknown")
     argv = ["resolve", str(execution_id), "--as", "submitted"]
-    assert main(argv) == 1  # the broker's order id is needed
+    assert main(argv) == 2  # bad usage: the broker's order id is needed
     assert "--order-id" in capsys.readouterr().err
     assert main([*argv, "--order-id", "4242"]) == 0
     assert "resolved as submitted" in capsys.readouterr().out

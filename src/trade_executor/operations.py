@@ -70,7 +70,9 @@ def resolve(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError:
         return _fail(f"{args.execution_id!r} is not an execution id (a UUID)")
     if args.outcome == "submitted" and args.order_id is None:
-        return _fail("--as submitted needs the broker's --order-id")
+        from trade_executor.cli import EX_USAGE, CommandError
+
+        raise CommandError("--as submitted needs the broker's --order-id", EX_USAGE)
 
     async def work(store: PgStore) -> str:
         execution = await store.get_execution(execution_id)

@@ -127,7 +127,7 @@ async def test_a_lost_leader_lock_stops_the_actors_and_leads_again(
         first_executor = service.state.executor
         terminated = await conn.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE application_name = 'trade-executor leader'"
+            " WHERE application_name = 'trade-executor leader' AND datname = current_database()"
         )
         assert terminated == 1
         with anyio.fail_after(15):

@@ -30,13 +30,6 @@ ROOMY = {
     "MAX_DAILY_LOSS": "1000000",
     "MAX_POSITION_VALUE_PCT": "0.02",
 }
-BUG_ACCOUNT_READ = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Executor._account_snapshot raises its BrokerError wrapped in an ExceptionGroup "
-    "(task group), _decide_batch's `except BrokerError` misses it, the executor actor crashes "
-    "and is restarted until the supervisor gives up: the process exits 1 and the approvals stay "
-    "`received` instead of `failed: bridge_unavailable`",
-)
 
 
 def symbol(prefix: str) -> str:
@@ -67,7 +60,6 @@ async def kinds_of(conn: asyncpg.Connection, execution_id: Any) -> list[str]:
     return [r["kind"] for r in rows]
 
 
-@BUG_ACCOUNT_READ
 @pytest.mark.parametrize(
     "faults",
     [

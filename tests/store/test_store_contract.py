@@ -687,11 +687,6 @@ async def test_pending_approvals_one_per_unclaimed_approved_signal(h: Harness) -
     assert await h.store.pending_approvals(0) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: PENDING_APPROVALS orders by signal_id (DISTINCT ON), not oldest first as the "
-    "Store protocol documents, so LIMIT keeps arbitrary approvals instead of the oldest",
-)
 async def test_pending_approvals_are_oldest_first(h: Harness) -> None:
     base = datetime.now(UTC) - timedelta(hours=1)
     approvals = []

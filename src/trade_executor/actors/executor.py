@@ -15,7 +15,7 @@ interleave with another. Pollers report back through the mailbox (`OrderProgress
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -39,7 +39,7 @@ from trade_executor.broker.errors import (
 )
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Changes, Execution
-from trade_executor.domain.models import Account, Action, OrderType, PlacedOrder
+from trade_executor.domain.models import Account, Action, OrderType, PlacedOrder, Position
 from trade_executor.domain.orders import build_order
 from trade_executor.domain.riskbook import Decision, RiskBook
 from trade_executor.domain.sizing import RiskLimits, RiskRejection, Sizing
@@ -284,15 +284,20 @@ class Executor:
             self._tg.start_soon(self._submit, candidate, decision)
         self._metrics.set_daily_risk(self._riskbook.daily_risk_used(now))
 
-    async def _account_snapshot(self) -> tuple[Account, list[Any]]:
+    async def _account_snapshot(self) -> tuple[Account, list[Position]]:
+        """The account and the positions, read concurrently; a failure of either raises the
+        BrokerError itself (not the task group's ExceptionGroup)."""
         results: dict[str, Any] = {}
 
-        async def fetch(name: str, call: Callable[[], Any]) -> None:
+        async def fetch(name: str, call: Callable[[], Awaitable[Any]]) -> None:
             results[name] = await call()
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(fetch, "account", self._broker.account)
-            tg.start_soon(fetch, "positions", self._broker.positions)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(fetch, "account", self._broker.account)
+                tg.start_soon(fetch, "positions", self._broker.positions)
+        except* BrokerError as group:
+            raise group.exceptions[0] from None
         return results["account"], results["positions"]
 
     # -- 3. submit: intent, POST once, record --------------------------------------------------
@@ -332,12 +337,13 @@ class Executor:
             if not self._settings.execution_enabled:
                 await self._finish_dry_run(execution, valid, sizing, plan, sizing_detail)
                 return
-            intent = await self._store.apply(
-                execution.id, "begin_submit", plan, "submitting", sizing_detail
+            intent = await self._recorder.apply(
+                execution, "begin_submit", plan, "submitting", sizing_detail
             )
             if intent is None:
+                # Nothing was sent: free the risk. The claim stays `received` if the database
+                # was away, and the next start decides it again.
                 self._forget(execution.id, release=True)
-                log.error("execution.claim_lost", **self._context(execution))
                 return
             fault_point("after_submitting")
             placed = await self._place(intent, order)
@@ -415,8 +421,8 @@ class Executor:
             if ambiguous
             else "ambiguous_submission: the order could not be found at the broker"
         )
-        updated = await self._store.apply(
-            execution.id, "lose_track", Changes(reason=reason), "order.unknown"
+        updated = await self._recorder.apply(
+            execution, "lose_track", Changes(reason=reason), "order.unknown"
         )
         log.error("execution.unknown", reason=reason, **bound)
         if updated is not None:
@@ -436,8 +442,8 @@ class Executor:
     # -- outcomes -------------------------------------------------------------------------------
 
     async def _reject(self, execution: Execution, reason: str) -> None:
-        updated = await self._store.apply(
-            execution.id, "reject", Changes(reason=reason), "execution.rejected"
+        updated = await self._recorder.apply(
+            execution, "reject", Changes(reason=reason), "execution.rejected"
         )
         self._forget(execution.id, release=True)
         log.info("execution.rejected", reason=reason, **self._context(execution))
@@ -446,8 +452,8 @@ class Executor:
             self.outcomes.publish(updated)
 
     async def _fail(self, execution: Execution, reason: str, attempted: bool) -> None:
-        updated = await self._store.apply(
-            execution.id, "fail", Changes(reason=reason), "execution.failed"
+        updated = await self._recorder.apply(
+            execution, "fail", Changes(reason=reason), "execution.failed"
         )
         self._forget(execution.id, release=True)
         log.warning(
@@ -477,8 +483,8 @@ class Executor:
             position_value=plan.position_value,
         )
         trade = trade_from_execution(planned, valid.strategy_id, None, "dry_run")
-        updated = await self._store.apply(
-            execution.id, "dry_run", plan, "execution.dry_run", detail, trade
+        updated = await self._recorder.apply(
+            execution, "dry_run", plan, "execution.dry_run", detail, trade
         )
         self._forget(execution.id, release=True)
         log.info("execution.dry_run", **self._context(execution), **detail)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import anyio
 
@@ -72,32 +73,41 @@ class Recorder:
         )
         trade = trade_from_execution(intent, strategy_id, placed.order_id, status)
         detail = {"order_id": placed.order_id, "child_order_ids": list(placed.child_order_ids)}
+        recorded = await self.apply(intent, "accept", changes, event, detail, trade)
+        if recorded is not None:
+            log.info(
+                event,
+                quantity=recorded.quantity,
+                child_order_ids=list(placed.child_order_ids),
+                order_id=placed.order_id,
+            )
+        return recorded
+
+    async def apply(
+        self,
+        execution: Execution,
+        transition: str | None,
+        changes: Changes,
+        event: str,
+        detail: dict[str, Any] | None = None,
+        trade: TradeRecord | None = None,
+    ) -> Execution | None:
+        """`Store.apply`, retried with backoff for up to RECORD_DEADLINE seconds while the
+        database fails. None if the transition was not allowed or the database stayed away
+        (then the execution keeps its state and start-up recovery settles it)."""
         backoff = Backoff(base=0.2, cap=5.0)
-        context = {
-            "execution_id": str(intent.id),
-            "signal_id": str(intent.signal_id),
-            "symbol": intent.symbol,
-            "order_id": placed.order_id,
-        }
         with anyio.move_on_after(RECORD_DEADLINE):
             while True:
                 try:
                     recorded = await self._store.apply(
-                        intent.id, "accept", changes, event, detail, trade
+                        execution.id, transition, changes, event, detail, trade
                     )
                 except Exception as error:
-                    log.warning("execution.record_retry", error=str(error), **context)
+                    log.warning("execution.record_retry", event_kind=event, error=str(error))
                     await anyio.sleep(backoff.next())
                     continue
                 if recorded is None:
-                    log.error("execution.record_conflict", **context)
-                else:
-                    log.info(
-                        event,
-                        quantity=recorded.quantity,
-                        child_order_ids=list(placed.child_order_ids),
-                        **context,
-                    )
+                    log.error("execution.record_conflict", event_kind=event)
                 return recorded
-        log.error("execution.record_failed", **context)
+        log.error("execution.record_failed", event_kind=event)
         return None

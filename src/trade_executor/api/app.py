@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from trade_executor import __version__
 from trade_executor.actors.messages import ApprovalSeen
+from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.jsonnum import dumps
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
@@ -139,7 +140,7 @@ class _Api:
     async def health(self, request: Request) -> Response:
         state = self._state
         database = await _check(state.store.ping() if state.store is not None else None)
-        bridge = await _check(state.broker.health() if state.broker is not None else None)
+        bridge = await _check(_bridge_connected(state.broker) if state.broker is not None else None)
         listener = state.listener is not None and state.listener.health.connected
         executor = state.executor
         if state.role == "standby":
@@ -231,6 +232,13 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal | datetime | int | str | None):
         return value
     return str(value)
+
+
+async def _bridge_connected(broker: BrokerClient) -> None:
+    """Raises unless the bridge answers and is connected to IB (orders would fail otherwise)."""
+    health = await broker.health()
+    if not health.connected:
+        raise ConnectionError("the bridge is not connected to IB")
 
 
 async def _check(call: Any) -> bool:

@@ -30,4 +30,18 @@ async def serve_api(
     state.http_port = port
     log.info("api.listening", host=settings.http_host, port=port)
     task_status.started(port)
-    await serve_asgi(create_app(settings, state), sock, anyio.sleep_forever)
+    # Hypercorn must be stopped through its shutdown trigger, never cancelled: cancelled with a
+    # keep-alive connection open (a metrics scraper) it fails on the way out. So it runs
+    # shielded, and our cancellation only pulls the trigger.
+    stop = anyio.Event()
+
+    async def serve() -> None:
+        with anyio.CancelScope(shield=True):
+            await serve_asgi(create_app(settings, state), sock, stop.wait)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(serve)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            stop.set()

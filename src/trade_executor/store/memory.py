@@ -292,7 +292,7 @@ class MemoryStore:
             held = first.get(approval.signal_id)
             if held is None or _approval_order(approval) < _approval_order(held):
                 first[approval.signal_id] = approval
-        chosen = sorted(first.values(), key=lambda a: a.signal_id)[: max(limit, 0)]
+        chosen = sorted(first.values(), key=_approval_order)[: max(limit, 0)]
         return [PendingApproval(a.id, a.signal_id) for a in chosen]
 
     async def apply(

@@ -25,12 +25,17 @@ EXECUTION_BY_SIGNAL = "SELECT * FROM executions WHERE signal_id = $1"
 EXECUTIONS_IN_STATES = "SELECT * FROM executions WHERE state = ANY($1::text[]) ORDER BY created_at"
 EXECUTIONS_ON_DAY = "SELECT * FROM executions WHERE trading_day = $1 ORDER BY created_at"
 
+# The first approval of each signal (DISTINCT ON), then the oldest of those first.
 PENDING_APPROVALS = """
-SELECT DISTINCT ON (a.signal_id) a.id AS approval_id, a.signal_id
-FROM trade_approvals a
-WHERE a.approved
-  AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.signal_id = a.signal_id)
-ORDER BY a.signal_id, a.approved_at NULLS LAST, a.created_at
+SELECT approval_id, signal_id FROM (
+    SELECT DISTINCT ON (a.signal_id) a.id AS approval_id, a.signal_id, a.approved_at,
+           a.created_at
+    FROM trade_approvals a
+    WHERE a.approved
+      AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.signal_id = a.signal_id)
+    ORDER BY a.signal_id, a.approved_at NULLS LAST, a.created_at
+) AS first_approvals
+ORDER BY approved_at NULLS LAST, created_at
 LIMIT $1
 """
 
