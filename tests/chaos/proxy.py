@@ -1,14 +1,61 @@
 """A TCP proxy in front of PostgreSQL that a test can cut (every connection reset, new ones
-refused) and restore on the same port: "PostgreSQL refusing connections for a while"."""
+refused) and restore on the same port: "PostgreSQL refusing connections for a while".
+
+`cut(starting_up=True)` plays a server that is restarting instead: every connection is reset,
+and every new one is accepted and answered, as PostgreSQL does while it recovers, with the
+FATAL error 57P03 "the database system is starting up" (`CannotConnectNowError` in asyncpg)."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
+
+SSL_REQUEST = 80877103
+GSSENC_REQUEST = 80877104
+
+
+def _error_response(code: str, message: str) -> bytes:
+    fields = b"".join(
+        tag + value.encode() + b"\0"
+        for tag, value in ((b"S", "FATAL"), (b"V", "FATAL"), (b"C", code), (b"M", message))
+    )
+    body = fields + b"\0"
+    return b"E" + struct.pack("!I", len(body) + 4) + body
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise OSError("closed")
+        data += chunk
+    return data
+
+
+def answer_starting_up(client: socket.socket) -> None:
+    """Read the startup packet (declining SSL/GSS first) and answer 57P03, as a recovering
+    PostgreSQL does; then close."""
+    try:
+        client.settimeout(5)
+        while True:
+            length, code = struct.unpack("!II", _recv_exact(client, 8))
+            _recv_exact(client, length - 8)
+            if code in (SSL_REQUEST, GSSENC_REQUEST):
+                client.sendall(b"N")
+                continue
+            client.sendall(_error_response("57P03", "the database system is starting up"))
+            return
+    except OSError:
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            client.close()
 
 
 class TcpProxy:
@@ -20,6 +67,8 @@ class TcpProxy:
         self._threads: list[threading.Thread] = []
         self.port = 0
         self.accepted = 0
+        self.starting_up = False
+        self.answered_starting_up = 0
         self._listen()
 
     def _listen(self) -> None:
@@ -39,6 +88,10 @@ class TcpProxy:
                 client, _ = server.accept()
             except OSError:
                 return
+            if self.starting_up:
+                self.answered_starting_up += 1
+                threading.Thread(target=answer_starting_up, args=(client,), daemon=True).start()
+                continue
             try:
                 upstream = socket.create_connection(self._target, timeout=5)
                 upstream.settimeout(None)
@@ -46,12 +99,14 @@ class TcpProxy:
                 client.close()
                 continue
             with self._lock:
-                if self._server is not server:  # cut meanwhile
-                    client.close()
-                    upstream.close()
-                    return
-                self._conns.update((client, upstream))
-                self.accepted += 1
+                cut = self._server is not server or self.starting_up  # cut meanwhile
+                if not cut:
+                    self._conns.update((client, upstream))
+                    self.accepted += 1
+            if cut:
+                client.close()
+                upstream.close()
+                continue
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
@@ -69,10 +124,15 @@ class TcpProxy:
                 self._conns.discard(source)
                 self._conns.discard(sink)
 
-    def cut(self) -> None:
-        """Reset every connection and refuse new ones (the port is closed)."""
+    def cut(self, *, starting_up: bool = False) -> None:
+        """Reset every connection; refuse new ones (the port is closed) or, with `starting_up`,
+        answer each with 57P03 "the database system is starting up"."""
         with self._lock:
-            server, self._server = self._server, None
+            if starting_up:
+                server = None
+                self.starting_up = True
+            else:
+                server, self._server = self._server, None
             conns = list(self._conns)
             self._conns.clear()
         if server is not None:
@@ -84,6 +144,7 @@ class TcpProxy:
                 sock.close()
 
     def restore(self) -> None:
+        self.starting_up = False
         if self._server is None:
             self._listen()
 
