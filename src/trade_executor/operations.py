@@ -96,7 +96,7 @@ def resolve(settings: Settings, args: argparse.Namespace) -> int:
         return _fail(problem)
     print(f"execution {execution_id} resolved as {args.outcome}")
     if args.outcome == "submitted":
-        print("the running service picks up its poller at its next start")
+        print("the running service starts following it within SWEEP_INTERVAL seconds")
     return 0
 
 

@@ -137,3 +137,43 @@ async def test_a_lost_leader_lock_stops_the_actors_and_leads_again(
         await approve(conn, signal_id)
         await wait_for(conn, "SELECT order_id FROM trade_approvals WHERE signal_id = $1", signal_id)
     assert [o["symbol"] for o in bridge.parent_orders()] == ["RELEAD"]
+
+
+async def test_an_unknown_resolved_as_submitted_is_followed_without_a_restart(
+    db_url: str, bridge: ThreadedBridge, conn: asyncpg.Connection
+) -> None:
+    import httpx
+
+    from trade_executor.domain.execution import Changes
+    from trade_executor.store.postgres import PgStore, create_pool
+
+    # An order the bridge has, whose answer was lost: the ledger says `unknown`.
+    answer = httpx.post(
+        f"{bridge.url}/orders",
+        json={"symbol": "LOST", "action": "BUY", "quantity": 10, "order_type": "LMT",
+              "limit_price": 50},
+    ).json()  # fmt: skip
+    signal_id = await insert_signal(conn, "LOST", entry="50", stop="45", target="60")
+    await approve(conn, signal_id)
+    await conn.execute(
+        "INSERT INTO executions (id, signal_id, state, reason, client_order_id, symbol, action,"
+        " quantity, entry_price, risk_amount)"
+        " VALUES (gen_random_uuid(), $1, 'unknown', 'ambiguous_submission', 'te-lost', 'LOST',"
+        " 'BUY', 10, 50, 50)",
+        signal_id,
+    )
+    settings = make_settings(db_url, bridge, sweep_interval=0.3)
+    async with running_service(settings):
+        pool = await create_pool(db_url, min_size=1, max_size=1)
+        try:
+            execution = await PgStore(pool).execution_for_signal(signal_id)
+            assert execution is not None
+            changes = Changes(order_id=answer["order_id"], submitted_at=execution.created_at)
+            assert await PgStore(pool).apply(execution.id, "resolve_submitted", changes, "resolved")
+        finally:
+            await pool.close()
+        bridge.set_price("LOST", "49")
+        await wait_for(
+            conn, "SELECT state FROM executions WHERE signal_id = $1", signal_id,
+            expect="filled",
+        )  # fmt: skip

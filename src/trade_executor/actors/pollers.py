@@ -57,6 +57,7 @@ class PollerPool:
         self._report = report
         self._clock = clock
         self._active: set[UUID] = set()
+        self._left: set[UUID] = set()
         self._tg: TaskGroup | None = None
 
     def set_report(self, report: Report) -> None:
@@ -71,13 +72,21 @@ class PollerPool:
         self._active.clear()
         async with anyio.create_task_group() as tg:
             self._tg = tg
-            working = await self._store.executions_in(
-                [ExecutionState.SUBMITTED, ExecutionState.PARTIALLY_FILLED]
-            )
-            for execution in working:
-                self.follow(execution)
+            await self._follow_all_working()
             task_status.started()
-            await anyio.sleep_forever()
+            while True:
+                # Self-healing: an execution an operator resolved as `submitted`, or whose
+                # poller could not be started, gets one within SWEEP_INTERVAL.
+                await anyio.sleep(self._settings.sweep_interval)
+                await self._follow_all_working()
+
+    async def _follow_all_working(self) -> None:
+        working = await self._store.executions_in(
+            [ExecutionState.SUBMITTED, ExecutionState.PARTIALLY_FILLED]
+        )
+        for execution in working:
+            if execution.id not in self._left:
+                self.follow(execution)
 
     def follow(self, execution: Execution) -> None:
         """Start polling an execution's order (once: a second call is ignored)."""
@@ -209,6 +218,7 @@ class PollerPool:
         action = self._settings.order_timeout_action
         log.warning("poller.timeout", action=action, **_context(execution))
         if action == "leave":
+            self._left.add(execution.id)  # working at the broker, no longer followed
             await self._store.add_event(execution.id, "poller.timeout", {"action": "leave"})
             return
         assert execution.order_id is not None
