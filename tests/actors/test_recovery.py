@@ -148,11 +148,13 @@ async def test_an_unknown_resolved_as_submitted_is_followed_without_a_restart(
     from trade_executor.store.postgres import PgStore, create_pool
 
     # An order the bridge has, whose answer was lost: the ledger says `unknown`.
-    answer = httpx.post(
-        f"{bridge.url}/orders",
-        json={"symbol": "LOST", "action": "BUY", "quantity": 10, "order_type": "LMT",
-              "limit_price": 50},
-    ).json()  # fmt: skip
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{bridge.url}/orders",
+            json={"symbol": "LOST", "action": "BUY", "quantity": 10, "order_type": "LMT",
+                  "limit_price": 50},
+        )  # fmt: skip
+    answer = response.json()
     signal_id = await insert_signal(conn, "LOST", entry="50", stop="45", target="60")
     await approve(conn, signal_id)
     await conn.execute(
