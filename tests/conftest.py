@@ -31,12 +31,13 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
+from tests.support import ThreadedBridge, threaded_bridge
 from trade_executor.store.migrate import migrate
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -105,3 +106,30 @@ def database_url(pg_server_url: str) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(_drop(pg_server_url, url))
+
+
+# -- the service's surroundings, for tests pinned to asyncio ---------------------------------
+
+
+@pytest.fixture
+def db_url(fresh_database_url: str) -> str:
+    """A new database with the schema migrated, dropped after the test."""
+    asyncio.run(migrate(fresh_database_url))
+    return fresh_database_url
+
+
+@pytest.fixture
+def bridge() -> Iterator[ThreadedBridge]:
+    """A paper bridge in its own thread (a separate server, as in production)."""
+    with threaded_bridge() as running:
+        yield running
+
+
+@pytest.fixture
+async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to `db_url` (asyncio only)."""
+    connection = await asyncpg.connect(db_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()

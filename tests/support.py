@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,6 +19,9 @@ import httpx
 
 from trade_executor.broker.jsonnum import dumps, loads
 from trade_executor.broker.paper import Faults, PaperConfig, serve
+from trade_executor.config import Settings, load_settings
+from trade_executor.service import Service
+from trade_executor.systemd import SystemdNotifier
 
 
 @dataclass
@@ -132,3 +135,45 @@ async def wait_for(
             if (expect is True and value) or value == expect:
                 return value
             await anyio.sleep(0.02)
+
+
+def make_settings(db_url: str, bridge: ThreadedBridge, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "ib_bridge_url": bridge.url,
+        "execution_enabled": True,
+        "http_port": 0,
+        "order_poll_interval": 0.2,
+        "order_poll_timeout": 30,
+        "sweep_interval": 1,
+        "listener_health_interval": 0.5,
+        "standby_retry_interval": 0.5,
+        "shutdown_grace": 5,
+        "cancelled_recheck_delay": 0.1,
+        "api_token": "test-token",
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@asynccontextmanager
+async def running_service(settings: Settings) -> AsyncIterator[Service]:
+    """The real service in this loop; stopped (as by SIGTERM) when the block ends."""
+    service = Service(settings, notifier=SystemdNotifier(None))
+    exit_codes: list[int] = []
+
+    async def run() -> None:
+        exit_codes.append(await service.run())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        with anyio.fail_after(20):
+            while service.state.role != "active":
+                if exit_codes:
+                    raise RuntimeError(f"the service exited with {exit_codes[0]}")
+                await anyio.sleep(0.01)
+        try:
+            yield service
+        finally:
+            service.request_stop()
+    assert exit_codes == [0]

@@ -3,7 +3,6 @@ executor, the pollers and a paper bridge over HTTP. Every status code is provoke
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -18,8 +17,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.actors.conftest import make_settings, running_service
-from tests.support import ThreadedBridge, insert_signal, threaded_bridge
+from tests.support import (
+    ThreadedBridge,
+    insert_signal,
+    make_settings,
+    running_service,
+)
 from trade_executor.broker.jsonnum import loads
 from trade_executor.broker.paper import Faults, PaperConfig, serve
 from trade_executor.config import Settings
@@ -37,27 +40,6 @@ WAIT = 30.0  # deadline for an outcome to appear, never a measured duration
 @pytest.fixture(scope="module")
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def db_url(fresh_database_url: str) -> str:
-    asyncio.run(migrate(fresh_database_url))
-    return fresh_database_url
-
-
-@pytest.fixture
-def bridge() -> Iterator[ThreadedBridge]:
-    with threaded_bridge() as running:
-        yield running
-
-
-@pytest.fixture
-async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(db_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 @asynccontextmanager

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ThreadedBridge, threaded_bridge
+from tests.support import ThreadedBridge
 from trade_executor.config import Settings
 from trade_executor.systemd import SystemdNotifier, watchdog_interval
 
@@ -31,12 +31,6 @@ def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, str]]:
         yield sock, path
     finally:
         sock.close()
-
-
-@pytest.fixture
-def bridge() -> Iterator[ThreadedBridge]:
-    with threaded_bridge() as running:
-        yield running
 
 
 def receive(sock: socket.socket) -> dict[str, str]:

@@ -9,8 +9,14 @@ import anyio
 import asyncpg
 import pytest
 
-from tests.actors.conftest import make_settings, running_service
-from tests.support import ThreadedBridge, approve, insert_signal, wait_for
+from tests.support import (
+    ThreadedBridge,
+    approve,
+    insert_signal,
+    make_settings,
+    running_service,
+    wait_for,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -6,8 +6,15 @@ import anyio
 import asyncpg
 import pytest
 
-from tests.actors.conftest import make_settings, running_service
-from tests.support import ThreadedBridge, approve, insert_signal, threaded_bridge, wait_for
+from tests.support import (
+    ThreadedBridge,
+    approve,
+    insert_signal,
+    make_settings,
+    running_service,
+    threaded_bridge,
+    wait_for,
+)
 from trade_executor.broker.paper import Faults
 from trade_executor.service import Service
 from trade_executor.systemd import SystemdNotifier
