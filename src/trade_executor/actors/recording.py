@@ -19,6 +19,7 @@ from trade_executor.domain.models import BrokerStatus, PlacedOrder
 from trade_executor.logging import get_logger
 from trade_executor.metrics import Metrics
 from trade_executor.store.protocol import Store
+from trade_executor.store.transient import is_transient
 
 log = get_logger("trade_executor.recording")
 
@@ -93,8 +94,9 @@ class Recorder:
         trade: TradeRecord | None = None,
     ) -> Execution | None:
         """`Store.apply`, retried with backoff for up to RECORD_DEADLINE seconds while the
-        database fails. None if the transition was not allowed or the database stayed away
-        (then the execution keeps its state and start-up recovery settles it)."""
+        database is unreachable (a bug in a query is raised at once, not retried). None if the
+        transition was not allowed or the database stayed away: the execution then keeps its
+        state and start-up recovery settles it."""
         backoff = Backoff(base=0.2, cap=5.0)
         with anyio.move_on_after(RECORD_DEADLINE):
             while True:
@@ -103,6 +105,8 @@ class Recorder:
                         execution.id, transition, changes, event, detail, trade
                     )
                 except Exception as error:
+                    if not is_transient(error):
+                        raise
                     log.warning("execution.record_retry", event_kind=event, error=str(error))
                     await anyio.sleep(backoff.next())
                     continue

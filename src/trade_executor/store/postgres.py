@@ -14,7 +14,7 @@ import asyncpg
 
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
 from trade_executor.domain.models import Approval, Signal
-from trade_executor.domain.states import ExecutionState, guard
+from trade_executor.domain.states import FINAL_STATES, ExecutionState, guard
 from trade_executor.store import queries as q
 from trade_executor.store.protocol import (
     AlreadyClaimed,
@@ -25,6 +25,8 @@ from trade_executor.store.protocol import (
     PendingApproval,
     Trade,
 )
+
+FINAL_STATE_VALUES = sorted(state.value for state in FINAL_STATES)
 
 
 def _json_default(value: object) -> str:
@@ -71,33 +73,33 @@ def execution_from_row(row: asyncpg.Record) -> Execution:
     )
 
 
-def signal_from_row(row: asyncpg.Record) -> Signal:
+def signal_from_row(row: asyncpg.Record, prefix: str = "") -> Signal:
     return Signal(
-        id=row["id"],
-        symbol=row["symbol"],
-        signal_type=row["signal_type"],
-        entry_price=row["entry_price"],
-        stop_loss=row["stop_loss"],
-        take_profit=row["take_profit"],
-        strategy_id=row["strategy_id"],
-        confidence=row["confidence"],
-        reasoning=row["reasoning"],
-        generated_at=row["generated_at"],
-        expires_at=row["expires_at"],
-        status=row["status"],
-        created_at=row["created_at"],
+        id=row[f"{prefix}id"],
+        symbol=row[f"{prefix}symbol"],
+        signal_type=row[f"{prefix}signal_type"],
+        entry_price=row[f"{prefix}entry_price"],
+        stop_loss=row[f"{prefix}stop_loss"],
+        take_profit=row[f"{prefix}take_profit"],
+        strategy_id=row[f"{prefix}strategy_id"],
+        confidence=row[f"{prefix}confidence"],
+        reasoning=row[f"{prefix}reasoning"],
+        generated_at=row[f"{prefix}generated_at"],
+        expires_at=row[f"{prefix}expires_at"],
+        status=row[f"{prefix}status"],
+        created_at=row[f"{prefix}created_at"],
     )
 
 
-def approval_from_row(row: asyncpg.Record) -> Approval:
+def approval_from_row(row: asyncpg.Record, prefix: str = "") -> Approval:
     return Approval(
-        id=row["id"],
-        signal_id=row["signal_id"],
-        approved=bool(row["approved"]),
-        approved_at=row["approved_at"],
-        approved_by=row["approved_by"],
-        created_at=row["created_at"],
-        order_id=row["order_id"],
+        id=row[f"{prefix}id"],
+        signal_id=row[f"{prefix}signal_id"],
+        approved=bool(row[f"{prefix}approved"]),
+        approved_at=row[f"{prefix}approved_at"],
+        approved_by=row[f"{prefix}approved_by"],
+        created_at=row[f"{prefix}created_at"],
+        order_id=row[f"{prefix}order_id"],
     )
 
 
@@ -120,39 +122,31 @@ class PgStore:
     async def claim(
         self, approval_id: UUID, execution_id: UUID, client_order_id: str
     ) -> ClaimOutcome:
-        async with self._pool.acquire() as conn, conn.transaction():
-            approval_row = await conn.fetchrow(q.CLAIM_READ_APPROVAL, approval_id)
-            if approval_row is None:
-                return NotClaimable("approval not found")
-            approval = approval_from_row(approval_row)
-            if not approval.approved:
-                return NotClaimable("not_approved")
-            signal_row = await conn.fetchrow(q.READ_SIGNAL, approval.signal_id)
-            if signal_row is None:
-                return NotClaimable("signal not found")
-            signal = signal_from_row(signal_row)
-            action = signal.signal_type if signal.signal_type in ("BUY", "SELL") else None
-            symbol = signal.symbol[:64] if signal.symbol else None
-            row = await conn.fetchrow(
-                q.CLAIM_INSERT,
-                execution_id,
-                signal.id,
-                approval.id,
-                client_order_id,
-                symbol,
-                action,
-            )
-            if row is None:
-                existing = await conn.fetchrow(q.EXECUTION_BY_SIGNAL, signal.id)
-                assert existing is not None  # the conflict proves it exists
-                return AlreadyClaimed(execution_from_row(existing))
-            await conn.execute(
-                q.INSERT_EVENT,
-                execution_id,
-                "claimed",
-                to_json({"approval_id": approval.id, "approved_by": approval.approved_by}),
-            )
-            return Claimed(execution_from_row(row), signal, approval)
+        row = await self._pool.fetchrow(q.CLAIM, approval_id, execution_id, client_order_id)
+        if row is None:
+            return NotClaimable("approval not found")
+        approval = approval_from_row(row, prefix="a_")
+        if not approval.approved:
+            return NotClaimable("not_approved")
+        if row["s_id"] is None:
+            return NotClaimable("signal not found")
+        if row["e_id"] is None:
+            existing = await self._pool.fetchrow(q.EXECUTION_BY_SIGNAL, approval.signal_id)
+            if existing is None:  # claimed and gone (a concurrent test clean-up): nothing to do
+                return NotClaimable("execution vanished")
+            return AlreadyClaimed(execution_from_row(existing))
+        execution = Execution(
+            id=row["e_id"],
+            signal_id=approval.signal_id,
+            approval_id=approval.id,
+            state=ExecutionState.RECEIVED,
+            client_order_id=client_order_id,
+            symbol=row["e_symbol"],
+            action=row["e_action"],
+            created_at=row["e_created_at"],
+            updated_at=row["e_updated_at"],
+        )
+        return Claimed(execution, signal_from_row(row, prefix="s_"), approval)
 
     async def pending_approvals(self, limit: int) -> list[PendingApproval]:
         rows = await self._pool.fetch(q.PENDING_APPROVALS, limit)
@@ -168,60 +162,41 @@ class PgStore:
         trade: TradeRecord | None = None,
     ) -> Execution | None:
         sources, target = guard(transition_name)
-        allowed = [state.value for state in sources]
+        args = (
+            execution_id,
+            target.value if target is not None else None,
+            [state.value for state in sources],
+            changes.reason,
+            changes.action,
+            changes.order_type,
+            changes.order_id,
+            list(changes.child_order_ids) if changes.child_order_ids is not None else None,
+            changes.quantity,
+            changes.entry_price,
+            changes.stop_loss,
+            changes.take_profit,
+            changes.risk_amount,
+            changes.risk_percent,
+            changes.position_value,
+            changes.filled_qty,
+            changes.avg_fill_price,
+            changes.broker_status,
+            changes.trading_day,
+            changes.attempted_at,
+            changes.submitted_at,
+            FINAL_STATE_VALUES,
+            event,
+            to_json(detail),
+        )
+        if trade is None:
+            row = await self._pool.fetchrow(q.APPLY, *args)
+            return execution_from_row(row) if row is not None else None
         async with self._pool.acquire() as conn, conn.transaction():
-            current = await conn.fetchval(
-                "SELECT state FROM executions WHERE id = $1 FOR UPDATE", execution_id
-            )
-            if current is None or current not in allowed:
+            row = await conn.fetchrow(q.APPLY, *args)
+            if row is None:
                 return None
-            new_state = target.value if target is not None else current
-            row = await conn.fetchrow(
-                q.APPLY,
-                execution_id,
-                new_state,
-                allowed,
-                changes.reason,
-                changes.action,
-                changes.order_type,
-                changes.order_id,
-                list(changes.child_order_ids) if changes.child_order_ids is not None else None,
-                changes.quantity,
-                changes.entry_price,
-                changes.stop_loss,
-                changes.take_profit,
-                changes.risk_amount,
-                changes.risk_percent,
-                changes.position_value,
-                changes.filled_qty,
-                changes.avg_fill_price,
-                changes.broker_status,
-                changes.trading_day,
-                changes.attempted_at,
-                changes.submitted_at,
-                ExecutionState(new_state).is_final,
-            )
-            assert row is not None
-            execution = execution_from_row(row)
-            await conn.execute(
-                q.INSERT_EVENT,
-                execution_id,
-                event,
-                to_json({"state": new_state, **(detail or {})}),
-            )
-            if trade is not None:
-                await self._write_trade(conn, trade)
-            elif execution.order_id is not None and (
-                changes.filled_qty is not None or changes.broker_status is not None
-            ):
-                await conn.execute(
-                    q.UPDATE_TRADE_STATUS,
-                    str(execution_id),
-                    changes.broker_status,
-                    changes.filled_qty,
-                    changes.avg_fill_price,
-                )
-            return execution
+            await self._write_trade(conn, trade)
+            return execution_from_row(row)
 
     @staticmethod
     async def _write_trade(
@@ -273,7 +248,7 @@ class PgStore:
         return signal_from_row(row) if row is not None else None
 
     async def get_approval(self, approval_id: UUID) -> Approval | None:
-        row = await self._pool.fetchrow(q.CLAIM_READ_APPROVAL, approval_id)
+        row = await self._pool.fetchrow(q.READ_APPROVAL, approval_id)
         return approval_from_row(row) if row is not None else None
 
     async def approve(self, signal_id: UUID, approved_by: str) -> UUID:

@@ -1,7 +1,7 @@
 """SQL of the store, as named constants. Every value is a bind parameter; every price is cast
 through `numeric` so that a legacy `DOUBLE PRECISION` column still receives an exact Decimal."""
 
-CLAIM_READ_APPROVAL = """
+READ_APPROVAL = """
 SELECT a.id, a.signal_id, a.approved, a.approved_at, a.approved_by, a.created_at, a.order_id
 FROM trade_approvals a WHERE a.id = $1
 """
@@ -13,11 +13,43 @@ SELECT id, symbol, strategy_id, signal_type, confidence::numeric AS confidence,
 FROM strategy_signals WHERE id = $1
 """
 
-CLAIM_INSERT = """
-INSERT INTO executions (id, signal_id, approval_id, state, client_order_id, symbol, action)
-VALUES ($1, $2, $3, 'received', $4, $5, $6)
-ON CONFLICT (signal_id) DO NOTHING
-RETURNING *
+# The claim, in one statement: re-read the approval and its signal and insert the execution
+# (received) with its first event. The unique signal_id makes a second claim insert nothing.
+CLAIM = """
+WITH approval AS (
+    SELECT id, signal_id, approved, approved_at, approved_by, created_at, order_id
+    FROM trade_approvals WHERE id = $1
+), signal AS (
+    SELECT s.id, s.symbol, s.strategy_id, s.signal_type, s.confidence::numeric AS confidence,
+           s.entry_price::numeric AS entry_price, s.stop_loss::numeric AS stop_loss,
+           s.take_profit::numeric AS take_profit, s.reasoning, s.generated_at, s.expires_at,
+           s.status, s.created_at
+    FROM strategy_signals s JOIN approval a ON s.id = a.signal_id
+), claimed AS (
+    INSERT INTO executions (id, signal_id, approval_id, state, client_order_id, symbol, action)
+    SELECT $2, s.id, a.id, 'received', $3, left(s.symbol, 64),
+           CASE WHEN s.signal_type IN ('BUY', 'SELL') THEN s.signal_type END
+    FROM approval a JOIN signal s ON s.id = a.signal_id
+    WHERE a.approved
+    ON CONFLICT (signal_id) DO NOTHING
+    RETURNING *
+), event AS (
+    INSERT INTO execution_events (execution_id, kind, detail)
+    SELECT c.id, 'claimed', jsonb_build_object('approval_id', a.id, 'approved_by', a.approved_by)
+    FROM claimed c, approval a
+)
+SELECT a.id AS a_id, a.signal_id AS a_signal_id, a.approved AS a_approved,
+       a.approved_at AS a_approved_at, a.approved_by AS a_approved_by,
+       a.created_at AS a_created_at, a.order_id AS a_order_id,
+       s.id AS s_id, s.symbol AS s_symbol, s.strategy_id AS s_strategy_id,
+       s.signal_type AS s_signal_type, s.confidence AS s_confidence,
+       s.entry_price AS s_entry_price, s.stop_loss AS s_stop_loss,
+       s.take_profit AS s_take_profit, s.reasoning AS s_reasoning,
+       s.generated_at AS s_generated_at, s.expires_at AS s_expires_at, s.status AS s_status,
+       s.created_at AS s_created_at,
+       c.id AS e_id, c.symbol AS e_symbol, c.action AS e_action,
+       c.created_at AS e_created_at, c.updated_at AS e_updated_at
+FROM approval a LEFT JOIN signal s ON true LEFT JOIN claimed c ON true
 """
 
 EXECUTION_BY_ID = "SELECT * FROM executions WHERE id = $1"
@@ -39,33 +71,53 @@ ORDER BY approved_at NULLS LAST, created_at
 LIMIT $1
 """
 
-# One statement for every field update: NULL keeps the current value. The state guard
-# (`state = ANY($3)`) makes a concurrent, conflicting update change nothing.
+# One statement moves an execution, appends its event and (for a poller's news) updates its
+# trade row: one round trip, atomic. NULL keeps a field; $2 NULL keeps the state. The guard
+# `state = ANY($3)` is re-checked under the row lock, so a conflicting concurrent update makes
+# this change nothing and return no row. In SET, `state` still means the old value.
 APPLY = """
-UPDATE executions SET
-    state = $2,
-    reason = COALESCE($4, reason),
-    action = COALESCE($5, action),
-    order_type = COALESCE($6, order_type),
-    order_id = COALESCE($7, order_id),
-    child_order_ids = COALESCE($8, child_order_ids),
-    quantity = COALESCE($9, quantity),
-    entry_price = COALESCE($10, entry_price),
-    stop_loss = COALESCE($11, stop_loss),
-    take_profit = COALESCE($12, take_profit),
-    risk_amount = COALESCE($13, risk_amount),
-    risk_percent = COALESCE($14, risk_percent),
-    position_value = COALESCE($15, position_value),
-    filled_qty = COALESCE($16, filled_qty),
-    avg_fill_price = COALESCE($17, avg_fill_price),
-    broker_status = COALESCE($18, broker_status),
-    trading_day = COALESCE($19, trading_day),
-    attempted_at = COALESCE($20, attempted_at),
-    submitted_at = COALESCE($21, submitted_at),
-    updated_at = now(),
-    finished_at = CASE WHEN $22 THEN COALESCE(finished_at, now()) ELSE finished_at END
-WHERE id = $1 AND state = ANY($3::text[])
-RETURNING *
+WITH updated AS (
+    UPDATE executions SET
+        state = COALESCE($2, state),
+        reason = COALESCE($4, reason),
+        action = COALESCE($5, action),
+        order_type = COALESCE($6, order_type),
+        order_id = COALESCE($7, order_id),
+        child_order_ids = COALESCE($8, child_order_ids),
+        quantity = COALESCE($9, quantity),
+        entry_price = COALESCE($10, entry_price),
+        stop_loss = COALESCE($11, stop_loss),
+        take_profit = COALESCE($12, take_profit),
+        risk_amount = COALESCE($13, risk_amount),
+        risk_percent = COALESCE($14, risk_percent),
+        position_value = COALESCE($15, position_value),
+        filled_qty = COALESCE($16, filled_qty),
+        avg_fill_price = COALESCE($17, avg_fill_price),
+        broker_status = COALESCE($18, broker_status),
+        trading_day = COALESCE($19, trading_day),
+        attempted_at = COALESCE($20, attempted_at),
+        submitted_at = COALESCE($21, submitted_at),
+        updated_at = now(),
+        finished_at = CASE WHEN COALESCE($2, state) = ANY($22::text[])
+                           THEN COALESCE(finished_at, now()) ELSE finished_at END
+    WHERE id = $1 AND state = ANY($3::text[])
+    RETURNING *
+), event AS (
+    INSERT INTO execution_events (execution_id, kind, detail)
+    SELECT id, $23, jsonb_build_object('state', state) || $24::jsonb FROM updated
+), trade AS (
+    UPDATE trades SET
+        order_status = COALESCE($18, trades.order_status),
+        filled_qty = COALESCE($16, trades.filled_qty),
+        avg_fill_price = COALESCE($17::numeric, trades.avg_fill_price),
+        risk = CASE WHEN trades.risk IS NULL OR $18 IS NULL THEN trades.risk
+                    ELSE jsonb_set(trades.risk, '{status}', to_jsonb($18::text)) END,
+        updated_at = now()
+    FROM updated
+    WHERE trades.id = updated.id::text AND updated.order_id IS NOT NULL
+      AND ($16::int IS NOT NULL OR $18::text IS NOT NULL)
+)
+SELECT * FROM updated
 """
 
 INSERT_EVENT = """
@@ -84,17 +136,6 @@ ON CONFLICT (id) DO UPDATE SET
     order_status = EXCLUDED.order_status,
     risk = EXCLUDED.risk,
     updated_at = now()
-"""
-
-UPDATE_TRADE_STATUS = """
-UPDATE trades SET
-    order_status = COALESCE($2, order_status),
-    filled_qty = COALESCE($3, filled_qty),
-    avg_fill_price = COALESCE($4::numeric, avg_fill_price),
-    risk = CASE WHEN risk IS NULL THEN risk
-                ELSE jsonb_set(risk, '{status}', to_jsonb(COALESCE($2, risk->>'status'))) END,
-    updated_at = now()
-WHERE id = $1
 """
 
 LINK_APPROVALS = """
