@@ -293,6 +293,7 @@ def render(results: dict[str, Any]) -> tuple[str, str]:
         f"- Machine: {results['cores']} cores, {platform.python_implementation()} "
         f"{platform.python_version()}, PostgreSQL {_postgres_version()} on 127.0.0.1 "
         "(the same machine), the paper bridge in its own process.",
+        f"- Code measured: {results.get('source', '?')}.",
         f"- Command: `{results['command']}`"
         + (" (QUICK: small N, not the reference numbers)" if results["quick"] else ""),
         f"- Other work on the machine: before the run {results['load_before']}; after: "

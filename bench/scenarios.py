@@ -215,7 +215,7 @@ async def burst(dsn: str, bridge: Bridge, n: int, prefix: str) -> dict[str, Any]
         await conn.execute(APPROVE_MANY, [signal_id for signal_id, _ in signals])
         t0 = time.time()
         await transaction.commit()
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             answer = await bridge.get("/bench/order-posts", count=before + n, timeout=2)
             if answer["order_posts"] >= before + n:

@@ -1,12 +1,6 @@
-"""trade-executor benchmarks (issue 7): the single entry point of `make bench`.
+"""The benchmark suite behind bench/run.py: every phase of issue 7, in order.
 
-    .venv/bin/python bench/run.py [--quick] [--runs N] [--no-profile] [--out docs/BENCHMARKS.md]
-
-Needs the project's virtualenv (it imports trade_executor) and a PostgreSQL server:
-TEST_DATABASE_URL (set by scripts/with-postgres.sh), else postgresql://postgres@127.0.0.1:5432.
-Benchmark-only dependencies (Procrastinate, psycopg, py-spy) go into bench/.venv, created here
-when missing. Every run creates its own databases (bench_<random>) and drops them at the end.
-Prints the table and writes docs/BENCHMARKS.md; raw numbers go to bench/results/last-run.json.
+Imported by run.py only after it has put the measured source tree first on sys.path.
 """
 
 from __future__ import annotations
@@ -16,28 +10,15 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-BENCH_VENV = BENCH / ".venv"
-BENCH_PYTHON = BENCH_VENV / "bin" / "python"
-PY_SPY = BENCH_VENV / "bin" / "py-spy"
-DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-try:
-    import trade_executor  # noqa: F401
-except ImportError:
-    sys.exit("bench/run.py needs the project's virtualenv: run `make bench`")
-
-from common import Dist, bench_bridge, median, scratch_database, scratch_dir  # noqa: E402
-from executor import executor_process  # noqa: E402
-from report import render  # noqa: E402
-from scenarios import (  # noqa: E402
+from common import Dist, bench_bridge, median, scratch_database, scratch_dir
+from executor import executor_process
+from report import render
+from scenarios import (
     approval_latency,
     burst,
     floor_notify,
@@ -45,7 +26,15 @@ from scenarios import (  # noqa: E402
     measure_pollers,
     seed_open_executions,
 )
-from spy import Profile, record  # noqa: E402
+from spy import Profile, record
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+BENCH_VENV = BENCH / ".venv"
+BENCH_PYTHON = BENCH_VENV / "bin" / "python"
+PY_SPY = BENCH_VENV / "bin" / "py-spy"
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+CHECKPOINT = BENCH / "results" / "partial.json"
 
 
 @dataclass(frozen=True)
@@ -60,7 +49,7 @@ class Sizes:
     poll_interval: float = 5.0
     poll_windows: int = 3
     peer_latency: int = 500
-    growth_budget: float = 180.0
+    growth_budget: float = 60.0
 
 
 QUICK = Sizes(
@@ -77,22 +66,10 @@ QUICK = Sizes(
 )
 
 
-def ensure_bench_venv() -> None:
-    """bench/.venv with bench/requirements.txt, created or completed when something is missing."""
-    check = "import procrastinate, psycopg"
-    if (
-        BENCH_PYTHON.exists()
-        and PY_SPY.exists()
-        and subprocess.run([BENCH_PYTHON, "-c", check], capture_output=True).returncode == 0
-    ):
-        return
-    print("bench: installing the benchmark-only dependencies into bench/.venv", flush=True)
-    if not BENCH_PYTHON.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
-    subprocess.run(
-        [BENCH_PYTHON, "-m", "pip", "install", "--quiet", "-r", str(BENCH / "requirements.txt")],
-        check=True,
-    )
+def checkpoint(results: dict[str, Any]) -> None:
+    """Save what has been measured so far (a crash or a stuck phase loses nothing)."""
+    CHECKPOINT.parent.mkdir(exist_ok=True)
+    CHECKPOINT.write_text(json.dumps(results, indent=1, default=str))
 
 
 def log(message: str) -> None:
@@ -163,6 +140,7 @@ async def run_all(server: str, sizes: Sizes, profile: bool) -> dict[str, Any]:
                 log(f"burst {run}: {bursts[-1]['per_second']:.0f} approvals/s")
             results["bursts"] = bursts
             results["executor_log_baseline"] = executor.log_events()
+            checkpoint(results)
 
     # 3. the peer.
     log("Procrastinate peer")
@@ -171,6 +149,7 @@ async def run_all(server: str, sizes: Sizes, profile: bool) -> dict[str, Any]:
     results["peer_summary"] = peer.summary()
     peer_rate = results["peer"]["burst"].get("per_second", 0)
     log(f"peer p50 {peer.p(50):.2f} ms; burst {peer_rate:.0f}/s")
+    checkpoint(results)
 
     # 6. start-up, with 0 and with `recover` executions to recover (several runs each).
     startup: dict[str, list[float]] = {}
@@ -186,6 +165,7 @@ async def run_all(server: str, sizes: Sizes, profile: bool) -> dict[str, Any]:
             startup[str(open_count)] = times
             log(f"start-up with {open_count} to recover: {median(times):.3f} s")
     results["startup"] = startup
+    checkpoint(results)
 
     # 5, 7. growth: N open executions, each with its poller (interval 5 s), then 1 and 4 again.
     growth = []
@@ -225,6 +205,8 @@ async def run_all(server: str, sizes: Sizes, profile: bool) -> dict[str, Any]:
                     results["profile_pollers"] = _profile(found)
                 entry["log"] = executor.log_events()
             growth.append(entry)
+            results["growth"] = growth
+            checkpoint(results)
     results["growth"] = growth
 
     if profile:
@@ -239,7 +221,7 @@ async def run_all(server: str, sizes: Sizes, profile: bool) -> dict[str, Any]:
                 asyncio.to_thread(record, PY_SPY, executor.pid, 8, workdir / "latency.txt")
             )
             await asyncio.sleep(1.0)
-            await approval_latency(dsn, bridge, n * 4, "PROF")
+            await approval_latency(dsn, bridge, n * 4, "PROF", budget=30)
             results["profile_latency"] = _profile(await spy)
             spy = asyncio.create_task(
                 asyncio.to_thread(record, PY_SPY, executor.pid, 5, workdir / "burst.txt")
@@ -255,33 +237,27 @@ def _profile(found: Profile | None) -> dict[str, object] | None:
     return None if found is None else found.as_dict()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small N, for development")
-    parser.add_argument("--runs", type=int, help="repetitions of the cheap measurements")
-    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy passes")
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
-    args = parser.parse_args()
+def main(args: argparse.Namespace, source: str) -> int:
+    """Run the suite (or only render the last results) and write the report."""
     sizes = QUICK if args.quick else Sizes()
     if args.runs:
         sizes = Sizes(**{**sizes.__dict__, "runs": args.runs})
-    ensure_bench_venv()
-    server = os.environ.get("TEST_DATABASE_URL") or DEFAULT_SERVER
-    started = time.time()
-    results = asyncio.run(run_all(server, sizes, profile=not args.no_profile))
-    results["duration_seconds"] = time.time() - started
-    results["cores"] = os.cpu_count()
-    results["quick"] = args.quick
-    results["command"] = "make bench" + (" (bench/run.py --quick)" if args.quick else "")
-    (BENCH / "results").mkdir(exist_ok=True)
-    (BENCH / "results" / "last-run.json").write_text(json.dumps(results, indent=1, default=str))
+    last = BENCH / "results" / "last-run.json"
+    if args.report_only:
+        results = json.loads(last.read_text())
+    else:
+        server = os.environ.get("TEST_DATABASE_URL") or DEFAULT_SERVER
+        started = time.time()
+        results = asyncio.run(run_all(server, sizes, profile=not args.no_profile))
+        results["duration_seconds"] = time.time() - started
+        results["cores"] = os.cpu_count()
+        results["quick"] = args.quick
+        results["source"] = source
+        results["command"] = "make bench" + (" (bench/run.py --quick)" if args.quick else "")
+        last.write_text(json.dumps(results, indent=1, default=str))
     text, table = render(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(table)
-    print(f"\nwritten: {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    print(f"\nwritten: {args.out}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
