@@ -153,7 +153,7 @@ def render(results: dict[str, Any]) -> tuple[str, str]:
         _row("floor: httpx POST /orders → at the bridge", floor_post, "bridge `created_at`"),
         _row("floor: POST /orders round trip", results["floor_post"]["round_trip"]),
         _row(
-            "paper bridge as shipped (no TCP_NODELAY): POST round trip",
+            "same bridge without TCP_NODELAY: POST round trip",
             results["floor_post_nagle"]["round_trip"],
             "Nagle + delayed ACK",
         ),
@@ -161,6 +161,15 @@ def render(results: dict[str, Any]) -> tuple[str, str]:
         _row("**approval → order at the bridge**", latency["order"], "0 open at start"),
         _row("approval → claim committed", latency["claim"], "row seen by a listener"),
         _row("approval → claim transaction began", latency["claim_started"], "`created_at`"),
+        *[
+            _row(f"&nbsp;&nbsp;stage: {label}", latency["stages"][key], "ledger event times")
+            for key, label in (
+                ("to_claimed", "COMMIT → `claimed` event"),
+                ("to_submitting", "`claimed` → `submitting` (decide + intent)"),
+                ("to_bridge", "`submitting` → order at the bridge (POST)"),
+            )
+            if latency.get("stages", {}).get(key, {}).get("n")
+        ],
         _row("Procrastinate: defer → job start", results["peer_summary"], "t0 before defer"),
     ]
     for entry in results["growth"]:
@@ -316,9 +325,9 @@ def render(results: dict[str, Any]) -> tuple[str, str]:
         "liquidation and buying power 10^12), default order type LMT with a bracket.",
         "- The paper bridge runs in its own process (`bench/bridge.py`): the project's "
         "Starlette app, unchanged, on a listening socket with TCP_NODELAY (as uvicorn and "
-        "Hypercorn set it when they bind; `trade-executor paper-bridge` binds its own socket "
-        "without it, and each of its answers then waits ~40 ms for a delayed ACK: see the "
-        "'as shipped' row), behind a small ASGI middleware that counts requests "
+        "Hypercorn set it; without it every answer waits ~40 ms for the client's delayed ACK, "
+        "see the 'without TCP_NODELAY' row: the paper bridge had that defect until commit "
+        "eb3bd9a), behind a small ASGI middleware that counts requests "
         "(`GET /orders/{id}` per order: the gaps between polls) and answers long polls for "
         "order arrivals. `fill_mode` never: orders stay `Submitted`, so every order keeps "
         "its poller.",

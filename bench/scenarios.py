@@ -56,6 +56,15 @@ SELECT (SELECT count(*) FROM strategy_signals s
      + (SELECT count(*) FROM executions
         WHERE symbol LIKE $1 AND state IN ('received', 'submitting'))
 """
+# Where the time goes: the ledger's own event times (clock_timestamp(), same machine clock).
+STAGES = """
+SELECT e.signal_id::text AS signal_id,
+       extract(epoch FROM min(v.at) FILTER (WHERE v.kind = 'claimed'))::float8 AS claimed,
+       extract(epoch FROM min(v.at) FILTER (WHERE v.kind = 'submitting'))::float8 AS submitting
+FROM executions e JOIN execution_events v ON v.execution_id = e.id
+WHERE e.signal_id = ANY($1::uuid[])
+GROUP BY e.signal_id
+"""
 CLAIM_CREATED_AT = """
 SELECT signal_id::text AS signal_id, extract(epoch FROM created_at)::float8 AS at
 FROM executions WHERE signal_id = ANY($1::uuid[])
@@ -136,6 +145,7 @@ class LatencyResult:
     claim: Dist  # commit -> executions row committed (heard through the bench's probe)
     claim_started: Dist  # commit -> executions.created_at (the claim transaction's now())
     missing: int
+    stages: dict[str, Dist] | None = None  # commit -> claimed -> submitting -> at the bridge
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -143,6 +153,7 @@ class LatencyResult:
             "claim": self.claim.summary(),
             "claim_started": self.claim_started.summary(),
             "missing": self.missing,
+            "stages": {k: v.summary() for k, v in (self.stages or {}).items()},
         }
 
 
@@ -169,6 +180,7 @@ async def approval_latency(
         signals = await insert_signals(conn, [f"{prefix}{i:05d}" for i in range(n)])
         committed: dict[str, float] = {}
         order_latency: list[float] = []
+        arrived: dict[str, float] = {}
         missing = 0
         stop_at = time.monotonic() + budget
         for signal_id, symbol in signals:
@@ -186,10 +198,19 @@ async def approval_latency(
                 missing += 1
                 continue
             order_latency.append(order["created_at"] - t0)
+            arrived[str(signal_id)] = order["created_at"]
         await asyncio.sleep(0.2)
         claim_latency = [claims[s] - t0 for s, t0 in committed.items() if s in claims]
         rows = await conn.fetch(CLAIM_CREATED_AT, [UUID(s) for s in committed])
         claim_started = [row["at"] - committed[row["signal_id"]] for row in rows]
+        stages: dict[str, list[float]] = {"to_claimed": [], "to_submitting": [], "to_bridge": []}
+        for row in await conn.fetch(STAGES, [UUID(s) for s in committed]):
+            sid, claimed, submitting = row["signal_id"], row["claimed"], row["submitting"]
+            if claimed is None or submitting is None or sid not in arrived:
+                continue
+            stages["to_claimed"].append(claimed - committed[sid])
+            stages["to_submitting"].append(submitting - claimed)
+            stages["to_bridge"].append(arrived[sid] - submitting)
     finally:
         await listener.close()
         await conn.close()
@@ -198,6 +219,7 @@ async def approval_latency(
         Dist.of_seconds(claim_latency),
         Dist.of_seconds(claim_started),
         missing,
+        {k: Dist.of_seconds(v) for k, v in stages.items()},
     )
 
 
