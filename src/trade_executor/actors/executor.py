@@ -15,7 +15,7 @@ interleave with another. Pollers report back through the mailbox (`OrderProgress
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -30,6 +30,7 @@ from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.messages import ApprovalSeen, ControlChanged, Message, OrderProgress
 from trade_executor.actors.pollers import PollerPool
 from trade_executor.actors.recording import Recorder, trade_from_execution
+from trade_executor.actors.snapshots import AccountSnapshots
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import (
     AmbiguousSubmission,
@@ -39,7 +40,7 @@ from trade_executor.broker.errors import (
 )
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Changes, Execution
-from trade_executor.domain.models import Account, Action, OrderType, PlacedOrder, Position
+from trade_executor.domain.models import Action, OrderType, PlacedOrder
 from trade_executor.domain.orders import build_order
 from trade_executor.domain.riskbook import Decision, RiskBook
 from trade_executor.domain.sizing import RiskLimits, RiskRejection, Sizing
@@ -115,6 +116,7 @@ class Executor:
         self._metrics = metrics
         self._clock = clock
         self._recorder = Recorder(store, metrics)
+        self._snapshots = AccountSnapshots(broker)
         self._send, self._receive = anyio.create_memory_object_stream[Message](math.inf)
         self._riskbook = self._new_riskbook()
         self._working: dict[UUID, Working] = {}
@@ -145,6 +147,7 @@ class Executor:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Recover from the ledger, then serve the mailbox until cancelled."""
         self._riskbook = self._new_riskbook()
+        self._snapshots = AccountSnapshots(self._broker)  # no read of a cancelled run is reused
         self._working.clear()
         self._preparing.clear()
         self._halted = (await self._store.control()).halted
@@ -173,6 +176,7 @@ class Executor:
                 if self._draining or message.approval_id in self._preparing:
                     return
                 self._preparing.add(message.approval_id)
+                self._snapshots.prefetch(self._tg)  # overlaps the claim (see snapshots.py)
                 self._tg.start_soon(self._prepare, message, candidates)
             case OrderProgress():
                 self._on_progress(message)
@@ -252,7 +256,8 @@ class Executor:
                 self._tg.start_soon(self._reject, candidate.execution, "halted")
             return
         try:
-            account, positions = await self._account_snapshot()
+            since = max(candidate.seen_at for candidate in batch)
+            account, positions = await self._snapshots.fresh(since, self._tg)
         except BrokerError as error:
             for candidate in batch:
                 self._tg.start_soon(
@@ -283,22 +288,6 @@ class Executor:
             self._begin_submission()
             self._tg.start_soon(self._submit, candidate, decision)
         self._metrics.set_daily_risk(self._riskbook.daily_risk_used(now))
-
-    async def _account_snapshot(self) -> tuple[Account, list[Position]]:
-        """The account and the positions, read concurrently; a failure of either raises the
-        BrokerError itself (not the task group's ExceptionGroup)."""
-        results: dict[str, Any] = {}
-
-        async def fetch(name: str, call: Callable[[], Awaitable[Any]]) -> None:
-            results[name] = await call()
-
-        try:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(fetch, "account", self._broker.account)
-                tg.start_soon(fetch, "positions", self._broker.positions)
-        except* BrokerError as group:
-            raise group.exceptions[0] from None
-        return results["account"], results["positions"]
 
     # -- 3. submit: intent, POST once, record --------------------------------------------------
 
