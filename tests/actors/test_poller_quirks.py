@@ -68,14 +68,16 @@ class ScriptedBridge:
         return httpx.Response(200, content=text, headers={"content-type": "application/json"})
 
 
-async def submitted_execution(store: MemoryStore, quantity: int = 100) -> Execution:
-    signal_id = store.add_signal("QRK")
+async def submitted_execution(
+    store: MemoryStore, quantity: int = 100, order_id: int = ORDER_ID
+) -> Execution:
+    signal_id = store.add_signal(f"Q{order_id}")
     approval_id = store.add_approval(signal_id, notify=False)
-    claim = await store.claim(approval_id, uuid4(), "te-quirk")
+    claim = await store.claim(approval_id, uuid4(), f"te-quirk-{order_id}")
     assert isinstance(claim, Claimed)
     plan = Changes(quantity=quantity, entry_price=Decimal(150), attempted_at=datetime.now(UTC))
     assert await store.apply(claim.execution.id, "begin_submit", plan, "submitting") is not None
-    placed = Changes(order_id=ORDER_ID, submitted_at=datetime.now(UTC), broker_status="Submitted")
+    placed = Changes(order_id=order_id, submitted_at=datetime.now(UTC), broker_status="Submitted")
     execution = await store.apply(claim.execution.id, "accept", placed, "order.submitted")
     assert execution is not None
     return execution
@@ -159,3 +161,40 @@ async def test_leave_on_timeout_sends_no_cancel() -> None:
     assert final.state is ExecutionState.SUBMITTED
     assert "poller.timeout" in [e.kind for e in store.events_of(final.id)]
     assert not any(r.final for r in reports)
+
+
+async def test_polls_in_flight_are_bounded_and_every_order_is_polled() -> None:
+    from trade_executor.actors.pollers import POLL_CONCURRENCY
+
+    in_flight = 0
+    most = 0
+    polled: set[str] = set()
+
+    async def slow_bridge(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await anyio.sleep(0.005)
+        in_flight -= 1
+        polled.add(request.url.path)
+        body = {"order_id": 1, "status": "Submitted", "filled_qty": 0, "avg_fill_price": 0.0}
+        return httpx.Response(200, json=body)
+
+    settings = load_settings(order_poll_interval=0.05, order_poll_timeout=300)
+    store = MemoryStore()
+    orders = 4 * POLL_CONCURRENCY
+    async with BrokerClient(
+        "http://bridge", 2, transport=httpx.MockTransport(slow_bridge)
+    ) as broker:
+        pool = PollerPool(settings, store, broker, Metrics(), lambda _: None)
+        async with anyio.create_task_group() as tg:
+            await tg.start(pool.run)
+            for number in range(orders):
+                execution = await submitted_execution(store, order_id=1000 + number)
+                pool.follow(execution, first_in=0)
+            with anyio.fail_after(10):
+                while len(polled) < orders:
+                    await anyio.sleep(0.01)
+            assert pool.active == orders
+            tg.cancel_scope.cancel()
+    assert 1 < most <= POLL_CONCURRENCY

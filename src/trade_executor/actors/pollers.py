@@ -1,22 +1,29 @@
-"""Order pollers: one task per open order, all in the pool's task group.
+"""Order pollers: one per open order, woken by one scheduler.
 
 A poller reads `GET /orders/{id}` every ORDER_POLL_INTERVAL, writes each change to the ledger and
 reports it to the executor (`OrderProgress`), until the broker reports a final status or
-ORDER_POLL_TIMEOUT has passed since submission (then ORDER_TIMEOUT_ACTION). Per-poller state is
-a coroutine and a few fields: 10,000 of them must fit in little memory. A poller that fails is
-restarted with backoff; if the pool itself is restarted it resumes every working execution.
+ORDER_POLL_TIMEOUT has passed since submission (then ORDER_TIMEOUT_ACTION). A poller is a small
+state object, not a task: the pool keeps them in a heap by due time and runs each due poll as a
+short task, at most POLL_CONCURRENCY at once. So 10,000 open orders cost 10,000 small objects,
+their polls are spread over the interval instead of all waking together, and they can never
+take every bridge connection from the executor's own reads and orders. A poll that fails is
+retried with backoff; if the pool itself restarts it resumes every working execution.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import math
+import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.messages import OrderProgress
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerError
@@ -31,12 +38,27 @@ from trade_executor.store.protocol import Store
 
 log = get_logger("trade_executor.poller")
 
+# Polls in flight at once: well below the bridge client's connection pool, so that the
+# executor's account reads and order POSTs always find a free connection.
+POLL_CONCURRENCY = 16
+RETRY_CAP = 30.0
+
 Report = Callable[[OrderProgress], None]
 Clock = Callable[[], datetime]
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(eq=False, slots=True)
+class Poller:
+    """One open order's poller, between two polls."""
+
+    execution: Execution
+    failures: int = 0
+    stale: bool = False  # re-read the execution from the ledger before the next poll
+    cancel_sent_at: datetime | None = None
 
 
 class PollerPool:
@@ -56,8 +78,11 @@ class PollerPool:
         self._metrics = metrics
         self._report = report
         self._clock = clock
-        self._active: set[UUID] = set()
+        self._active: dict[UUID, Poller] = {}
         self._left: set[UUID] = set()
+        self._due: list[tuple[float, int, Poller]] = []
+        self._order = itertools.count()
+        self._wake: anyio.Event | None = None
         self._tg: TaskGroup | None = None
 
     def set_report(self, report: Report) -> None:
@@ -68,73 +93,112 @@ class PollerPool:
         return len(self._active)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Resume a poller for every working execution, then host new ones until cancelled."""
+        """Resume a poller for every working execution, then schedule polls until cancelled."""
         self._active.clear()
+        self._due.clear()
+        self._wake = anyio.Event()
+        limiter = anyio.CapacityLimiter(POLL_CONCURRENCY)
         async with anyio.create_task_group() as tg:
             self._tg = tg
             await self._follow_all_working()
             task_status.started()
-            while True:
-                # Self-healing: an execution an operator resolved as `submitted`, or whose
-                # poller could not be started, gets one within SWEEP_INTERVAL.
-                await anyio.sleep(self._settings.sweep_interval)
-                await self._follow_all_working()
+            tg.start_soon(self._rescan_forever)
+            await self._schedule_forever(tg, limiter)
+
+    def follow(self, execution: Execution, *, first_in: float | None = None) -> None:
+        """Start polling an execution's order, first after `first_in` seconds (default: one
+        interval). A second call for the same execution is ignored."""
+        if self._tg is None or execution.id in self._active or execution.order_id is None:
+            return
+        poller = Poller(execution)
+        self._active[execution.id] = poller
+        self._metrics.open_pollers.set(len(self._active))
+        self._at(poller, self._settings.order_poll_interval if first_in is None else first_in)
 
     async def _follow_all_working(self) -> None:
         working = await self._store.executions_in(
             [ExecutionState.SUBMITTED, ExecutionState.PARTIALLY_FILLED]
         )
+        interval = self._settings.order_poll_interval
         for execution in working:
             if execution.id not in self._left:
-                self.follow(execution)
+                # Spread resumed pollers over one interval rather than waking all at once.
+                self.follow(execution, first_in=random.uniform(0, interval))
 
-    def follow(self, execution: Execution) -> None:
-        """Start polling an execution's order (once: a second call is ignored)."""
-        if self._tg is None or execution.id in self._active or execution.order_id is None:
-            return
-        self._active.add(execution.id)
-        self._metrics.open_pollers.set(len(self._active))
-        self._tg.start_soon(self._poller, execution, name=f"poller-{execution.order_id}")
-
-    async def _poller(self, execution: Execution) -> None:
-        bind_context(**_context(execution))  # every log line of this task carries the ids
-        backoff = Backoff(base=1.0, cap=30.0)
-        try:
-            while True:
-                try:
-                    await self._follow(execution)
-                    return
-                except Exception:
-                    log.exception("poller.crashed", **_context(execution))
-                await anyio.sleep(backoff.next())
-                refreshed = await self._store.get_execution(execution.id)
-                if refreshed is None or refreshed.state.is_final:
-                    return
-                execution = refreshed
-                log.warning("poller.restarted", **_context(execution))
-        finally:
-            self._active.discard(execution.id)
-            self._metrics.open_pollers.set(len(self._active))
-
-    async def _follow(self, execution: Execution) -> None:
-        interval = self._settings.order_poll_interval
-        submitted_at = execution.submitted_at or self._clock()
+    async def _rescan_forever(self) -> None:
+        """Self-healing: an execution an operator resolved as `submitted`, or whose poller
+        could not be started, gets one within SWEEP_INTERVAL."""
         while True:
-            elapsed = (self._clock() - submitted_at).total_seconds()
-            remaining = self._settings.order_poll_timeout - elapsed
-            if remaining <= 0:
-                await self._on_timeout(execution)
-                return
-            await anyio.sleep(min(interval, remaining))
-            status = await self._read(execution)
-            if status is None:
-                continue
-            if status.status.is_final:
-                await self._finish(execution, status)
-                return
+            await anyio.sleep(self._settings.sweep_interval)
+            try:
+                await self._follow_all_working()
+            except Exception as error:  # the database may be away: the next rescan retries
+                log.warning("poller.rescan_failed", error=str(error))
+
+    def _at(self, poller: Poller, delay: float) -> None:
+        due = anyio.current_time() + max(0.0, delay)
+        heapq.heappush(self._due, (due, next(self._order), poller))
+        if self._due[0][2] is poller and self._wake is not None:
+            self._wake.set()
+
+    async def _schedule_forever(self, tg: TaskGroup, limiter: anyio.CapacityLimiter) -> None:
+        while True:
+            while self._due and self._due[0][0] <= anyio.current_time():
+                _, _, poller = heapq.heappop(self._due)
+                # Backpressure: a poll starts only when one of the slots is free.
+                await limiter.acquire_on_behalf_of(poller)
+                tg.start_soon(self._poll, poller, limiter)
+            self._wake = anyio.Event()
+            delay = self._due[0][0] - anyio.current_time() if self._due else math.inf
+            with anyio.move_on_after(delay):
+                await self._wake.wait()
+
+    async def _poll(self, poller: Poller, limiter: anyio.CapacityLimiter) -> None:
+        bind_context(**_context(poller.execution))  # this poll's log lines carry the ids
+        try:
+            next_in = await self._poll_once(poller)
+        except Exception:
+            log.exception("poller.crashed", **_context(poller.execution))
+            poller.failures += 1
+            poller.stale = True
+            next_in = min(RETRY_CAP, 2.0**poller.failures) * random.uniform(0.5, 1.0)
+        finally:
+            limiter.release_on_behalf_of(poller)
+        if next_in is None:
+            self._active.pop(poller.execution.id, None)
+            self._metrics.open_pollers.set(len(self._active))
+        else:
+            self._at(poller, next_in)
+
+    async def _poll_once(self, poller: Poller) -> float | None:
+        """One poll. Returns the delay to the next one, or None when the order needs no more."""
+        if poller.stale:
+            refreshed = await self._store.get_execution(poller.execution.id)
+            if refreshed is None or refreshed.state.is_final:
+                return None
+            poller.execution, poller.stale = refreshed, False
+        execution = poller.execution
+        now = self._clock()
+        elapsed = (now - (execution.submitted_at or now)).total_seconds()
+        if poller.cancel_sent_at is None and elapsed >= self._settings.order_poll_timeout:
+            return await self._on_timeout(poller)
+        status = await self._read(execution)
+        if status is not None:
+            poller.failures = 0
+        if status is not None and status.status.is_final:
+            await self._finish(execution, status)
+            return None
+        if status is not None:
             updated = await self._record_progress(execution, status)
-            if updated is not None:
-                execution = updated
+            poller.execution = updated or execution
+        interval = self._settings.order_poll_interval
+        if poller.cancel_sent_at is not None:
+            waited = (self._clock() - poller.cancel_sent_at).total_seconds()
+            if waited > interval * 3 + 5:
+                log.error("poller.cancel_unconfirmed", **_context(execution))
+                return None  # the periodic rescan tries again
+            return min(1.0, interval)
+        return min(interval, self._settings.order_poll_timeout - elapsed)
 
     async def _read(self, execution: Execution) -> OrderStatus | None:
         """The order's status, or None when there is nothing usable to record this time."""
@@ -214,34 +278,30 @@ class PollerPool:
             self._metrics.executions.labels(state=updated.state.value).inc()
         self._report(OrderProgress(execution.id, filled, final=True))
 
-    async def _on_timeout(self, execution: Execution) -> None:
+    async def _on_timeout(self, poller: Poller) -> float | None:
+        execution = poller.execution
         action = self._settings.order_timeout_action
         log.warning("poller.timeout", action=action, **_context(execution))
         if action == "leave":
             self._left.add(execution.id)  # working at the broker, no longer followed
             await self._store.add_event(execution.id, "poller.timeout", {"action": "leave"})
-            return
+            return None
         assert execution.order_id is not None
         try:
             result = await self._broker.cancel_order(execution.order_id)
         except BrokerError as error:
             log.error("poller.cancel_failed", error=str(error), **_context(execution))
             await self._store.add_event(execution.id, "poller.cancel_failed", {"error": str(error)})
-            raise  # the poller is restarted and tries again at once (its clock has run out)
+            poller.failures += 1
+            return min(RETRY_CAP, 2.0**poller.failures)  # its clock has run out: cancel again
         await self._store.add_event(
             execution.id,
             "poller.timeout",
             {"action": "cancel", "success": result.success, "message": result.message},
         )
-        # Read the final state back: the order may have filled, fully or partly, meanwhile.
-        with anyio.move_on_after(self._settings.order_poll_interval * 3 + 5):
-            while True:
-                status = await self._read(execution)
-                if status is not None and status.status.is_final:
-                    await self._finish(execution, status)
-                    return
-                await anyio.sleep(min(1.0, self._settings.order_poll_interval))
-        log.error("poller.cancel_unconfirmed", **_context(execution))
+        # Read the final state back at once: the order may have filled, fully or partly.
+        poller.cancel_sent_at = self._clock()
+        return 0.0
 
 
 def _context(execution: Execution) -> dict[str, object]:
