@@ -31,6 +31,7 @@ from trade_executor.actors.messages import ApprovalSeen, ControlChanged, Message
 from trade_executor.actors.pollers import PollerPool
 from trade_executor.actors.recording import Recorder, trade_from_execution
 from trade_executor.actors.snapshots import AccountSnapshots
+from trade_executor.actors.working import WorkingOrders
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import (
     AmbiguousSubmission,
@@ -82,22 +83,6 @@ class Candidate:
 CandidateQueue = MemoryObjectSendStream[Candidate]
 
 
-@dataclass(slots=True)
-class Working:
-    """What the executor remembers of an execution whose order may be working."""
-
-    symbol: str
-    quantity: int
-    entry: Decimal
-    filled_qty: int = 0
-
-    def unfilled_value(self, held: dict[str, int]) -> Decimal:
-        """Value still to be bought or sold. A fill the poller has not reported yet already
-        shows in the broker's position (a symbol in flight cannot hold another position)."""
-        filled = max(self.filled_qty, min(self.quantity, held.get(self.symbol, 0)))
-        return (self.quantity - filled) * self.entry
-
-
 class Executor:
     def __init__(
         self,
@@ -119,7 +104,7 @@ class Executor:
         self._snapshots = AccountSnapshots(broker)
         self._send, self._receive = anyio.create_memory_object_stream[Message](math.inf)
         self._riskbook = self._new_riskbook()
-        self._working: dict[UUID, Working] = {}
+        self._working = WorkingOrders()
         self._preparing: set[UUID] = set()
         self._halted = False
         self._draining = False
@@ -267,7 +252,7 @@ class Executor:
         held = {p.symbol.upper(): abs(p.quantity) for p in positions if p.quantity != 0}
         self._riskbook.set_broker_positions(held)
         # The broker's buying power does not yet reflect orders that are working but unfilled.
-        unfilled = sum((w.unfilled_value(held) for w in self._working.values()), Decimal(0))
+        unfilled = self._working.unfilled_value(held)
         available = replace(account, buying_power=account.buying_power - unfilled)
         now = self._clock()
         for candidate in batch:
@@ -279,8 +264,11 @@ class Executor:
                 self._tg.start_soon(self._reject, candidate.execution, decision.reason)
                 continue
             sizing = decision.sizing
-            self._working[candidate.execution.id] = Working(
-                candidate.valid.symbol, sizing.quantity, candidate.valid.entry
+            self._working.add(
+                candidate.execution.id,
+                candidate.valid.symbol,
+                sizing.quantity,
+                candidate.valid.entry,
             )
             available = replace(
                 available, buying_power=available.buying_power - sizing.position_value
@@ -482,16 +470,14 @@ class Executor:
             self.outcomes.publish(updated)
 
     def _forget(self, execution_id: UUID, *, release: bool) -> None:
-        self._working.pop(execution_id, None)
+        self._working.remove(execution_id)
         if release:
             self._riskbook.release(execution_id)
 
     def _on_progress(self, progress: OrderProgress) -> None:
-        working = self._working.get(progress.execution_id)
-        if working is not None:
-            working.filled_qty = max(working.filled_qty, progress.filled_qty)
+        self._working.filled(progress.execution_id, progress.filled_qty)
         if progress.final:
-            self._working.pop(progress.execution_id, None)
+            self._working.remove(progress.execution_id)
             self._riskbook.finish(progress.execution_id, filled_qty=progress.filled_qty)
 
     def _begin_submission(self) -> None:
@@ -556,8 +542,9 @@ class Executor:
             working=working,
         )
         if working and execution.quantity and execution.entry_price is not None:
-            self._working[execution.id] = Working(
-                (execution.symbol or "").upper(),
+            self._working.add(
+                execution.id,
+                execution.symbol or "",
                 execution.quantity,
                 execution.entry_price,
                 execution.filled_qty,

@@ -11,6 +11,7 @@ Risk is booked on the trading day of its reservation, in the trading-day time zo
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -71,6 +72,10 @@ class RiskBook:
         # Finished executions whose risk stays committed, kept by id so a repeated restore cannot
         # count twice; pruned once their day is over (see `_prune`).
         self._settled: dict[UUID, Reservation] = {}
+        # Running totals, so that a decision costs the same with 10 or 10,000 open executions.
+        self._live_symbols: Counter[str] = Counter()
+        self._day_risk: dict[date, Decimal] = {}
+        self._pruned_on: date | None = None
 
     def trading_day(self, now: datetime) -> date:
         """The date in the trading-day time zone (naive `now` is taken as UTC)."""
@@ -85,18 +90,18 @@ class RiskBook:
 
     def open_symbols(self) -> frozenset[str]:
         """Broker positions, fills since the snapshot, and symbols of executions in flight."""
-        in_flight = (live.reservation.symbol for live in self._live.values())
-        return self._broker | self._filled | frozenset(in_flight)
+        return self._broker | self._filled | self._live_symbols.keys()
+
+    def is_open(self, symbol: str) -> bool:
+        symbol = _normal(symbol)
+        return symbol in self._live_symbols or symbol in self._broker or symbol in self._filled
 
     def in_flight(self) -> int:
         return len(self._live)
 
     def daily_risk_used(self, now: datetime) -> Decimal:
         """Risk reserved or committed on the trading day of `now`."""
-        day = self.trading_day(now)
-        live = (x.reservation for x in self._live.values())
-        held = [*live, *self._settled.values()]
-        return sum((r.risk_amount for r in held if r.trading_day == day), Decimal(0))
+        return self._day_risk.get(self.trading_day(now), Decimal(0))
 
     def daily_risk_left(self, now: datetime) -> Decimal:
         return max(Decimal(0), self.limits.max_daily_loss - self.daily_risk_used(now))
@@ -106,13 +111,13 @@ class RiskBook:
     ) -> Decision | RiskRejection:
         """Check the position gates, size the trade and reserve its risk, all in one step."""
         self._prune(now)
-        open_symbols = self.open_symbols()
-        if signal.symbol in open_symbols:
+        if self.is_open(signal.symbol):
             return RiskRejection(RiskGate.DUPLICATE_SYMBOL, f"{signal.symbol} is already open")
-        if len(open_symbols) >= self.limits.max_open_positions:
+        open_count = len(self.open_symbols())
+        if open_count >= self.limits.max_open_positions:
             return RiskRejection(
                 RiskGate.MAX_OPEN_POSITIONS,
-                f"{len(open_symbols)} positions open or in flight "
+                f"{open_count} positions open or in flight "
                 f"(max {self.limits.max_open_positions})",
             )
         sizing = size_position(
@@ -129,7 +134,7 @@ class RiskBook:
         """Hold `risk_amount` on today's budget and put `symbol` in flight."""
         self._check_new(execution_id)
         reservation = Reservation(execution_id, _normal(symbol), risk_amount, self.trading_day(now))
-        self._live[execution_id] = _Live(reservation)
+        self._add_live(_Live(reservation))
         return reservation
 
     def commit(self, execution_id: UUID) -> None:
@@ -140,13 +145,18 @@ class RiskBook:
 
     def release(self, execution_id: UUID) -> None:
         """The broker did not take the order (rejected, failed, dry run): free risk and symbol."""
-        self._live.pop(execution_id, None)
+        live = self._pop_live(execution_id)
+        if live is not None:
+            self._add_risk(live.reservation, -1)
 
     def finish(self, execution_id: UUID, *, filled_qty: int) -> None:
         """The order reached a final state. With a fill the risk stays committed and the symbol
         counts as a position until the next broker snapshot; without one the risk is returned."""
-        live = self._live.pop(execution_id, None)
-        if live is None or filled_qty <= 0:
+        live = self._pop_live(execution_id)
+        if live is None:
+            return
+        if filled_qty <= 0:
+            self._add_risk(live.reservation, -1)
             return
         self._settled[execution_id] = live.reservation
         self._filled.add(live.reservation.symbol)
@@ -165,9 +175,28 @@ class RiskBook:
         self._check_new(execution_id)
         reservation = Reservation(execution_id, _normal(symbol), risk_amount, trading_day)
         if working:
-            self._live[execution_id] = _Live(reservation, committed=True)
+            self._add_live(_Live(reservation, committed=True))
         else:
             self._settled[execution_id] = reservation
+            self._add_risk(reservation, +1)
+
+    def _add_live(self, live: _Live) -> None:
+        self._live[live.reservation.execution_id] = live
+        self._live_symbols[live.reservation.symbol] += 1
+        self._add_risk(live.reservation, +1)
+
+    def _pop_live(self, execution_id: UUID) -> _Live | None:
+        live = self._live.pop(execution_id, None)
+        if live is not None:
+            symbol = live.reservation.symbol
+            self._live_symbols[symbol] -= 1
+            if self._live_symbols[symbol] <= 0:
+                del self._live_symbols[symbol]
+        return live
+
+    def _add_risk(self, reservation: Reservation, sign: int) -> None:
+        day = reservation.trading_day
+        self._day_risk[day] = self._day_risk.get(day, Decimal(0)) + sign * reservation.risk_amount
 
     def _check_new(self, execution_id: UUID) -> None:
         if execution_id in self._live or execution_id in self._settled:
@@ -175,6 +204,13 @@ class RiskBook:
 
     def _prune(self, now: datetime) -> None:
         # Settled risk only matters for its own day; keep yesterday's in case clocks disagree.
-        horizon = self.trading_day(now) - timedelta(days=1)
+        # Once a day is enough (decisions call this; a scan each time would cost O(n)).
+        today = self.trading_day(now)
+        if today == self._pruned_on:
+            return
+        self._pruned_on = today
+        horizon = today - timedelta(days=1)
         for key in [k for k, r in self._settled.items() if r.trading_day < horizon]:
             del self._settled[key]
+        for day in [d for d in self._day_risk if d < horizon]:
+            del self._day_risk[day]
