@@ -416,6 +416,10 @@ def api_url(process: ExecutorProcess) -> str:
 
 
 AUTH = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+# A new connection for every request: a POST on a kept-alive connection that the server closes
+# at that instant (its keep-alive timeout, on a loaded machine) fails on the client side, which
+# says nothing about the service. A connection the server drops unanswered still fails the test.
+FRESH = httpx.Limits(max_keepalive_connections=0)
 UUID_TEXT = str(uuid.UUID(int=1))
 
 
@@ -488,7 +492,7 @@ def bodies_barrage(url: str) -> int:
     """Runs in a worker thread: every generated body is answered 400 (or 404 when it is a
     well-formed request for a signal that does not exist), never 5xx."""
     sent = 0
-    with httpx.Client(timeout=10, headers=AUTH) as client:
+    with httpx.Client(timeout=10, headers=AUTH, limits=FRESH) as client:
 
         @settings(max_examples=80, database=None, deadline=None)
         @given(REQUEST_BODIES)
@@ -555,7 +559,7 @@ async def test_malformed_http_bodies(
     live: ExecutorProcess, conn: asyncpg.Connection, bridge: ThreadedBridge
 ) -> None:
     url = api_url(live)
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=10, limits=FRESH) as client:
         for name, raw in FIXED_BODIES:
             check_400(await client.post(url, content=raw, headers=AUTH), name)
         # The token is checked before the body is read.
@@ -569,7 +573,7 @@ async def test_malformed_http_bodies(
 
     # A well-formed request for an invalid signal is rejected with the reason: 422.
     hold = await insert_raw(conn, buy("HOLD via API", side="HOLD"))
-    async with httpx.AsyncClient(timeout=40) as client:
+    async with httpx.AsyncClient(timeout=40, limits=FRESH) as client:
         response = await client.post(
             url, json={"signal_id": str(hold), "approved_by": "api"}, headers=AUTH
         )
@@ -616,7 +620,7 @@ async def test_deeply_nested_http_body_is_a_400(
     live: ExecutorProcess, conn: asyncpg.Connection, bridge: ThreadedBridge
 ) -> None:
     url = api_url(live)
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(timeout=10, limits=FRESH) as client:
         for raw in (DEEP, '{"signal_id": ' + DEEP, "{" + '"a":{' * 3000):
             response = await client.post(url, content=raw.encode(), headers=AUTH)
             assert live.returncode() is None
