@@ -30,6 +30,7 @@ from trade_executor.store.leadership import LeadershipLost, PgLeaderLock
 from trade_executor.store.migrate import migrate
 from trade_executor.store.notifications import connect_notifications
 from trade_executor.store.postgres import PgStore, create_pool
+from trade_executor.store.transient import is_transient
 from trade_executor.systemd import SystemdNotifier, watchdog_interval
 
 log = get_logger("trade_executor.service")
@@ -165,7 +166,9 @@ class Service:
             while True:
                 try:
                     return await call()
-                except OSError as error:
+                except Exception as error:
+                    if not is_transient(error):  # e.g. PostgreSQL answering "starting up"
+                        raise
                     log.warning("supervisor.database_unavailable", step=what, error=str(error))
                     await anyio.sleep(backoff.next())
 
@@ -176,7 +179,9 @@ class Service:
             try:
                 if await lock.try_acquire():
                     break
-            except (OSError, TimeoutError) as error:
+            except Exception as error:
+                if not is_transient(error):
+                    raise
                 log.warning("supervisor.database_unavailable", step="leader_lock", error=str(error))
             if not announced:
                 self.state.role = "standby"

@@ -590,12 +590,6 @@ async def test_malformed_http_bodies(
 DEEP = "[" * 5000  # 5 KB: within both size limits, deeper than Python's recursion limit
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: listener.parse_approval_payload catches only ValueError; json.loads raises "
-    "RecursionError on a deeply nested payload, which escapes _on_notification and drops the "
-    "LISTEN connection (listener.disconnected, reconnect) instead of listener.bad_payload",
-)
 async def test_deeply_nested_notification_is_a_bad_payload(
     live: ExecutorProcess, conn: asyncpg.Connection, bridge: ThreadedBridge
 ) -> None:
@@ -611,11 +605,6 @@ async def test_deeply_nested_notification_is_a_bad_payload(
     assert len(live.events("listener.bad_payload")) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: api/app.py _read_body catches only ValueError from json.loads; a deeply "
-    "nested body raises RecursionError and the API answers 500 (text/plain), not 400 {error}",
-)
 async def test_deeply_nested_http_body_is_a_400(
     live: ExecutorProcess, conn: asyncpg.Connection, bridge: ThreadedBridge
 ) -> None:
@@ -633,14 +622,6 @@ async def test_deeply_nested_http_body_is_a_400(
 SWEEP_LIMIT = 5000  # listener.SWEEP_LIMIT: approvals forwarded per catch-up
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: queries.PENDING_APPROVALS does not join strategy_signals, so approvals whose "
-    "signal does not exist (possible on a legacy table without the foreign key) are returned "
-    "by every catch-up, oldest first, forever (the claim ignores them, records nothing); "
-    "SWEEP_LIMIT of them starve the catch-up and an approval whose notification was missed "
-    "is never executed",
-)
 async def test_orphan_approvals_do_not_starve_the_catch_up(
     harness: Harness, conn: asyncpg.Connection, bridge: ThreadedBridge
 ) -> None:

@@ -117,14 +117,6 @@ async def test_postgres_refusing_connections_the_same_process_recovers(
     await _outage(harness, bridge, conn, db_url, starting_up=False)
 
 
-BUG_57P03 = (
-    "BUG: service.py Service._become_leader (and _with_database_retry at start-up) catch only "
-    "OSError/TimeoutError; asyncpg's CannotConnectNowError (57P03 'the database system is "
-    "starting up', a PostgresError) escapes and the process exits 1"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=BUG_57P03)
 async def test_postgres_restarting_the_same_process_recovers(
     harness: Harness, bridge: ThreadedBridge, conn: asyncpg.Connection, db_url: str
 ) -> None:
@@ -133,7 +125,6 @@ async def test_postgres_restarting_the_same_process_recovers(
     await _outage(harness, bridge, conn, db_url, starting_up=True)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_57P03)
 async def test_started_while_postgres_is_starting_up(
     harness: Harness, bridge: ThreadedBridge, conn: asyncpg.Connection, db_url: str
 ) -> None:

@@ -20,6 +20,7 @@ from anyio.abc import TaskStatus
 
 from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.messages import ApprovalSeen, ControlChanged, Message
+from trade_executor.actors.supervisor import describe
 from trade_executor.config import Settings
 from trade_executor.logging import get_logger
 from trade_executor.store.notifications import (
@@ -54,7 +55,7 @@ def parse_approval_payload(payload: str) -> UUID | None:
         return None
     try:
         data = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested thousands deep
         return None
     if not isinstance(data, dict) or not isinstance(data.get("approval_id"), str):
         return None
@@ -100,7 +101,7 @@ class ApprovalListener:
                 await self._serve(source)
             except Exception as error:
                 # asyncpg, OSError and timeouts all mean the same here: reconnect.
-                log.warning("listener.disconnected", error=f"{type(error).__name__}: {error}")
+                log.warning("listener.disconnected", error=describe(error))
             finally:
                 self.health.connected = False
                 if source is not None:

@@ -8,6 +8,7 @@ the outcome of the signal.
 from __future__ import annotations
 
 import hmac
+import json
 import time
 from datetime import datetime
 from decimal import Decimal
@@ -187,11 +188,9 @@ async def _read_body(request: Request) -> tuple[UUID, str] | Response:
         raw += chunk
         if len(raw) > MAX_BODY:
             return error(f"request body too large (at most {MAX_BODY} bytes)", 400)
-    import json
-
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested thousands deep
         return error("request body is not valid JSON", 400)
     if not isinstance(data, dict):
         return error("request body must be a JSON object", 400)

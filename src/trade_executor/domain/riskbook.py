@@ -117,8 +117,7 @@ class RiskBook:
         if open_count >= self.limits.max_open_positions:
             return RiskRejection(
                 RiskGate.MAX_OPEN_POSITIONS,
-                f"{open_count} positions open or in flight "
-                f"(max {self.limits.max_open_positions})",
+                f"{open_count} positions open or in flight (max {self.limits.max_open_positions})",
             )
         sizing = size_position(
             signal.entry, signal.stop, account, self.limits, self.daily_risk_left(now)

@@ -63,6 +63,7 @@ SELECT approval_id, signal_id FROM (
     SELECT DISTINCT ON (a.signal_id) a.id AS approval_id, a.signal_id, a.approved_at,
            a.created_at
     FROM trade_approvals a
+    JOIN strategy_signals s ON s.id = a.signal_id  -- an orphan approval has nothing to execute
     WHERE a.approved
       AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.signal_id = a.signal_id)
     ORDER BY a.signal_id, a.approved_at NULLS LAST, a.created_at
