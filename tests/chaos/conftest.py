@@ -9,7 +9,6 @@ bridge actually received (CONTRACT section 5).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -26,9 +25,7 @@ from typing import Any
 import anyio
 import asyncpg
 import pytest
-from tests.support import ThreadedBridge, threaded_bridge
-
-from trade_executor.store.migrate import migrate
+from tests.support import ThreadedBridge
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,25 +62,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture
-def db_url(fresh_database_url: str) -> str:
-    asyncio.run(migrate(fresh_database_url))
-    return fresh_database_url
-
-
-@pytest.fixture
-def bridge() -> Iterator[ThreadedBridge]:
-    with threaded_bridge() as running:
-        yield running
-
-
-@pytest.fixture
-async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(db_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
+# db_url, bridge and conn come from tests/conftest.py.
 
 
 # ---- the process ---------------------------------------------------------------------------
