@@ -9,7 +9,10 @@ Run with the project's interpreter: `python bench/bridge.py --port 0 ...`; it pr
 - `POST /bench/seed` `{"count": n, "prefix": "SEED"}`: places n LMT orders straight into the book
   (fill_mode never keeps them working) and answers their ids and symbols;
 - `GET /bench/wait/{symbol}?timeout=s`: waits until an order for that symbol has arrived and
-  answers its `created_at` and `received_at` (a long poll: no busy loop on either side).
+  answers its `created_at` and `received_at` (a long poll: no busy loop on either side);
+- `GET /bench/reads`: every `GET /account` and `GET /positions` since the bridge started, as
+  `[path, start, end]` in wall-clock seconds (`time.time()`: request in, answer sent), so that
+  the driver can place the executor's account snapshot on an approval's timeline.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ class Counting:
         self.order_posts = 0
         self.order_waiters: list[tuple[int, asyncio.Event]] = []
         self.started = time.monotonic()
+        self.reads: list[tuple[str, float, float]] = []
 
     def reset(self) -> None:
         self.counts.clear()
@@ -101,6 +105,11 @@ class Counting:
                 if self.order_posts >= target:
                     event.set()
             return
+        if method == "GET" and path in ("/account", "/positions"):
+            start = time.time()
+            await self.app(scope, receive, send)
+            self.reads.append((path, start, time.time()))
+            return
         await self.app(scope, receive, send)
 
     async def _bench(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -129,6 +138,8 @@ class Counting:
             finally:
                 self.order_waiters.remove(waiter)
             status, answer = 200, {"order_posts": self.order_posts}
+        elif path == "/bench/reads":
+            status, answer = 200, {"reads": self.reads}
         elif path == "/bench/orders":
             prefix = _query(scope).get("prefix", "").upper()
             status, answer = 200, {"orders": self._orders_with(prefix)}

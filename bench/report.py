@@ -34,7 +34,9 @@ def _postgres_version() -> str:
         out = subprocess.run(["psql", "--version"], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return "?"
-    return out.stdout.strip().rsplit(" ", 1)[-1] or "?"
+    # "psql (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)" -> "15.20"
+    words = out.stdout.split()
+    return words[2] if len(words) > 2 else "?"
 
 
 def targets(results: dict[str, Any]) -> list[tuple[str, str, str, float, bool]]:
@@ -162,11 +164,25 @@ def render(results: dict[str, Any]) -> tuple[str, str]:
         _row("approval → claim committed", latency["claim"], "row seen by a listener"),
         _row("approval → claim transaction began", latency["claim_started"], "`created_at`"),
         *[
-            _row(f"&nbsp;&nbsp;stage: {label}", latency["stages"][key], "ledger event times")
-            for key, label in (
-                ("to_claimed", "COMMIT → `claimed` event"),
-                ("to_submitting", "`claimed` → `submitting` (decide + intent)"),
-                ("to_bridge", "`submitting` → order at the bridge (POST)"),
+            _row(f"&nbsp;&nbsp;stage: {label}", latency["stages"][key], note)
+            for key, label, note in (
+                ("to_claimed", "COMMIT → `claimed` event", "ledger event times"),
+                (
+                    "to_submitting",
+                    "`claimed` → `submitting` (decide + intent)",
+                    "ledger event times",
+                ),
+                ("to_bridge", "`submitting` → order at the bridge (POST)", "ledger, bridge"),
+                (
+                    "to_snapshot",
+                    "COMMIT → account snapshot answered",
+                    "bridge: last of `GET /account`, `/positions` sent",
+                ),
+                (
+                    "snapshot_to_submitting",
+                    "snapshot answered → `submitting` (parse, decide, intent)",
+                    "bridge, ledger",
+                ),
             )
             if latency.get("stages", {}).get(key, {}).get("n")
         ],
@@ -297,7 +313,8 @@ def render(results: dict[str, Any]) -> tuple[str, str]:
         "Written by `bench/run.py` (`make bench`); do not edit by hand: the interpretation lives "
         "in `bench/ANALYSIS.md` and is copied in below.",
         "",
-        f"- When: {time.strftime('%Y-%m-%d %H:%M %Z')}; the whole run took "
+        f"- When: {results.get('when') or time.strftime('%Y-%m-%d %H:%M %Z')} (end of the run); "
+        "the whole run took "
         f"{results['duration_seconds'] / 60:.1f} min.",
         f"- Machine: {results['cores']} cores, {platform.python_implementation()} "
         f"{platform.python_version()}, PostgreSQL {_postgres_version()} on 127.0.0.1 "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -203,7 +204,14 @@ async def approval_latency(
         claim_latency = [claims[s] - t0 for s, t0 in committed.items() if s in claims]
         rows = await conn.fetch(CLAIM_CREATED_AT, [UUID(s) for s in committed])
         claim_started = [row["at"] - committed[row["signal_id"]] for row in rows]
-        stages: dict[str, list[float]] = {"to_claimed": [], "to_submitting": [], "to_bridge": []}
+        stages: dict[str, list[float]] = {
+            "to_claimed": [],
+            "to_submitting": [],
+            "to_bridge": [],
+            "to_snapshot": [],
+            "snapshot_to_submitting": [],
+        }
+        snapshots = snapshot_answers(committed, (await bridge.get("/bench/reads"))["reads"])
         for row in await conn.fetch(STAGES, [UUID(s) for s in committed]):
             sid, claimed, submitting = row["signal_id"], row["claimed"], row["submitting"]
             if claimed is None or submitting is None or sid not in arrived:
@@ -211,6 +219,9 @@ async def approval_latency(
             stages["to_claimed"].append(claimed - committed[sid])
             stages["to_submitting"].append(submitting - claimed)
             stages["to_bridge"].append(arrived[sid] - submitting)
+            if sid in snapshots:
+                stages["to_snapshot"].append(snapshots[sid] - committed[sid])
+                stages["snapshot_to_submitting"].append(submitting - snapshots[sid])
     finally:
         await listener.close()
         await conn.close()
@@ -221,6 +232,26 @@ async def approval_latency(
         missing,
         {k: Dist.of_seconds(v) for k, v in stages.items()},
     )
+
+
+def snapshot_answers(
+    committed: dict[str, float], reads: list[tuple[str, float, float]]
+) -> dict[str, float]:
+    """Approvals one at a time: signal id -> when the bridge answered the last of the account
+    snapshot reads (`GET /account`, `GET /positions`) that arrived after that approval's COMMIT
+    and before the next one's. Approvals without both reads are left out."""
+    order = sorted(committed.items(), key=lambda item: item[1])
+    starts = [t0 for _, t0 in order]
+    answered: dict[str, float] = {}
+    paths: dict[str, set[str]] = {}
+    for path, start, end in reads:
+        i = bisect.bisect_right(starts, start) - 1
+        if i < 0:
+            continue
+        sid = order[i][0]
+        answered[sid] = max(answered.get(sid, end), end)
+        paths.setdefault(sid, set()).add(path)
+    return {sid: at for sid, at in answered.items() if len(paths[sid]) == 2}
 
 
 # ---- 4. burst -----------------------------------------------------------------------------------

@@ -237,6 +237,10 @@ def _profile(found: Profile | None) -> dict[str, object] | None:
     return None if found is None else found.as_dict()
 
 
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(at))
+
+
 def main(args: argparse.Namespace, source: str) -> int:
     """Run the suite (or only render the last results) and write the report."""
     sizes = QUICK if args.quick else Sizes()
@@ -245,6 +249,8 @@ def main(args: argparse.Namespace, source: str) -> int:
     last = BENCH / "results" / "last-run.json"
     if args.report_only:
         results = json.loads(last.read_text())
+        # Runs before this field existed: the time the results were written.
+        results.setdefault("when", _when(last.stat().st_mtime))
     else:
         server = os.environ.get("TEST_DATABASE_URL") or DEFAULT_SERVER
         started = time.time()
@@ -254,6 +260,7 @@ def main(args: argparse.Namespace, source: str) -> int:
         results["quick"] = args.quick
         results["source"] = source
         results["command"] = "make bench" + (" (bench/run.py --quick)" if args.quick else "")
+        results["when"] = _when(time.time())
         last.write_text(json.dumps(results, indent=1, default=str))
     text, table = render(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
