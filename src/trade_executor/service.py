@@ -20,7 +20,7 @@ from trade_executor import __version__
 from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.executor import Executor
 from trade_executor.actors.listener import ApprovalListener
-from trade_executor.actors.pollers import PollerPool
+from trade_executor.actors.pollers import POLL_CONCURRENCY, PollerPool
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.broker.client import BrokerClient
 from trade_executor.config import Settings
@@ -50,6 +50,7 @@ class ServiceState:
     pollers: PollerPool | None = None
     store: PgStore | None = None
     broker: BrokerClient | None = None
+    poll_broker: BrokerClient | None = None
     metrics: Metrics = field(default_factory=Metrics)
     http_port: int | None = None
 
@@ -123,6 +124,15 @@ class Service:
             settings.ib_bridge_url,
             settings.ib_bridge_timeout,
             on_request=state.metrics.observe_bridge,
+        )
+        # The pollers get a client of their own, as small as their concurrency: thousands of
+        # polls never queue the executor's account reads and orders, and httpcore's per-request
+        # pool scan stays short.
+        state.poll_broker = BrokerClient(
+            settings.ib_bridge_url,
+            settings.ib_bridge_timeout,
+            on_request=state.metrics.observe_bridge,
+            max_connections=POLL_CONCURRENCY,
         )
         async with anyio.create_task_group() as tg:
             if self._with_api:
@@ -198,7 +208,8 @@ class Service:
         settings = self.settings
         assert state.store is not None and state.broker is not None
         store, broker, metrics = state.store, state.broker, state.metrics
-        pollers = PollerPool(settings, store, broker, metrics, report=lambda _: None)
+        assert state.poll_broker is not None
+        pollers = PollerPool(settings, store, state.poll_broker, metrics, report=lambda _: None)
         executor = Executor(settings, store, broker, pollers, metrics)
         pollers.set_report(executor.post)
         dsn = settings.dsn()
@@ -235,8 +246,9 @@ class Service:
 
     async def _close(self) -> None:
         state = self.state
-        if state.broker is not None:
-            await state.broker.aclose()
+        for client in (state.broker, state.poll_broker):
+            if client is not None:
+                await client.aclose()
         if state.store is not None:
             with anyio.move_on_after(5):
                 await state.store.pool.close()

@@ -161,8 +161,8 @@ class Executor:
                 if self._draining or message.approval_id in self._preparing:
                     return
                 self._preparing.add(message.approval_id)
-                self._snapshots.prefetch(self._tg)  # overlaps the claim (see snapshots.py)
                 self._tg.start_soon(self._prepare, message, candidates)
+                self._snapshots.prefetch(self._tg)  # overlaps the claim (see snapshots.py)
             case OrderProgress():
                 self._on_progress(message)
             case ControlChanged():

@@ -92,6 +92,11 @@ class RiskBook:
         """Broker positions, fills since the snapshot, and symbols of executions in flight."""
         return self._broker | self._filled | self._live_symbols.keys()
 
+    def open_count(self) -> int:
+        """len(open_symbols()), without building the union of every symbol in flight."""
+        held = self._broker | self._filled
+        return len(self._live_symbols) + sum(1 for s in held if s not in self._live_symbols)
+
     def is_open(self, symbol: str) -> bool:
         symbol = _normal(symbol)
         return symbol in self._live_symbols or symbol in self._broker or symbol in self._filled
@@ -113,7 +118,7 @@ class RiskBook:
         self._prune(now)
         if self.is_open(signal.symbol):
             return RiskRejection(RiskGate.DUPLICATE_SYMBOL, f"{signal.symbol} is already open")
-        open_count = len(self.open_symbols())
+        open_count = self.open_count()
         if open_count >= self.limits.max_open_positions:
             return RiskRejection(
                 RiskGate.MAX_OPEN_POSITIONS,
@@ -210,6 +215,4 @@ class RiskBook:
         self._pruned_on = today
         horizon = today - timedelta(days=1)
         for key in [k for k, r in self._settled.items() if r.trading_day < horizon]:
-            del self._settled[key]
-        for day in [d for d in self._day_risk if d < horizon]:
-            del self._day_risk[day]
+            self._add_risk(self._settled.pop(key), -1)  # live ones of that day still count
