@@ -157,8 +157,9 @@ def make_settings(db_url: str, bridge: ThreadedBridge, **overrides: Any) -> Sett
 
 
 @asynccontextmanager
-async def running_service(settings: Settings) -> AsyncIterator[Service]:
-    """The real service in this loop; stopped (as by SIGTERM) when the block ends."""
+async def running_service(settings: Settings, role: str = "active") -> AsyncIterator[Service]:
+    """The real service in this loop, once it has reached `role` ("active", or "standby" for a
+    second instance); stopped (as by SIGTERM) when the block ends."""
     service = Service(settings, notifier=SystemdNotifier(None))
     exit_codes: list[int] = []
 
@@ -168,7 +169,7 @@ async def running_service(settings: Settings) -> AsyncIterator[Service]:
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
         with anyio.fail_after(20):
-            while service.state.role != "active":
+            while service.state.role != role:
                 if exit_codes:
                     raise RuntimeError(f"the service exited with {exit_codes[0]}")
                 await anyio.sleep(0.01)

@@ -25,11 +25,9 @@ from tests.support import (
 )
 from trade_executor.broker.jsonnum import loads
 from trade_executor.broker.paper import Faults, PaperConfig, serve
-from trade_executor.config import Settings
 from trade_executor.embedded_pg import embedded_postgres, find_bindir
 from trade_executor.service import Service
 from trade_executor.store.migrate import migrate
-from trade_executor.systemd import SystemdNotifier
 
 pytestmark = pytest.mark.anyio
 
@@ -209,28 +207,6 @@ async def test_tokens_unknown_signals_and_disabled_posts(
     assert bridge.parent_orders() == []
 
 
-@asynccontextmanager
-async def standby_service(settings: Settings) -> AsyncIterator[Service]:
-    """A second instance on the same database: it waits as standby while the first is active."""
-    service = Service(settings, notifier=SystemdNotifier(None))
-    exit_codes: list[int] = []
-
-    async def run() -> None:
-        exit_codes.append(await service.run())
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(run)
-        with anyio.fail_after(WAIT):
-            while service.state.role != "standby":
-                assert not exit_codes, f"the standby exited with {exit_codes}"
-                await anyio.sleep(0.02)
-        try:
-            yield service
-        finally:
-            service.request_stop()
-    assert exit_codes == [0]
-
-
 async def test_a_standby_answers_503(
     db_url: str, bridge: ThreadedBridge, conn: asyncpg.Connection
 ) -> None:
@@ -238,7 +214,7 @@ async def test_a_standby_answers_503(
     settings = make_settings(db_url, bridge)
     async with (
         running_service(settings),
-        standby_service(settings) as standby,
+        running_service(settings, role="standby") as standby,
         api(standby) as client,
     ):
         response = await execute(client, {"signal_id": str(signal_id), "approved_by": "a"})
