@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid4
@@ -34,14 +34,13 @@ from trade_executor.actors.snapshots import AccountSnapshots
 from trade_executor.actors.working import WorkingOrders
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import (
-    AmbiguousSubmission,
     BrokerError,
     BrokerRejected,
     BrokerUnavailable,
 )
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Changes, Execution
-from trade_executor.domain.models import Action, OrderType, PlacedOrder
+from trade_executor.domain.models import Action, AnyOrderRequest, OrderType, PlacedOrder
 from trade_executor.domain.orders import build_order
 from trade_executor.domain.riskbook import Decision, RiskBook
 from trade_executor.domain.sizing import RiskLimits, RiskRejection, Sizing
@@ -344,7 +343,7 @@ class Executor:
         finally:
             self._end_submission()
 
-    async def _place(self, intent: Execution, order: Any) -> PlacedOrder | None:
+    async def _place(self, intent: Execution, order: AnyOrderRequest) -> PlacedOrder | None:
         """POST exactly once. Returns the placed order, or None after recording the outcome."""
         bound = self._context(intent)
         try:
@@ -353,10 +352,7 @@ class Executor:
             await self._fail(intent, f"broker_rejected: {error.detail}", True)
         except BrokerUnavailable as error:
             await self._fail(intent, f"bridge_unavailable: {error}", True)
-        except AmbiguousSubmission as error:
-            log.warning("order.ambiguous", error=str(error), **bound)
-            return await self.reconcile(intent)
-        except BrokerError as error:  # anything else after sending: the outcome is unknown
+        except BrokerError as error:  # AmbiguousSubmission, or anything else after sending
             log.warning("order.ambiguous", error=str(error), **bound)
             return await self.reconcile(intent)
         return None
@@ -532,7 +528,7 @@ class Executor:
             halted=self._halted,
         )
 
-    def _restore(self, execution: Execution, day: Any) -> None:
+    def _restore(self, execution: Execution, day: date) -> None:
         working = not execution.state.is_final
         self._riskbook.restore(
             execution.id,
