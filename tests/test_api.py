@@ -400,3 +400,31 @@ async def test_stopping_with_a_keep_alive_connection_open_exits_0(
         port = service.state.http_port
         assert (await client.get(f"http://127.0.0.1:{port}/metrics")).status_code == 200
         # running_service asserts the exit code 0 when the block ends
+
+
+async def test_the_execute_command_goes_through_the_running_service(
+    db_url: str,
+    bridge: ThreadedBridge,
+    conn: asyncpg.Connection,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from trade_executor.cli import main
+
+    signal_id = await insert_signal(conn, "CLIX")
+    monkeypatch.setenv("API_TOKEN", TOKEN)
+    async with running_service(make_settings(db_url, bridge)) as service:
+        url = f"http://127.0.0.1:{service.state.http_port}"
+        argv = ["execute", str(signal_id), "--approved-by", "cli-user", "--url", url]
+        code = await anyio.to_thread.run_sync(main, argv)
+    assert code == 0
+    out = capsys.readouterr().out
+    answer = loads(out[out.index("{") :])
+    assert answer["success"] is True and answer["trade"]["quantity"] == 133
+    assert (
+        await conn.fetchval(
+            "SELECT approved_by FROM trade_approvals WHERE signal_id = $1", signal_id
+        )
+        == "cli-user"
+    )
+    assert [o["symbol"] for o in bridge.parent_orders()] == ["CLIX"]
