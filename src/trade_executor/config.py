@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     listener_health_interval: float = Field(default=5.0, gt=0)
     shutdown_grace: float = Field(default=10.0, ge=0)
     cancelled_recheck_delay: float = Field(default=3.0, ge=0)
+    # Polls in flight at once. Each costs client CPU in proportion to the pool's size, so few is
+    # fastest against a nearby bridge (measured in docs/BENCHMARKS.md); raise it for a slow one.
+    order_poll_concurrency: int = Field(default=4, ge=1, le=64)
 
     @field_validator("default_order_type", mode="before")
     @classmethod

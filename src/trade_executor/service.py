@@ -20,7 +20,7 @@ from trade_executor import __version__
 from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.executor import Executor
 from trade_executor.actors.listener import ApprovalListener
-from trade_executor.actors.pollers import POLL_CONCURRENCY, PollerPool
+from trade_executor.actors.pollers import PollerPool
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.broker.client import BrokerClient
 from trade_executor.config import Settings
@@ -132,7 +132,7 @@ class Service:
             settings.ib_bridge_url,
             settings.ib_bridge_timeout,
             on_request=state.metrics.observe_bridge,
-            max_connections=POLL_CONCURRENCY,
+            max_connections=settings.order_poll_concurrency,
         )
         async with anyio.create_task_group() as tg:
             if self._with_api:

@@ -164,8 +164,6 @@ async def test_leave_on_timeout_sends_no_cancel() -> None:
 
 
 async def test_polls_in_flight_are_bounded_and_every_order_is_polled() -> None:
-    from trade_executor.actors.pollers import POLL_CONCURRENCY
-
     in_flight = 0
     most = 0
     polled: set[str] = set()
@@ -180,9 +178,11 @@ async def test_polls_in_flight_are_bounded_and_every_order_is_polled() -> None:
         body = {"order_id": 1, "status": "Submitted", "filled_qty": 0, "avg_fill_price": 0.0}
         return httpx.Response(200, json=body)
 
-    settings = load_settings(order_poll_interval=0.05, order_poll_timeout=300)
+    settings = load_settings(
+        order_poll_interval=0.05, order_poll_timeout=300, order_poll_concurrency=3
+    )
     store = MemoryStore()
-    orders = 4 * POLL_CONCURRENCY
+    orders = 4 * settings.order_poll_concurrency
     async with BrokerClient(
         "http://bridge", 2, transport=httpx.MockTransport(slow_bridge)
     ) as broker:
@@ -197,4 +197,4 @@ async def test_polls_in_flight_are_bounded_and_every_order_is_polled() -> None:
                     await anyio.sleep(0.01)
             assert pool.active == orders
             tg.cancel_scope.cancel()
-    assert 1 < most <= POLL_CONCURRENCY
+    assert 1 < most <= settings.order_poll_concurrency

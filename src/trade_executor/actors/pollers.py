@@ -4,7 +4,7 @@ A poller reads `GET /orders/{id}` every ORDER_POLL_INTERVAL, writes each change 
 reports it to the executor (`OrderProgress`), until the broker reports a final status or
 ORDER_POLL_TIMEOUT has passed since submission (then ORDER_TIMEOUT_ACTION). A poller is a small
 state object, not a task: the pool keeps them in a heap by due time and runs each due poll as a
-short task, at most POLL_CONCURRENCY at once. So 10,000 open orders cost 10,000 small objects,
+short task, at most ORDER_POLL_CONCURRENCY at once. So 10,000 open orders cost 10,000 small objects,
 their polls are spread over the interval instead of all waking together, and they can never
 take every bridge connection from the executor's own reads and orders. A poll that fails is
 retried with backoff; if the pool itself restarts it resumes every working execution.
@@ -38,9 +38,6 @@ from trade_executor.store.protocol import Store
 
 log = get_logger("trade_executor.poller")
 
-# Polls in flight at once: well below the bridge client's connection pool, so that the
-# executor's account reads and order POSTs always find a free connection.
-POLL_CONCURRENCY = 16
 RETRY_CAP = 30.0
 
 Report = Callable[[OrderProgress], None]
@@ -97,7 +94,7 @@ class PollerPool:
         self._active.clear()
         self._due.clear()
         self._wake = anyio.Event()
-        limiter = anyio.CapacityLimiter(POLL_CONCURRENCY)
+        limiter = anyio.CapacityLimiter(self._settings.order_poll_concurrency)
         async with anyio.create_task_group() as tg:
             self._tg = tg
             await self._follow_all_working()
