@@ -21,7 +21,7 @@ from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.executor import Executor
 from trade_executor.actors.listener import ApprovalListener
 from trade_executor.actors.pollers import PollerPool
-from trade_executor.actors.supervisor import Supervisor
+from trade_executor.actors.supervisor import Supervisor, describe
 from trade_executor.broker.client import BrokerClient
 from trade_executor.config import Settings
 from trade_executor.logging import get_logger
@@ -78,12 +78,12 @@ class Service:
         try:
             async with anyio.create_task_group() as root:
                 root.start_soon(self._watch_signals)
-                root.start_soon(self._body, root)
+                root.start_soon(self._body)
                 await self._stop.wait()
                 await self._shutdown(root)
         except Exception as error:
-            log.critical("supervisor.failed", error=_describe(error), exc_info=error)
-            self.notifier.notify("STATUS=failed: " + _describe(error)[:200])
+            log.critical("supervisor.failed", error=describe(error), exc_info=error)
+            self.notifier.notify("STATUS=failed: " + describe(error)[:200])
             return 1
         log.info("supervisor.stopped")
         return 0
@@ -107,14 +107,14 @@ class Service:
                     log.warning("supervisor.drain_timeout")
         root.cancel_scope.cancel()
 
-    async def _body(self, root: TaskGroup) -> None:
+    async def _body(self) -> None:
         try:
-            await self._serve(root)
+            await self._serve()
         finally:
             with anyio.CancelScope(shield=True):
                 await self._close()
 
-    async def _serve(self, root: TaskGroup) -> None:
+    async def _serve(self) -> None:
         settings, state = self.settings, self.state
         dsn = settings.dsn()
         await self._with_database_retry("migrate", lambda: migrate(dsn))
@@ -252,9 +252,3 @@ class Service:
         if state.store is not None:
             with anyio.move_on_after(5):
                 await state.store.pool.close()
-
-
-def _describe(error: BaseException) -> str:
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return f"{type(error).__name__}: {error}"
