@@ -472,3 +472,16 @@ async def test_order_status_endpoint_label_is_templated(anyio_backend: str) -> N
         status = await broker.order_status(99)
     assert status.avg_fill_price == Decimal("10.5")
     assert bridge.outcomes == [("GET /orders/{id}", "ok")]
+
+
+async def test_cookies_the_bridge_sets_are_not_kept(anyio_backend: str) -> None:
+    with_cookie = httpx.Response(
+        200,
+        content=ACCOUNT.encode(),
+        headers={"content-type": "application/json", "set-cookie": "session=abc; Path=/"},
+    )
+    bridge = Bridge(with_cookie)
+    async with bridge.client() as client:
+        await client.account()
+        await client.account()
+    assert [r.headers.get("cookie") for r in bridge.requests] == [None, None]

@@ -109,6 +109,13 @@ def _compact(fields: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+class _IgnoredCookies(httpx.Cookies):
+    """A cookie jar that keeps nothing: the bridge's API is stateless."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
 class BrokerClient:
     """One per process: holds the connection pool. Use as `async with BrokerClient(...) as c:`.
 
@@ -140,6 +147,9 @@ class BrokerClient:
             ),
             headers={"Accept": "application/json"},
         )
+        # The bridge sets no cookies, and running every answer through the cookie jar costs
+        # about 15% of a request's CPU (measured: 10,000 pollers are CPU-bound on it).
+        self._http._cookies = _IgnoredCookies()
         self._read_retries = read_retries
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
