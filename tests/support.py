@@ -6,7 +6,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -80,6 +80,71 @@ def threaded_bridge(**overrides: Any) -> Iterator[ThreadedBridge]:
     finally:
         stop.set()
         thread.join(10)
+
+
+@dataclass
+class PaperServer:
+    """A paper bridge served in the test's own event loop (either backend), with admin helpers."""
+
+    url: str
+    admin: httpx.AsyncClient
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        content = None if body is None else dumps(body).encode()
+        response = await self.admin.request(method, path, content=content)
+        assert response.status_code == 200, response.text
+        return loads(response.content)
+
+    async def recorded_orders(self) -> list[dict[str, Any]]:
+        return list((await self.call("GET", "/admin/orders"))["orders"])
+
+    async def parent_orders(self) -> list[dict[str, Any]]:
+        return [o for o in await self.recorded_orders() if o.get("parent_id") in (None, 0)]
+
+    async def order(self, order_id: int) -> dict[str, Any]:
+        [found] = [o for o in await self.recorded_orders() if o["order_id"] == order_id]
+        return dict(found)
+
+    async def set_price(self, symbol: str, price: str) -> list[int]:
+        body = {"symbol": symbol, "price": Decimal(price)}
+        return list((await self.call("POST", "/admin/price", body))["filled"])
+
+    async def set_faults(self, **changes: Any) -> None:
+        await self.call("POST", "/admin/faults", changes)
+
+
+@asynccontextmanager
+async def paper_in_this_loop(config: PaperConfig) -> AsyncIterator[PaperServer]:
+    """Serve the paper bridge on an ephemeral loopback port until the block ends."""
+    ports: list[int] = []
+    started = anyio.Event()
+    stop = anyio.Event()
+
+    def ready(port: int) -> None:
+        ports.append(port)
+        started.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(
+            partial(
+                serve,
+                config,
+                "127.0.0.1",
+                0,
+                ready=ready,
+                shutdown_trigger=stop.wait,
+                graceful_timeout=0.2,
+            )
+        )
+        with anyio.fail_after(10):
+            await started.wait()
+        url = f"http://127.0.0.1:{ports[0]}"
+        try:
+            async with httpx.AsyncClient(base_url=url, timeout=5) as admin:
+                yield PaperServer(url=url, admin=admin)
+        finally:
+            stop.set()
 
 
 INSERT_SIGNAL = """

@@ -14,25 +14,23 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
 import anyio
 import anyio.lowlevel
-import httpx
 import pytest
 from anyio.abc import TaskStatus
 from structlog.testing import capture_logs
 
+from tests.support import PaperServer, paper_in_this_loop
 from trade_executor.actors.executor import Executor
 from trade_executor.actors.listener import ApprovalListener
 from trade_executor.actors.messages import ApprovalSeen
 from trade_executor.actors.pollers import PollerPool
 from trade_executor.actors.supervisor import ChildGaveUp, Supervisor
 from trade_executor.broker.client import BrokerClient
-from trade_executor.broker.jsonnum import dumps, loads
-from trade_executor.broker.paper import Faults, PaperConfig, serve
+from trade_executor.broker.paper import Faults, PaperConfig
 from trade_executor.config import Settings, load_settings
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import Action, OrderRequest, OrderType
@@ -57,63 +55,14 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 # -- the paper bridge, in this event loop ---------------------------------------------------------
 
 
-@dataclass
-class Bridge:
-    url: str
-    admin: httpx.AsyncClient
-
-    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        content = None if body is None else dumps(body).encode()
-        response = await self.admin.request(method, path, content=content)
-        assert response.status_code == 200, response.text
-        return loads(response.content)
-
-    async def parent_orders(self) -> list[dict[str, Any]]:
-        orders = (await self.call("GET", "/admin/orders"))["orders"]
-        return [o for o in orders if o.get("parent_id") in (None, 0)]
-
-    async def order(self, order_id: int) -> dict[str, Any]:
-        [found] = [o for o in (await self.call("GET", "/admin/orders"))["orders"]
-                   if o["order_id"] == order_id]  # fmt: skip
-        return dict(found)
-
-    async def set_price(self, symbol: str, price: str) -> list[int]:
-        body = {"symbol": symbol, "price": Decimal(price)}
-        return list((await self.call("POST", "/admin/price", body))["filled"])
-
-    async def set_faults(self, **changes: Any) -> None:
-        await self.call("POST", "/admin/faults", changes)
+Bridge = PaperServer
 
 
 @pytest.fixture
 async def bridge(anyio_backend: str) -> AsyncIterator[Bridge]:
     config = PaperConfig(seed=7, tick_interval=0.0, faults=Faults())  # prices move on request
-    ports: list[int] = []
-    started = anyio.Event()
-    stop = anyio.Event()
-
-    def ready(port: int) -> None:
-        ports.append(port)
-        started.set()
-
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(
-            partial(
-                serve,
-                config,
-                "127.0.0.1",
-                0,
-                ready=ready,
-                shutdown_trigger=stop.wait,
-                graceful_timeout=0.2,
-            )
-        )
-        with anyio.fail_after(DEADLINE):
-            await started.wait()
-        url = f"http://127.0.0.1:{ports[0]}"
-        async with httpx.AsyncClient(base_url=url, timeout=5) as admin:
-            yield Bridge(url, admin)
-        stop.set()
+    async with paper_in_this_loop(config) as server:
+        yield server
 
 
 # -- the actors ---------------------------------------------------------------------------------

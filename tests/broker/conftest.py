@@ -3,51 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from decimal import Decimal
-from functools import partial
 from typing import Any
 
-import anyio
-import httpx
 import pytest
 
+from tests.support import PaperServer, paper_in_this_loop
 from trade_executor.broker import BrokerClient
-from trade_executor.broker.jsonnum import dumps, loads
-from trade_executor.broker.paper import Faults, PaperConfig, serve
+from trade_executor.broker.paper import Faults, PaperConfig
 
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     """Run every anyio test in this directory on both backends."""
     return str(request.param)
-
-
-@dataclass
-class PaperServer:
-    """A paper bridge served by Hypercorn on an ephemeral loopback port, with admin helpers."""
-
-    url: str
-    admin: httpx.AsyncClient
-    requests: list[tuple[str, str]] = field(default_factory=list)
-
-    async def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        content = None if body is None else dumps(body).encode()
-        response = await self.admin.request(method, path, content=content)
-        assert response.status_code == 200, response.text
-        return loads(response.content)
-
-    async def set_price(self, symbol: str, price: str) -> list[int]:
-        answer = await self.call(
-            "POST", "/admin/price", {"symbol": symbol, "price": Decimal(price)}
-        )
-        return list(answer["filled"])
-
-    async def set_faults(self, **changes: Any) -> None:
-        await self.call("POST", "/admin/faults", changes)
-
-    async def recorded_orders(self) -> list[dict[str, Any]]:
-        return list((await self.call("GET", "/admin/orders"))["orders"])
 
 
 def paper_config(**overrides: Any) -> PaperConfig:
@@ -64,32 +32,8 @@ def paper_settings() -> PaperConfig:
 
 @pytest.fixture
 async def paper(anyio_backend: str, paper_settings: PaperConfig) -> AsyncIterator[PaperServer]:
-    ports: list[int] = []
-    started = anyio.Event()
-    stop = anyio.Event()
-
-    def ready(port: int) -> None:
-        ports.append(port)
-        started.set()
-
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(
-            partial(
-                serve,
-                paper_settings,
-                "127.0.0.1",
-                0,
-                ready=ready,
-                shutdown_trigger=stop.wait,
-                graceful_timeout=0.2,
-            )
-        )
-        with anyio.fail_after(10):
-            await started.wait()
-        url = f"http://127.0.0.1:{ports[0]}"
-        async with httpx.AsyncClient(base_url=url, timeout=5) as admin:
-            yield PaperServer(url=url, admin=admin)
-        stop.set()
+    async with paper_in_this_loop(paper_settings) as server:
+        yield server
 
 
 @pytest.fixture
