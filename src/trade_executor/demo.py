@@ -317,12 +317,19 @@ async def _follow(
         while True:
             row = await conn.fetchrow(EXECUTION, signal_id)
             if row is not None:
-                for event in await conn.fetch(EVENTS_AFTER, row["id"], last_event):
+                # Final before the events are read: the events then include the final one.
+                settled = row["state"] in FINAL_STATES
+                events = await conn.fetch(EVENTS_AFTER, row["id"], last_event)
+                # Read after the events: at least as new as each of them (a fill's line needs
+                # the fill, which commits with its event).
+                row = await conn.fetchrow(EXECUTION, signal_id)
+                assert row is not None
+                for event in events:
                     last_event = event["id"]
                     text = describe_event(event["kind"], _json(event["detail"]), dict(row))
                     if text:
                         terminal.line("  " + text)
-                if last_event and row["state"] in FINAL_STATES:
+                if last_event and settled:
                     break
             await anyio.sleep(POLL)
     if row is None:
