@@ -14,17 +14,10 @@ from typing import Any
 
 from trade_executor import __version__
 from trade_executor.config import EX_CONFIG, ConfigError, Settings, load_settings
+from trade_executor.exits import EX_USAGE, CommandError
 from trade_executor.logging import configure_logging
 
-EX_USAGE = 2
-
-
-class CommandError(Exception):
-    """A command failed for a reason the user can act on; the message is one sentence."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
+__all__ = ["EX_USAGE", "CommandError", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:

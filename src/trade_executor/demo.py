@@ -249,11 +249,10 @@ async def _demo(settings: Settings, dsn: str, fresh: bool, terminal: Terminal) -
 
 async def _wait_active(service: Service, terminal: Terminal) -> None:
     with anyio.fail_after(START_TIMEOUT):
-        while service.state.role != "active":  # noqa: ASYNC110 - the service has no event
+        while service.role != "active":  # noqa: ASYNC110 - the service has no event
             await anyio.sleep(POLL)
-    state = service.state
     terminal.line(
-        f"service active: listener, executor, pollers; HTTP API on 127.0.0.1:{state.http_port}"
+        f"service active: listener, executor, pollers; HTTP API on 127.0.0.1:{service.http_port}"
     )
 
 

@@ -8,7 +8,6 @@ import getpass
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -18,7 +17,17 @@ from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerError
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Changes
-from trade_executor.domain.states import AT_BROKER_STATES, ExecutionState
+from trade_executor.domain.ledger import rebuild_riskbook
+from trade_executor.domain.riskbook import RiskBook
+from trade_executor.domain.sizing import RiskLimits
+from trade_executor.domain.states import (
+    NOT_FINAL_STATES,
+    ExecutionState,
+    IllegalTransition,
+    Transition,
+)
+from trade_executor.exits import EX_USAGE, CommandError
+from trade_executor.store.errors import StoreError
 from trade_executor.store.postgres import PgStore, create_pool
 
 T = TypeVar("T")
@@ -32,10 +41,12 @@ def _with_store(settings: Settings, work: Callable[[PgStore], Awaitable[T]]) -> 
     async def main() -> T:
         try:
             pool = await create_pool(settings.dsn(), min_size=1, max_size=2)
-        except OSError as error:
+        except StoreError as error:
             raise OperationError(f"cannot reach the database: {error}") from None
         try:
             return await work(PgStore(pool))
+        except StoreError as error:
+            raise OperationError(f"the database refused the command: {error}") from None
         finally:
             await pool.close()
 
@@ -47,8 +58,6 @@ def _who(args: argparse.Namespace) -> str:
 
 
 def _fail(message: str) -> int:
-    from trade_executor.cli import CommandError
-
     raise CommandError(message)
 
 
@@ -70,8 +79,6 @@ def resolve(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError:
         return _fail(f"{args.execution_id!r} is not an execution id (a UUID)")
     if args.outcome == "submitted" and args.order_id is None:
-        from trade_executor.cli import EX_USAGE, CommandError
-
         raise CommandError("--as submitted needs the broker's --order-id", EX_USAGE)
 
     async def work(store: PgStore) -> str:
@@ -82,21 +89,25 @@ def resolve(settings: Settings, args: argparse.Namespace) -> int:
             return f"execution {execution_id} is {execution.state.value}, not unknown"
         detail = {"by": _who(args), "order_id": args.order_id}
         if args.outcome == "failed":
+            transition = Transition.RESOLVE_FAILED
             changes = Changes(reason=f"resolved_failed by {_who(args)}")
-            done = await store.apply(execution_id, "resolve_failed", changes, "resolved", detail)
         else:
+            transition = Transition.RESOLVE_SUBMITTED
             changes = Changes(
                 order_id=args.order_id, submitted_at=datetime.now(UTC), broker_status="Submitted"
             )
-            done = await store.apply(execution_id, "resolve_submitted", changes, "resolved", detail)
-        return "" if done is not None else f"execution {execution_id} changed meanwhile"
+        try:
+            await store.apply(execution_id, transition, changes, detail)
+        except IllegalTransition:
+            return f"execution {execution_id} changed meanwhile"
+        # The running service re-reads it at once: risk released or kept, symbol freed.
+        await store.announce_change(execution_id)
+        return ""
 
     problem = _with_store(settings, work)
     if problem:
         return _fail(problem)
     print(f"execution {execution_id} resolved as {args.outcome}")
-    if args.outcome == "submitted":
-        print("the running service starts following it within SWEEP_INTERVAL seconds")
     return 0
 
 
@@ -121,24 +132,14 @@ def execute(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def status(settings: Settings, args: argparse.Namespace) -> int:
-    from trade_executor.domain.riskbook import RiskBook
-    from trade_executor.domain.sizing import RiskLimits
-
+    limits = RiskLimits.from_settings(settings)
     now = datetime.now(UTC)
-    day = RiskBook(RiskLimits.from_settings(settings), settings.timezone).trading_day(now)
 
     async def work(store: PgStore) -> dict[str, Any]:
         control = await store.control()
+        day = RiskBook(limits, settings.timezone).trading_day(now)
         today = await store.executions_on(day)
-        in_flight = await store.executions_in(
-            [
-                ExecutionState.RECEIVED,
-                ExecutionState.SUBMITTING,
-                ExecutionState.SUBMITTED,
-                ExecutionState.PARTIALLY_FILLED,
-                ExecutionState.UNKNOWN,
-            ]
-        )
+        in_flight = await store.executions_in(sorted(NOT_FINAL_STATES))
         positions: list[Any] | str
         try:
             async with BrokerClient(settings.ib_bridge_url, settings.ib_bridge_timeout) as broker:
@@ -148,19 +149,14 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
         return {"control": control, "today": today, "in_flight": in_flight, "positions": positions}
 
     found = _with_store(settings, work)
-    used = sum(
-        (
-            e.risk_amount or Decimal(0)
-            for e in found["today"]
-            if e.state in AT_BROKER_STATES
-            or (e.state is ExecutionState.CANCELLED and e.filled_qty > 0)
-        ),
-        Decimal(0),
-    )
+    # The executor's own rule: the same function rebuilds its RiskBook at start-up.
+    book = rebuild_riskbook(limits, settings.timezone, [*found["today"], *found["in_flight"]], now)
+    used, left = book.daily_risk_used(now), book.daily_risk_left(now)
     control = found["control"]
+    day = book.trading_day(now)
     print(f"trading day        {day.isoformat()} ({settings.trading_day_timezone})")
     print(f"daily risk used    {used:.2f} of {settings.max_daily_loss:.2f}")
-    print(f"daily risk left    {max(Decimal(0), settings.max_daily_loss - used):.2f}")
+    print(f"daily risk left    {left:.2f}")
     halted = f"yes: {control.reason} (by {control.changed_by})" if control.halted else "no"
     print(f"halted             {halted}")
     print(f"execution enabled  {str(settings.execution_enabled).lower()}")

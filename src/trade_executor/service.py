@@ -10,27 +10,30 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TypeVar
+from uuid import UUID
 
 import anyio
 from anyio.abc import TaskGroup
 
 from trade_executor import __version__
 from trade_executor.actors.backoff import Backoff
-from trade_executor.actors.executor import Executor
-from trade_executor.actors.listener import ApprovalListener
-from trade_executor.actors.pollers import PollerPool
+from trade_executor.actors.execution.shared import OutcomeBoard
+from trade_executor.actors.messages import ApprovalSeen
 from trade_executor.actors.supervisor import Supervisor, describe
+from trade_executor.actors.wiring import Actors, build_actors
+from trade_executor.api.gateway import HealthFacts
 from trade_executor.broker.client import BrokerClient
 from trade_executor.config import Settings
 from trade_executor.logging import get_logger
 from trade_executor.metrics import Metrics
+from trade_executor.store.errors import StoreUnavailable
 from trade_executor.store.leadership import LeadershipLost, PgLeaderLock
 from trade_executor.store.migrate import migrate
 from trade_executor.store.notifications import connect_notifications
+from trade_executor.store.pgerrors import translated
 from trade_executor.store.postgres import PgStore, create_pool
-from trade_executor.store.transient import is_transient
+from trade_executor.store.protocol import Store
 from trade_executor.systemd import SystemdNotifier, watchdog_interval
 
 log = get_logger("trade_executor.service")
@@ -39,23 +42,9 @@ STARTUP_DATABASE_DEADLINE = 60.0
 T = TypeVar("T")
 
 
-@dataclass
-class ServiceState:
-    """What /health and the watchdog read."""
-
-    role: str = "starting"  # starting, standby, active, stopping
-    supervisor: Supervisor = field(default_factory=Supervisor)
-    executor: Executor | None = None
-    listener: ApprovalListener | None = None
-    pollers: PollerPool | None = None
-    store: PgStore | None = None
-    broker: BrokerClient | None = None
-    poll_broker: BrokerClient | None = None
-    metrics: Metrics = field(default_factory=Metrics)
-    http_port: int | None = None
-
-
 class Service:
+    """The supervisor of one instance. Its `role` is starting, standby, active or stopping."""
+
     def __init__(
         self,
         settings: Settings,
@@ -65,7 +54,14 @@ class Service:
     ) -> None:
         self.settings = settings
         self.notifier = notifier or SystemdNotifier.from_env()
-        self.state = ServiceState()
+        self.role = "starting"
+        self.supervisor = Supervisor()
+        self.metrics = Metrics()
+        self.store: PgStore | None = None
+        self.broker: BrokerClient | None = None
+        self.actors: Actors | None = None
+        self.http_port: int | None = None
+        self._poll_broker: BrokerClient | None = None
         self._with_api = with_api
         self._stop = anyio.Event()
         self._announced_ready = False
@@ -96,13 +92,12 @@ class Service:
                 return
 
     async def _shutdown(self, root: TaskGroup) -> None:
-        self.state.role = "stopping"
+        self.role = "stopping"
         self.notifier.stopping()
         log.info("supervisor.stopping", grace=self.settings.shutdown_grace)
         with anyio.CancelScope(shield=True):
-            executor = self.state.executor
-            if executor is not None:
-                drained = await executor.drain(self.settings.shutdown_grace)
+            if self.actors is not None:
+                drained = await self.actors.executor.drain(self.settings.shutdown_grace)
                 if not drained:
                     log.warning("supervisor.drain_timeout")
         root.cancel_scope.cancel()
@@ -115,30 +110,30 @@ class Service:
                 await self._close()
 
     async def _serve(self) -> None:
-        settings, state = self.settings, self.state
+        settings = self.settings
         dsn = settings.dsn()
-        await self._with_database_retry("migrate", lambda: migrate(dsn))
+        await self._with_database_retry("migrate", lambda: _migrate(dsn))
         pool = await self._with_database_retry("connect", lambda: create_pool(dsn))
-        state.store = PgStore(pool)
-        state.broker = BrokerClient(
+        self.store = PgStore(pool)
+        self.broker = BrokerClient(
             settings.ib_bridge_url,
             settings.ib_bridge_timeout,
-            on_request=state.metrics.observe_bridge,
+            on_request=self.metrics.observe_bridge,
         )
         # The pollers get a client of their own, as small as their concurrency: thousands of
         # polls never queue the executor's account reads and orders, and httpcore's per-request
         # pool scan stays short.
-        state.poll_broker = BrokerClient(
+        self._poll_broker = BrokerClient(
             settings.ib_bridge_url,
             settings.ib_bridge_timeout,
-            on_request=state.metrics.observe_bridge,
+            on_request=self.metrics.observe_bridge,
             max_connections=settings.order_poll_concurrency,
         )
         async with anyio.create_task_group() as tg:
             if self._with_api:
                 from trade_executor.api.server import serve_api
 
-                await tg.start(serve_api, settings, state)
+                self.http_port = await tg.start(serve_api, settings, _ServiceGateway(self))
             tg.start_soon(self._pet_watchdog)
             lock = PgLeaderLock(dsn)
             while True:
@@ -146,15 +141,26 @@ class Service:
                 await self._lead(lock)
                 # Leadership lost (its connection died): everything active was cancelled;
                 # another instance may be leading now. Stand by and try again.
-                state.role = "standby"
+                self.role = "standby"
+                self.actors = None
                 self.notifier.status("standby: leadership lost, waiting for the lock")
 
     async def _lead(self, lock: PgLeaderLock) -> None:
         """Run the actors while this instance holds the leader lock; return when it is lost."""
-        state, settings = self.state, self.settings
+        settings = self.settings
         async with anyio.create_task_group() as active:
-            await self._start_children(active, state)
-            state.role = "active"
+            assert self.store is not None and self.broker is not None
+            dsn = settings.dsn()
+            self.actors = build_actors(
+                settings,
+                self.store,
+                self.broker,
+                self.metrics,
+                lambda: connect_notifications(dsn),
+                poll_broker=self._poll_broker,
+            )
+            await self.actors.start(active, self.supervisor)
+            self.role = "active"
             if not self._announced_ready:
                 self.notifier.ready("active: executing approvals")
                 self._announced_ready = True
@@ -176,9 +182,7 @@ class Service:
             while True:
                 try:
                     return await call()
-                except Exception as error:
-                    if not is_transient(error):  # e.g. PostgreSQL answering "starting up"
-                        raise
+                except StoreUnavailable as error:  # e.g. PostgreSQL answering "starting up"
                     log.warning("supervisor.database_unavailable", step=what, error=str(error))
                     await anyio.sleep(backoff.next())
 
@@ -189,12 +193,10 @@ class Service:
             try:
                 if await lock.try_acquire():
                     break
-            except Exception as error:
-                if not is_transient(error):
-                    raise
+            except StoreUnavailable as error:
                 log.warning("supervisor.database_unavailable", step="leader_lock", error=str(error))
             if not announced:
-                self.state.role = "standby"
+                self.role = "standby"
                 if not self._announced_ready:
                     self.notifier.ready("standby: waiting for the leader lock")
                     self._announced_ready = True
@@ -203,24 +205,6 @@ class Service:
             await anyio.sleep(self.settings.standby_retry_interval)
         if announced:
             log.warning("supervisor.took_over")
-
-    async def _start_children(self, tg: TaskGroup, state: ServiceState) -> None:
-        settings = self.settings
-        assert state.store is not None and state.broker is not None
-        store, broker, metrics = state.store, state.broker, state.metrics
-        assert state.poll_broker is not None
-        pollers = PollerPool(settings, store, state.poll_broker, metrics, report=lambda _: None)
-        executor = Executor(settings, store, broker, pollers, metrics)
-        pollers.set_report(executor.post)
-        dsn = settings.dsn()
-        listener = ApprovalListener(
-            settings, store, lambda: connect_notifications(dsn), executor.post
-        )
-        state.pollers, state.executor, state.listener = pollers, executor, listener
-        supervisor = state.supervisor
-        await tg.start(supervisor.supervise, "pollers", pollers.run)
-        await tg.start(supervisor.supervise, "executor", executor.run)
-        await tg.start(supervisor.supervise, "listener", listener.run)
 
     async def _hold_leadership(self, lock: PgLeaderLock) -> None:
         """Return when the lock's connection stops answering (the lock is then gone)."""
@@ -239,16 +223,64 @@ class Service:
         if interval is None:
             return
         while True:
-            role = self.state.role
-            if role == "standby" or (role == "active" and self.state.supervisor.healthy()):
+            role = self.role
+            if role == "standby" or (role == "active" and self.supervisor.healthy()):
                 self.notifier.watchdog()
             await anyio.sleep(interval)
 
     async def _close(self) -> None:
-        state = self.state
-        for client in (state.broker, state.poll_broker):
+        for client in (self.broker, self._poll_broker):
             if client is not None:
                 await client.aclose()
-        if state.store is not None:
+        if self.store is not None:
             with anyio.move_on_after(5):
-                await state.store.pool.close()
+                await self.store.pool.close()
+
+
+async def _migrate(dsn: str) -> None:
+    with translated():  # the store's own errors, so a server still starting is waited out
+        await migrate(dsn)
+
+
+class _ServiceGateway:
+    """The HTTP API's narrow view of the service (`api.gateway.Gateway`)."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    @property
+    def store(self) -> Store | None:
+        return self._service.store
+
+    @property
+    def outcomes(self) -> OutcomeBoard | None:
+        actors = self._service.actors
+        if self._service.role != "active" or actors is None:
+            return None
+        return actors.executor.outcomes
+
+    def approval_seen(self, approval_id: UUID) -> None:
+        actors = self._service.actors
+        if actors is not None:
+            actors.mailbox.send_nowait(ApprovalSeen(approval_id, "api", anyio.current_time()))
+
+    def facts(self) -> HealthFacts:
+        service, actors = self._service, self._service.actors
+        return HealthFacts(
+            role=service.role,
+            listener_connected=actors is not None and actors.listener.health.connected,
+            halted=actors.executor.halted if actors is not None else None,
+            children={name: child.state for name, child in service.supervisor.children.items()},
+            open_pollers=actors.pollers.active if actors is not None else 0,
+        )
+
+    async def check_bridge(self) -> None:
+        broker = self._service.broker
+        if broker is None:
+            raise ConnectionError("the bridge client is not set up yet")
+        health = await broker.health()
+        if not health.connected:  # orders would fail
+            raise ConnectionError("the bridge is not connected to IB")
+
+    def render_metrics(self) -> bytes:
+        return self._service.metrics.render()

@@ -19,7 +19,12 @@ import anyio
 from anyio.abc import TaskStatus
 
 from trade_executor.actors.backoff import Backoff
-from trade_executor.actors.messages import ApprovalSeen, ControlChanged, Message
+from trade_executor.actors.messages import (
+    ApprovalSeen,
+    ControlChanged,
+    ExecutionChanged,
+    Message,
+)
 from trade_executor.actors.supervisor import describe
 from trade_executor.config import Settings
 from trade_executor.logging import get_logger
@@ -61,6 +66,20 @@ def parse_approval_payload(payload: str) -> UUID | None:
         return None
     try:
         return UUID(data["approval_id"])
+    except ValueError:
+        return None
+
+
+def parse_execution_payload(payload: str) -> UUID | None:
+    """The execution id of a control notification about one execution (`resolve`), else None."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("execution_id"), str):
+        return None
+    try:
+        return UUID(data["execution_id"])
     except ValueError:
         return None
 
@@ -151,8 +170,11 @@ class ApprovalListener:
 
     def _on_notification(self, notification: Notification) -> None:
         if notification.channel == CONTROL_CHANNEL:
-            # The payload is a hint: re-read the switch from the table.
-            self._sweep_now.set()
+            changed = parse_execution_payload(notification.payload)
+            if changed is not None:
+                self._forward(ExecutionChanged(changed))
+            else:  # the kill switch: the payload is a hint, re-read the switch from the table
+                self._sweep_now.set()
             return
         if notification.channel != APPROVALS_CHANNEL:
             return

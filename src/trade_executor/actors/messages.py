@@ -32,4 +32,12 @@ class ControlChanged:
     reason: str | None = None
 
 
-Message = ApprovalSeen | OrderProgress | ControlChanged
+@dataclass(frozen=True, slots=True)
+class ExecutionChanged:
+    """An execution was changed outside this process (an operator's `resolve`): the executor
+    re-reads it and brings its RiskBook and followers into line with the ledger."""
+
+    execution_id: UUID
+
+
+Message = ApprovalSeen | OrderProgress | ControlChanged | ExecutionChanged

@@ -25,16 +25,16 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from trade_executor.actors.messages import OrderProgress
-from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerError
+from trade_executor.broker.protocol import Broker
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import BrokerStatus, OrderStatus
-from trade_executor.domain.states import ExecutionState
-from trade_executor.faults import fault_point
+from trade_executor.domain.states import EventKind, ExecutionState, IllegalTransition, Transition
 from trade_executor.logging import bind_context, get_logger
 from trade_executor.metrics import Metrics
 from trade_executor.store.protocol import Store
+from trade_executor.testing.faults import fault_point
 
 log = get_logger("trade_executor.poller")
 
@@ -63,7 +63,7 @@ class PollerPool:
         self,
         settings: Settings,
         store: Store,
-        broker: BrokerClient,
+        broker: Broker,
         metrics: Metrics,
         report: Report,
         *,
@@ -81,9 +81,6 @@ class PollerPool:
         self._order = itertools.count()
         self._wake: anyio.Event | None = None
         self._tg: TaskGroup | None = None
-
-    def set_report(self, report: Report) -> None:
-        self._report = report
 
     @property
     def active(self) -> int:
@@ -154,6 +151,10 @@ class PollerPool:
         bind_context(**_context(poller.execution))  # this poll's log lines carry the ids
         try:
             next_in = await self._poll_once(poller)
+        except IllegalTransition as settled:
+            # Settled elsewhere (an operator's resolve): its row is the truth now.
+            log.info("poller.stopped", state=str(settled.current), **_context(poller.execution))
+            next_in = None
         except Exception:
             log.exception("poller.crashed", **_context(poller.execution))
             poller.failures += 1
@@ -234,45 +235,42 @@ class PollerPool:
             avg_fill_price=status.avg_fill_price if filled else None,
             broker_status=status.status.value,
         )
-        transition = "partial_fill" if filled > 0 else None
+        transition = Transition.PARTIAL_FILL if filled > 0 else Transition.PROGRESS
         updated = await self._store.apply(
-            execution.id, transition, changes, "order.progress", {"broker_status": status.status}
+            execution.id, transition, changes, {"broker_status": status.status}
         )
-        if updated is not None:
-            log.info(
-                "order.partially_filled" if filled else "order.status",
-                broker_status=status.status.value,
-                filled_qty=filled,
-                avg_fill_price=str(status.avg_fill_price),
-                **_context(execution),
-            )
-            self._report(OrderProgress(execution.id, filled, final=False))
+        log.info(
+            "order.partially_filled" if filled else "order.status",
+            broker_status=status.status.value,
+            filled_qty=filled,
+            avg_fill_price=str(status.avg_fill_price),
+            **_context(execution),
+        )
+        self._report(OrderProgress(execution.id, filled, final=False))
         return updated
 
     async def _finish(self, execution: Execution, status: OrderStatus) -> None:
         filled = max(status.filled_qty, execution.filled_qty)
         fault_point("poller_after_fill_read")
         if status.status is BrokerStatus.FILLED:
-            name, event, reason = "fill", "order.filled", None
+            transition, reason = Transition.FILL, None
         else:
-            name, event = "cancel", "order.cancelled"
-            reason = f"broker: {status.status.value}"
+            transition, reason = Transition.CANCEL, f"broker: {status.status.value}"
         changes = Changes(
             reason=reason,
             filled_qty=filled,
             avg_fill_price=status.avg_fill_price if filled else None,
             broker_status=status.status.value,
         )
-        updated = await self._store.apply(execution.id, name, changes, event, {})
+        updated = await self._store.apply(execution.id, transition, changes)
         log.info(
-            event,
+            transition.event,
             broker_status=status.status.value,
             filled_qty=filled,
             avg_fill_price=str(status.avg_fill_price),
             **_context(execution),
         )
-        if updated is not None:
-            self._metrics.executions.labels(state=updated.state.value).inc()
+        self._metrics.executions.labels(state=updated.state.value).inc()
         self._report(OrderProgress(execution.id, filled, final=True))
 
     async def _on_timeout(self, poller: Poller) -> float | None:
@@ -281,19 +279,21 @@ class PollerPool:
         log.warning("poller.timeout", action=action, **_context(execution))
         if action == "leave":
             self._left.add(execution.id)  # working at the broker, no longer followed
-            await self._store.add_event(execution.id, "poller.timeout", {"action": "leave"})
+            await self._store.add_event(execution.id, EventKind.POLLER_TIMEOUT, {"action": "leave"})
             return None
         assert execution.order_id is not None
         try:
             result = await self._broker.cancel_order(execution.order_id)
         except BrokerError as error:
             log.error("poller.cancel_failed", error=str(error), **_context(execution))
-            await self._store.add_event(execution.id, "poller.cancel_failed", {"error": str(error)})
+            await self._store.add_event(
+                execution.id, EventKind.CANCEL_FAILED, {"error": str(error)}
+            )
             poller.failures += 1
             return min(RETRY_CAP, 2.0**poller.failures)  # its clock has run out: cancel again
         await self._store.add_event(
             execution.id,
-            "poller.timeout",
+            EventKind.POLLER_TIMEOUT,
             {"action": "cancel", "success": result.success, "message": result.message},
         )
         # Read the final state back at once: the order may have filled, fully or partly.

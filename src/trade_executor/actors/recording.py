@@ -16,10 +16,11 @@ import anyio
 from trade_executor.actors.backoff import Backoff
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
 from trade_executor.domain.models import BrokerStatus, PlacedOrder
+from trade_executor.domain.states import IllegalTransition, Transition
 from trade_executor.logging import get_logger
 from trade_executor.metrics import Metrics
+from trade_executor.store.errors import StoreUnavailable
 from trade_executor.store.protocol import Store
-from trade_executor.store.transient import is_transient
 
 log = get_logger("trade_executor.recording")
 
@@ -62,7 +63,7 @@ class Recorder:
         strategy_id: str | None,
         now: datetime,
         *,
-        event: str = "order.submitted",
+        transition: Transition = Transition.ACCEPT,
     ) -> Execution | None:
         """Record `submitted` with the broker's order id, the trade row and the approval link."""
         status = BrokerStatus.SUBMITTED.value
@@ -74,10 +75,10 @@ class Recorder:
         )
         trade = trade_from_execution(intent, strategy_id, placed.order_id, status)
         detail = {"order_id": placed.order_id, "child_order_ids": list(placed.child_order_ids)}
-        recorded = await self.apply(intent, "accept", changes, event, detail, trade)
+        recorded = await self.apply(intent, transition, changes, detail, trade)
         if recorded is not None:
             log.info(
-                event,
+                transition.event,
                 quantity=recorded.quantity,
                 child_order_ids=list(placed.child_order_ids),
                 order_id=placed.order_id,
@@ -87,31 +88,39 @@ class Recorder:
     async def apply(
         self,
         execution: Execution,
-        transition: str | None,
+        transition: Transition,
         changes: Changes,
-        event: str,
         detail: dict[str, Any] | None = None,
         trade: TradeRecord | None = None,
     ) -> Execution | None:
         """`Store.apply`, retried with backoff for up to RECORD_DEADLINE seconds while the
-        database is unreachable (a bug in a query is raised at once, not retried). None if the
-        transition was not allowed or the database stayed away: the execution then keeps its
-        state and start-up recovery settles it."""
+        database is unavailable. Returns None only if the database stayed away: the execution
+        then keeps its state and recovery settles it.
+
+        Raises `IllegalTransition` if the current state does not allow the move, with one
+        exception: after a retry, a state already at the transition's target means the earlier
+        attempt committed and only its answer was lost, so the row is read back and returned.
+        Any other store error (a bug, a value out of range) is raised at once."""
         backoff = Backoff(base=0.2, cap=5.0)
+        retried = False
         with anyio.move_on_after(RECORD_DEADLINE):
             while True:
                 try:
-                    recorded = await self._store.apply(
-                        execution.id, transition, changes, event, detail, trade
+                    return await self._store.apply(execution.id, transition, changes, detail, trade)
+                except StoreUnavailable as error:
+                    log.warning(
+                        "execution.record_retry", event_kind=transition.event, error=str(error)
                     )
-                except Exception as error:
-                    if not is_transient(error):
-                        raise
-                    log.warning("execution.record_retry", event_kind=event, error=str(error))
+                    retried = True
                     await anyio.sleep(backoff.next())
-                    continue
-                if recorded is None:
-                    log.error("execution.record_conflict", event_kind=event)
-                return recorded
-        log.error("execution.record_failed", event_kind=event)
+                except IllegalTransition as conflict:
+                    if retried and conflict.current is transition.target:
+                        return await self._store.get_execution(execution.id)
+                    log.error(
+                        "execution.record_conflict",
+                        event_kind=transition.event,
+                        state=conflict.current.value if conflict.current else None,
+                    )
+                    raise
+        log.error("execution.record_failed", event_kind=transition.event)
         return None

@@ -15,8 +15,8 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
-from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerError
+from trade_executor.broker.protocol import Broker
 from trade_executor.domain.models import Account, Position
 
 Snapshot = tuple[Account, list[Position]]
@@ -31,7 +31,7 @@ class _Read:
 
 
 class AccountSnapshots:
-    def __init__(self, broker: BrokerClient) -> None:
+    def __init__(self, broker: Broker) -> None:
         self._broker = broker
         self._latest: _Read | None = None  # the newest read, finished or not
 

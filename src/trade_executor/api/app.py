@@ -12,7 +12,7 @@ import json
 import time
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 import anyio
@@ -22,17 +22,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trade_executor import __version__
-from trade_executor.actors.messages import ApprovalSeen
-from trade_executor.broker.client import BrokerClient
+from trade_executor.api.gateway import Gateway
 from trade_executor.broker.jsonnum import dumps
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.states import ExecutionState
 from trade_executor.logging import get_logger
 from trade_executor.store.protocol import Store
-
-if TYPE_CHECKING:
-    from trade_executor.service import ServiceState
 
 log = get_logger("trade_executor.api")
 
@@ -59,8 +55,8 @@ def error(message: str, status: int, **extra: Any) -> Response:
     return json_response({"error": message, **extra}, status)
 
 
-def create_app(settings: Settings, state: ServiceState) -> Starlette:
-    api = _Api(settings, state)
+def create_app(settings: Settings, gateway: Gateway) -> Starlette:
+    api = _Api(settings, gateway)
     return Starlette(
         routes=[
             Route("/api/v1/execute", api.execute, methods=["POST"]),
@@ -71,9 +67,9 @@ def create_app(settings: Settings, state: ServiceState) -> Starlette:
 
 
 class _Api:
-    def __init__(self, settings: Settings, state: ServiceState) -> None:
+    def __init__(self, settings: Settings, gateway: Gateway) -> None:
         self._settings = settings
-        self._state = state
+        self._gateway = gateway
 
     # -- POST /api/v1/execute -------------------------------------------------------------------
 
@@ -84,10 +80,10 @@ class _Api:
             return error("POST endpoints are disabled: API_TOKEN is not set", 403)
         if not _authorised(request, token.get_secret_value()):
             return error("missing or invalid bearer token", 401)
-        state = self._state
-        executor, store = state.executor, state.store
-        if state.role != "active" or executor is None or store is None:
-            return error(f"not ready: this instance is {state.role}", 503)
+        gateway = self._gateway
+        outcomes, store = gateway.outcomes, gateway.store
+        if outcomes is None or store is None:
+            return error(f"not ready: this instance is {gateway.facts().role}", 503)
         body = await _read_body(request)
         if isinstance(body, Response):
             return body
@@ -104,13 +100,13 @@ class _Api:
                 state=existing.state.value,
                 trade=trade,
             )
-        if executor.halted:
+        if gateway.facts().halted:
             # Still goes through the executor, which records the rejection with its reason.
             log.info("api.execute_while_halted", signal_id=str(signal_id))
-        waiting = executor.outcomes.expect(signal_id)
+        waiting = outcomes.expect(signal_id)
         approval_id = await store.approve(signal_id, approved_by)
-        executor.post(ApprovalSeen(approval_id, "api", anyio.current_time()))
-        outcome = await executor.outcomes.wait(waiting, EXECUTE_WAIT)
+        gateway.approval_seen(approval_id)
+        outcome = await outcomes.wait(waiting, EXECUTE_WAIT)
         if outcome is None:
             # Another path (the listener, before this request) may own it: report what we know.
             outcome = await store.execution_for_signal(signal_id)
@@ -139,34 +135,35 @@ class _Api:
     # -- GET /health -----------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
-        state = self._state
-        database = await _check(state.store.ping() if state.store is not None else None)
-        bridge = await _check(_bridge_connected(state.broker) if state.broker is not None else None)
-        listener = state.listener is not None and state.listener.health.connected
-        executor = state.executor
-        if state.role == "standby":
+        gateway = self._gateway
+        store = gateway.store
+        database = await _check(store.ping() if store is not None else None)
+        bridge = await _check(gateway.check_bridge())
+        facts = gateway.facts()
+        if facts.role == "standby":
             status = "standby"
-        elif state.role == "active" and database and bridge and listener:
+        elif facts.role == "active" and database and bridge and facts.listener_connected:
             status = "ok"
         else:
             status = "degraded"
+        listener = "ok" if facts.listener_connected else "down"
         body = {
             "status": status,
-            "role": state.role,
+            "role": facts.role,
             "database": "ok" if database else "unavailable",
             "bridge": "ok" if bridge else "unavailable",
-            "listener": "ok" if listener else ("standby" if state.role == "standby" else "down"),
-            "halted": executor.halted if executor is not None else None,
+            "listener": "standby" if facts.role == "standby" else listener,
+            "halted": facts.halted,
             "execution_enabled": self._settings.execution_enabled,
             "version": __version__,
-            "children": {name: child.state for name, child in state.supervisor.children.items()},
-            "open_pollers": state.pollers.active if state.pollers is not None else 0,
+            "children": facts.children,
+            "open_pollers": facts.open_pollers,
         }
         return json_response(body, 200 if status == "ok" else 503)
 
     async def metrics(self, request: Request) -> Response:
         return Response(
-            self._state.metrics.render(),
+            self._gateway.render_metrics(),
             media_type="text/plain; version=0.0.4; charset=utf-8",
         )
 
@@ -231,13 +228,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal | datetime | int | str | None):
         return value
     return str(value)
-
-
-async def _bridge_connected(broker: BrokerClient) -> None:
-    """Raises unless the bridge answers and is connected to IB (orders would fail otherwise)."""
-    health = await broker.health()
-    if not health.connected:
-        raise ConnectionError("the bridge is not connected to IB")
 
 
 async def _check(call: Any) -> bool:

@@ -1,8 +1,13 @@
-"""The executor's ledger record (`executions` row) and what changes it."""
+"""The executor's ledger record (`executions` row) and what changes it.
+
+These dataclasses are the one description of the ledger's columns: the stores build their SQL
+and their row mapping from `fields(Execution)` and `fields(Changes)`, so a new column is one
+field here (in `Changes` too if it can change after the claim) plus a migration.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
@@ -63,6 +68,11 @@ class Changes:
     trading_day: date | None = None
     attempted_at: datetime | None = None
     submitted_at: datetime | None = None
+
+
+EXECUTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Execution))
+CHANGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Changes))
+assert set(CHANGE_FIELDS) <= set(EXECUTION_FIELDS), "every change names an execution column"
 
 
 @dataclass(frozen=True, slots=True)

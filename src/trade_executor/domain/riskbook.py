@@ -4,6 +4,9 @@ It has a single owner, so it needs no locks and its methods are synchronous: a d
 reservation happen without a checkpoint in between, which is what makes concurrent submissions
 unable to oversubscribe MAX_OPEN_POSITIONS or MAX_DAILY_LOSS.
 
+It also owns the trading state (NautilusTrader's RiskEngine does the same): while halted, every
+decision is refused `halted`, so the kill switch is one more gate that every order passes through.
+
 An execution's life here: `reserve` (risk held, symbol in flight) -> `commit` (the broker took
 it) -> `finish` (its order is final), or `release` at any point (the broker did not take it).
 Risk is booked on the trading day of its reservation, in the trading-day time zone.
@@ -58,6 +61,23 @@ class _Live:
     committed: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Halted:
+    """The kill switch is set: no new order, whatever the limits say."""
+
+    detail: str | None = None
+
+    @property
+    def reason(self) -> str:
+        return "halted"
+
+
+@dataclass(frozen=True, slots=True)
+class TradingState:
+    halted: bool = False
+    reason: str | None = None
+
+
 def _normal(symbol: str) -> str:
     return symbol.strip().upper()
 
@@ -76,6 +96,17 @@ class RiskBook:
         self._live_symbols: Counter[str] = Counter()
         self._day_risk: dict[date, Decimal] = {}
         self._pruned_on: date | None = None
+        self.trading_state = TradingState()
+
+    @property
+    def halted(self) -> bool:
+        return self.trading_state.halted
+
+    def set_trading_state(self, state: TradingState) -> bool:
+        """Halt or resume; True if this changed anything (a new reason counts as a change)."""
+        changed = state != self.trading_state
+        self.trading_state = state
+        return changed
 
     def trading_day(self, now: datetime) -> date:
         """The date in the trading-day time zone (naive `now` is taken as UTC)."""
@@ -113,8 +144,11 @@ class RiskBook:
 
     def decide(
         self, execution_id: UUID, signal: ValidSignal, account: Account, now: datetime
-    ) -> Decision | RiskRejection:
-        """Check the position gates, size the trade and reserve its risk, all in one step."""
+    ) -> Decision | RiskRejection | Halted:
+        """Check the trading state and the position gates, size the trade and reserve its risk,
+        all in one step."""
+        if self.trading_state.halted:
+            return Halted(self.trading_state.reason)
         self._prune(now)
         if self.is_open(signal.symbol):
             return RiskRejection(RiskGate.DUPLICATE_SYMBOL, f"{signal.symbol} is already open")

@@ -1,12 +1,15 @@
-"""The execution state machine (CONTRACT section 4).
+"""The execution state machine (CONTRACT section 4) and the names of its audit trail.
 
-Every legal transition has a name; anything else raises `IllegalTransition`, so a bug that would
-move an execution backwards (say `filled` -> `submitting`) fails loudly instead of corrupting the
-ledger.
+Every legal move of an execution is a `Transition`: it carries its source states, its target
+state and the kind of the event it appends, so a call site names one thing. A move the current
+state does not allow raises `IllegalTransition`, in the pure core (`Transition.apply`) and in the
+stores (`Store.apply`, where the table's guard is the real check), so a bug that would move an
+execution backwards (say `filled` -> `submitting`) fails loudly instead of corrupting the ledger.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -29,90 +32,112 @@ class ExecutionState(StrEnum):
     @property
     def is_working(self) -> bool:
         """At the broker and not final: needs a poller."""
-        return self in (ExecutionState.SUBMITTED, ExecutionState.PARTIALLY_FILLED)
+        return self in WORKING_STATES
 
-
-FINAL_STATES = frozenset(
-    {
-        ExecutionState.FILLED,
-        ExecutionState.CANCELLED,
-        ExecutionState.REJECTED,
-        ExecutionState.FAILED,
-        ExecutionState.DRY_RUN,
-    }
-)
-
-NOT_FINAL_STATES = frozenset(state for state in ExecutionState if state not in FINAL_STATES)
-
-# States whose order (may have) reached the broker: their risk counts against the daily budget.
-# `unknown` counts too, because the order may be working at the broker.
-AT_BROKER_STATES = frozenset(
-    {
-        ExecutionState.SUBMITTED,
-        ExecutionState.PARTIALLY_FILLED,
-        ExecutionState.FILLED,
-        ExecutionState.UNKNOWN,
-    }
-)
-
-# Executions whose symbol is "in flight" (counts as an open position).
-IN_FLIGHT_STATES = frozenset(
-    {
-        ExecutionState.RECEIVED,
-        ExecutionState.SUBMITTING,
-        ExecutionState.SUBMITTED,
-        ExecutionState.PARTIALLY_FILLED,
-        ExecutionState.UNKNOWN,
-    }
-)
 
 S = ExecutionState
-TRANSITIONS: dict[str, tuple[frozenset[ExecutionState], ExecutionState]] = {
-    "reject": (frozenset({S.RECEIVED}), S.REJECTED),
-    "dry_run": (frozenset({S.RECEIVED}), S.DRY_RUN),
-    "begin_submit": (frozenset({S.RECEIVED}), S.SUBMITTING),
-    "fail": (frozenset({S.RECEIVED, S.SUBMITTING}), S.FAILED),
-    "accept": (frozenset({S.SUBMITTING}), S.SUBMITTED),
-    "lose_track": (frozenset({S.SUBMITTING}), S.UNKNOWN),
-    "partial_fill": (
-        frozenset({S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED}),
-        S.PARTIALLY_FILLED,
-    ),
-    "fill": (frozenset({S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED}), S.FILLED),
-    "cancel": (frozenset({S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED}), S.CANCELLED),
-    "resolve_failed": (frozenset({S.UNKNOWN}), S.FAILED),
-    "resolve_submitted": (frozenset({S.UNKNOWN}), S.SUBMITTED),
+
+FINAL_STATES = frozenset({S.FILLED, S.CANCELLED, S.REJECTED, S.FAILED, S.DRY_RUN})
+NOT_FINAL_STATES = frozenset(state for state in ExecutionState if state not in FINAL_STATES)
+WORKING_STATES = frozenset({S.SUBMITTED, S.PARTIALLY_FILLED})
+
+
+class EventKind(StrEnum):
+    """Kinds of `execution_events` rows that are not a transition's own event."""
+
+    CLAIMED = "execution.claimed"
+    POLLER_TIMEOUT = "poller.timeout"
+    CANCEL_FAILED = "poller.cancel_failed"
+
+
+# Kinds written before the audit trail took the dotted names of the logs: still readable.
+LEGACY_EVENT_KINDS = {
+    "claimed": EventKind.CLAIMED.value,
+    "submitting": "order.submitting",
+    "resolved": "execution.resolved",
+    "broker_status": "order.progress",
 }
 
 
+def event_kind(stored: str) -> str:
+    """The dotted name of a stored event kind, whichever era wrote it."""
+    return LEGACY_EVENT_KINDS.get(stored, stored)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    sources: frozenset[ExecutionState]
+    target: ExecutionState | None  # None: the state is kept (a field update)
+    event: str
+
+
+_AT_BROKER_WORKING = frozenset({S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED})
+
+
+class Transition(StrEnum):
+    """A named, legal move. `sources`, `target` (None keeps the state) and `event` come with it."""
+
+    REJECT = "reject"
+    DRY_RUN = "dry_run"
+    BEGIN_SUBMIT = "begin_submit"
+    FAIL = "fail"
+    ACCEPT = "accept"
+    ADOPT = "adopt"
+    LOSE_TRACK = "lose_track"
+    PROGRESS = "progress"
+    PARTIAL_FILL = "partial_fill"
+    FILL = "fill"
+    CANCEL = "cancel"
+    RESOLVE_FAILED = "resolve_failed"
+    RESOLVE_SUBMITTED = "resolve_submitted"
+
+    @property
+    def sources(self) -> frozenset[ExecutionState]:
+        return _RULES[self].sources
+
+    @property
+    def target(self) -> ExecutionState | None:
+        return _RULES[self].target
+
+    @property
+    def event(self) -> str:
+        return _RULES[self].event
+
+    def allows(self, current: ExecutionState) -> bool:
+        return current in self.sources
+
+    def apply(self, current: ExecutionState) -> ExecutionState:
+        """The state after this transition from `current`; raises `IllegalTransition`."""
+        if current not in self.sources:
+            raise IllegalTransition(self, current)
+        return self.target or current
+
+
+T = Transition
+_RULES: dict[Transition, _Rule] = {
+    T.REJECT: _Rule(frozenset({S.RECEIVED}), S.REJECTED, "execution.rejected"),
+    T.DRY_RUN: _Rule(frozenset({S.RECEIVED}), S.DRY_RUN, "execution.dry_run"),
+    T.BEGIN_SUBMIT: _Rule(frozenset({S.RECEIVED}), S.SUBMITTING, "order.submitting"),
+    T.FAIL: _Rule(frozenset({S.RECEIVED, S.SUBMITTING}), S.FAILED, "execution.failed"),
+    T.ACCEPT: _Rule(frozenset({S.SUBMITTING}), S.SUBMITTED, "order.submitted"),
+    T.ADOPT: _Rule(frozenset({S.SUBMITTING}), S.SUBMITTED, "order.adopted"),
+    T.LOSE_TRACK: _Rule(frozenset({S.SUBMITTING}), S.UNKNOWN, "order.unknown"),
+    T.PROGRESS: _Rule(WORKING_STATES, None, "order.progress"),
+    T.PARTIAL_FILL: _Rule(_AT_BROKER_WORKING, S.PARTIALLY_FILLED, "order.partially_filled"),
+    T.FILL: _Rule(_AT_BROKER_WORKING, S.FILLED, "order.filled"),
+    T.CANCEL: _Rule(_AT_BROKER_WORKING, S.CANCELLED, "order.cancelled"),
+    T.RESOLVE_FAILED: _Rule(frozenset({S.UNKNOWN}), S.FAILED, "execution.resolved"),
+    T.RESOLVE_SUBMITTED: _Rule(frozenset({S.UNKNOWN}), S.SUBMITTED, "execution.resolved"),
+}
+assert set(_RULES) == set(Transition), "every transition needs its rule"
+
+
 class IllegalTransition(Exception):
-    """An execution was asked to move along a transition its current state does not allow."""
+    """An execution was asked to move along a transition its current state does not allow
+    (`current` is None when the execution does not exist)."""
 
-    def __init__(self, name: str, current: ExecutionState) -> None:
-        super().__init__(f"transition {name!r} is not allowed from state {current.value!r}")
-        self.name = name
+    def __init__(self, transition: Transition, current: ExecutionState | None) -> None:
+        where = current.value if current is not None else "a missing execution"
+        super().__init__(f"transition {transition.value!r} is not allowed from {where!r}")
+        self.transition = transition
         self.current = current
-
-
-def transition(current: ExecutionState, name: str) -> ExecutionState:
-    """Apply the named transition to `current`, returning the new state or raising."""
-    try:
-        sources, target = TRANSITIONS[name]
-    except KeyError:
-        raise IllegalTransition(name, current) from None
-    if current not in sources:
-        raise IllegalTransition(name, current)
-    return target
-
-
-def sources_of(name: str) -> frozenset[ExecutionState]:
-    """The states a named transition may start from (used as a guard in SQL updates)."""
-    return TRANSITIONS[name][0]
-
-
-def guard(name: str | None) -> tuple[frozenset[ExecutionState], ExecutionState | None]:
-    """(allowed current states, target state) of a named transition; `None` is a field update
-    that keeps the state and is allowed on any execution that is not final."""
-    if name is None:
-        return NOT_FINAL_STATES, None
-    return TRANSITIONS[name]

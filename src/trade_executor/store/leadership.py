@@ -9,6 +9,8 @@ from __future__ import annotations
 import anyio
 import asyncpg
 
+from trade_executor.store.pgerrors import translating
+
 LEADER_LOCK_KEY = 0x7472_6164_6578_6563  # "tradexec"
 
 
@@ -22,8 +24,10 @@ class PgLeaderLock:
         self._key = key
         self._conn: asyncpg.Connection | None = None
 
+    @translating
     async def try_acquire(self) -> bool:
-        """Take the lock if it is free; keep the connection that holds it."""
+        """Take the lock if it is free; keep the connection that holds it. Raises
+        `StoreUnavailable` while the database cannot be reached."""
         if self._conn is None or self._conn.is_closed():
             # Keepalives let the server notice a dead holder (and free the lock) in ~30 s even
             # when the network dies without a FIN.

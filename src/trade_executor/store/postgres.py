@@ -4,7 +4,7 @@ the project lives under `store/`, so the actors stay backend-neutral."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -12,10 +12,22 @@ from uuid import UUID
 
 import asyncpg
 
-from trade_executor.domain.execution import Changes, Execution, TradeRecord
+from trade_executor.domain.execution import (
+    CHANGE_FIELDS,
+    EXECUTION_FIELDS,
+    Changes,
+    Execution,
+    TradeRecord,
+)
 from trade_executor.domain.models import Approval, Signal
-from trade_executor.domain.states import FINAL_STATES, ExecutionState, guard
+from trade_executor.domain.states import (
+    FINAL_STATES,
+    ExecutionState,
+    IllegalTransition,
+    Transition,
+)
 from trade_executor.store import queries as q
+from trade_executor.store.pgerrors import translated, translating
 from trade_executor.store.protocol import (
     AlreadyClaimed,
     Claimed,
@@ -41,36 +53,27 @@ def to_json(detail: dict[str, Any] | None) -> str:
     return json.dumps(detail or {}, default=_json_default)
 
 
-def execution_from_row(row: asyncpg.Record) -> Execution:
-    return Execution(
-        id=row["id"],
-        signal_id=row["signal_id"],
-        approval_id=row["approval_id"],
-        state=ExecutionState(row["state"]),
-        client_order_id=row["client_order_id"],
-        symbol=row["symbol"],
-        reason=row["reason"],
-        action=row["action"],
-        order_type=row["order_type"],
-        order_id=row["order_id"],
-        child_order_ids=tuple(row["child_order_ids"] or ()),
-        quantity=row["quantity"],
-        entry_price=row["entry_price"],
-        stop_loss=row["stop_loss"],
-        take_profit=row["take_profit"],
-        risk_amount=row["risk_amount"],
-        risk_percent=row["risk_percent"],
-        position_value=row["position_value"],
-        filled_qty=row["filled_qty"],
-        avg_fill_price=row["avg_fill_price"],
-        broker_status=row["broker_status"],
-        trading_day=row["trading_day"],
-        attempted_at=row["attempted_at"],
-        created_at=row["created_at"],
-        submitted_at=row["submitted_at"],
-        updated_at=row["updated_at"],
-        finished_at=row["finished_at"],
-    )
+# Columns whose database form differs from the dataclass's.
+_FROM_DB: dict[str, Callable[[Any], Any]] = {
+    "state": ExecutionState,
+    "child_order_ids": lambda ids: tuple(ids or ()),
+}
+
+
+def execution_from_row(row: asyncpg.Record | Mapping[str, Any]) -> Execution:
+    """Every field of `Execution` from the column of the same name (columns the dataclass does
+    not know, added by a newer migration, are ignored)."""
+    values = {name: row[name] for name in EXECUTION_FIELDS}
+    for name, convert in _FROM_DB.items():
+        values[name] = convert(values[name])
+    return Execution(**values)
+
+
+def _to_db(changes: Changes) -> dict[str, Any]:
+    values = {name: getattr(changes, name) for name in CHANGE_FIELDS}
+    if values["child_order_ids"] is not None:
+        values["child_order_ids"] = list(values["child_order_ids"])
+    return values
 
 
 def signal_from_row(row: asyncpg.Record, prefix: str = "") -> Signal:
@@ -104,13 +107,18 @@ def approval_from_row(row: asyncpg.Record, prefix: str = "") -> Approval:
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, command_timeout=30)
+    """A connection pool; raises the store's own errors (`StoreUnavailable`, ...)."""
+    with translated():
+        pool = await asyncpg.create_pool(
+            dsn, min_size=min_size, max_size=max_size, command_timeout=30
+        )
     assert pool is not None
     return pool
 
 
 class PgStore:
-    """`Store` over an asyncpg pool. Each method is one transaction."""
+    """`Store` over an asyncpg pool. Each method is one transaction and raises only the store's
+    own errors (`store.errors`) or `IllegalTransition`."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -119,6 +127,7 @@ class PgStore:
     def pool(self) -> asyncpg.Pool:
         return self._pool
 
+    @translating
     async def claim(
         self, approval_id: UUID, execution_id: UUID, client_order_id: str
     ) -> ClaimOutcome:
@@ -148,55 +157,45 @@ class PgStore:
         )
         return Claimed(execution, signal_from_row(row, prefix="s_"), approval)
 
+    @translating
     async def pending_approvals(self, limit: int) -> list[PendingApproval]:
         rows = await self._pool.fetch(q.PENDING_APPROVALS, limit)
         return [PendingApproval(row["approval_id"], row["signal_id"]) for row in rows]
 
+    @translating
     async def apply(
         self,
         execution_id: UUID,
-        transition_name: str | None,
+        transition: Transition,
         changes: Changes,
-        event: str,
         detail: dict[str, Any] | None = None,
         trade: TradeRecord | None = None,
-    ) -> Execution | None:
-        sources, target = guard(transition_name)
-        args = (
-            execution_id,
-            target.value if target is not None else None,
-            [state.value for state in sources],
-            changes.reason,
-            changes.action,
-            changes.order_type,
-            changes.order_id,
-            list(changes.child_order_ids) if changes.child_order_ids is not None else None,
-            changes.quantity,
-            changes.entry_price,
-            changes.stop_loss,
-            changes.take_profit,
-            changes.risk_amount,
-            changes.risk_percent,
-            changes.position_value,
-            changes.filled_qty,
-            changes.avg_fill_price,
-            changes.broker_status,
-            changes.trading_day,
-            changes.attempted_at,
-            changes.submitted_at,
-            FINAL_STATE_VALUES,
-            event,
-            to_json(detail),
+    ) -> Execution:
+        target = transition.target
+        args = q.APPLY.args(
+            {
+                "execution_id": execution_id,
+                "target": target.value if target is not None else None,
+                "sources": [state.value for state in transition.sources],
+                "final_states": FINAL_STATE_VALUES,
+                "event": transition.event,
+                "detail": to_json(detail),
+                **_to_db(changes),
+            }
         )
-        if trade is None:
-            row = await self._pool.fetchrow(q.APPLY, *args)
-            return execution_from_row(row) if row is not None else None
-        async with self._pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(q.APPLY, *args)
-            if row is None:
-                return None
-            await self._write_trade(conn, trade)
-            return execution_from_row(row)
+        if trade is None:  # one statement, one round trip: the hot path of every poll
+            row = await self._pool.fetchrow(q.APPLY.sql, *args)
+        else:
+            async with self._pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(q.APPLY.sql, *args)
+                if row is not None:
+                    await self._write_trade(conn, trade)
+        if row is None:
+            current = await self._pool.fetchval(q.EXECUTION_STATE, execution_id)
+            raise IllegalTransition(
+                transition, ExecutionState(current) if current is not None else None
+            )
+        return execution_from_row(row)
 
     @staticmethod
     async def _write_trade(
@@ -224,33 +223,41 @@ class PgStore:
         if order_id is not None:
             await conn.execute(q.LINK_APPROVALS, trade.signal_id, order_id)
 
-    async def add_event(self, execution_id: UUID, event: str, detail: dict[str, Any]) -> None:
-        await self._pool.execute(q.INSERT_EVENT, execution_id, event, to_json(detail))
+    @translating
+    async def add_event(self, execution_id: UUID, kind: str, detail: dict[str, Any]) -> None:
+        await self._pool.execute(q.INSERT_EVENT, execution_id, kind, to_json(detail))
 
+    @translating
     async def get_execution(self, execution_id: UUID) -> Execution | None:
         row = await self._pool.fetchrow(q.EXECUTION_BY_ID, execution_id)
         return execution_from_row(row) if row is not None else None
 
+    @translating
     async def execution_for_signal(self, signal_id: UUID) -> Execution | None:
         row = await self._pool.fetchrow(q.EXECUTION_BY_SIGNAL, signal_id)
         return execution_from_row(row) if row is not None else None
 
+    @translating
     async def executions_in(self, states: Sequence[ExecutionState]) -> list[Execution]:
         rows = await self._pool.fetch(q.EXECUTIONS_IN_STATES, [s.value for s in states])
         return [execution_from_row(row) for row in rows]
 
+    @translating
     async def executions_on(self, trading_day: date) -> list[Execution]:
         rows = await self._pool.fetch(q.EXECUTIONS_ON_DAY, trading_day)
         return [execution_from_row(row) for row in rows]
 
+    @translating
     async def get_signal(self, signal_id: UUID) -> Signal | None:
         row = await self._pool.fetchrow(q.READ_SIGNAL, signal_id)
         return signal_from_row(row) if row is not None else None
 
+    @translating
     async def get_approval(self, approval_id: UUID) -> Approval | None:
         row = await self._pool.fetchrow(q.READ_APPROVAL, approval_id)
         return approval_from_row(row) if row is not None else None
 
+    @translating
     async def approve(self, signal_id: UUID, approved_by: str) -> UUID:
         async with self._pool.acquire() as conn, conn.transaction():
             # Serialise concurrent approvals of one signal so that only one row is inserted.
@@ -261,18 +268,26 @@ class PgStore:
             inserted = await conn.fetchval(q.INSERT_APPROVAL, signal_id, approved_by)
             return UUID(str(inserted))
 
+    @translating
     async def trade_for_signal(self, signal_id: UUID) -> Trade | None:
         row = await self._pool.fetchrow(q.TRADE_FOR_SIGNAL, signal_id)
         return Trade(dict(row.items())) if row is not None else None
 
+    @translating
     async def control(self) -> ControlState:
         row = await self._pool.fetchrow(q.READ_CONTROL)
         if row is None:
             return ControlState(halted=False)
         return ControlState(row["halted"], row["reason"], row["changed_at"], row["changed_by"])
 
+    @translating
     async def set_control(self, halted: bool, reason: str | None, changed_by: str) -> None:
         await self._pool.execute(q.SET_CONTROL, halted, reason, changed_by)
 
+    @translating
+    async def announce_change(self, execution_id: UUID) -> None:
+        await self._pool.execute(q.ANNOUNCE_CHANGE, execution_id)
+
+    @translating
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")

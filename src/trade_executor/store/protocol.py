@@ -1,5 +1,8 @@
-"""What the actors need from persistence. `PgStore` (asyncpg) is the real one; `MemoryStore`
-serves the actors' fast tests on both anyio backends."""
+"""What the actors need from persistence. `PgStore` (asyncpg) is the real one;
+`trade_executor.testing.MemoryStore` serves the actors' fast tests on both anyio backends.
+
+Every method raises only the store's own errors (`store.errors`: `StoreUnavailable` when worth
+retrying, `StoreError` otherwise) or, from `apply`, `IllegalTransition`."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from uuid import UUID
 
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
 from trade_executor.domain.models import Approval, Signal
-from trade_executor.domain.states import ExecutionState
+from trade_executor.domain.states import ExecutionState, Transition
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,18 +77,19 @@ class Store(Protocol):
     async def apply(
         self,
         execution_id: UUID,
-        transition: str | None,
+        transition: Transition,
         changes: Changes,
-        event: str,
         detail: dict[str, Any] | None = None,
         trade: TradeRecord | None = None,
-    ) -> Execution | None:
-        """In one transaction: move the execution along `transition` (None: only set fields, and
-        only while the execution is not final), set `changes`, append the event, write the trade
-        row and link the approvals to the order id when `trade` is given. Returns None, changing
-        nothing, if the execution's current state does not allow the transition."""
+    ) -> Execution:
+        """In one transaction: move the execution along `transition`, set `changes` (None leaves
+        a field as it is), append the transition's event, write the trade row and link the
+        approvals to the order id when `trade` is given. Raises `IllegalTransition`, changing
+        nothing, if the execution's current state does not allow the transition (the table's
+        guard decides, under the row lock)."""
 
-    async def add_event(self, execution_id: UUID, event: str, detail: dict[str, Any]) -> None: ...
+    async def add_event(self, execution_id: UUID, kind: str, detail: dict[str, Any]) -> None:
+        """Append an event that is not a transition (see `EventKind`)."""
 
     async def get_execution(self, execution_id: UUID) -> Execution | None: ...
 
@@ -108,6 +112,10 @@ class Store(Protocol):
     async def control(self) -> ControlState: ...
 
     async def set_control(self, halted: bool, reason: str | None, changed_by: str) -> None: ...
+
+    async def announce_change(self, execution_id: UUID) -> None:
+        """Tell the running service (NOTIFY on the control channel) that an execution was
+        changed outside it, so its executor re-reads the row within a second."""
 
     async def ping(self) -> None:
         """Raises if the database does not answer."""

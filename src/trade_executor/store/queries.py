@@ -1,6 +1,9 @@
 """SQL of the store, as named constants. Every value is a bind parameter; every price is cast
 through `numeric` so that a legacy `DOUBLE PRECISION` column still receives an exact Decimal."""
 
+from trade_executor.domain.execution import CHANGE_FIELDS
+from trade_executor.store.named import NamedQuery
+
 READ_APPROVAL = """
 SELECT a.id, a.signal_id, a.approved, a.approved_at, a.approved_by, a.created_at, a.order_id
 FROM trade_approvals a WHERE a.id = $1
@@ -35,7 +38,8 @@ WITH approval AS (
     RETURNING *
 ), event AS (
     INSERT INTO execution_events (execution_id, kind, detail)
-    SELECT c.id, 'claimed', jsonb_build_object('approval_id', a.id, 'approved_by', a.approved_by)
+    SELECT c.id, 'execution.claimed',
+           jsonb_build_object('approval_id', a.id, 'approved_by', a.approved_by)
     FROM claimed c, approval a
 )
 SELECT a.id AS a_id, a.signal_id AS a_signal_id, a.approved AS a_approved,
@@ -72,54 +76,48 @@ ORDER BY approved_at NULLS LAST, created_at
 LIMIT $1
 """
 
-# One statement moves an execution, appends its event and (for a poller's news) updates its
-# trade row: one round trip, atomic. NULL keeps a field; $2 NULL keeps the state. The guard
-# `state = ANY($3)` is re-checked under the row lock, so a conflicting concurrent update makes
-# this change nothing and return no row. In SET, `state` still means the old value.
-APPLY = """
+
+def _apply_text() -> str:
+    """One statement moves an execution, appends its event and (for a poller's news) updates
+    its trade row: one round trip, atomic. Its SET list is generated from `Changes`, so a new
+    field reaches the database without an edit here. NULL keeps a field; a NULL :target keeps
+    the state. The guard `state = ANY(:sources)` is re-checked under the row lock, so a
+    conflicting concurrent update makes this change nothing and return no row. In SET, `state`
+    still means the old value."""
+    sets = ",\n        ".join(f"{name} = COALESCE(:{name}, {name})" for name in CHANGE_FIELDS)
+    return f"""
 WITH updated AS (
     UPDATE executions SET
-        state = COALESCE($2, state),
-        reason = COALESCE($4, reason),
-        action = COALESCE($5, action),
-        order_type = COALESCE($6, order_type),
-        order_id = COALESCE($7, order_id),
-        child_order_ids = COALESCE($8, child_order_ids),
-        quantity = COALESCE($9, quantity),
-        entry_price = COALESCE($10, entry_price),
-        stop_loss = COALESCE($11, stop_loss),
-        take_profit = COALESCE($12, take_profit),
-        risk_amount = COALESCE($13, risk_amount),
-        risk_percent = COALESCE($14, risk_percent),
-        position_value = COALESCE($15, position_value),
-        filled_qty = COALESCE($16, filled_qty),
-        avg_fill_price = COALESCE($17, avg_fill_price),
-        broker_status = COALESCE($18, broker_status),
-        trading_day = COALESCE($19, trading_day),
-        attempted_at = COALESCE($20, attempted_at),
-        submitted_at = COALESCE($21, submitted_at),
+        state = COALESCE(:target, state),
+        {sets},
         updated_at = now(),
-        finished_at = CASE WHEN COALESCE($2, state) = ANY($22::text[])
+        finished_at = CASE WHEN COALESCE(:target, state) = ANY(:final_states::text[])
                            THEN COALESCE(finished_at, now()) ELSE finished_at END
-    WHERE id = $1 AND state = ANY($3::text[])
+    WHERE id = :execution_id AND state = ANY(:sources::text[])
     RETURNING *
 ), event AS (
     INSERT INTO execution_events (execution_id, kind, detail)
-    SELECT id, $23, jsonb_build_object('state', state) || $24::jsonb FROM updated
+    SELECT id, :event, jsonb_build_object('state', state) || :detail::jsonb FROM updated
 ), trade AS (
     UPDATE trades SET
-        order_status = COALESCE($18, trades.order_status),
-        filled_qty = COALESCE($16, trades.filled_qty),
-        avg_fill_price = COALESCE($17::numeric, trades.avg_fill_price),
-        risk = CASE WHEN trades.risk IS NULL OR $18 IS NULL THEN trades.risk
-                    ELSE jsonb_set(trades.risk, '{status}', to_jsonb($18::text)) END,
+        order_status = COALESCE(:broker_status, trades.order_status),
+        filled_qty = COALESCE(:filled_qty, trades.filled_qty),
+        avg_fill_price = COALESCE(:avg_fill_price::numeric, trades.avg_fill_price),
+        risk = CASE WHEN trades.risk IS NULL OR :broker_status IS NULL THEN trades.risk
+                    ELSE jsonb_set(trades.risk, '{{status}}', to_jsonb(:broker_status::text)) END,
         updated_at = now()
     FROM updated
     WHERE trades.id = updated.id::text AND updated.order_id IS NOT NULL
-      AND ($16::int IS NOT NULL OR $18::text IS NOT NULL)
+      AND (:filled_qty::int IS NOT NULL OR :broker_status::text IS NOT NULL)
 )
 SELECT * FROM updated
 """
+
+
+APPLY = NamedQuery.parse(_apply_text())
+
+# The state of an execution, to tell a refused transition from a missing execution.
+EXECUTION_STATE = "SELECT state FROM executions WHERE id = $1"
 
 INSERT_EVENT = """
 INSERT INTO execution_events (execution_id, kind, detail) VALUES ($1, $2, $3::jsonb)
@@ -172,4 +170,9 @@ SET_CONTROL = """
 INSERT INTO executor_control (id, halted, reason, changed_at, changed_by)
 VALUES (1, $1, $2, now(), $3)
 ON CONFLICT (id) DO UPDATE SET halted = $1, reason = $2, changed_at = now(), changed_by = $3
+"""
+
+# The control channel's payload names the execution an operator changed.
+ANNOUNCE_CHANGE = """
+SELECT pg_notify('trade_executor_control', json_build_object('execution_id', $1::text)::text)
 """

@@ -1,13 +1,14 @@
-"""An in-memory `Store` and LISTEN/NOTIFY hub, for running the actors on both anyio backends.
+"""An in-memory `Store`, for running the actors on both anyio backends (the LISTEN/NOTIFY hub
+is `testing.notifications`).
 
 `MemoryStore` reproduces `PgStore`'s semantics (see `store/queries.py`), not just its signatures:
 
 - `claim` re-reads the approval and its signal and inserts the `executions` row; the execution's
   `signal_id` and `client_order_id` are unique, as in the table (a duplicate `client_order_id` or
-  execution id raises `IntegrityError`, a duplicate signal answers `AlreadyClaimed`);
-- `apply` is guarded by the transition's source states (None: any non-final state) and returns
-  None, changing nothing, when the current state does not allow it; every field of `Changes` is
-  "None keeps the current value"; `finished_at` is set once a final state is reached; the event
+  execution id raises `StoreConflict`, a duplicate signal answers `AlreadyClaimed`);
+- `apply` is guarded by the transition's source states and raises `IllegalTransition`, changing
+  nothing, when the current state does not allow it; every field of `Changes` is "None keeps the
+  current value"; `finished_at` is set once a final state is reached; the event
   detail carries the new `state`, JSON-normalised as `jsonb` would store it;
 - a `trade` writes the `trades` row (upsert: a second write only updates `order_status`, `risk`
   and `updated_at`) and links every approved approval of the signal to the order id; without a
@@ -17,7 +18,7 @@
   `SELECT DISTINCT ON (signal_id) ... ORDER BY signal_id, ...`;
 - `approve` returns the signal's approved approval or inserts one;
 - `set_control` and approved approvals notify, like the PostgreSQL triggers of migration 0002,
-  through the optional `on_notify(channel, payload)` callback (`MemoryNotifications.notify`).
+  through the store's own hub, `store.notifications` (a `MemoryNotifications`).
 
 Every method is atomic: it does all its work between two checkpoints, as one transaction would.
 Faults for tests: `down = True` fails every call (an outage), `fail_next("apply")` fails the next
@@ -38,17 +39,12 @@ from uuid import UUID, uuid4
 
 import anyio
 import anyio.lowlevel
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from trade_executor.domain.execution import Changes, Execution, TradeRecord
+from trade_executor.domain.execution import CHANGE_FIELDS, Changes, Execution, TradeRecord
 from trade_executor.domain.models import Approval, Signal
-from trade_executor.domain.states import ExecutionState, guard
-from trade_executor.store.notifications import (
-    APPROVALS_CHANNEL,
-    CONTROL_CHANNEL,
-    Notification,
-    NotificationSource,
-)
+from trade_executor.domain.states import EventKind, ExecutionState, IllegalTransition, Transition
+from trade_executor.store.errors import StoreConflict, StoreUnavailable
+from trade_executor.store.notifications import APPROVALS_CHANNEL, CONTROL_CHANNEL
 from trade_executor.store.protocol import (
     AlreadyClaimed,
     Claimed,
@@ -58,18 +54,10 @@ from trade_executor.store.protocol import (
     PendingApproval,
     Trade,
 )
+from trade_executor.testing.notifications import MemoryNotifications
 
-Notify = Callable[[str, str], None]
 T = TypeVar("T")
 Clock = Callable[[], datetime]
-
-
-class IntegrityError(Exception):
-    """A write the database would refuse (unique or foreign-key violation)."""
-
-
-class StoreUnavailable(ConnectionError):
-    """`MemoryStore.down` is set: every call fails as if the database were unreachable."""
 
 
 def _utcnow() -> datetime:
@@ -123,8 +111,12 @@ class MemoryStore:
     `fail_next`, `down`, and the `executions`, `events`, `trades`, `approvals` and `signals`
     views (`execution_of(signal_id)`, `events_of(execution_id)`)."""
 
-    def __init__(self, *, on_notify: Notify | None = None, clock: Clock = _utcnow) -> None:
-        self._on_notify = on_notify
+    def __init__(
+        self, *, notifications: MemoryNotifications | None = None, clock: Clock = _utcnow
+    ) -> None:
+        # The store owns its hub (as a database owns its NOTIFY): a listener connects to
+        # `store.notifications`, so a store can never be left without one.
+        self.notifications = notifications if notifications is not None else MemoryNotifications()
         self._clock = clock
         self._t = _Tables()
         self._event_ids = itertools.count(1)
@@ -165,7 +157,7 @@ class MemoryStore:
             created_at=now,
         )
         if signal.id in self._t.signals:
-            raise IntegrityError(f"strategy_signals: duplicate id {signal.id}")
+            raise StoreConflict(f"strategy_signals: duplicate id {signal.id}")
         self._t.signals[signal.id] = signal
         return signal.id
 
@@ -182,7 +174,7 @@ class MemoryStore:
         """Insert a `trade_approvals` row. An approved one notifies `trade_approvals` like the
         trigger does, unless `notify=False` (a notification lost on the way)."""
         if signal_id not in self._t.signals:
-            raise IntegrityError(f"trade_approvals: no signal {signal_id}")
+            raise StoreConflict(f"trade_approvals: no signal {signal_id}")
         now = self._clock()
         approval = Approval(
             id=approval_id or uuid4(),
@@ -193,7 +185,7 @@ class MemoryStore:
             created_at=now,
         )
         if approval.id in self._t.approvals:
-            raise IntegrityError(f"trade_approvals: duplicate id {approval.id}")
+            raise StoreConflict(f"trade_approvals: duplicate id {approval.id}")
         self._t.approvals[approval.id] = _ApprovalRow(approval)
         if approved and notify:
             self._notify_approval(approval)
@@ -257,9 +249,9 @@ class MemoryStore:
         if existing is not None:
             return AlreadyClaimed(self._t.executions[existing])
         if execution_id in self._t.executions:
-            raise IntegrityError(f"executions: duplicate id {execution_id}")
+            raise StoreConflict(f"executions: duplicate id {execution_id}")
         if client_order_id in self._t.client_order_ids:
-            raise IntegrityError(f"executions: duplicate client_order_id {client_order_id}")
+            raise StoreConflict(f"executions: duplicate client_order_id {client_order_id}")
         now = self._clock()
         execution = Execution(
             id=execution_id,
@@ -277,7 +269,7 @@ class MemoryStore:
         self._t.client_order_ids.add(client_order_id)
         self._append_event(
             execution_id,
-            "claimed",
+            EventKind.CLAIMED,
             {"approval_id": approval.id, "approved_by": approval.approved_by},
         )
         return Claimed(execution, signal, approval)
@@ -298,45 +290,33 @@ class MemoryStore:
     async def apply(
         self,
         execution_id: UUID,
-        transition_name: str | None,
+        transition: Transition,
         changes: Changes,
-        event: str,
         detail: dict[str, Any] | None = None,
         trade: TradeRecord | None = None,
-    ) -> Execution | None:
-        allowed, target = guard(transition_name)
+    ) -> Execution:
         await self._enter("apply")
         current = self._t.executions.get(execution_id)
-        if current is None or current.state not in allowed:
-            return None
-        new_state = target or current.state
+        if current is None:
+            raise IllegalTransition(transition, None)
+        new_state = transition.apply(current.state)
         now = self._clock()
+        kept = {
+            name: getattr(changes, name)
+            for name in CHANGE_FIELDS
+            if getattr(changes, name) is not None  # SQL's COALESCE(new, current)
+        }
         updated = replace(
             current,
+            **kept,
             state=new_state,
-            reason=_keep(changes.reason, current.reason),
-            action=_keep(changes.action, current.action),
-            order_type=_keep(changes.order_type, current.order_type),
-            order_id=_keep(changes.order_id, current.order_id),
-            child_order_ids=_keep(changes.child_order_ids, current.child_order_ids),
-            quantity=_keep(changes.quantity, current.quantity),
-            entry_price=_keep(changes.entry_price, current.entry_price),
-            stop_loss=_keep(changes.stop_loss, current.stop_loss),
-            take_profit=_keep(changes.take_profit, current.take_profit),
-            risk_amount=_keep(changes.risk_amount, current.risk_amount),
-            risk_percent=_keep(changes.risk_percent, current.risk_percent),
-            position_value=_keep(changes.position_value, current.position_value),
-            filled_qty=_keep(changes.filled_qty, current.filled_qty),
-            avg_fill_price=_keep(changes.avg_fill_price, current.avg_fill_price),
-            broker_status=_keep(changes.broker_status, current.broker_status),
-            trading_day=_keep(changes.trading_day, current.trading_day),
-            attempted_at=_keep(changes.attempted_at, current.attempted_at),
-            submitted_at=_keep(changes.submitted_at, current.submitted_at),
             updated_at=now,
             finished_at=(current.finished_at or now) if new_state.is_final else current.finished_at,
         )
         self._t.executions[execution_id] = updated
-        self._append_event(execution_id, event, {"state": new_state.value, **(detail or {})})
+        self._append_event(
+            execution_id, transition.event, {"state": new_state.value, **(detail or {})}
+        )
         if trade is not None:
             self._write_trade(trade, now)
         elif updated.order_id is not None and (
@@ -345,11 +325,11 @@ class MemoryStore:
             self._update_trade_status(str(execution_id), changes, now)
         return updated
 
-    async def add_event(self, execution_id: UUID, event: str, detail: dict[str, Any]) -> None:
+    async def add_event(self, execution_id: UUID, kind: str, detail: dict[str, Any]) -> None:
         await self._enter("add_event")
         if execution_id not in self._t.executions:
-            raise IntegrityError(f"execution_events: no execution {execution_id}")
-        self._append_event(execution_id, event, detail)
+            raise StoreConflict(f"execution_events: no execution {execution_id}")
+        self._append_event(execution_id, kind, detail)
 
     async def get_execution(self, execution_id: UUID) -> Execution | None:
         await self._enter("get_execution")
@@ -432,6 +412,10 @@ class MemoryStore:
         await self._enter("set_control")
         self._control = ControlState(halted, reason, self._clock(), changed_by)
         self._notify(CONTROL_CHANNEL, json.dumps({"halted": halted, "reason": reason}))
+
+    async def announce_change(self, execution_id: UUID) -> None:
+        await self._enter("announce_change")
+        self._notify(CONTROL_CHANNEL, json.dumps({"execution_id": str(execution_id)}))
 
     async def ping(self) -> None:
         await self._enter("ping")
@@ -521,8 +505,7 @@ class MemoryStore:
         self._notify(APPROVALS_CHANNEL, json.dumps(payload))
 
     def _notify(self, channel: str, payload: str) -> None:
-        if self._on_notify is not None:
-            self._on_notify(channel, payload)
+        self.notifications.notify(channel, payload)
 
 
 def _keep(value: T | None, current: T) -> T:
@@ -544,109 +527,8 @@ def _approval_order(approval: Approval) -> tuple[bool, datetime, datetime]:
     )
 
 
-# -- notifications ---------------------------------------------------------------------------
-
-
-class MemoryNotificationSource:
-    """One live "LISTEN session" of a `MemoryNotifications` hub (a `NotificationSource`)."""
-
-    def __init__(self, hub: MemoryNotifications, buffer: int) -> None:
-        self._hub = hub
-        send, receive = anyio.create_memory_object_stream[Notification](buffer)
-        self._send: MemoryObjectSendStream[Notification] = send
-        self.notifications: MemoryObjectReceiveStream[Notification] = receive
-        self.closed = anyio.Event()
-        self.overflowed = False
-        self.hung = False  # a network that died without a FIN: ping never answers
-
-    @property
-    def live(self) -> bool:
-        return not self.closed.is_set() and not self.hung
-
-    def deliver(self, notification: Notification) -> None:
-        if not self.live:
-            return
-        try:
-            self._send.send_nowait(notification)
-        except anyio.WouldBlock:
-            self.overflowed = True
-            self._hub.dropped += 1
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-            pass
-
-    async def ping(self, timeout: float) -> None:
-        with anyio.fail_after(timeout):
-            await anyio.lowlevel.checkpoint()
-            if self.closed.is_set():
-                raise ConnectionError("the connection is closed")
-            if self.hung:
-                await anyio.sleep_forever()
-
-    async def aclose(self) -> None:
-        self.closed.set()
-        self._send.close()
-        self._hub._forget(self)
-        await anyio.lowlevel.checkpoint()
-
-
-class MemoryNotifications:
-    """A LISTEN/NOTIFY hub: `connect()` opens a session; `notify()` reaches the live ones.
-
-    `drop_all()` is a server-side close (`pg_terminate_backend`): `closed` is set and later
-    notifications are lost for those sessions. `hang_all()` is a network that died silently:
-    nothing arrives and `ping` never answers. While `refuse_connections` is set, `connect()`
-    raises `ConnectionRefusedError`.
-    """
-
-    def __init__(self, *, buffer: int = 10_000) -> None:
-        self._buffer = buffer
-        self._sources: list[MemoryNotificationSource] = []
-        self.connects = 0
-        self.refuse_connections = False
-        self.sent: list[Notification] = []
-        self.dropped = 0  # notifications lost to a full buffer (the source is `overflowed`)
-
-    async def connect(self) -> NotificationSource:
-        await anyio.lowlevel.checkpoint()
-        if self.refuse_connections:
-            raise ConnectionRefusedError("the memory hub refuses connections")
-        source = MemoryNotificationSource(self, self._buffer)
-        self._sources.append(source)
-        self.connects += 1
-        return source
-
-    @property
-    def live(self) -> int:
-        """How many sessions would receive a notification now."""
-        return sum(1 for source in self._sources if source.live)
-
-    def notify(self, channel: str, payload: str) -> None:
-        """`pg_notify(channel, payload)`: delivered to every live session, at once."""
-        notification = Notification(channel, payload)
-        self.sent.append(notification)
-        for source in list(self._sources):
-            source.deliver(notification)
-
-    def drop_all(self) -> None:
-        for source in self._sources:
-            source.closed.set()
-        self._sources.clear()
-
-    def hang_all(self) -> None:
-        for source in self._sources:
-            source.hung = True
-        self._sources.clear()
-
-    def _forget(self, source: MemoryNotificationSource) -> None:
-        if source in self._sources:
-            self._sources.remove(source)
-
-
 if TYPE_CHECKING:  # both implement their protocols: mypy checks it here
     from trade_executor.store.protocol import Store
 
     def _is_a_store(store: MemoryStore) -> Store:
         return store
-
-    def _is_a_source(source: MemoryNotificationSource) -> NotificationSource:
-        return source

@@ -1,0 +1,101 @@
+"""Decisions: serial, one batch at a time, against the RiskBook.
+
+Guarantees: every decision sees every earlier reservation, because the RiskBook is changed only
+by synchronous calls from this one task; a batch's account snapshot was read after every
+approval of the batch was seen; a bridge that cannot give the snapshot fails the batch
+(`bridge_unavailable`), it never decides on stale numbers. While draining, nothing is decided:
+the claims stay `received` and the next start decides them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from trade_executor.actors.execution.outcomes import Outcomes
+from trade_executor.actors.execution.shared import Candidate, Shared
+from trade_executor.broker.errors import BrokerError
+from trade_executor.domain.riskbook import Decision, Halted
+from trade_executor.domain.sizing import RiskRejection
+
+DECISION_BATCH = 256
+
+
+class Decider:
+    def __init__(
+        self,
+        shared: Shared,
+        outcomes: Outcomes,
+        submit: Callable[[Candidate, Decision], None],
+        draining: Callable[[], bool],
+    ) -> None:
+        self._s = shared
+        self._outcomes = outcomes
+        self._submit = submit
+        self._draining = draining
+
+    async def decide_forever(self, candidates: MemoryObjectReceiveStream[Candidate]) -> None:
+        async for first in candidates:
+            batch = [first]
+            while len(batch) < DECISION_BATCH:
+                try:
+                    batch.append(candidates.receive_nowait())
+                except anyio.WouldBlock:
+                    break
+            await self.decide_batch(batch)
+
+    async def decide_batch(self, batch: list[Candidate]) -> None:
+        s = self._s
+        if self._draining():
+            return  # left `received`: the next start decides them again
+        if s.riskbook.halted:
+            for candidate in batch:
+                self._rejected(candidate, "halted")
+            return
+        assert s.tg is not None
+        try:
+            since = max(candidate.seen_at for candidate in batch)
+            account, positions = await s.snapshots.fresh(since, s.tg)
+        except BrokerError as error:
+            for candidate in batch:
+                self._failed(candidate, f"bridge_unavailable: {error}")
+            return
+        held = {p.symbol.upper(): abs(p.quantity) for p in positions if p.quantity != 0}
+        s.riskbook.set_broker_positions(held)
+        # The broker's buying power does not yet reflect orders that are working but unfilled.
+        unfilled = s.working.unfilled_value(held)
+        available = replace(account, buying_power=account.buying_power - unfilled)
+        now = s.clock()
+        for candidate in batch:
+            decision = s.riskbook.decide(candidate.execution.id, candidate.valid, available, now)
+            if isinstance(decision, RiskRejection):
+                s.metrics.risk_rejections.labels(gate=decision.gate.value).inc()
+                self._rejected(candidate, decision.reason)
+                continue
+            if isinstance(decision, Halted):
+                self._rejected(candidate, decision.reason)
+                continue
+            sizing = decision.sizing
+            s.working.add(
+                candidate.execution.id,
+                candidate.valid.symbol,
+                sizing.quantity,
+                candidate.valid.entry,
+            )
+            available = replace(
+                available, buying_power=available.buying_power - sizing.position_value
+            )
+            s.submissions.begin()
+            self._submit(candidate, decision)
+        s.metrics.set_daily_risk(s.riskbook.daily_risk_used(now))
+
+    def _rejected(self, candidate: Candidate, reason: str) -> None:
+        execution = candidate.execution
+        self._s.spawn("reject", lambda: self._outcomes.reject(execution, reason))
+
+    def _failed(self, candidate: Candidate, reason: str) -> None:
+        execution = candidate.execution
+        self._s.spawn("fail", lambda: self._outcomes.fail(execution, reason, attempted=False))

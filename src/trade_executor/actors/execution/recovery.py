@@ -1,0 +1,98 @@
+"""Start-up recovery: the RiskBook rebuilt from the ledger, and what a crash left behind settled.
+
+Guarantees: the RiskBook after recovery is `domain.ledger.rebuild_riskbook` of the ledger (the
+same rule `status` uses); a `submitting` row is reconciled through the broker, never re-sent; a
+`submitted`/`partially_filled` row is followed again; a `received` row (no order attempted) is
+validated and decided again, its staleness judged at the time of its claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from functools import partial
+
+import anyio
+
+from trade_executor.actors.execution.outcomes import Outcomes
+from trade_executor.actors.execution.shared import Candidate, Shared, log, log_context
+from trade_executor.actors.execution.submit import Submitter
+from trade_executor.domain.execution import Execution
+from trade_executor.domain.ledger import holds_symbol, rebuild_riskbook
+from trade_executor.domain.riskbook import TradingState
+from trade_executor.domain.sizing import RiskLimits
+from trade_executor.domain.states import NOT_FINAL_STATES, ExecutionState
+from trade_executor.domain.validation import Rejection, validate
+
+
+class Recovery:
+    def __init__(self, shared: Shared, outcomes: Outcomes, submitter: Submitter) -> None:
+        self._s = shared
+        self._outcomes = outcomes
+        self._submitter = submitter
+
+    async def recover(self, decide: Callable[[Candidate], None]) -> None:
+        s = self._s
+        now = s.clock()
+        control = await s.store.control()
+        today = s.riskbook.trading_day(now)
+        open_executions = await s.store.executions_in(sorted(NOT_FINAL_STATES))
+        s.riskbook = rebuild_riskbook(
+            RiskLimits.from_settings(s.settings),
+            s.settings.timezone,
+            [*await s.store.executions_on(today), *open_executions],
+            now,
+            TradingState(control.halted, control.reason),
+        )
+        for execution in open_executions:
+            if holds_symbol(execution) and execution.quantity and execution.entry_price:
+                s.working.add(
+                    execution.id,
+                    execution.symbol or "",
+                    execution.quantity,
+                    execution.entry_price,
+                    execution.filled_qty,
+                )
+        for execution in open_executions:
+            match execution.state:
+                case ExecutionState.SUBMITTING:
+                    log.warning("recovery.reconcile", **log_context(execution))
+                    s.submissions.begin()
+                    s.spawn("reconcile", partial(self._submitter.settle_submitting, execution))
+                case ExecutionState.SUBMITTED | ExecutionState.PARTIALLY_FILLED:
+                    s.follow(execution)
+                case ExecutionState.RECEIVED:
+                    await self._resume_received(execution, decide)
+                case _:
+                    pass
+        log.info(
+            "recovery.done",
+            open_executions=len(open_executions),
+            daily_risk_used=str(s.riskbook.daily_risk_used(now)),
+            halted=s.riskbook.halted,
+        )
+        s.metrics.set_daily_risk(s.riskbook.daily_risk_used(now))
+
+    async def _resume_received(
+        self, execution: Execution, decide: Callable[[Candidate], None]
+    ) -> None:
+        """A claim that never reached `submitting`: no order was attempted; decide it again.
+        Staleness is judged at the time of the claim, expiry now."""
+        s = self._s
+        signal = await s.store.get_signal(execution.signal_id)
+        approval = (
+            await s.store.get_approval(execution.approval_id)
+            if execution.approval_id is not None
+            else None
+        )
+        if signal is None or approval is None:
+            await self._outcomes.reject(execution, "invalid_signal: signal or approval not found")
+            return
+        now = s.clock()
+        waited = now - (execution.created_at or now)
+        max_age = timedelta(seconds=s.settings.approval_max_age) + waited
+        result = validate(signal, approval, now, max_age)
+        if isinstance(result, Rejection):
+            await self._outcomes.reject(execution, result.reason)
+        else:
+            decide(Candidate(execution, result, anyio.current_time()))

@@ -1,0 +1,159 @@
+"""What the executor's parts share: the state one executor run owns, the candidate type, log
+context, the submission bookkeeping and the board on which outcomes are published.
+
+Everything here belongs to one executor actor and is only touched from its tasks; the RiskBook
+is only ever changed through synchronous calls, so no decision interleaves with another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import anyio
+from anyio.abc import TaskGroup
+
+from trade_executor.actors.recording import Recorder
+from trade_executor.actors.snapshots import AccountSnapshots
+from trade_executor.actors.working import WorkingOrders
+from trade_executor.broker.protocol import Broker
+from trade_executor.config import Settings
+from trade_executor.domain.execution import Execution
+from trade_executor.domain.riskbook import RiskBook
+from trade_executor.domain.sizing import RiskLimits
+from trade_executor.domain.validation import ValidSignal
+from trade_executor.logging import get_logger
+from trade_executor.metrics import Metrics
+from trade_executor.store.protocol import Store
+
+log = get_logger("trade_executor.executor")
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_client_order_id(execution_id: UUID) -> str:
+    return f"te-{execution_id.hex}"
+
+
+def log_context(execution: Execution) -> dict[str, Any]:
+    """The ids every log line about an execution carries."""
+    context: dict[str, Any] = {
+        "execution_id": str(execution.id),
+        "signal_id": str(execution.signal_id),
+        "symbol": execution.symbol,
+    }
+    if execution.order_id is not None:
+        context["order_id"] = execution.order_id
+    return context
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A claimed, valid approval waiting for its risk decision."""
+
+    execution: Execution
+    valid: ValidSignal
+    seen_at: float
+
+
+class Submissions:
+    """Counts submissions in flight, so that a drain can wait for them to end."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    def begin(self) -> None:
+        if self._count == 0:
+            self._idle = anyio.Event()
+        self._count += 1
+
+    def end(self) -> None:
+        self._count -= 1
+        if self._count == 0:
+            self._idle.set()
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
+@dataclass(slots=True)
+class _Slot:
+    event: anyio.Event
+    result: Execution | None = None
+
+
+class OutcomeBoard:
+    """Lets the HTTP API wait for the outcome of a signal, whichever path claimed it.
+    `expect` before triggering the work, so that a fast outcome cannot be missed."""
+
+    def __init__(self) -> None:
+        self._slots: dict[UUID, _Slot] = {}
+
+    def expect(self, signal_id: UUID) -> _Slot:
+        return self._slots.setdefault(signal_id, _Slot(anyio.Event()))
+
+    def publish(self, execution: Execution) -> None:
+        slot = self._slots.pop(execution.signal_id, None)
+        if slot is not None:
+            slot.result = execution
+            slot.event.set()
+
+    async def wait(self, slot: _Slot, timeout: float) -> Execution | None:
+        with anyio.move_on_after(timeout):
+            await slot.event.wait()
+        if not slot.event.is_set():
+            for signal_id, held in list(self._slots.items()):
+                if held is slot:
+                    del self._slots[signal_id]
+        return slot.result
+
+
+@dataclass(eq=False)
+class Shared:
+    """One executor's collaborators and the state of its current run."""
+
+    settings: Settings
+    store: Store
+    broker: Broker
+    metrics: Metrics
+    follow: Callable[[Execution], None]
+    clock: Clock = utcnow
+    recorder: Recorder = field(init=False)
+    outcomes: OutcomeBoard = field(default_factory=OutcomeBoard)
+    submissions: Submissions = field(default_factory=Submissions)
+    riskbook: RiskBook = field(init=False)
+    working: WorkingOrders = field(default_factory=WorkingOrders)
+    snapshots: AccountSnapshots = field(init=False)
+    tg: TaskGroup | None = None
+
+    def __post_init__(self) -> None:
+        self.recorder = Recorder(self.store, self.metrics)
+        self.reset()
+
+    def reset(self) -> None:
+        """A fresh run: nothing of a cancelled run's state or reads is reused."""
+        self.riskbook = RiskBook(RiskLimits.from_settings(self.settings), self.settings.timezone)
+        self.working = WorkingOrders()
+        self.snapshots = AccountSnapshots(self.broker)
+
+    def spawn(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run `work` in the executor's task group. An exception it raises is logged and ends
+        only that task: one execution's bug never stops the executor."""
+        assert self.tg is not None, "the executor is not running"
+
+        async def guarded() -> None:
+            try:
+                await work()
+            except Exception:
+                log.exception("executor.task_crashed", task=name)
+
+        self.tg.start_soon(guarded, name=name)

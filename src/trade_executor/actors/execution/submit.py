@@ -1,0 +1,199 @@
+"""Submitting a decided order: persist the intent, POST exactly once, record the answer.
+
+Guarantees:
+- the intent (`submitting`, with its `client_order_id`) is committed before the POST, so a crash
+  at any instant leaves a row that recovery reconciles;
+- the POST is attempted once; a definite refusal fails the execution (risk released); an answer
+  that was lost is reconciled through the bridge's order list and never re-sent: the order is
+  adopted, or the execution ends `unknown` with its risk kept;
+- while the bridge cannot be reached at all, reconciliation keeps the execution `submitting`
+  (risk held) and retries the look-up with capped backoff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import anyio
+
+from trade_executor.actors.backoff import Backoff
+from trade_executor.actors.execution.outcomes import Outcomes
+from trade_executor.actors.execution.shared import Candidate, Shared, log, log_context
+from trade_executor.actors.recording import trade_from_execution
+from trade_executor.broker.errors import BrokerError, BrokerRejected, BrokerUnavailable
+from trade_executor.domain.execution import Changes, Execution
+from trade_executor.domain.models import Action, AnyOrderRequest, OrderType, PlacedOrder
+from trade_executor.domain.orders import build_order
+from trade_executor.domain.riskbook import Decision
+from trade_executor.domain.states import Transition
+from trade_executor.logging import bind_context
+from trade_executor.testing.faults import fault_point
+
+RECONCILE_ATTEMPTS = 3
+RECONCILE_DELAY = 1.0
+CLOCK_SKEW = timedelta(seconds=5)  # the bridge's clock against ours, for the fallback match
+
+
+class Submitter:
+    def __init__(self, shared: Shared, outcomes: Outcomes) -> None:
+        self._s = shared
+        self._outcomes = outcomes
+
+    async def submit(self, candidate: Candidate, decision: Decision) -> None:
+        """Run by the executor for each decided candidate (`Submissions.begin` already done)."""
+        s = self._s
+        execution, valid, sizing = candidate.execution, candidate.valid, decision.sizing
+        bind_context(**log_context(execution))
+        try:
+            order_type = OrderType(s.settings.default_order_type)
+            order = build_order(
+                valid,
+                sizing.quantity,
+                order_type,
+                s.settings.order_protection,
+                execution.client_order_id,
+            )
+            plan = Changes(
+                action=valid.action.value,
+                order_type=order_type.value,
+                quantity=sizing.quantity,
+                entry_price=valid.entry,
+                stop_loss=valid.stop,
+                take_profit=valid.take_profit,
+                risk_amount=sizing.risk_amount,
+                risk_percent=sizing.risk_percent,
+                position_value=sizing.position_value,
+                trading_day=decision.reservation.trading_day,  # the day the RiskBook counts it on
+                attempted_at=s.clock(),
+            )
+            sizing_detail = {
+                "quantity": sizing.quantity,
+                "risk_amount": sizing.risk_amount,
+                "position_value": sizing.position_value,
+                "binding": sizing.binding,
+            }
+            if not s.settings.execution_enabled:
+                planned = replace(
+                    execution,
+                    action=plan.action,
+                    quantity=plan.quantity,
+                    entry_price=plan.entry_price,
+                    stop_loss=plan.stop_loss,
+                    take_profit=plan.take_profit,
+                    risk_amount=plan.risk_amount,
+                    risk_percent=plan.risk_percent,
+                    position_value=plan.position_value,
+                )
+                trade = trade_from_execution(planned, valid.strategy_id, None, "dry_run")
+                await self._outcomes.dry_run(execution, plan, sizing_detail, trade)
+                return
+            intent = await s.recorder.apply(execution, Transition.BEGIN_SUBMIT, plan, sizing_detail)
+            if intent is None:
+                # Nothing was sent: free the risk. The claim stays `received` if the database
+                # was away, and the next start decides it again.
+                self._outcomes.forget(execution, release=True)
+                return
+            fault_point("after_submitting")
+            placed = await self._place(intent, order)
+            if placed is None:
+                return
+            fault_point("after_broker_accepted")
+            bind_context(order_id=placed.order_id)
+            s.riskbook.commit(execution.id)
+            s.metrics.orders_submitted.inc()
+            s.metrics.approval_to_submit.observe(anyio.current_time() - candidate.seen_at)
+            recorded = await s.recorder.accepted(intent, placed, valid.strategy_id, s.clock())
+            fault_point("after_recorded")
+            if recorded is not None:
+                s.outcomes.publish(recorded)
+                s.follow(recorded)
+        except Exception:
+            log.exception("execution.submit_crashed", **log_context(execution))
+            # Whatever was persisted stays; start-up recovery settles a `submitting` row.
+        finally:
+            s.submissions.end()
+
+    async def _place(self, intent: Execution, order: AnyOrderRequest) -> PlacedOrder | None:
+        """POST exactly once. Returns the placed order, or None after recording the outcome."""
+        try:
+            return await self._s.broker.place(order)
+        except BrokerRejected as error:
+            await self._outcomes.fail(intent, f"broker_rejected: {error.detail}", attempted=True)
+        except BrokerUnavailable as error:
+            await self._outcomes.fail(intent, f"bridge_unavailable: {error}", attempted=True)
+        except BrokerError as error:  # AmbiguousSubmission, or anything else after sending
+            log.warning("order.ambiguous", error=str(error), **log_context(intent))
+            return await self.reconcile(intent)
+        return None
+
+    async def reconcile(self, execution: Execution) -> PlacedOrder | None:
+        """Find a submission whose answer was lost; adopt it, or mark the execution `unknown`.
+        Never re-sends. While the bridge does not answer at all, nothing can be concluded:
+        the execution stays `submitting` (its risk held) and the look-up is retried."""
+        s = self._s
+        bound = log_context(execution)
+        unreachable = Backoff(base=1.0, cap=30.0)
+        misses = 0
+        ambiguous = False
+        while misses < RECONCILE_ATTEMPTS and not ambiguous:
+            try:
+                found = await s.broker.find_order(
+                    execution.client_order_id,
+                    symbol=execution.symbol or "",
+                    action=Action(execution.action or "BUY"),
+                    quantity=execution.quantity or 0,
+                    price=execution.entry_price
+                    if execution.order_type != OrderType.MKT.value
+                    else None,
+                    placed_after=(execution.attempted_at or s.clock()) - CLOCK_SKEW,
+                )
+            except BrokerError as error:
+                log.warning("order.reconcile_retry", error=str(error), **bound)
+                await anyio.sleep(unreachable.next())
+                continue
+            if found.found is not None:
+                children = await self._children_of(found.found.order_id)
+                log.warning("order.adopted", order_id=found.found.order_id, **bound)
+                return PlacedOrder(found.found.order_id, children, "adopted by reconciliation")
+            ambiguous = found.ambiguous
+            misses += 1
+            if misses < RECONCILE_ATTEMPTS and not ambiguous:
+                await anyio.sleep(RECONCILE_DELAY)  # a slow bridge may list the order late
+        reason = (
+            "ambiguous_submission: several orders at the broker match"
+            if ambiguous
+            else "ambiguous_submission: the order could not be found at the broker"
+        )
+        await self._outcomes.unknown(execution, reason)
+        return None
+
+    async def settle_submitting(self, execution: Execution) -> None:
+        """Recovery of a `submitting` row a crash left behind (`Submissions.begin` done)."""
+        s = self._s
+        bind_context(**log_context(execution))
+        try:
+            placed = await self.reconcile(execution)
+            if placed is None:
+                return
+            signal = await s.store.get_signal(execution.signal_id)
+            recorded = await s.recorder.accepted(
+                execution,
+                placed,
+                signal.strategy_id if signal is not None else None,
+                s.clock(),
+                transition=Transition.ADOPT,
+            )
+            if recorded is not None:
+                s.follow(recorded)
+        except Exception:
+            log.exception("recovery.reconcile_crashed", **log_context(execution))
+        finally:
+            s.submissions.end()
+
+    async def _children_of(self, parent_id: int) -> tuple[int, ...]:
+        try:
+            orders = await self._s.broker.orders()
+        except BrokerError:
+            return ()
+        return tuple(o.order_id for o in orders if o.parent_id == parent_id)

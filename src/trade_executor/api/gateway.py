@@ -1,0 +1,40 @@
+"""What the HTTP API may see and do of the running service: a narrow gateway, so the API never
+reaches into the service's wiring (and never imports it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+from uuid import UUID
+
+from trade_executor.actors.execution.shared import OutcomeBoard
+from trade_executor.store.protocol import Store
+
+
+@dataclass(frozen=True, slots=True)
+class HealthFacts:
+    role: str  # starting, standby, active, stopping
+    listener_connected: bool = False
+    halted: bool | None = None
+    children: dict[str, str] = field(default_factory=dict)
+    open_pollers: int = 0
+
+
+class Gateway(Protocol):
+    @property
+    def store(self) -> Store | None:
+        """The database, once connected."""
+
+    @property
+    def outcomes(self) -> OutcomeBoard | None:
+        """Where the executor publishes outcomes; None unless this instance is active."""
+
+    def approval_seen(self, approval_id: UUID) -> None:
+        """Hand an approval to the executor (as a notification would)."""
+
+    def facts(self) -> HealthFacts: ...
+
+    async def check_bridge(self) -> None:
+        """Raises unless the bridge answers and is connected to IB."""
+
+    def render_metrics(self) -> bytes: ...

@@ -1,0 +1,26 @@
+"""The store's own errors: callers never see asyncpg's.
+
+`PgStore` (and the other PostgreSQL adapters of this package) translate the driver's exceptions
+at their edge, as httpx maps transport errors at its own: a caller decides on these types only.
+A transition the current state does not allow is `domain.states.IllegalTransition`.
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """The database refused a statement for a reason that retrying would only repeat (a bug, a
+    value out of a column's range): the same call will fail the same way."""
+
+
+class StoreUnavailable(StoreError):
+    """The database could not be reached or dropped the connection: the statement may succeed
+    if tried again later (it changed nothing, or its transaction was rolled back)."""
+
+
+class StoreConflict(StoreError):
+    """A write broke a uniqueness or reference rule (a duplicate id, a missing parent row)."""
+
+
+class SchemaMissing(StoreError):
+    """The schema is not there yet (`trade-executor migrate` has not run)."""
