@@ -234,7 +234,7 @@ async def running_service(settings: Settings, role: str = "active") -> AsyncIter
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
         with anyio.fail_after(20):
-            while service.state.role != role:
+            while service.role != role:
                 if exit_codes:
                     raise RuntimeError(f"the service exited with {exit_codes[0]}")
                 await anyio.sleep(0.01)

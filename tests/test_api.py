@@ -44,7 +44,7 @@ def anyio_backend() -> str:
 async def api(service: Service) -> AsyncIterator[httpx.AsyncClient]:
     """A client of the service's API. `Connection: close`: no keep-alive connection is left open
     when the service stops (see test_stopping_with_a_keep_alive_connection_open_exits_0)."""
-    base = f"http://127.0.0.1:{service.state.http_port}"
+    base = f"http://127.0.0.1:{service.http_port}"
     headers = {"Connection": "close"}
     # The client outwaits the API's own 30 s wait for an outcome.
     async with httpx.AsyncClient(base_url=base, timeout=2 * WAIT, headers=headers) as client:
@@ -298,7 +298,7 @@ async def test_health_flips_when_postgresql_goes_away_and_back(bridge: ThreadedB
         settings = make_settings(server.url, bridge)
         async with running_service(settings) as service, api(service) as client:
             assert (await until_health(client, 200))["database"] == "ok"
-            before = service.state.executor
+            before = service.actors.executor if service.actors else None
             await anyio.to_thread.run_sync(server.stop)
             body = await until_health(client, 503)
             assert body["status"] == "degraded"
@@ -307,7 +307,9 @@ async def test_health_flips_when_postgresql_goes_away_and_back(bridge: ThreadedB
             # The leader lock's session died with the server: the service notices at its next
             # lock check, stands by, takes the lock again and starts fresh actors.
             with anyio.fail_after(WAIT):
-                while service.state.executor is before or service.state.role != "active":
+                while (
+                    service.actors.executor if service.actors else None
+                ) is before or service.role != "active":
                     await anyio.sleep(0.05)
             body = await until_health(client, 200)
             assert (body["database"], body["listener"]) == ("ok", "ok")
@@ -397,7 +399,7 @@ async def test_stopping_with_a_keep_alive_connection_open_exits_0(
         httpx.AsyncClient(timeout=WAIT) as client,  # keep-alive, as scrapers do
         running_service(make_settings(db_url, bridge)) as service,
     ):
-        port = service.state.http_port
+        port = service.http_port
         assert (await client.get(f"http://127.0.0.1:{port}/metrics")).status_code == 200
         # running_service asserts the exit code 0 when the block ends
 
@@ -414,7 +416,7 @@ async def test_the_execute_command_goes_through_the_running_service(
     signal_id = await insert_signal(conn, "CLIX")
     monkeypatch.setenv("API_TOKEN", TOKEN)
     async with running_service(make_settings(db_url, bridge)) as service:
-        url = f"http://127.0.0.1:{service.state.http_port}"
+        url = f"http://127.0.0.1:{service.http_port}"
         argv = ["execute", str(signal_id), "--approved-by", "cli-user", "--url", url]
         code = await anyio.to_thread.run_sync(main, argv)
     assert code == 0

@@ -294,7 +294,7 @@ def test_resolve_an_unknown_execution_as_failed(
             db, "SELECT kind FROM execution_events WHERE execution_id = $1", execution_id
         )
     ]
-    assert kinds == ["resolved"]
+    assert kinds == ["execution.resolved"]
 
     # A second resolve finds it no longer unknown: one clear sentence, exit 1.
     assert main(["resolve", str(execution_id), "--as", "failed"]) == 1

@@ -37,6 +37,7 @@ from trade_executor.broker.paper import PaperConfig, serve
 from trade_executor.config import Settings
 from trade_executor.domain.riskbook import RiskBook
 from trade_executor.domain.sizing import RiskLimits
+from trade_executor.domain.states import event_kind
 from trade_executor.embedded_pg import EmbeddedPostgresError, embedded_postgres
 from trade_executor.logging import configure_logging
 from trade_executor.redact import redact_dsn
@@ -349,10 +350,10 @@ def _json(text: str) -> dict[str, Any]:
 def describe_event(kind: str, detail: dict[str, Any], row: dict[str, Any]) -> str:
     """One human line for an execution_events row (`row`: the execution as it is now)."""
     order_id = detail.get("order_id") or row.get("order_id")
-    match kind:
-        case "claimed":
+    match event_kind(kind):
+        case "execution.claimed":
             return f"claimed by the executor: execution {_short(row['id'])}"
-        case "submitting":
+        case "order.submitting":
             binding = str(detail.get("binding", "?")).replace("_", " ")
             return (
                 f"risk gates passed; sized {detail.get('quantity')} shares, risk "
@@ -368,7 +369,7 @@ def describe_event(kind: str, detail: dict[str, Any], row: dict[str, Any]) -> st
                 f"{row.get('symbol')} {row.get('order_type')} @ "
                 f"{_money(row.get('entry_price'))}{kids}"
             )
-        case "order.progress":
+        case "order.progress" | "order.partially_filled":
             status = detail.get("broker_status", row.get("broker_status"))
             return f"order {row.get('order_id')}: {status}, filled {_fill(row)}"
         case "order.filled":

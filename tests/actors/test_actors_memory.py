@@ -1,6 +1,6 @@
 """The actors (pollers, executor, listener under a Supervisor) on asyncio AND trio.
 
-Wired as `Service._start_children` wires them, but on `MemoryStore` + `MemoryNotifications`
+Wired by `build_actors`, as the service wires them, but on `MemoryStore` + `MemoryNotifications`
 instead of asyncpg, with the real `BrokerClient` talking HTTP to the paper bridge served by
 Hypercorn in the same event loop. Nothing here touches asyncpg, so every test runs on both
 backends. Waits poll for an outcome under a deadline that only guards against a hang.
@@ -29,16 +29,18 @@ from trade_executor.actors.listener import ApprovalListener
 from trade_executor.actors.messages import ApprovalSeen
 from trade_executor.actors.pollers import PollerPool
 from trade_executor.actors.supervisor import ChildGaveUp, Supervisor
+from trade_executor.actors.wiring import build_actors
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.paper import Faults, PaperConfig
 from trade_executor.config import Settings, load_settings
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import Action, OrderRequest, OrderType
-from trade_executor.domain.states import ExecutionState
+from trade_executor.domain.states import ExecutionState, Transition
 from trade_executor.metrics import Metrics
-from trade_executor.store.memory import MemoryNotifications, MemoryStore, StoreUnavailable
+from trade_executor.store.errors import StoreUnavailable
 from trade_executor.store.notifications import APPROVALS_CHANNEL
 from trade_executor.store.protocol import Claimed
+from trade_executor.testing import MemoryNotifications, MemoryStore
 
 pytestmark = pytest.mark.anyio
 
@@ -94,6 +96,7 @@ class Actors:
     listener: ApprovalListener
     pollers: PollerPool
     supervisor: Supervisor
+    post: Callable[[Any], None]
 
 
 ChildRun = Callable[..., Coroutine[Any, Any, None]]
@@ -104,27 +107,27 @@ async def running(
     settings: Settings,
     *,
     store: MemoryStore | None = None,
-    hub: MemoryNotifications | None = None,
     supervisor: Supervisor | None = None,
     extra: dict[str, ChildRun] | None = None,
 ) -> AsyncIterator[Actors]:
-    """The children of `Service._start_children`, in the same order, on the memory store."""
-    hub = hub or MemoryNotifications()
-    store = store or MemoryStore(on_notify=hub.notify)
+    """The actors of `build_actors`, started as the service starts them, on the memory store."""
+    store = store or MemoryStore()
     supervisor = supervisor or Supervisor(backoff_base=0.01)
-    metrics = Metrics()
     async with BrokerClient(settings.ib_bridge_url, settings.ib_bridge_timeout) as broker:
-        pollers = PollerPool(settings, store, broker, metrics, report=lambda _: None)
-        executor = Executor(settings, store, broker, pollers, metrics)
-        pollers.set_report(executor.post)
-        listener = ApprovalListener(settings, store, hub.connect, executor.post)
+        actors = build_actors(settings, store, broker, Metrics(), store.notifications.connect)
         async with anyio.create_task_group() as tg:
-            await tg.start(supervisor.supervise, "pollers", pollers.run)
-            await tg.start(supervisor.supervise, "executor", executor.run)
-            await tg.start(supervisor.supervise, "listener", listener.run)
+            await actors.start(tg, supervisor)
             for name, run in (extra or {}).items():
                 await tg.start(supervisor.supervise, name, run)
-            yield Actors(store, hub, executor, listener, pollers, supervisor)
+            yield Actors(
+                store,
+                store.notifications,
+                actors.executor,
+                actors.listener,
+                actors.pollers,
+                supervisor,
+                actors.mailbox.send_nowait,
+            )
             tg.cancel_scope.cancel()
 
 
@@ -187,7 +190,11 @@ async def test_an_approval_is_placed_once_and_recorded(bridge: Bridge) -> None:
     )
     assert trade["risk"]["quantity"] == 133 and trade["risk"]["order_id"] == str(order["order_id"])
     assert trade["risk"]["amount"] == Decimal("665.00")
-    assert kinds(store, execution.id)[:3] == ["claimed", "submitting", "order.submitted"]
+    assert kinds(store, execution.id)[:3] == [
+        "execution.claimed",
+        "order.submitting",
+        "order.submitted",
+    ]
     assert len(store.executions) == 1
 
 
@@ -223,7 +230,7 @@ async def test_duplicate_notifications_rows_and_direct_posts_place_one_order(
         for _ in range(10):
             hub.notify(APPROVALS_CHANNEL, payload)
         for approval_id in (first, second, first):  # the HTTP API's direct path
-            actors.executor.post(ApprovalSeen(approval_id, "api", anyio.current_time()))
+            actors.post(ApprovalSeen(approval_id, "api", anyio.current_time()))
         execution = await settled(store, signal_id)
         # A later signal, seen after every duplicate hint: once it settles, the hints before it
         # have been taken from the mailbox and claimed (or found claimed).
@@ -235,8 +242,8 @@ async def test_duplicate_notifications_rows_and_direct_posts_place_one_order(
     assert len(placed) == 1
     assert execution.state is S.SUBMITTED and execution.order_id == placed[0]["order_id"]
     assert [e.signal_id for e in store.executions].count(signal_id) == 1
-    assert kinds(store, execution.id).count("claimed") == 1
-    assert kinds(store, execution.id).count("submitting") == 1
+    assert kinds(store, execution.id).count("execution.claimed") == 1
+    assert kinds(store, execution.id).count("order.submitting") == 1
     assert store.approvals[first].order_id == store.approvals[second].order_id
 
 
@@ -253,7 +260,7 @@ async def test_dry_run_places_nothing(bridge: Bridge) -> None:
     trade = store.trades[str(execution.id)]
     assert trade["order_status"] == "dry_run" and trade["risk"]["order_id"] is None
     assert store.approvals[approval_id].order_id is None
-    assert kinds(store, execution.id) == ["claimed", "execution.dry_run"]
+    assert kinds(store, execution.id) == ["execution.claimed", "execution.dry_run"]
 
 
 async def test_halt_rejects_new_approvals_and_resume_undoes_it(bridge: Bridge) -> None:
@@ -292,13 +299,13 @@ async def test_two_signals_for_one_symbol_place_one_order(bridge: Bridge) -> Non
 
 
 async def test_approvals_made_while_stopped_are_taken_up_at_start(bridge: Bridge) -> None:
-    hub = MemoryNotifications()
-    store = MemoryStore(on_notify=hub.notify)
+    store = MemoryStore()
+    hub = store.notifications
     signal_id = store.add_signal("EARLY")
     store.add_approval(signal_id)  # nobody listens yet: the notification is lost
     assert hub.connects == 0
 
-    async with running(settings_for(bridge), store=store, hub=hub):
+    async with running(settings_for(bridge), store=store):
         execution = await settled(store, signal_id)
 
     assert execution.state is S.SUBMITTED
@@ -309,16 +316,15 @@ async def test_approvals_made_while_stopped_are_taken_up_at_start(bridge: Bridge
 
 
 async def test_a_restart_resumes_the_pollers(bridge: Bridge) -> None:
-    hub = MemoryNotifications()
-    store = MemoryStore(on_notify=hub.notify)
-    async with running(settings_for(bridge), store=store, hub=hub):
+    store = MemoryStore()
+    async with running(settings_for(bridge), store=store):
         signal_id = store.add_signal("AGAIN")
         store.add_approval(signal_id)
         submitted = await settled(store, signal_id)
     assert submitted.state is S.SUBMITTED
     assert submitted.order_id in await bridge.set_price("AGAIN", "149")  # fills while stopped
 
-    async with running(settings_for(bridge), store=store, hub=hub) as actors:
+    async with running(settings_for(bridge), store=store) as actors:
         await until(lambda: state_of(store, signal_id) is S.FILLED, "filled after restart")
         await until(lambda: actors.pollers.active == 0, "poller done")
 
@@ -346,7 +352,7 @@ async def _crashed_while_submitting(store: MemoryStore, symbol: str) -> Executio
         position_value=Decimal("19950.00"),
         attempted_at=datetime.now(UTC),
     )
-    intent = await store.apply(execution_id, "begin_submit", plan, "submitting")
+    intent = await store.apply(execution_id, Transition.BEGIN_SUBMIT, plan)
     assert intent is not None
     return intent
 
@@ -460,9 +466,10 @@ async def test_a_database_outage_is_survived_by_the_listener(bridge: Bridge) -> 
 
 
 async def test_an_overflowing_notification_buffer_is_answered_by_a_sweep(bridge: Bridge) -> None:
-    hub = MemoryNotifications(buffer=2)  # most of the burst below is dropped
+    store = MemoryStore(notifications=MemoryNotifications(buffer=2))  # most of a burst is lost
+    hub = store.notifications
     settings = settings_for(bridge, max_open_positions=10)
-    async with running(settings, hub=hub) as actors:
+    async with running(settings, store=store) as actors:
         store = actors.store
         signal_ids = [
             store.add_signal(f"BURST{i}", entry="50", stop="45", target="60") for i in range(6)

@@ -62,7 +62,7 @@ async def test_an_approval_is_placed_and_recorded(
             execution["id"],
         )
     ]
-    assert kinds[:3] == ["claimed", "submitting", "order.submitted"]
+    assert kinds[:3] == ["execution.claimed", "order.submitting", "order.submitted"]
 
 
 async def _states(conn: asyncpg.Connection, signal_ids: list[object]) -> dict[str, str]:
@@ -139,8 +139,8 @@ async def test_duplicates_and_races_place_one_order_per_signal(
     from trade_executor.actors.messages import ApprovalSeen
 
     async with running_service(make_settings(db_url, bridge)) as service:
-        executor = service.state.executor
-        assert executor is not None
+        assert service.actors is not None
+        mailbox = service.actors.mailbox
         # One approval notified ten times, plus the direct (API-style) path racing the listener.
         first = await insert_signal(conn, "DUPA")
         async with conn.transaction():
@@ -149,7 +149,7 @@ async def test_duplicates_and_races_place_one_order_per_signal(
             for _ in range(10):
                 await conn.execute("SELECT pg_notify('trade_approvals', $1)", payload)
         for _ in range(5):
-            executor.post(ApprovalSeen(approval_id, "api", 0.0))
+            mailbox.send_nowait(ApprovalSeen(approval_id, "api", 0.0))
         # Two approval rows for one signal, committed together.
         second = await insert_signal(conn, "DUPB")
         async with conn.transaction():
@@ -204,7 +204,7 @@ async def test_halt_rejects_new_approvals_and_resume_undoes_it(
     db_url: str, bridge: ThreadedBridge, conn: asyncpg.Connection
 ) -> None:
     async with running_service(make_settings(db_url, bridge, sweep_interval=30)) as service:
-        executor = service.state.executor
+        executor = service.actors.executor if service.actors else None
         assert executor is not None
         await conn.execute("UPDATE executor_control SET halted = true, reason = 'test'")
         with anyio.fail_after(5):  # the contract: applied within a second

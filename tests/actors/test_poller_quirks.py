@@ -19,10 +19,10 @@ from trade_executor.actors.pollers import PollerPool
 from trade_executor.broker.client import BrokerClient
 from trade_executor.config import load_settings
 from trade_executor.domain.execution import Changes, Execution
-from trade_executor.domain.states import ExecutionState
+from trade_executor.domain.states import ExecutionState, Transition
 from trade_executor.metrics import Metrics
-from trade_executor.store.memory import MemoryStore
 from trade_executor.store.protocol import Claimed
+from trade_executor.testing import MemoryStore
 
 pytestmark = pytest.mark.anyio
 
@@ -76,9 +76,9 @@ async def submitted_execution(
     claim = await store.claim(approval_id, uuid4(), f"te-quirk-{order_id}")
     assert isinstance(claim, Claimed)
     plan = Changes(quantity=quantity, entry_price=Decimal(150), attempted_at=datetime.now(UTC))
-    assert await store.apply(claim.execution.id, "begin_submit", plan, "submitting") is not None
+    assert await store.apply(claim.execution.id, Transition.BEGIN_SUBMIT, plan) is not None
     placed = Changes(order_id=order_id, submitted_at=datetime.now(UTC), broker_status="Submitted")
-    execution = await store.apply(claim.execution.id, "accept", placed, "order.submitted")
+    execution = await store.apply(claim.execution.id, Transition.ACCEPT, placed)
     assert execution is not None
     return execution
 

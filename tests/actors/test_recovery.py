@@ -40,7 +40,7 @@ async def test_pollers_resume_after_a_restart_and_a_timeout_cancels(
                 conn, "SELECT state FROM executions WHERE signal_id = $1", signal_id,
                 expect="cancelled",
             )  # fmt: skip
-            assert service.state.pollers is not None
+            assert (service.actors.pollers if service.actors else None) is not None
         [order] = bridge.parent_orders()
         assert order["status"] in ("Cancelled", "ApiCancelled")
         kinds = await conn.fetch(
@@ -80,7 +80,7 @@ async def test_the_listener_survives_a_terminated_connection(
 ) -> None:
     settings = make_settings(db_url, bridge, sweep_interval=60)
     async with running_service(settings) as service:
-        listener = service.state.listener
+        listener = service.actors.listener if service.actors else None
         assert listener is not None
         terminated = await conn.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
@@ -109,15 +109,15 @@ async def test_a_standby_takes_over_when_the_active_instance_dies(
 
             tg.start_soon(run_standby)
             with anyio.fail_after(10):
-                while standby.state.role != "standby":
+                while standby.role != "standby":
                     await anyio.sleep(0.02)
             first = await insert_signal(conn, "ACT1")
             await approve(conn, first)
             await wait_for(conn, "SELECT order_id FROM trade_approvals WHERE signal_id = $1", first)
-            assert standby.state.role == "standby"
+            assert standby.role == "standby"
         # The active one is gone (its connections closed): the standby takes over.
         with anyio.fail_after(15):
-            while standby.state.role != "active":
+            while standby.role != "active":
                 await anyio.sleep(0.02)
         second = await insert_signal(conn, "ACT2")
         await approve(conn, second)
@@ -131,14 +131,16 @@ async def test_a_lost_leader_lock_stops_the_actors_and_leads_again(
     db_url: str, bridge: ThreadedBridge, conn: asyncpg.Connection
 ) -> None:
     async with running_service(make_settings(db_url, bridge)) as service:
-        first_executor = service.state.executor
+        first_executor = service.actors.executor if service.actors else None
         terminated = await conn.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
             " WHERE application_name = 'trade-executor leader' AND datname = current_database()"
         )
         assert terminated == 1
         with anyio.fail_after(15):
-            while service.state.executor is first_executor or service.state.role != "active":
+            while (
+                service.actors.executor if service.actors else None
+            ) is first_executor or service.role != "active":
                 await anyio.sleep(0.02)
         signal_id = await insert_signal(conn, "RELEAD")
         await approve(conn, signal_id)
@@ -152,6 +154,7 @@ async def test_an_unknown_resolved_as_submitted_is_followed_without_a_restart(
     import httpx
 
     from trade_executor.domain.execution import Changes
+    from trade_executor.domain.states import Transition
     from trade_executor.store.postgres import PgStore, create_pool
 
     # An order the bridge has, whose answer was lost: the ledger says `unknown`.
@@ -178,7 +181,7 @@ async def test_an_unknown_resolved_as_submitted_is_followed_without_a_restart(
             execution = await PgStore(pool).execution_for_signal(signal_id)
             assert execution is not None
             changes = Changes(order_id=answer["order_id"], submitted_at=execution.created_at)
-            assert await PgStore(pool).apply(execution.id, "resolve_submitted", changes, "resolved")
+            assert await PgStore(pool).apply(execution.id, Transition.RESOLVE_SUBMITTED, changes)
         finally:
             await pool.close()
         bridge.set_price("LOST", "49")

@@ -1,70 +1,90 @@
-"""The execution state machine: every legal transition succeeds, every other one raises."""
+"""The execution state machine: every legal transition succeeds, every other one raises, and
+every transition can be reached from a new execution."""
 
 from __future__ import annotations
 
 import itertools
+from collections import deque
 
 import pytest
 
 from trade_executor.domain.states import (
     FINAL_STATES,
-    TRANSITIONS,
+    EventKind,
     ExecutionState,
     IllegalTransition,
-    sources_of,
-    transition,
+    Transition,
+    event_kind,
 )
 
 S = ExecutionState
-LEGAL = [
-    (state, name, target)
-    for name, (sources, target) in TRANSITIONS.items()
-    for state in sorted(sources)
-]
+LEGAL = [(state, t) for t in Transition for state in sorted(t.sources)]
 ILLEGAL = [
-    (state, name)
-    for state, name in itertools.product(ExecutionState, TRANSITIONS)
-    if state not in TRANSITIONS[name][0]
+    (state, t) for state, t in itertools.product(ExecutionState, Transition) if not t.allows(state)
 ]
 
 
-@pytest.mark.parametrize(("state", "name", "target"), LEGAL)
-def test_legal_transition(state: ExecutionState, name: str, target: ExecutionState) -> None:
-    assert transition(state, name) is target
+@pytest.mark.parametrize(("state", "transition"), LEGAL)
+def test_legal_transition(state: ExecutionState, transition: Transition) -> None:
+    assert transition.apply(state) is (transition.target or state)
 
 
-@pytest.mark.parametrize(("state", "name"), ILLEGAL)
-def test_illegal_transition_raises(state: ExecutionState, name: str) -> None:
+@pytest.mark.parametrize(("state", "transition"), ILLEGAL)
+def test_illegal_transition_raises(state: ExecutionState, transition: Transition) -> None:
     with pytest.raises(IllegalTransition) as caught:
-        transition(state, name)
-    assert caught.value.name == name
+        transition.apply(state)
+    assert caught.value.transition is transition
     assert caught.value.current is state
     assert state.value in str(caught.value)
-
-
-@pytest.mark.parametrize("state", list(ExecutionState))
-def test_unknown_transition_name_raises(state: ExecutionState) -> None:
-    with pytest.raises(IllegalTransition):
-        transition(state, "teleport")
 
 
 @pytest.mark.parametrize("state", sorted(FINAL_STATES))
 def test_final_states_have_no_way_out(state: ExecutionState) -> None:
     assert state.is_final
-    assert not any(state in sources for sources, _ in TRANSITIONS.values())
+    assert not any(t.allows(state) for t in Transition)
+
+
+def test_every_transition_is_reachable_from_received() -> None:
+    reachable, frontier = {S.RECEIVED}, deque([S.RECEIVED])
+    used: set[Transition] = set()
+    while frontier:
+        state = frontier.popleft()
+        for t in Transition:
+            if t.allows(state):
+                used.add(t)
+                target = t.apply(state)
+                if target not in reachable:
+                    reachable.add(target)
+                    frontier.append(target)
+    assert used == set(Transition)
+    assert reachable == set(ExecutionState)
 
 
 def test_the_happy_path_and_the_unknown_detour() -> None:
     state = S.RECEIVED
-    for name in ("begin_submit", "accept", "partial_fill", "partial_fill", "fill"):
-        state = transition(state, name)
+    for t in (
+        Transition.BEGIN_SUBMIT,
+        Transition.ACCEPT,
+        Transition.PARTIAL_FILL,
+        Transition.PARTIAL_FILL,
+        Transition.FILL,
+    ):
+        state = t.apply(state)
     assert state is S.FILLED
-    assert transition(transition(S.SUBMITTING, "lose_track"), "resolve_submitted") is S.SUBMITTED
+    unknown = Transition.LOSE_TRACK.apply(S.SUBMITTING)
+    assert Transition.RESOLVE_SUBMITTED.apply(unknown) is S.SUBMITTED
     assert not S.UNKNOWN.is_final
 
 
-def test_working_states_and_sources() -> None:
+def test_working_states() -> None:
     assert {s for s in ExecutionState if s.is_working} == {S.SUBMITTED, S.PARTIALLY_FILLED}
-    assert sources_of("accept") == frozenset({S.SUBMITTING})
-    with pytest.raises(KeyError):
-        sources_of("teleport")
+    assert Transition.ACCEPT.sources == frozenset({S.SUBMITTING})
+    assert Transition.PROGRESS.target is None
+
+
+def test_event_kinds_are_dotted_and_old_ones_stay_readable() -> None:
+    kinds = [t.event for t in Transition] + [k.value for k in EventKind]
+    assert all("." in kind for kind in kinds)
+    assert event_kind("claimed") == EventKind.CLAIMED
+    assert event_kind("submitting") == Transition.BEGIN_SUBMIT.event
+    assert event_kind("order.filled") == "order.filled"

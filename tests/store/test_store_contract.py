@@ -23,8 +23,8 @@ import asyncpg
 import pytest
 
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
-from trade_executor.domain.states import TRANSITIONS, ExecutionState, sources_of
-from trade_executor.store.memory import MemoryNotifications, MemoryStore
+from trade_executor.domain.states import ExecutionState, IllegalTransition, Transition
+from trade_executor.store.errors import StoreConflict
 from trade_executor.store.migrate import migrate
 from trade_executor.store.notifications import (
     APPROVALS_CHANNEL,
@@ -41,6 +41,7 @@ from trade_executor.store.protocol import (
     PendingApproval,
     Store,
 )
+from trade_executor.testing import MemoryStore
 
 pytestmark = pytest.mark.anyio
 
@@ -164,8 +165,8 @@ class PgHarness:
 
 class MemoryHarness:
     def __init__(self) -> None:
-        self.hub = MemoryNotifications()
-        self.memory = MemoryStore(on_notify=self.hub.notify)
+        self.memory = MemoryStore()
+        self.hub = self.memory.notifications
         self.store: Store = self.memory
 
     async def add_signal(
@@ -289,26 +290,25 @@ PLAN = Changes(
 )
 
 # How to bring a fresh (`received`) execution into each state.
-PATHS: dict[ExecutionState, list[str]] = {
+T = Transition
+PATHS: dict[ExecutionState, list[Transition]] = {
     S.RECEIVED: [],
-    S.SUBMITTING: ["begin_submit"],
-    S.SUBMITTED: ["begin_submit", "accept"],
-    S.PARTIALLY_FILLED: ["begin_submit", "accept", "partial_fill"],
-    S.FILLED: ["begin_submit", "accept", "fill"],
-    S.CANCELLED: ["begin_submit", "accept", "cancel"],
-    S.REJECTED: ["reject"],
-    S.FAILED: ["fail"],
-    S.DRY_RUN: ["dry_run"],
-    S.UNKNOWN: ["begin_submit", "lose_track"],
+    S.SUBMITTING: [T.BEGIN_SUBMIT],
+    S.SUBMITTED: [T.BEGIN_SUBMIT, T.ACCEPT],
+    S.PARTIALLY_FILLED: [T.BEGIN_SUBMIT, T.ACCEPT, T.PARTIAL_FILL],
+    S.FILLED: [T.BEGIN_SUBMIT, T.ACCEPT, T.FILL],
+    S.CANCELLED: [T.BEGIN_SUBMIT, T.ACCEPT, T.CANCEL],
+    S.REJECTED: [T.REJECT],
+    S.FAILED: [T.FAIL],
+    S.DRY_RUN: [T.DRY_RUN],
+    S.UNKNOWN: [T.BEGIN_SUBMIT, T.LOSE_TRACK],
 }
 
 
 async def in_state(h: Harness, state: ExecutionState, symbol: str = "AAPL") -> Execution:
     execution = (await claimed(h, symbol)).execution
     for step in PATHS[state]:
-        moved = await h.store.apply(execution.id, step, Changes(), step)
-        assert moved is not None
-        execution = moved
+        execution = await h.store.apply(execution.id, step, Changes())
     assert execution.state is state
     return execution
 
@@ -358,7 +358,7 @@ async def test_a_claim_inserts_a_received_execution_and_a_claimed_event(h: Harne
     assert await h.store.get_execution(execution_id) == execution
     assert await h.store.execution_for_signal(signal_id) == execution
     assert await h.events(execution_id) == [
-        ("claimed", {"approval_id": str(approval_id), "approved_by": "tester"})
+        ("execution.claimed", {"approval_id": str(approval_id), "approved_by": "tester"})
     ]
 
 
@@ -375,7 +375,7 @@ async def test_a_signal_is_claimed_once_whatever_approval_claims_it(h: Harness) 
     assert isinstance(again, AlreadyClaimed) and isinstance(other_row, AlreadyClaimed)
     assert again.execution == first.execution and other_row.execution == first.execution
     assert await h.events(first.execution.id) == [
-        ("claimed", {"approval_id": str(first_approval), "approved_by": "tester"})
+        ("execution.claimed", {"approval_id": str(first_approval), "approved_by": "tester"})
     ]
 
 
@@ -429,7 +429,7 @@ async def test_a_duplicate_client_order_id_is_refused(h: Harness) -> None:
     other_signal = await h.add_signal("MSFT")
     approval_id = await h.add_approval(other_signal)
 
-    with pytest.raises(Exception):  # asyncpg's UniqueViolationError / IntegrityError
+    with pytest.raises(StoreConflict):  # the store's own error, whichever store
         await h.store.claim(approval_id, uuid.uuid4(), first.execution.client_order_id)
 
     assert await h.store.execution_for_signal(other_signal) is None
@@ -441,7 +441,7 @@ async def test_a_duplicate_client_order_id_is_refused(h: Harness) -> None:
 async def test_apply_moves_along_a_transition_and_sets_the_changes(h: Harness) -> None:
     execution = (await claimed(h)).execution
 
-    intent = await h.store.apply(execution.id, "begin_submit", PLAN, "submitting", {"q": 133})
+    intent = await h.store.apply(execution.id, Transition.BEGIN_SUBMIT, PLAN, {"q": 133})
 
     assert intent is not None
     assert intent.state is S.SUBMITTING
@@ -455,57 +455,61 @@ async def test_apply_moves_along_a_transition_and_sets_the_changes(h: Harness) -
     assert intent.client_order_id == execution.client_order_id
     assert intent.finished_at is None
     assert await h.store.get_execution(execution.id) == intent
-    assert (await h.events(execution.id))[1:] == [("submitting", {"state": "submitting", "q": 133})]
+    assert (await h.events(execution.id))[1:] == [
+        ("order.submitting", {"state": "submitting", "q": 133})
+    ]
 
 
 async def test_every_transition_is_guarded_by_its_source_states(h: Harness) -> None:
-    """From every state, every named transition (and None): allowed exactly when the state
-    machine says so; otherwise apply answers None and changes nothing, not even the events."""
-    for index, (state, _) in enumerate(PATHS.items()):
-        for name in [*TRANSITIONS, None]:
+    """From every state, every transition: allowed exactly when the state machine says so;
+    otherwise apply raises IllegalTransition naming the current state and changes nothing,
+    not even the events."""
+    for index, state in enumerate(PATHS):
+        for transition in Transition:
             execution = await in_state(h, state, f"S{index}")
             events_before = await h.events(execution.id)
             changes = Changes(reason="probe", broker_status="Probe")
-            allowed = sources_of(name) if name is not None else {s for s in S if not s.is_final}
 
-            result = await h.store.apply(execution.id, name, changes, "probe")
-
-            after = await h.store.get_execution(execution.id)
-            if state in allowed:
-                target = TRANSITIONS[name][1] if name is not None else state
-                assert result is not None, (state, name)
-                assert result.state is target and result.reason == "probe"
-                assert after == result
-                assert len(await h.events(execution.id)) == len(events_before) + 1
+            if transition.allows(state):
+                result = await h.store.apply(execution.id, transition, changes)
+                assert result.state is (transition.target or state)
+                assert result.reason == "probe"
+                assert await h.store.get_execution(execution.id) == result
+                events = await h.events(execution.id)
+                assert events[len(events_before) :] == [
+                    (transition.event, {"state": result.state.value})
+                ]
             else:
-                assert result is None, (state, name)
-                assert after == execution, (state, name)
-                assert await h.events(execution.id) == events_before, (state, name)
+                with pytest.raises(IllegalTransition) as refused:
+                    await h.store.apply(execution.id, transition, changes)
+                assert refused.value.current is state, (state, transition)
+                assert await h.store.get_execution(execution.id) == execution
+                assert await h.events(execution.id) == events_before, (state, transition)
 
 
-async def test_apply_to_an_unknown_execution_answers_none(h: Harness) -> None:
-    assert await h.store.apply(uuid.uuid4(), "reject", Changes(reason="x"), "x") is None
-    assert await h.store.apply(uuid.uuid4(), None, Changes(reason="x"), "x") is None
+async def test_apply_to_a_missing_execution_raises(h: Harness) -> None:
+    for transition in (Transition.REJECT, Transition.PROGRESS):
+        with pytest.raises(IllegalTransition) as refused:
+            await h.store.apply(uuid.uuid4(), transition, Changes(reason="x"))
+        assert refused.value.current is None
 
 
 async def test_unset_changes_keep_their_values_and_finished_at_is_set_once(h: Harness) -> None:
     execution = (await claimed(h)).execution
-    await h.store.apply(execution.id, "begin_submit", PLAN, "submitting")
+    await h.store.apply(execution.id, Transition.BEGIN_SUBMIT, PLAN)
     accepted = await h.store.apply(
         execution.id,
-        "accept",
+        Transition.ACCEPT,
         Changes(order_id=101, child_order_ids=(102, 103), broker_status="Submitted"),
-        "order.submitted",
     )
     assert accepted is not None
     status_only = await h.store.apply(
-        execution.id, None, Changes(broker_status="PreSubmitted"), "order.status"
+        execution.id, Transition.PROGRESS, Changes(broker_status="PreSubmitted")
     )
     filled = await h.store.apply(
         execution.id,
-        "fill",
+        Transition.FILL,
         Changes(filled_qty=133, avg_fill_price=Decimal("149.50"), broker_status="Filled"),
-        "order.filled",
     )
 
     assert status_only is not None and status_only.state is S.SUBMITTED
@@ -517,10 +521,17 @@ async def test_unset_changes_keep_their_values_and_finished_at_is_set_once(h: Ha
     assert filled.finished_at is not None
     assert accepted.finished_at is None and status_only.finished_at is None
     # A final execution takes no more field updates.
-    assert await h.store.apply(execution.id, None, Changes(reason="late"), "late") is None
+    with pytest.raises(IllegalTransition):
+        await h.store.apply(execution.id, Transition.PROGRESS, Changes(reason="late"))
     assert await h.store.get_execution(execution.id) == filled
     kinds = [kind for kind, _ in await h.events(execution.id)]
-    assert kinds == ["claimed", "submitting", "order.submitted", "order.status", "order.filled"]
+    assert kinds == [
+        "execution.claimed",
+        "order.submitting",
+        "order.submitted",
+        "order.progress",
+        "order.filled",
+    ]
 
 
 async def test_a_trade_row_is_written_and_the_approved_approvals_are_linked(h: Harness) -> None:
@@ -531,14 +542,13 @@ async def test_a_trade_row_is_written_and_the_approved_approvals_are_linked(h: H
     claim = await h.store.claim(approval_id, uuid.uuid4(), "te-trade")
     assert isinstance(claim, Claimed)
     execution = claim.execution
-    intent = await h.store.apply(execution.id, "begin_submit", PLAN, "submitting")
+    intent = await h.store.apply(execution.id, Transition.BEGIN_SUBMIT, PLAN)
     assert intent is not None
 
     recorded = await h.store.apply(
         execution.id,
-        "accept",
+        Transition.ACCEPT,
         Changes(order_id=7001, child_order_ids=(7002, 7003), broker_status="Submitted"),
-        "order.submitted",
         {"order_id": 7001},
         trade_record(intent, 7001, "Submitted"),
     )
@@ -569,28 +579,25 @@ async def test_a_trade_row_is_written_and_the_approved_approvals_are_linked(h: H
 
 async def test_progress_updates_the_trade_row(h: Harness) -> None:
     execution = (await claimed(h)).execution
-    intent = await h.store.apply(execution.id, "begin_submit", PLAN, "submitting")
+    intent = await h.store.apply(execution.id, Transition.BEGIN_SUBMIT, PLAN)
     assert intent is not None
     await h.store.apply(
         execution.id,
-        "accept",
+        Transition.ACCEPT,
         Changes(order_id=55, broker_status="Submitted"),
-        "order.submitted",
         trade=trade_record(intent, 55, "Submitted"),
     )
 
     await h.store.apply(
         execution.id,
-        "partial_fill",
+        Transition.PARTIAL_FILL,
         Changes(filled_qty=40, avg_fill_price=Decimal("149.9"), broker_status="Submitted"),
-        "order.progress",
     )
     partial = await h.trade_row(str(execution.id))
     await h.store.apply(
         execution.id,
-        "fill",
+        Transition.FILL,
         Changes(filled_qty=133, avg_fill_price=Decimal("149.95"), broker_status="Filled"),
-        "order.filled",
     )
     final = await h.trade_row(str(execution.id))
 
@@ -606,12 +613,10 @@ async def test_a_second_trade_write_updates_only_status_and_risk(h: Harness) -> 
     execution = (await claimed(h)).execution
     planned = replace(execution, quantity=133)
     await h.store.apply(
-        execution.id, "begin_submit", PLAN, "submitting", trade=trade_record(planned, None, "x")
+        execution.id, Transition.BEGIN_SUBMIT, PLAN, trade=trade_record(planned, None, "x")
     )
     changed = replace(trade_record(planned, 9, "Submitted"), symbol="OTHER", entry=Decimal(1))
-    await h.store.apply(
-        execution.id, "accept", Changes(order_id=9), "order.submitted", trade=changed
-    )
+    await h.store.apply(execution.id, Transition.ACCEPT, Changes(order_id=9), trade=changed)
 
     row = await h.trade_row(str(execution.id))
     assert row is not None
@@ -624,14 +629,13 @@ async def test_trade_for_signal_joins_the_trade_and_its_execution(h: Harness) ->
     claim = await claimed(h)
     execution = claim.execution
     assert await h.store.trade_for_signal(execution.signal_id) is None
-    intent = await h.store.apply(execution.id, "begin_submit", PLAN, "submitting")
+    intent = await h.store.apply(execution.id, Transition.BEGIN_SUBMIT, PLAN)
     assert intent is not None
     submitted_at = datetime(2024, 3, 15, 14, 31, tzinfo=UTC)
     await h.store.apply(
         execution.id,
-        "accept",
+        Transition.ACCEPT,
         Changes(order_id=77, submitted_at=submitted_at, broker_status="Submitted"),
-        "order.submitted",
         trade=trade_record(intent, 77, "Submitted"),
     )
 
@@ -745,10 +749,10 @@ async def test_executions_in_states_and_on_a_trading_day(h: Harness) -> None:
     submitted = await in_state(h, S.SUBMITTED, "B")
     partial = await in_state(h, S.PARTIALLY_FILLED, "C")
     rejected = await in_state(h, S.REJECTED, "D")
-    await h.store.apply(submitted.id, None, Changes(trading_day=TRADING_DAY), "day")
-    await h.store.apply(partial.id, None, Changes(trading_day=TRADING_DAY), "day")
+    await h.store.apply(submitted.id, Transition.PROGRESS, Changes(trading_day=TRADING_DAY))
+    await h.store.apply(partial.id, Transition.PROGRESS, Changes(trading_day=TRADING_DAY))
     other_day = await in_state(h, S.SUBMITTED, "E")
-    await h.store.apply(other_day.id, None, Changes(trading_day=date(2024, 3, 14)), "day")
+    await h.store.apply(other_day.id, Transition.PROGRESS, Changes(trading_day=date(2024, 3, 14)))
 
     working = await h.store.executions_in([S.SUBMITTED, S.PARTIALLY_FILLED])
     on_day = await h.store.executions_on(TRADING_DAY)
@@ -849,3 +853,50 @@ async def test_approved_approvals_and_the_kill_switch_notify(h: Harness) -> None
 @pytest.fixture
 def h(harness: Harness) -> Harness:
     return harness
+
+
+# -- one description of the ledger -----------------------------------------------------------------
+
+
+def _sample(name: str, kind: Any) -> Any:
+    """A value for a field of `Changes`, distinct per field, of the field's type."""
+    text = str(kind)
+    seed = sum(map(ord, name))
+    if "tuple" in text:
+        return (seed, seed + 1)
+    if "Decimal" in text:
+        return Decimal(seed) / 100
+    if "datetime" in text:
+        return datetime(2024, 3, 15, 9, 30, tzinfo=UTC) + timedelta(seconds=seed)
+    if "date" in text:
+        return date(2024, 3, 1) + timedelta(days=seed % 28)
+    if "int" in text:
+        return seed
+    return f"{name}-value"
+
+
+async def test_every_field_of_changes_round_trips_through_the_store(h: Harness) -> None:
+    """A field added to `Changes` (and `Execution`) reaches the store without any other edit:
+    each is written by `apply` and read back by `get_execution`, on both stores."""
+    from dataclasses import fields
+
+    execution = (await claimed(h)).execution
+    values = {f.name: _sample(f.name, f.type) for f in fields(Changes)}
+
+    moved = await h.store.apply(execution.id, Transition.BEGIN_SUBMIT, Changes(**values))
+
+    read = await h.store.get_execution(execution.id)
+    assert read == moved
+    assert {name: getattr(read, name) for name in values} == values
+
+
+async def test_every_execution_field_is_a_column(h: Harness) -> None:
+    """`Execution` is the one description: every field maps to a column of `executions`."""
+    from trade_executor.domain.execution import EXECUTION_FIELDS
+
+    if not isinstance(h, PgHarness):
+        pytest.skip("the memory store has no columns")
+    rows = await h.pool.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'executions'"
+    )
+    assert set(EXECUTION_FIELDS) <= {row["column_name"] for row in rows}

@@ -286,7 +286,7 @@ class PgStore:
 
     @translating
     async def announce_change(self, execution_id: UUID) -> None:
-        await self._pool.execute(q.ANNOUNCE_CHANGE, execution_id)
+        await self._pool.execute(q.ANNOUNCE_CHANGE, str(execution_id))
 
     @translating
     async def ping(self) -> None:
