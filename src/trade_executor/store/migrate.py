@@ -188,9 +188,7 @@ async def _take_over_predecessor(conn: asyncpg.Connection) -> None:
         constraints = [row["conname"] for row in await conn.fetch(_TABLE_CONSTRAINTS, SHARED_NAME)]
         # Identifiers cannot be bind parameters; every name here comes from the catalog or from
         # our constants, and is quoted.
-        await conn.execute(
-            f"ALTER TABLE {_quote(SHARED_NAME)} RENAME TO {_quote(target)}"  # noqa: S608
-        )
+        await conn.execute(f"ALTER TABLE {_quote(SHARED_NAME)} RENAME TO {_quote(target)}")
         for constraint in constraints:
             # `schema_migrations_pkey` would otherwise block golang-migrate's own primary key:
             # index names are unique per schema.
