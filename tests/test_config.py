@@ -473,9 +473,17 @@ def test_cross_setting_error_names_where_each_came_from(
     assert "MAX_POSITION_SIZE from environment" in message
 
 
-def test_explicit_environment_mapping(tmp_path: Path) -> None:
+def test_an_explicit_environment_replaces_the_process_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_DAILY_LOSS", "77")
     settings = load_settings(environ={"MAX_OPEN_POSITIONS": "9", "PATH": "/bin"})
     assert settings.max_open_positions == 9
+    assert settings.max_daily_loss == Decimal("1000.0")  # os.environ is not read a second time
+    assert type(settings) is Settings
+
+
+def test_same_setting_twice_in_the_environment_is_refused() -> None:
+    with pytest.raises(ConfigError, match="LOG_LEVEL is set twice in the environment"):
+        load_settings(environ={"log_level": "debug", "LOG_LEVEL": "info"})
 
 
 # --- new settings -----------------------------------------------------------------------------

@@ -34,7 +34,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from trade_executor.domain.sizing import POSITION_SIZE_CEILING
 from trade_executor.envfile import Assignment, Problem, scan_env_file
@@ -361,6 +366,23 @@ def _shown(value: object, name: str) -> str:
 
 # -- loading ---------------------------------------------------------------------------------------
 
+
+class _MergedSettings(Settings):
+    """Validates values that load_settings has already merged from every source: it reads
+    nothing itself (pydantic-settings would otherwise read os.environ again)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
 _FIELDS = tuple(Settings.model_fields)
 _BY_VARIABLE = {name.upper(): name for name in _FIELDS}
 # Settings whose value is a single line of text: a value with a line break or another control
@@ -501,7 +523,7 @@ def load_settings(
     would have set them."""
     env = os.environ if environ is None else environ
     path = env_file or env.get(ENV_FILE_VARIABLE) or None
-    raw: dict[str, object] = {}
+    raw: dict[str, Any] = {}
     origins: dict[str, str] = {}
     process: dict[str, str] = {}
     if path is not None:
@@ -522,11 +544,14 @@ def load_settings(
     for name, value in overrides.items():
         raw[name], origins[name] = value, "argument"
     try:
-        # model_validate, not Settings(): the values are merged here, so pydantic-settings must
-        # not read the environment a second time.
-        settings = Settings.model_validate(raw)
+        checked = _MergedSettings(**raw)
     except ValidationError as error:
         raise ConfigError(f"invalid configuration: {_describe(error, raw, origins)}") from None
+    # A plain Settings holding the validated values (construct: no second validation, no
+    # second read of the environment).
+    settings = Settings.model_construct(
+        _fields_set=checked.model_fields_set, **{name: getattr(checked, name) for name in _FIELDS}
+    )
     settings._origins.update(origins)  # filled once, here, before anyone reads it
     if environ is None:
         for key, value in process.items():
