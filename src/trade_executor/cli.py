@@ -107,7 +107,7 @@ def _run(settings: Settings, _: argparse.Namespace) -> int:
 
     from trade_executor.service import Service
 
-    settings.dsn()  # DATABASE_URL is required: fail with 78 before anything starts
+    settings.validate_for_run()  # DATABASE_URL is required: fail with 78 before anything starts
     return asyncio.run(Service(settings).run())
 
 
@@ -125,6 +125,10 @@ def _migrate(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def _check_config(settings: Settings, _: argparse.Namespace) -> int:
+    settings.validate_for_run()  # accept exactly what `run` accepts
+    warning = settings.limits_off_warning()
+    if warning is not None:
+        print(f"trade-executor: warning: {warning}", file=sys.stderr)
     for name, value in settings.redacted().items():
         print(f"{name}={value}")
     return 0

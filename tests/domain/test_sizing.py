@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from trade_executor.config import Settings
 from trade_executor.domain.models import Account
 from trade_executor.domain.sizing import (
+    POSITION_SIZE_CEILING,
     RiskGate,
     RiskLimits,
     RiskRejection,
@@ -175,10 +176,11 @@ def limits(draw: st.DrawFn) -> RiskLimits:
     return RiskLimits(
         max_risk_per_trade=draw(fractions),
         min_position_size=low,
-        max_position_size=draw(st.integers(low, 20_000)),
+        # 0 = no cap of its own (the ceiling applies), and 0 = no daily budget.
+        max_position_size=draw(st.one_of(st.just(0), st.integers(low, 20_000))),
         max_position_value_pct=draw(fractions),
         max_open_positions=5,
-        max_daily_loss=D(1000),
+        max_daily_loss=draw(st.sampled_from([D(0), D(1000)])),
     )
 
 
@@ -204,11 +206,13 @@ def test_sizing_respects_every_limit(
     distance = abs(entry - stop)
     trade_budget = net_liq * lim.max_risk_per_trade
     value_cap = net_liq * lim.max_position_value_pct
+    cap = lim.max_position_size if lim.max_position_size > 0 else POSITION_SIZE_CEILING
+    budget = min(trade_budget, daily_left) if lim.max_daily_loss > 0 else trade_budget
 
     def fits(qty: int) -> bool:
         return (
-            qty <= lim.max_position_size
-            and qty * distance <= min(trade_budget, daily_left)
+            qty <= cap
+            and qty * distance <= budget
             and qty * entry <= value_cap
             and qty * entry <= buying_power
         )
@@ -218,12 +222,98 @@ def test_sizing_respects_every_limit(
         assert distance == 0 or net_liq <= 0 or buying_power <= 0 or not fits(lim.min_position_size)
         return
     q = result.quantity
-    assert lim.min_position_size <= q <= lim.max_position_size
+    assert lim.min_position_size <= q <= cap <= POSITION_SIZE_CEILING
     assert result.risk_amount == q * distance
     assert result.risk_amount <= trade_budget
-    assert result.risk_amount <= daily_left
+    assert lim.max_daily_loss == 0 or result.risk_amount <= daily_left
     assert result.position_value == q * entry
     assert result.position_value <= value_cap
     assert result.position_value <= buying_power
     assert fits(q)
-    assert q == lim.max_position_size or not fits(q + 1)  # the largest size that fits
+    assert q == cap or not fits(q + 1)  # the largest size that fits
+
+
+# -- 0 = off (CONTRACT v2 section 3) --------------------------------------------------------------
+
+RICH = Account("DU1", net_liquidation=D("1000000000000"), buying_power=D("1000000000000"))
+
+
+def test_max_position_size_zero_is_no_cap_of_its_own() -> None:
+    s = sized("10.00", "9.50", max_position_size=0)  # capped at 1000 when on
+    assert (s.quantity, s.binding) == (2000, "risk_budget")
+
+
+@pytest.mark.parametrize("max_position_size", [0, POSITION_SIZE_CEILING])
+def test_no_order_is_ever_above_the_ceiling(max_position_size: int) -> None:
+    lim = replace(
+        DEFAULTS,
+        max_position_size=max_position_size,
+        max_risk_per_trade=D(1),
+        max_position_value_pct=D(1),
+        max_daily_loss=D(0),
+    )
+    result = size_position(D("1.00"), D("0.99"), RICH, lim, None)
+    assert isinstance(result, Sizing)
+    assert (result.quantity, result.binding) == (POSITION_SIZE_CEILING, "max_position_size")
+
+
+def test_max_position_size_above_the_ceiling_is_held_to_it() -> None:
+    lim = replace(DEFAULTS, max_position_size=POSITION_SIZE_CEILING * 2)
+    assert lim.position_size_cap == POSITION_SIZE_CEILING
+
+
+@pytest.mark.parametrize("daily_left", [None, D(0), D("-5"), D("NaN")])
+def test_max_daily_loss_zero_leaves_only_the_per_trade_budget(daily_left: Decimal | None) -> None:
+    lim = replace(DEFAULTS, max_daily_loss=D(0))
+    result = size_position(D("20"), D("18"), ACCOUNT, lim, daily_left)
+    assert isinstance(result, Sizing)
+    # budget = 100000 x 0.01 = 1000 -> 500 shares at a distance of 2, whatever is "left"
+    assert (result.quantity, result.risk_amount, result.binding) == (
+        500,
+        D("1000.00"),
+        "risk_budget",
+    )
+
+
+def test_max_daily_loss_zero_still_rejects_a_stop_wider_than_the_trade_budget() -> None:
+    lim = replace(DEFAULTS, max_daily_loss=D(0))
+    result = size_position(D("2000"), D("400"), ACCOUNT, lim, None)
+    assert isinstance(result, RiskRejection) and result.gate is RiskGate.BELOW_MIN_SIZE
+
+
+def test_unknown_daily_budget_fails_closed_while_the_limit_is_on() -> None:
+    result = size_position(D("20"), D("18"), ACCOUNT, DEFAULTS, None)
+    assert isinstance(result, RiskRejection) and result.gate is RiskGate.MAX_DAILY_LOSS
+
+
+def test_caps_of_limits_that_are_on() -> None:
+    lim = replace(DEFAULTS, max_daily_realized_loss=D(250))
+    assert lim.position_size_cap == 1000
+    assert lim.open_positions_cap == 5
+    assert lim.daily_loss_cap == D(1000)
+    assert lim.daily_realized_loss_cap == D(250)
+    assert lim.daily_risk_left(D(400)) == D(600)
+    assert lim.daily_risk_left(D(1400)) == D(0)
+    assert lim.limits_off() == ()
+
+
+def test_caps_of_limits_that_are_off() -> None:
+    lim = replace(DEFAULTS, max_position_size=0, max_open_positions=0, max_daily_loss=D(0))
+    assert lim.position_size_cap == POSITION_SIZE_CEILING
+    assert lim.open_positions_cap is None
+    assert lim.daily_loss_cap is None
+    assert lim.daily_realized_loss_cap is None
+    assert lim.daily_risk_left(D(400)) is None
+    assert lim.limits_off() == (
+        "MAX_POSITION_SIZE",
+        "MAX_OPEN_POSITIONS",
+        "MAX_DAILY_LOSS",
+        "MAX_DAILY_REALIZED_LOSS",
+    )
+
+
+def test_limits_from_settings_carry_the_realized_loss_limit() -> None:
+    settings = Settings(max_daily_realized_loss=D(300), max_open_positions=0)
+    lim = RiskLimits.from_settings(settings)
+    assert lim.daily_realized_loss_cap == D(300)
+    assert lim.open_positions_cap is None

@@ -2,6 +2,11 @@
 
 Unlike the original service, a size is never raised to the minimum: if the limits allow fewer than
 MIN_POSITION_SIZE shares the trade is rejected, naming the gate that bound it.
+
+A limit set to 0 is off, as in the original (CONTRACT section 3): MAX_POSITION_SIZE=0 leaves only
+the hard ceiling of 10,000,000 shares, MAX_DAILY_LOSS=0 leaves the per-trade budget
+(MAX_RISK_PER_TRADE x net liquidation), MAX_OPEN_POSITIONS=0 and MAX_DAILY_REALIZED_LOSS=0 gate
+nothing. `RiskLimits` says which are off; its `*_cap` properties answer None for an off limit.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ if TYPE_CHECKING:
     from trade_executor.domain.models import Account
 
 CENT = Decimal("0.01")
+# No order is ever larger, whatever MAX_POSITION_SIZE says (0 = "no cap" included): a bound on
+# the damage of a bad price or a mistyped stop.
+POSITION_SIZE_CEILING = 10_000_000
 PERCENT_PLACES = Decimal("0.000001")
 # Wide enough that products and integer divisions of realistic money values are exact, so
 # floor(budget / distance) can never round up past the budget.
@@ -29,16 +37,20 @@ class RiskGate(StrEnum):
     BUYING_POWER = "buying_power"
     BELOW_MIN_SIZE = "below_min_size"
     DUPLICATE_SYMBOL = "duplicate_symbol"
+    MAX_DAILY_REALIZED_LOSS = "max_daily_realized_loss"
 
 
 @dataclass(frozen=True, slots=True)
 class RiskLimits:
+    """The risk settings the RiskBook and sizing apply; 0 turns a limit off (see the module)."""
+
     max_risk_per_trade: Decimal
     min_position_size: int
-    max_position_size: int
+    max_position_size: int  # 0 = no cap of its own; POSITION_SIZE_CEILING always applies
     max_position_value_pct: Decimal
-    max_open_positions: int
-    max_daily_loss: Decimal
+    max_open_positions: int  # 0 = off
+    max_daily_loss: Decimal  # 0 = off
+    max_daily_realized_loss: Decimal = Decimal(0)  # 0 = off
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RiskLimits:
@@ -49,7 +61,46 @@ class RiskLimits:
             max_position_value_pct=settings.max_position_value_pct,
             max_open_positions=settings.max_open_positions,
             max_daily_loss=settings.max_daily_loss,
+            max_daily_realized_loss=settings.max_daily_realized_loss,
         )
+
+    @property
+    def position_size_cap(self) -> int:
+        """Most shares in one order: MAX_POSITION_SIZE, or the ceiling when it is 0 (or above)."""
+        if self.max_position_size <= 0:
+            return POSITION_SIZE_CEILING
+        return min(self.max_position_size, POSITION_SIZE_CEILING)
+
+    @property
+    def open_positions_cap(self) -> int | None:
+        """Most symbols open or in flight at once; None = no limit (MAX_OPEN_POSITIONS=0)."""
+        return self.max_open_positions if self.max_open_positions > 0 else None
+
+    @property
+    def daily_loss_cap(self) -> Decimal | None:
+        """Today's risk budget; None = no daily budget (MAX_DAILY_LOSS=0)."""
+        return self.max_daily_loss if self.max_daily_loss > 0 else None
+
+    @property
+    def daily_realized_loss_cap(self) -> Decimal | None:
+        """Realized losses today at which new entries stop; None = off."""
+        return self.max_daily_realized_loss if self.max_daily_realized_loss > 0 else None
+
+    def daily_risk_left(self, used: Decimal) -> Decimal | None:
+        """What is left of today's budget after `used` (never negative); None when there is no
+        daily budget, which `size_position` takes as "no daily limit"."""
+        cap = self.daily_loss_cap
+        return None if cap is None else max(Decimal(0), cap - used)
+
+    def limits_off(self) -> tuple[str, ...]:
+        """The settings among these limits that are 0 (off), by their variable names."""
+        off = {
+            "MAX_POSITION_SIZE": self.max_position_size <= 0,
+            "MAX_OPEN_POSITIONS": self.open_positions_cap is None,
+            "MAX_DAILY_LOSS": self.daily_loss_cap is None,
+            "MAX_DAILY_REALIZED_LOSS": self.daily_realized_loss_cap is None,
+        }
+        return tuple(name for name, is_off in off.items() if is_off)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,15 +143,23 @@ def size_position(
     stop: Decimal,
     account: Account,
     limits: RiskLimits,
-    daily_risk_left: Decimal,
+    daily_risk_left: Decimal | None,
 ) -> Sizing | RiskRejection:
-    """Size a trade entering at `entry` with its stop at `stop`; total over its inputs."""
+    """Size a trade entering at `entry` with its stop at `stop`; total over its inputs.
+
+    `daily_risk_left` is what is left of today's MAX_DAILY_LOSS budget. It is ignored when
+    MAX_DAILY_LOSS is 0 (off); with the limit on, None or a non-finite value counts as nothing
+    left (fail closed)."""
     with localcontext(_CONTEXT):
         return _size(entry, stop, account, limits, daily_risk_left)
 
 
 def _size(
-    entry: Decimal, stop: Decimal, account: Account, limits: RiskLimits, daily_left: Decimal
+    entry: Decimal,
+    stop: Decimal,
+    account: Account,
+    limits: RiskLimits,
+    daily_left_or_none: Decimal | None,
 ) -> Sizing | RiskRejection:
     gate = RiskGate
     if _bad_number(entry) or _bad_number(stop):
@@ -114,13 +173,15 @@ def _size(
         return RiskRejection(gate.MAX_POSITION_VALUE, f"net liquidation {net_liq} is not positive")
     if _bad_number(buying_power):
         return RiskRejection(gate.BUYING_POWER, f"buying power {buying_power} is not positive")
+    daily_limited = limits.daily_loss_cap is not None
+    daily_left = Decimal(0) if daily_left_or_none is None else daily_left_or_none
     if not daily_left.is_finite():
         daily_left = Decimal(0)  # unknown budget left: fail closed
 
     # min_position_size below 1 would allow a 0-share "trade".
-    minimum, cap = max(1, limits.min_position_size), limits.max_position_size
+    minimum, cap = max(1, limits.min_position_size), limits.position_size_cap
     trade_budget = net_liq * limits.max_risk_per_trade
-    budget = min(trade_budget, max(Decimal(0), daily_left))
+    budget = min(trade_budget, max(Decimal(0), daily_left)) if daily_limited else trade_budget
     # Counts are clipped at cap + 1, not cap, so that a count equal to the cap really binds.
     by_trade_budget = _shares(trade_budget, distance, cap + 1)
     by_budget = _shares(budget, distance, cap + 1)
@@ -130,9 +191,9 @@ def _size(
     quantity = min(by_budget, cap, by_value, by_buying_power)
 
     if quantity < minimum:
-        if daily_left <= 0:
+        if daily_limited and daily_left <= 0:
             return RiskRejection(gate.MAX_DAILY_LOSS, "daily risk budget exhausted")
-        if by_budget < minimum <= by_trade_budget:
+        if daily_limited and by_budget < minimum <= by_trade_budget:
             return RiskRejection(
                 gate.MAX_DAILY_LOSS,
                 f"daily risk left {daily_left} allows {by_budget} shares at stop distance "
