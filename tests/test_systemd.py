@@ -16,7 +16,7 @@ import pytest
 
 from tests.support import ThreadedBridge
 from trade_executor.config import Settings
-from trade_executor.systemd import SystemdNotifier, watchdog_interval
+from trade_executor.systemd import ServiceStatus, SystemdNotifier, status_line, watchdog_interval
 
 WAIT = 30.0  # generous: only a deadline for an outcome, never a measured duration
 
@@ -202,6 +202,68 @@ def test_systemd_analyze_verify_is_silent(tmp_path: Path) -> None:
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
     )
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+
+# ---- STATUS= -----------------------------------------------------------------------------------
+
+
+def test_status_says_dry_run_and_never_executing_in_it() -> None:
+    line = status_line(ServiceStatus(role="active", execution_enabled=False, account="paper"))
+    assert line.startswith("active: ")
+    assert "DRY RUN" in line and "taking approvals" in line
+    assert "live" not in line.lower()
+
+
+def test_status_says_live_and_which_account() -> None:
+    paper = status_line(ServiceStatus(role="active", execution_enabled=True, account="paper"))
+    live = status_line(ServiceStatus(role="active", execution_enabled=True, account="live"))
+    unknown = status_line(ServiceStatus(role="active", execution_enabled=True))
+    assert "paper account" in paper and "LIVE account" not in paper
+    assert "LIVE account" in live
+    assert "account" not in unknown and "live orders" in unknown
+    assert "DRY RUN" not in paper + live + unknown
+
+
+def test_status_says_halted_by_whom_and_why_in_one_line() -> None:
+    line = status_line(
+        ServiceStatus(
+            role="active",
+            execution_enabled=True,
+            account="paper",
+            halted=True,
+            halt_reason="breaker: failed: bridge_unavailable:\nconnect refused",
+            halted_by="breaker",
+        )
+    )
+    assert "HALTED by breaker: breaker: failed: bridge_unavailable: connect refused" in line
+    assert "taking approvals" not in line and "\n" not in line
+    long_reason = status_line(
+        ServiceStatus(role="active", execution_enabled=True, halted=True, halt_reason="x" * 5000)
+    )
+    assert len(long_reason) < 300 and long_reason.endswith("...; approvals are rejected")
+
+
+def test_status_of_a_standby_names_the_active_instance() -> None:
+    line = status_line(
+        ServiceStatus(role="standby", execution_enabled=True, leader="host-a pid 1234")
+    )
+    assert line.startswith("standby")
+    assert "host-a pid 1234" in line and "taking approvals" not in line
+    assert status_line(ServiceStatus(role="standby", execution_enabled=False)).startswith(
+        "standby (waiting for the leader lock): DRY RUN"
+    )
+
+
+def test_status_names_what_degrades_the_service() -> None:
+    line = status_line(
+        ServiceStatus(
+            role="active",
+            execution_enabled=False,
+            problems=("bridge unavailable", "reconcile break"),
+        )
+    )
+    assert line.endswith("; degraded: bridge unavailable, reconcile break")
+    assert "degraded" not in status_line(ServiceStatus(role="starting", execution_enabled=False))
 
 
 def _setting_names() -> set[str]:
