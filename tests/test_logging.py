@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import logging
@@ -518,3 +519,60 @@ def test_log_repeated_goes_through_the_configured_logging() -> None:
         ("status.unreadable", "warning", None),
         ("status.readable", "info", 1),
     ]
+
+
+# ---- docs/LOG_EVENTS.md tells each event's real level -----------------------------------------
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "trade_executor"
+LOG_EVENTS = Path(__file__).resolve().parent.parent / "docs" / "LOG_EVENTS.md"
+LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical"}
+
+
+def _is_logger(node: ast.expr) -> bool:
+    name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+    return name in ("log", "logger", "_log", "_logger")
+
+
+def logged_events() -> set[tuple[str, str]]:
+    """(event, level) of every `log.<level>("event", ...)` in the package, both branches of a
+    conditional event name included; `exception` logs at error."""
+    found: set[tuple[str, str]] = set()
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in LOG_METHODS
+                and _is_logger(node.func.value)
+                and node.args
+            ):
+                continue
+            first = node.args[0]
+            names = [first.body, first.orelse] if isinstance(first, ast.IfExp) else [first]
+            level = "error" if node.func.attr == "exception" else node.func.attr
+            for name in names:
+                if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                    found.add((name.value, level))
+    return found
+
+
+def documented_levels() -> dict[str, set[str]]:
+    levels: dict[str, set[str]] = {}
+    for line in LOG_EVENTS.read_text().splitlines():
+        match = re.match(r"\| `([a-z_.]+)` \| ([a-z /-]+) \|", line)
+        if match:
+            levels[match.group(1)] = {part.strip() for part in match.group(2).split("/")}
+    return levels
+
+
+def test_log_events_doc_gives_each_event_its_real_level() -> None:
+    logged = logged_events()
+    assert ("supervisor.child_restarted", "error") in logged  # the scan sees real calls
+    assert ("executor.halted", "warning") in logged  # and conditional names
+    documented = documented_levels()
+    wrong = sorted(
+        f"{event}: logged at {level}, documented as {documented.get(event) or 'nothing'}"
+        for event, level in logged
+        if "." in event and level not in documented.get(event, set())
+    )
+    assert not wrong, "docs/LOG_EVENTS.md is out of date:\n" + "\n".join(wrong)

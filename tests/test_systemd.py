@@ -4,6 +4,7 @@ socket as systemd would see it; and SystemdNotifier on its own (abstract namespa
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -155,16 +156,21 @@ def test_watchdog_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     assert watchdog_interval() is None
 
 
-UNIT = Path(__file__).resolve().parent.parent / "systemd" / "trade-executor.service"
+ROOT = Path(__file__).resolve().parent.parent
+UNIT = ROOT / "systemd" / "trade-executor.service"
 
 
-def test_the_unit_file_says_what_the_contract_asks() -> None:
-    lines = [line.strip() for line in UNIT.read_text().splitlines()]
+def unit_settings() -> dict[str, list[str]]:
     settings: dict[str, list[str]] = {}
-    for line in lines:
+    for line in (line.strip() for line in UNIT.read_text().splitlines()):
         if "=" in line and not line.startswith("#"):
             key, value = line.split("=", 1)
             settings.setdefault(key, []).append(value)
+    return settings
+
+
+def test_the_unit_file_says_what_the_contract_asks() -> None:
+    settings = unit_settings()
     expected = {
         "Type": "notify",
         "Restart": "on-failure",
@@ -182,6 +188,34 @@ def test_the_unit_file_says_what_the_contract_asks() -> None:
     assert "@system-service" in settings["SystemCallFilter"]
     assert int(settings["WatchdogSec"][0]) > 0
     assert settings["ExecStart"][0].endswith("trade-executor run")
+    assert re.fullmatch(r"\d+[KMG]", settings["MemoryMax"][0])
+    # Secrets as credentials, under the names config reads from $CREDENTIALS_DIRECTORY.
+    credentials = dict(value.split(":", 1) for value in settings["LoadCredential"])
+    assert set(credentials) == {"database_password", "api_token"}
+    assert all(path.startswith("/etc/trade-executor/credentials/") for path in credentials.values())
+
+
+def test_documentation_points_at_files_the_documented_install_creates() -> None:
+    settings = unit_settings()
+    runbook = (ROOT / "docs" / "RUNBOOK.md").read_text()
+    # The runbook's install steps copy README.md and docs/*.md there.
+    assert "install -m 0644 README.md docs/*.md /usr/share/doc/trade-executor/" in runbook
+    assert settings["Documentation"]
+    for uri in settings["Documentation"]:
+        name = uri.removeprefix("file:/usr/share/doc/trade-executor/")
+        assert name != uri and "/" not in name, uri
+        assert (ROOT / name).is_file() or (ROOT / "docs" / name).is_file(), uri
+
+
+def test_peer_authentication_role_is_named_like_the_unit() -> None:
+    """DynamicUser= without User= runs the service as a user named like the unit; the runbook's
+    PostgreSQL role (and pg_ident map) must use that name."""
+    settings = unit_settings()
+    assert "User" not in settings and settings["DynamicUser"] == ["yes"]
+    runbook = (ROOT / "docs" / "RUNBOOK.md").read_text()
+    user = UNIT.stem
+    assert f'CREATE ROLE "{user}" LOGIN' in runbook
+    assert re.search(rf"^local\s+\S+\s+{user}\s+peer", runbook, re.MULTILINE)
 
 
 @pytest.mark.skipif(
