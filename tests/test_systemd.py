@@ -4,6 +4,7 @@ socket as systemd would see it; and SystemdNotifier on its own (abstract namespa
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 
 from tests.support import ThreadedBridge
 from trade_executor.config import Settings
-from trade_executor.systemd import SystemdNotifier, watchdog_interval
+from trade_executor.systemd import ServiceStatus, SystemdNotifier, status_line, watchdog_interval
 
 WAIT = 30.0  # generous: only a deadline for an outcome, never a measured duration
 
@@ -155,16 +156,21 @@ def test_watchdog_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     assert watchdog_interval() is None
 
 
-UNIT = Path(__file__).resolve().parent.parent / "systemd" / "trade-executor.service"
+ROOT = Path(__file__).resolve().parent.parent
+UNIT = ROOT / "systemd" / "trade-executor.service"
 
 
-def test_the_unit_file_says_what_the_contract_asks() -> None:
-    lines = [line.strip() for line in UNIT.read_text().splitlines()]
+def unit_settings() -> dict[str, list[str]]:
     settings: dict[str, list[str]] = {}
-    for line in lines:
+    for line in (line.strip() for line in UNIT.read_text().splitlines()):
         if "=" in line and not line.startswith("#"):
             key, value = line.split("=", 1)
             settings.setdefault(key, []).append(value)
+    return settings
+
+
+def test_the_unit_file_says_what_the_contract_asks() -> None:
+    settings = unit_settings()
     expected = {
         "Type": "notify",
         "Restart": "on-failure",
@@ -182,6 +188,34 @@ def test_the_unit_file_says_what_the_contract_asks() -> None:
     assert "@system-service" in settings["SystemCallFilter"]
     assert int(settings["WatchdogSec"][0]) > 0
     assert settings["ExecStart"][0].endswith("trade-executor run")
+    assert re.fullmatch(r"\d+[KMG]", settings["MemoryMax"][0])
+    # Secrets as credentials, under the names config reads from $CREDENTIALS_DIRECTORY.
+    credentials = dict(value.split(":", 1) for value in settings["LoadCredential"])
+    assert set(credentials) == {"database_password", "api_token"}
+    assert all(path.startswith("/etc/trade-executor/credentials/") for path in credentials.values())
+
+
+def test_documentation_points_at_files_the_documented_install_creates() -> None:
+    settings = unit_settings()
+    runbook = (ROOT / "docs" / "RUNBOOK.md").read_text()
+    # The runbook's install steps copy README.md and docs/*.md there.
+    assert "install -m 0644 README.md docs/*.md /usr/share/doc/trade-executor/" in runbook
+    assert settings["Documentation"]
+    for uri in settings["Documentation"]:
+        name = uri.removeprefix("file:/usr/share/doc/trade-executor/")
+        assert name != uri and "/" not in name, uri
+        assert (ROOT / name).is_file() or (ROOT / "docs" / name).is_file(), uri
+
+
+def test_peer_authentication_role_is_named_like_the_unit() -> None:
+    """DynamicUser= without User= runs the service as a user named like the unit; the runbook's
+    PostgreSQL role (and pg_ident map) must use that name."""
+    settings = unit_settings()
+    assert "User" not in settings and settings["DynamicUser"] == ["yes"]
+    runbook = (ROOT / "docs" / "RUNBOOK.md").read_text()
+    user = UNIT.stem
+    assert f'CREATE ROLE "{user}" LOGIN' in runbook
+    assert re.search(rf"^local\s+\S+\s+{user}\s+peer", runbook, re.MULTILINE)
 
 
 @pytest.mark.skipif(
@@ -202,6 +236,68 @@ def test_systemd_analyze_verify_is_silent(tmp_path: Path) -> None:
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
     )
     assert (done.returncode, done.stdout + done.stderr) == (0, "")
+
+
+# ---- STATUS= -----------------------------------------------------------------------------------
+
+
+def test_status_says_dry_run_and_never_executing_in_it() -> None:
+    line = status_line(ServiceStatus(role="active", execution_enabled=False, account="paper"))
+    assert line.startswith("active: ")
+    assert "DRY RUN" in line and "taking approvals" in line
+    assert "live" not in line.lower()
+
+
+def test_status_says_live_and_which_account() -> None:
+    paper = status_line(ServiceStatus(role="active", execution_enabled=True, account="paper"))
+    live = status_line(ServiceStatus(role="active", execution_enabled=True, account="live"))
+    unknown = status_line(ServiceStatus(role="active", execution_enabled=True))
+    assert "paper account" in paper and "LIVE account" not in paper
+    assert "LIVE account" in live
+    assert "account" not in unknown and "live orders" in unknown
+    assert "DRY RUN" not in paper + live + unknown
+
+
+def test_status_says_halted_by_whom_and_why_in_one_line() -> None:
+    line = status_line(
+        ServiceStatus(
+            role="active",
+            execution_enabled=True,
+            account="paper",
+            halted=True,
+            halt_reason="breaker: failed: bridge_unavailable:\nconnect refused",
+            halted_by="breaker",
+        )
+    )
+    assert "HALTED by breaker: breaker: failed: bridge_unavailable: connect refused" in line
+    assert "taking approvals" not in line and "\n" not in line
+    long_reason = status_line(
+        ServiceStatus(role="active", execution_enabled=True, halted=True, halt_reason="x" * 5000)
+    )
+    assert len(long_reason) < 300 and long_reason.endswith("...; approvals are rejected")
+
+
+def test_status_of_a_standby_names_the_active_instance() -> None:
+    line = status_line(
+        ServiceStatus(role="standby", execution_enabled=True, leader="host-a pid 1234")
+    )
+    assert line.startswith("standby")
+    assert "host-a pid 1234" in line and "taking approvals" not in line
+    assert status_line(ServiceStatus(role="standby", execution_enabled=False)).startswith(
+        "standby (waiting for the leader lock): DRY RUN"
+    )
+
+
+def test_status_names_what_degrades_the_service() -> None:
+    line = status_line(
+        ServiceStatus(
+            role="active",
+            execution_enabled=False,
+            problems=("bridge unavailable", "reconcile break"),
+        )
+    )
+    assert line.endswith("; degraded: bridge unavailable, reconcile break")
+    assert "degraded" not in status_line(ServiceStatus(role="starting", execution_enabled=False))
 
 
 def _setting_names() -> set[str]:

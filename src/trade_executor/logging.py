@@ -3,14 +3,22 @@
 The redaction processor runs last before rendering, over every string value of the event
 dictionary (and the rendered traceback), so a DSN password or token logged by mistake is masked.
 `show_locals` is off: a password held in a stack frame must never be printed.
+
+Under journald (the output stream is the one `JOURNAL_STREAM` names) every line starts with its
+syslog priority, `<3>` for an error, so `journalctl -p err` selects by level; anywhere else the
+lines are plain. `RepeatLimiter` / `log_repeated` keep a warning that repeats (the bridge down, a
+status that cannot be read) to one line on change and then one a minute with a count.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import sys
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TextIO
 
@@ -89,6 +97,57 @@ def _leading_keys(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict
     return {**head, **event_dict}
 
 
+# The syslog priority of each level (RFC 5424 severities), as journald reads it from a `<N>`
+# line prefix. `exception` logs at error; anything unrecognised counts as info.
+SYSLOG_PRIORITY: Mapping[str, int] = {
+    "debug": 7,
+    "info": 6,
+    "notice": 5,
+    "warning": 4,
+    "warn": 4,
+    "error": 3,
+    "exception": 3,
+    "critical": 2,
+    "fatal": 2,
+}
+
+
+def syslog_priority(level: str) -> int:
+    """The syslog priority of a log level name (`"error"` -> 3); info (6) when unknown."""
+    return SYSLOG_PRIORITY.get(level.lower(), 6)
+
+
+def journald_stream(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
+    """True when `stream` is the journal stream systemd connected the service to.
+
+    systemd sets `JOURNAL_STREAM=<device>:<inode>` of that stream. The variable is inherited by
+    children whose output goes elsewhere (a pipe, a file), so, as systemd advises, the stream's
+    own device and inode are compared: only a line that journald reads gets a priority prefix.
+    A stream without a file descriptor (StringIO) is never the journal.
+    """
+    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    try:
+        device, inode = (int(part) for part in value.split(":", 1))
+        stat = os.fstat(stream.fileno())
+    except (ValueError, OSError, AttributeError):  # unset, malformed, or no descriptor
+        return False
+    return (stat.st_dev, stat.st_ino) == (device, inode)
+
+
+class _SyslogPrefixed:
+    """Wraps the final renderer: every line of its output starts with `<N>`, the event's syslog
+    priority. Every line, not only the first: journald stores each line as its own entry, and a
+    console traceback's lines must keep the error priority of the event they belong to."""
+
+    def __init__(self, renderer: Processor) -> None:
+        self._renderer = renderer
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> str:
+        prefix = f"<{syslog_priority(str(event_dict.get('level', method_name)))}>"
+        rendered = str(self._renderer(logger, method_name, event_dict))
+        return "\n".join(prefix + line for line in rendered.split("\n"))
+
+
 def shared_processors() -> list[Processor]:
     return [
         structlog.contextvars.merge_contextvars,
@@ -103,8 +162,13 @@ def configure_logging(
     log_level: str = "info",
     stream: TextIO | None = None,
     secrets: Iterable[str] = (),
+    journald: bool | None = None,
 ) -> None:
-    """Configure structlog (and the stdlib root logger, for libraries) once per process."""
+    """Configure structlog (and the stdlib root logger, for libraries) once per process.
+
+    `journald`: prefix each line with its syslog priority; `None` (the default) decides by
+    `journald_stream(stream)`, so it is on exactly when systemd connected the stream to journald.
+    """
     register_secrets(secrets)
     level = logging.getLevelNamesMapping()[log_level.upper()]
     out = stream if stream is not None else sys.stdout
@@ -113,9 +177,14 @@ def configure_logging(
         renderer = structlog.dev.ConsoleRenderer(
             colors=out.isatty(), exception_formatter=_redacting_traceback
         )
-        tail: list[Processor] = [redact_secrets, renderer]
     else:
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
+    if journald_stream(out) if journald is None else journald:
+        renderer = _SyslogPrefixed(renderer)
+    tail: list[Processor]
+    if log_format == "console":
+        tail = [redact_secrets, renderer]
+    else:
         tail = [structlog.processors.format_exc_info, redact_secrets, _leading_keys, renderer]
     structlog.configure(
         processors=[*shared_processors(), structlog.processors.StackInfoRenderer(), *tail],
@@ -145,3 +214,117 @@ def bind_context(**values: Any) -> Mapping[str, Any]:
     return structlog.contextvars.bind_contextvars(
         **{k: v for k, v in values.items() if v is not None}
     )
+
+
+@dataclass(slots=True)
+class _Repeating:
+    fingerprint: Hashable
+    written_at: float
+    unreported: int  # occurrences since the last line written for this key
+
+
+class RepeatLimiter:
+    """Keeps a condition that repeats to one line on change and then one per `interval`.
+
+    `log(key, event, **fields)` writes a line at once when `key` is new or its `fingerprint`
+    differs from the previous call's (a change); a repetition writes only once `interval`
+    seconds have passed since the key's last line, and that line carries `repeated=N`: the
+    occurrences since the previous line, this one included. Nothing is lost but the duplicates:
+    every `interval` with occurrences yields a line with their count. `clear(key, event)` ends the
+    condition, writing `event` (with `repeated=` for occurrences not yet reported) only if the
+    condition was active, so a recovery line (`bridge.up`) marks exactly one transition.
+
+    The default fingerprint is the event name and level: fields that vary between occurrences
+    (an error text, an attempt number) do not count as a change. Pass `fingerprint=` to make a
+    field part of the change. At most `max_keys` keys are remembered (the oldest is forgotten
+    first), so keys per order cannot grow without bound. Not thread-safe; the service logs from
+    one event loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        interval: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 1024,
+        logger: Any = None,
+    ) -> None:
+        self.interval = interval
+        self._clock = clock
+        self._max_keys = max_keys
+        self._logger = logger
+        self._seen: dict[Hashable, _Repeating] = {}
+
+    def __contains__(self, key: Hashable) -> bool:
+        """Whether `key`'s condition is active (logged and not cleared)."""
+        return key in self._seen
+
+    def log(
+        self,
+        key: Hashable,
+        event: str,
+        *,
+        level: str = "warning",
+        fingerprint: Hashable | None = None,
+        **fields: Any,
+    ) -> bool:
+        """Record one occurrence of `key`'s condition; True if a line was written."""
+        now = self._clock()
+        mark = (event, level) if fingerprint is None else fingerprint
+        seen = self._seen.get(key)
+        if seen is None or seen.fingerprint != mark:
+            self._remember(key, _Repeating(mark, now, 0))
+            self._write(level, event, fields)
+            return True
+        seen.unreported += 1
+        if now - seen.written_at < self.interval:
+            return False
+        repeated, seen.unreported, seen.written_at = seen.unreported, 0, now
+        self._write(level, event, {**fields, "repeated": repeated})
+        return True
+
+    def clear(
+        self, key: Hashable, event: str | None = None, *, level: str = "info", **fields: Any
+    ) -> bool:
+        """End `key`'s condition; writes `event` (if given) only when the condition was active.
+
+        Returns whether the condition was active."""
+        seen = self._seen.pop(key, None)
+        if seen is None:
+            return False
+        if event is not None:
+            extra = {"repeated": seen.unreported} if seen.unreported else {}
+            self._write(level, event, {**fields, **extra})
+        return True
+
+    def _remember(self, key: Hashable, seen: _Repeating) -> None:
+        self._seen.pop(key, None)  # re-inserted last: the oldest key is the first to forget
+        self._seen[key] = seen
+        while len(self._seen) > self._max_keys:
+            del self._seen[next(iter(self._seen))]
+
+    def _write(self, level: str, event: str, fields: Mapping[str, Any]) -> None:
+        logger = self._logger if self._logger is not None else get_logger("trade_executor")
+        getattr(logger, level)(event, **fields)
+
+
+_repeats = RepeatLimiter()
+
+
+def log_repeated(
+    key: Hashable,
+    event: str,
+    *,
+    level: str = "warning",
+    fingerprint: Hashable | None = None,
+    **fields: Any,
+) -> bool:
+    """`RepeatLimiter.log` on the process-wide limiter (one minute); True if a line was written."""
+    return _repeats.log(key, event, level=level, fingerprint=fingerprint, **fields)
+
+
+def clear_repeated(
+    key: Hashable, event: str | None = None, *, level: str = "info", **fields: Any
+) -> bool:
+    """`RepeatLimiter.clear` on the process-wide limiter: ends `key`'s condition."""
+    return _repeats.clear(key, event, level=level, **fields)

@@ -1,16 +1,149 @@
-"""Prometheus metrics (CONTRACT section 6), on a registry of their own per service instance."""
+"""Prometheus metrics (CONTRACT section 6), on a registry of their own per service instance.
+
+Guarantees, each checked by tests/test_metrics.py:
+- Every labelled series an alert or dashboard can name exists from construction: executions by
+  each outcome state (`unknown` included), risk rejections by each gate, reconcile breaks by each
+  kind, halts by each cause, the role by each value, bridge latency by each known method, path
+  and outcome. So `increase(...{state="unknown"}[10m]) > 0` sees the first `unknown` after a start:
+  the series was scraped at 0 before it.
+- No `_created` series: the exposition leaves them out for this registry alone (prometheus_client's
+  `disable_created_metrics()` would change every registry of the process).
+- Each configured limit is a gauge (`trade_executor_limit{limit="max_daily_loss"}`), so an alert
+  compares usage with the limit the service really runs with, not a number copied into the rule.
+- Process metrics (`process_*`, `python_*`) come from prometheus_client's own collectors.
+
+Money is Decimal in the service; a gauge holds a float by nature, so the conversion happens here,
+for display only, and nothing reads a value back from a metric.
+"""
 
 from __future__ import annotations
 
+import platform
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.metrics_core import Metric
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from trade_executor import __version__
+from trade_executor.domain.sizing import RiskGate
+from trade_executor.domain.states import FINAL_STATES, ExecutionState
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
+# The states an execution is counted in: where it ends, and `unknown` (it waits for an operator).
+EXECUTION_OUTCOMES: tuple[str, ...] = tuple(
+    state.value
+    for state in ExecutionState
+    if state in FINAL_STATES or state is ExecutionState.UNKNOWN
+)
+
+# RiskGate's gates plus those CONTRACT section 4 adds in version 2 (realized loss, per instance).
+RISK_GATES: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        [
+            *(gate.value for gate in RiskGate),
+            "max_daily_realized_loss",
+            "instance_max_trades_per_day",
+            "instance_max_open_positions",
+            "instance_max_daily_loss",
+        ]
+    )
+)
+
+# CONTRACT section 5, reconciliation: a position the ledger does not explain, a filled entry with
+# no position at the broker, an open position with no working stop.
+RECONCILE_BREAK_KINDS: tuple[str, ...] = (
+    "unexplained_position",
+    "missing_position",
+    "unprotected_position",
+)
+
+HALT_CAUSES: tuple[str, ...] = ("operator", "breaker")
+ROLES: tuple[str, ...] = ("active", "standby")
+
+# The bridge endpoints the client calls (CONTRACT section 7), paths as templates: an order id or a
+# symbol in a label would make a series per order.
+BRIDGE_ENDPOINTS: tuple[tuple[str, str], ...] = (
+    ("GET", "/health"),
+    ("GET", "/account"),
+    ("GET", "/positions"),
+    ("GET", "/orders"),
+    ("GET", "/orders/{id}"),
+    ("POST", "/orders"),
+    ("POST", "/orders/bracket"),
+    ("DELETE", "/orders/{id}"),
+    ("POST", "/positions/{symbol}/close"),
+    ("POST", "/positions/{symbol}/protect"),
+)
+# BrokerClient's outcomes: see its docstring.
+BRIDGE_OUTCOMES: tuple[str, ...] = (
+    "ok",
+    "timeout",
+    "connect_error",
+    "error",
+    "rejected",
+    "malformed",
+)
+
+# Settings exported as `trade_executor_limit{limit=<name>}`; 0 means "off" where CONTRACT section 3
+# allows it. A name the given settings lack (an older configuration) is skipped.
+LIMIT_NAMES: tuple[str, ...] = (
+    "max_risk_per_trade",
+    "min_position_size",
+    "max_position_size",
+    "max_position_value_pct",
+    "max_open_positions",
+    "max_daily_loss",
+    "max_daily_realized_loss",
+    "max_consecutive_failures",
+    "bridge_max_messages_per_second",
+    "approval_max_age",
+)
+
+
+def split_endpoint(endpoint: str) -> tuple[str, str]:
+    """`"GET /orders/{id}"` -> `("GET", "/orders/{id}")`; a label without a method gets `""`."""
+    method, sep, path = endpoint.partition(" ")
+    if sep and method.isalpha() and method.isupper():
+        return method, path.strip()
+    return "", endpoint.strip()
+
+
+class _WithoutCreated:
+    """The registry's exposition minus each counter's and histogram's `_created` sample."""
+
+    _TYPES_WITH_CREATED = frozenset({"counter", "histogram", "summary", "gaugehistogram"})
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._registry.collect():
+            if family.type not in self._TYPES_WITH_CREATED:
+                yield family
+                continue
+            created = f"{family.name}_created"
+            kept = Metric(family.name, family.documentation, family.type, family.unit)
+            kept.samples = [sample for sample in family.samples if sample.name != created]
+            yield kept
+
 
 class Metrics:
-    def __init__(self) -> None:
+    """The service's metrics. Attribute names are part of the API other modules use."""
+
+    def __init__(self, settings: object | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.approvals_received = Counter(
@@ -18,7 +151,7 @@ class Metrics:
         )
         self.executions = Counter(
             "trade_executor_executions",
-            "Executions by the state they ended in",
+            "Executions by the state they ended in (unknown: waiting for an operator)",
             ["state"],
             registry=r,
         )
@@ -30,8 +163,8 @@ class Metrics:
         )
         self.bridge_latency = Histogram(
             "trade_executor_bridge_request_seconds",
-            "IB bridge request latency",
-            ["endpoint", "outcome"],
+            "IB bridge request latency by HTTP method, path template and outcome",
+            ["method", "path", "outcome"],
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
@@ -47,12 +180,128 @@ class Metrics:
         self.daily_risk_used = Gauge(
             "trade_executor_daily_risk_used", "Risk committed and reserved today", registry=r
         )
+        self.realized_pnl_today = Gauge(
+            "trade_executor_realized_pnl_today",
+            "Realized profit (negative: loss) of positions closed today",
+            registry=r,
+        )
+        self.halted = Gauge(
+            "trade_executor_halted", "1 while the kill switch is on (halt or breaker)", registry=r
+        )
+        self.halts = Counter(
+            "trade_executor_halts",
+            "Times the service went from running to halted, by cause",
+            ["cause"],
+            registry=r,
+        )
+        self.role = Gauge(
+            "trade_executor_role",
+            "1 for this instance's role (active or standby); both 0 while starting",
+            ["role"],
+            registry=r,
+        )
+        self.bridge_up = Gauge(
+            "trade_executor_bridge_up",
+            "1 while the bridge's background health check succeeds (0 until the first success)",
+            registry=r,
+        )
+        self.executions_needing_operator = Gauge(
+            "trade_executor_executions_needing_operator",
+            "Executions only an operator can settle (unknown, or past their bound)",
+            registry=r,
+        )
+        self.reconcile_breaks = Counter(
+            "trade_executor_reconcile_breaks",
+            "Breaks found by reconciliation with the broker, by kind (each pass counts again)",
+            ["kind"],
+            registry=r,
+        )
+        self.limit = Gauge(
+            "trade_executor_limit",
+            "Each configured limit as the service applies it (0 = off where allowed)",
+            ["limit"],
+            registry=r,
+        )
+        self.build_info = Info("trade_executor_build", "The running version", registry=r)
+        self.build_info.info({"version": __version__, "python": platform.python_version()})
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+
+        self._halted: bool | None = None
+        for state in EXECUTION_OUTCOMES:
+            self.executions.labels(state=state)
+        for gate in RISK_GATES:
+            self.risk_rejections.labels(gate=gate)
+        for kind in RECONCILE_BREAK_KINDS:
+            self.reconcile_breaks.labels(kind=kind)
+        for cause in HALT_CAUSES:
+            self.halts.labels(cause=cause)
+        for role in ROLES:
+            self.role.labels(role=role).set(0)
+        for method, path in BRIDGE_ENDPOINTS:
+            for outcome in BRIDGE_OUTCOMES:
+                self.bridge_latency.labels(method=method, path=path, outcome=outcome)
+        if settings is not None:
+            self.set_limits(settings)
+
+    # ---- bridge ---------------------------------------------------------------------------
 
     def observe_bridge(self, endpoint: str, outcome: str, seconds: float) -> None:
-        self.bridge_latency.labels(endpoint=endpoint, outcome=outcome).observe(seconds)
+        """BrokerClient's `on_request` hook: `endpoint` like `"GET /orders/{id}"`."""
+        method, path = split_endpoint(endpoint)
+        self.bridge_latency.labels(method=method, path=path, outcome=outcome).observe(seconds)
+
+    def set_bridge_up(self, up: bool) -> None:
+        self.bridge_up.set(1 if up else 0)
+
+    # ---- risk and trading state ---------------------------------------------------------------
 
     def set_daily_risk(self, amount: Decimal) -> None:
         self.daily_risk_used.set(float(amount))  # a gauge is a float by nature: display only
 
+    def set_realized_pnl_today(self, amount: Decimal) -> None:
+        self.realized_pnl_today.set(float(amount))
+
+    def set_halted(self, halted: bool, reason: str | None = None) -> None:
+        """The kill switch's state. A change from running to halted counts in `halts_total`,
+        cause `breaker` when the reason starts `breaker:`, else `operator`. The first call (the
+        state restored at start-up) sets the gauge without counting: that halt began earlier."""
+        if halted and self._halted is False:
+            cause = "breaker" if (reason or "").startswith("breaker:") else "operator"
+            self.halts.labels(cause=cause).inc()
+        self._halted = halted
+        self.halted.set(1 if halted else 0)
+
+    def set_role(self, role: str | None) -> None:
+        """`"active"`, `"standby"`, or None (starting, or between roles): one series at 1."""
+        if role is not None and role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+        for name in ROLES:
+            self.role.labels(role=name).set(1 if name == role else 0)
+
+    def set_needing_operator(self, count: int) -> None:
+        self.executions_needing_operator.set(count)
+
+    def reconcile_break(self, kind: str) -> None:
+        """Count one break found by a reconciliation pass (kinds: RECONCILE_BREAK_KINDS)."""
+        self.reconcile_breaks.labels(kind=kind).inc()
+
+    def set_limits(self, settings: object | Mapping[str, Any]) -> None:
+        """Export each limit of LIMIT_NAMES found in `settings`: a Settings object (attributes)
+        or a mapping (the service's effective limits as stored for `status`). A missing or None
+        value is skipped, never exported as 0, which would read as "off"."""
+        for name in LIMIT_NAMES:
+            if isinstance(settings, Mapping):
+                value = settings.get(name)
+            else:
+                value = getattr(settings, name, None)
+            if value is None or isinstance(value, bool):
+                continue
+            self.limit.labels(limit=name).set(float(value))
+
+    # ---- exposition ---------------------------------------------------------------------------
+
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        """The Prometheus text exposition, without `_created` series."""
+        return generate_latest(_WithoutCreated(self.registry))
