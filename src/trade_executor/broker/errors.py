@@ -77,10 +77,14 @@ class EndpointMissing(BrokerRejected):
         needed_for: str | None = None,
     ) -> None:
         self.needed_for = needed_for
-        lead = f"{needed_for} needs {endpoint}" if needed_for else f"the bridge has no {endpoint}"
+        lead = (
+            f"{needed_for} needs {endpoint}, which this bridge lacks"
+            if needed_for
+            else f"this bridge has no {endpoint}"
+        )
         reason = (
-            f"{lead}, which this bridge lacks (bridges from before March 2026 have no "
-            "POST /orders/bracket, GET /orders or DELETE /orders/{id}): upgrade the bridge"
+            f"{lead} (bridges from before March 2026 have no POST /orders/bracket, "
+            "GET /orders or DELETE /orders/{id}): upgrade the bridge"
         )
         super().__init__(reason, endpoint=endpoint, status=status, excerpt=excerpt, detail=reason)
 
