@@ -198,6 +198,7 @@ async def test_not_listed_after_the_rereads_is_not_placed_with_the_bridges_reaso
     reason = "Could not find contract for symbol AAPL"
     result = await locate(bridge, LMT, detail=reason)
     assert result == NotPlaced(reason)
+    assert result.failure_reason == f"not_placed: {reason}"
     assert bridge.reads == 3  # the first read and two re-reads
 
 
@@ -226,6 +227,7 @@ async def test_two_lookalikes_are_ambiguous(anyio_backend: str) -> None:
     )
     result = await locate(ListingBridge(listing), LMT)
     assert isinstance(result, Ambiguous) and result.candidate_ids == (100, 101)
+    assert result.unknown_reason == "ambiguous_submission: 2 orders at the broker match: 100, 101"
 
 
 async def test_a_match_without_an_order_id_is_ambiguous(anyio_backend: str) -> None:

@@ -62,11 +62,21 @@ class NotPlaced:
 
     detail: str
 
+    @property
+    def failure_reason(self) -> str:
+        """The execution's `reason` for `failed` (CONTRACT section 4)."""
+        return f"not_placed: {self.detail}"
+
 
 @dataclass(frozen=True, slots=True)
 class Ambiguous:
     reason: str
     candidate_ids: tuple[int, ...]
+
+    @property
+    def unknown_reason(self) -> str:
+        """The execution's `reason` for `unknown`."""
+        return f"ambiguous_submission: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
