@@ -339,3 +339,34 @@ async def test_concurrent_orders_get_distinct_ids(client: BrokerClient, paper: P
     assert len(set(ids)) == 20
     refs = {o.order_ref for o in await client.orders()}
     assert refs == {f"exec-c{n}" for n in range(20)}
+
+
+# ---- capabilities over the wire --------------------------------------------------------------
+
+
+async def test_capabilities_of_the_paper_bridge_are_probed_without_placing(
+    client: BrokerClient, paper: PaperServer
+) -> None:
+    found = await client.capabilities()
+    assert (found.connected, found.paper_trading) == (True, True)
+    assert found.detected_by == "probes"  # the paper bridge serves no OpenAPI document
+    assert (found.bracket_orders, found.order_list, found.cancel) == (True, True, True)
+    assert await paper.recorded_orders() == []
+
+
+async def test_order_index_over_http_follows_a_bracket(client: BrokerClient) -> None:
+    placed = await client.place(
+        BracketOrderRequest(
+            "NVDA",
+            Action.BUY,
+            2,
+            OrderType.LMT,
+            stop_loss=Decimal(90),
+            take_profit=Decimal(120),
+            entry_limit_price=Decimal(1),
+        )
+    )
+    index = await client.order_index()
+    assert index.children_of(placed.order_id) == placed.child_order_ids
+    parent = index.get(placed.order_id)
+    assert parent is not None and parent.limit_price == Decimal(1) and parent.stop_price is None

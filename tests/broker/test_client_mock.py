@@ -390,7 +390,7 @@ async def test_definitely_unsent_orders_are_unavailable(anyio_backend: str, repl
     [
         (400, '{"detail": "Limit price required for limit orders"}', "Limit price required"),
         (422, '{"detail": [{"loc": ["body", "quantity"], "msg": "must be > 0"}]}', "must be > 0"),
-        (404, "<html>Not Found</html>", "<html>Not Found</html>"),
+        (409, "<html>Conflict</html>", "<html>Conflict</html>"),
     ],
 )
 async def test_a_4xx_order_is_a_definite_rejection_with_the_detail(

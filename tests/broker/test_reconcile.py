@@ -9,9 +9,17 @@ from typing import Any
 import httpx
 import pytest
 
-from trade_executor.broker import BrokerClient, match_order
+from trade_executor.broker import BrokerClient, SubmissionKey, match_order, match_submission
 from trade_executor.broker.jsonnum import dumps
-from trade_executor.domain.models import Action, BrokerOrder, BrokerStatus
+from trade_executor.broker.unset import IB_UNSET_DOUBLE
+from trade_executor.domain.models import (
+    Action,
+    BracketOrderRequest,
+    BrokerOrder,
+    BrokerStatus,
+    OrderRequest,
+    OrderType,
+)
 
 ATTEMPT = datetime(2024, 5, 1, 13, 30, tzinfo=UTC)
 AFTER = ATTEMPT + timedelta(milliseconds=300)
@@ -143,3 +151,61 @@ async def test_find_order_reads_the_listing(anyio_backend: str) -> None:
             placed_after=ATTEMPT,
         )
     assert result.found is not None and result.found.order_id == 77
+
+
+# ---- order types, IB's unset price, order id 0 -------------------------------------------------
+
+
+def typed(orders: list[BrokerOrder], kind: OrderType, price: str | None) -> Any:
+    key = SubmissionKey(
+        "exec-1", "AAPL", Action.BUY, 10, kind, None if price is None else Decimal(price)
+    )
+    return match_submission(orders, key, placed_after=ATTEMPT)
+
+
+def test_limit_orders_match_on_the_limit_price_only() -> None:
+    stop_at_150 = order(1, order_type="STP", limit_price=None, stop_price=Decimal("150.00"))
+    limit_at_150 = order(2)
+    assert typed([stop_at_150, limit_at_150], OrderType.LMT, "150.004").found == limit_at_150
+
+
+def test_stop_orders_match_on_the_stop_price_only() -> None:
+    stop_at_150 = order(1, order_type="STP", limit_price=None, stop_price=Decimal("150.00"))
+    limit_at_150 = order(2)
+    assert typed([stop_at_150, limit_at_150], OrderType.STP, "150").found == stop_at_150
+
+
+def test_a_market_order_matches_an_order_with_ibs_unset_prices() -> None:
+    # BrokerOrders built elsewhere may still carry the sentinel: never quantized, never a price
+    market = order(3, order_type="MKT", limit_price=IB_UNSET_DOUBLE, stop_price=IB_UNSET_DOUBLE)
+    limit = order(4, stop_price=IB_UNSET_DOUBLE)
+    assert typed([market, limit], OrderType.MKT, None).found == market
+    assert typed([market, limit], OrderType.LMT, "150").found == limit
+
+
+def test_the_order_type_must_agree() -> None:
+    assert typed([order(5)], OrderType.STP, "150").found is None
+
+
+def test_a_single_match_without_an_order_id_is_ambiguous() -> None:
+    result = typed([order(0)], OrderType.LMT, "150")
+    assert (result.found, result.ambiguous, result.candidate_ids) == (None, True, (0,))
+
+
+def test_the_key_of_each_request_names_its_entry_price() -> None:
+    price = Decimal("12.5")
+    lmt = OrderRequest("A", Action.BUY, 1, OrderType.LMT, limit_price=price, order_ref="r")
+    stp = OrderRequest("A", Action.SELL, 1, OrderType.STP, stop_price=price, order_ref="r")
+    mkt = OrderRequest("A", Action.BUY, 1, OrderType.MKT, order_ref="r")
+    b_lmt = BracketOrderRequest(
+        "A", Action.BUY, 1, OrderType.LMT, Decimal(1), Decimal(20), price, "r"
+    )
+    b_mkt = BracketOrderRequest("A", Action.BUY, 1, OrderType.MKT, Decimal(1), Decimal(20))
+    keys = [SubmissionKey.of(r) for r in (lmt, stp, mkt, b_lmt)]
+    assert [(k.order_type, k.price) for k in keys] == [
+        (OrderType.LMT, price),
+        (OrderType.STP, price),
+        (OrderType.MKT, None),
+        (OrderType.LMT, price),
+    ]
+    assert SubmissionKey.of(b_mkt, order_ref="given").order_ref == "given"

@@ -1,23 +1,46 @@
-"""The IB bridge: its HTTP client (`BrokerClient`) and, in `broker.paper`, a simulated bridge."""
+"""The IB bridge: its HTTP client (`BrokerClient`), the seam the actors use (`Broker`), and, in
+`broker.paper`, a simulated bridge."""
 
-from .client import BrokerClient, RequestHook
+from .capabilities import BridgeCapabilities
+from .client import DEFAULT_TIMEOUT, BrokerClient, RequestHook
 from .errors import (
     AmbiguousSubmission,
     BrokerError,
     BrokerRejected,
     BrokerUnavailable,
+    EndpointMissing,
     MalformedResponse,
 )
-from .reconcile import FindResult, match_order
+from .locate import Adopted, Ambiguous, Located, NotPlaced, Unreachable, locate_submission
+from .orderbook import OrderIndex, index_orders
+from .protocol import Broker
+from .reconcile import FindResult, SubmissionKey, match_order, match_submission
+from .unset import is_unset, value_or_none
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
+    "Adopted",
+    "Ambiguous",
     "AmbiguousSubmission",
+    "BridgeCapabilities",
+    "Broker",
     "BrokerClient",
     "BrokerError",
     "BrokerRejected",
     "BrokerUnavailable",
+    "EndpointMissing",
     "FindResult",
+    "Located",
     "MalformedResponse",
+    "NotPlaced",
+    "OrderIndex",
     "RequestHook",
+    "SubmissionKey",
+    "Unreachable",
+    "index_orders",
+    "is_unset",
+    "locate_submission",
     "match_order",
+    "match_submission",
+    "value_or_none",
 ]

@@ -5,14 +5,19 @@ Guarantees:
   timeouts and 5xx, at most `read_retries` more times, then raise `BrokerUnavailable`. A 4xx or a
   malformed answer is not retried.
 - Orders (POST) are attempted exactly once. The outcome is definite only when the bridge answered
-  the documented JSON, a 4xx (`BrokerRejected`), a 503 with the documented `{"detail": ...}`
-  ("not connected to IB": `BrokerUnavailable`), or when the connection could not even be opened
-  (connect error, connect timeout, no free pooled connection: nothing was sent, so
-  `BrokerUnavailable`). Everything else (a timeout or reset after sending, another 5xx, an
-  unparsable 2xx) raises `AmbiguousSubmission` carrying the `order_ref`.
+  the documented JSON, a 4xx (`BrokerRejected`; `EndpointMissing` when its router has no such
+  route), a 503 with the documented `{"detail": ...}` ("not connected to IB", raised before IB is
+  asked: `BrokerUnavailable`), or when the connection could not even be opened (connect error,
+  connect timeout, no free pooled connection: nothing was sent, so `BrokerUnavailable`).
+  Everything else (a timeout or reset after sending, another 5xx, an unparsable 2xx) raises
+  `AmbiguousSubmission` carrying the `order_ref`, the bridge's `detail` if it gave one (the real
+  bridge answers 500 with IB's reason when IB refused before placing) and the attempt time;
+  `locate_submission` settles it through `GET /orders`, never by sending again.
 - A cancel (DELETE) is attempted once; failures raise a `BrokerError` (see `cancel_order`).
 - If the caller's cancel scope interrupts a POST, the cancellation propagates untouched: the
   caller must then treat the submission as ambiguous itself.
+- Prices IB left unset (1.797e+308) and non-finite numbers read as "no price" (None) wherever a
+  price may be absent, and are refused where an amount is required (see `wire`).
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
+from urllib.parse import quote
 
 import anyio
 import httpx
@@ -40,20 +46,28 @@ from trade_executor.domain.models import (
     CancelResult,
     OrderRequest,
     OrderStatus,
+    OrderType,
     PlacedOrder,
     Position,
+    ProtectionPlaced,
 )
 
-from . import jsonnum, wire
+from . import capabilities as caps
+from . import jsonnum, locate, wire
 from .errors import (
     AmbiguousSubmission,
     BrokerError,
     BrokerRejected,
     BrokerUnavailable,
+    EndpointMissing,
     MalformedResponse,
     excerpt,
 )
-from .reconcile import FindResult, match_order
+from .orderbook import OrderIndex, index_orders
+from .reconcile import FindResult, SubmissionKey, match_order
+
+if TYPE_CHECKING:
+    from .protocol import Broker
 
 log = structlog.get_logger(__name__)
 
@@ -61,6 +75,10 @@ T = TypeVar("T")
 W = TypeVar("W", bound=BaseModel)
 
 RequestHook = Callable[[str, str, float], None]
+
+# Seconds per request. The real bridge can take over 5.7 s to place an order (up to 5 s to
+# identify a new symbol, then fixed sleeps); its own Go client used 15 s.
+DEFAULT_TIMEOUT = 15.0
 
 # Errors raised before any byte of the request could have reached the bridge.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -81,7 +99,7 @@ def _first_error(exc: ValidationError) -> str:
 def _detail(body: bytes) -> str | None:
     """The bridge's `{"detail": ...}` as text, or None if the body is not that shape."""
     try:
-        data = jsonnum.loads(body)
+        data = jsonnum.loads(body, non_finite=True)
     except (ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or "detail" not in data:
@@ -103,6 +121,18 @@ def _quantity(value: int) -> int:
     if isinstance(value, bool) or value <= 0:
         raise ValueError(f"quantity must be a positive int, got {value!r}")
     return value
+
+
+def _symbol_path(symbol: str, action: str) -> str:
+    """`/positions/{symbol}/{action}` with the symbol upper-cased and escaped as one segment."""
+    cleaned = symbol.strip().upper()
+    if not cleaned:
+        raise ValueError("symbol must not be empty")
+    return f"/positions/{quote(cleaned, safe='')}/{action}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _compact(fields: dict[str, object]) -> dict[str, object]:
@@ -127,7 +157,7 @@ class BrokerClient:
     def __init__(
         self,
         base_url: str,
-        timeout: float,
+        timeout: float = DEFAULT_TIMEOUT,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         read_retries: int = 3,
@@ -135,6 +165,7 @@ class BrokerClient:
         backoff_max: float = 2.0,
         on_request: RequestHook | None = None,
         max_connections: int = 50,
+        clock: Callable[[], datetime] = _utcnow,
     ) -> None:
         if read_retries < 0 or backoff_base < 0 or timeout <= 0:
             raise ValueError("read_retries and backoff_base must be >= 0, timeout > 0")
@@ -155,6 +186,7 @@ class BrokerClient:
         self._backoff_max = backoff_max
         self._on_request = on_request
         self._jitter = random.Random()  # jitter, not secrets
+        self._clock = clock  # wall clock (aware) for attempt times, compared with the bridge's
 
     async def __aenter__(self) -> Self:
         return self
@@ -199,8 +231,38 @@ class BrokerClient:
         )
 
     async def orders(self) -> list[BrokerOrder]:
+        """Every order of the bridge's IB session, finished ones included, as listed: orders of
+        a previous session have `order_id` 0, odd statuses read `Unknown`, unset prices None.
+        A bridge without this endpoint raises `EndpointMissing`."""
         return await self._read(
             "/orders", "GET /orders", wire.OrdersWire, lambda w: [o.to_domain() for o in w.orders]
+        )
+
+    async def order_index(self) -> OrderIndex:
+        """One `GET /orders`, indexed by order id for the pollers (see `orderbook`)."""
+        return index_orders(await self.orders())
+
+    async def capabilities(self) -> caps.BridgeCapabilities:
+        """Paper or live, connected, and which optional endpoints exist; places nothing.
+
+        Raises `BrokerUnavailable` when the bridge cannot be reached (or a probe gets no
+        answer), `MalformedResponse` when `/health` is not the documented JSON."""
+        health = await self.health()
+        routes = await self._routes_from_openapi()
+        detected_by: Literal["openapi", "probes"] = "openapi"
+        if routes is None:
+            detected_by = "probes"
+            routes = {endpoint: await self._probe(endpoint) for endpoint in caps.PROBED}
+        return caps.BridgeCapabilities(
+            connected=health.connected,
+            paper_trading=health.paper_trading,
+            version=health.version,
+            bracket_orders=routes[caps.BRACKET],
+            order_list=routes[caps.ORDER_LIST],
+            cancel=routes[caps.CANCEL],
+            close_position=routes[caps.CLOSE],
+            protect_position=routes[caps.PROTECT],
+            detected_by=detected_by,
         )
 
     async def find_order(
@@ -212,11 +274,12 @@ class BrokerClient:
         quantity: int,
         price: Decimal | None,
         placed_after: datetime,
+        order_type: OrderType | None = None,
     ) -> FindResult:
         """Reconciliation look-up over `GET /orders`; see `reconcile.match_order`.
 
         `placed_after` is compared with the bridge's clock: pass the attempt time minus any
-        allowance for clock skew.
+        allowance for clock skew. Prefer `locate_submission`, which also says "not placed".
         """
         return match_order(
             await self.orders(),
@@ -226,6 +289,31 @@ class BrokerClient:
             quantity=quantity,
             price=price,
             placed_after=placed_after,
+            order_type=order_type,
+        )
+
+    async def locate_submission(
+        self,
+        key: SubmissionKey,
+        *,
+        attempted_at: datetime,
+        detail: str | None = None,
+        clock_skew: timedelta = locate.CLOCK_SKEW,
+        settle: timedelta = locate.SETTLE,
+        rereads: int = locate.REREADS,
+        reread_delay: float = locate.REREAD_DELAY,
+    ) -> locate.Located:
+        """Settle an ambiguous submission through `GET /orders`; see `locate.locate_submission`."""
+        return await locate.locate_submission(
+            self,
+            key,
+            attempted_at=attempted_at,
+            detail=detail,
+            clock_skew=clock_skew,
+            settle=settle,
+            rereads=rereads,
+            reread_delay=reread_delay,
+            now=self._clock,
         )
 
     # ---- orders ------------------------------------------------------------------------------
@@ -266,6 +354,67 @@ class BrokerClient:
         answer = await self._submit("/orders/bracket", body, req.order_ref, wire.BracketPlacedWire)
         return answer.to_domain()
 
+    async def close_position(
+        self,
+        symbol: str,
+        *,
+        quantity: int | None = None,
+        order_type: OrderType = OrderType.MKT,
+        limit_price: Decimal | None = None,
+    ) -> PlacedOrder:
+        """`POST /positions/{symbol}/close`: one order (at market unless told) that flattens the
+        position, or reduces it by `quantity`. Attempted once, like every order. The bridge
+        answers 400 when there is no open position or the quantity exceeds it (`BrokerRejected`).
+        """
+        if order_type is OrderType.STP:
+            raise ValueError("a position is closed with a MKT or LMT order")
+        if order_type is OrderType.LMT and limit_price is None:
+            raise ValueError("a LMT close needs a limit_price")
+        body = _compact(
+            {
+                "quantity": None if quantity is None else _quantity(quantity),
+                "order_type": order_type.value,
+                "limit_price": _price(limit_price, "limit_price"),
+            }
+        )
+        answer = await self._submit(
+            _symbol_path(symbol, "close"),
+            body,
+            None,
+            wire.PlacedWire,
+            label="POST /positions/{symbol}/close",
+        )
+        return answer.to_domain()
+
+    async def protect_position(
+        self,
+        symbol: str,
+        *,
+        stop_loss: Decimal,
+        take_profit: Decimal | None = None,
+        quantity: int | None = None,
+        replace_existing: bool = True,
+    ) -> ProtectionPlaced:
+        """`POST /positions/{symbol}/protect`: a stop-loss (and a take-profit, one-cancels-other)
+        for an open position; with `replace_existing` the bridge first cancels the position's
+        working protective orders and lists them in `cancelled_order_ids`. Attempted once."""
+        body = _compact(
+            {
+                "stop_loss": _price(stop_loss, "stop_loss"),
+                "take_profit": _price(take_profit, "take_profit"),
+                "quantity": None if quantity is None else _quantity(quantity),
+                "replace_existing": replace_existing,
+            }
+        )
+        answer = await self._submit(
+            _symbol_path(symbol, "protect"),
+            body,
+            None,
+            wire.ProtectWire,
+            label="POST /positions/{symbol}/protect",
+        )
+        return answer.to_domain()
+
     async def cancel_order(self, order_id: int) -> CancelResult:
         """One attempt. A 4xx (unknown order, already final) is `BrokerRejected`; no connection
         or a 503 "not connected" is `BrokerUnavailable` (nothing cancelled); a failure after
@@ -282,6 +431,9 @@ class BrokerClient:
             raise BrokerError(f"cancel outcome unknown: {_describe(exc)}", endpoint=label) from exc
         status, body = response.status_code, response.content
         detail = _detail(body)
+        if caps.route_missing(status, detail):
+            self._observe(label, "rejected", started)
+            raise EndpointMissing(endpoint=label, status=status, excerpt=excerpt(body))
         if 400 <= status < 500:
             self._observe(label, "rejected", started)
             raise BrokerRejected(
@@ -331,7 +483,7 @@ class BrokerClient:
         """A 2xx answer through its schema into domain objects, or `MalformedResponse`."""
         body = response.content
         try:
-            result = convert(_validate(model, jsonnum.loads(body)))
+            result = convert(_validate(model, jsonnum.loads(body, non_finite=True)))
         except ValidationError as exc:
             reason = f"not the documented JSON: {_first_error(exc)}"
         except (ValueError, RecursionError) as exc:
@@ -373,6 +525,8 @@ class BrokerClient:
             if not 200 <= status < 300:
                 self._observe(label, "rejected" if status < 500 else "error", started)
                 detail = _detail(body)
+                if caps.route_missing(status, detail):
+                    raise EndpointMissing(endpoint=label, status=status, excerpt=excerpt(body))
                 raise BrokerError(
                     f"unexpected answer{': ' + detail if detail else ''}",
                     endpoint=label,
@@ -383,11 +537,58 @@ class BrokerClient:
         assert failure is not None
         raise failure
 
+    async def _routes_from_openapi(self) -> dict[caps.Endpoint, bool] | None:
+        """The optional routes as the bridge's OpenAPI document lists them, or None without one."""
+        label = "GET /openapi.json"
+        started = time.perf_counter()
+        try:
+            response = await self._http.get("/openapi.json")
+        except httpx.TransportError as exc:
+            self._observe(label, _transport_outcome(exc), started)
+            raise BrokerUnavailable(_describe(exc), endpoint=label) from exc
+        self._observe(label, "ok" if response.status_code == 200 else "rejected", started)
+        if response.status_code != 200:
+            return None
+        try:
+            document = jsonnum.loads(response.content, non_finite=True)
+        except (ValueError, RecursionError):
+            return None
+        return caps.routes_from_openapi(document)
+
+    async def _probe(self, endpoint: caps.Endpoint) -> bool:
+        """Whether the bridge has `endpoint`, from a request its router or validation refuses
+        before any handler acts (see `capabilities`). Never retried."""
+        label = f"probe {endpoint.label}"
+        started = time.perf_counter()
+        headers = {"Content-Type": "application/json"} if endpoint.probe_body is not None else {}
+        try:
+            response = await self._http.request(
+                endpoint.method, endpoint.probe_path, content=endpoint.probe_body, headers=headers
+            )
+        except httpx.TransportError as exc:
+            self._observe(label, _transport_outcome(exc), started)
+            raise BrokerUnavailable(
+                f"capability probe got no answer: {_describe(exc)}", endpoint=label
+            ) from exc
+        missing = caps.route_missing(response.status_code, _detail(response.content))
+        self._observe(label, "ok", started)
+        if 200 <= response.status_code < 300 and endpoint.method != "GET":
+            # A bridge that accepts a body it must refuse is not the bridge we know.
+            log.error("broker.probe_accepted", endpoint=endpoint.label, body=endpoint.probe_body)
+        return not missing
+
     async def _submit(
-        self, path: str, body: dict[str, object], order_ref: str | None, model: type[W]
+        self,
+        path: str,
+        body: dict[str, object],
+        order_ref: str | None,
+        model: type[W],
+        *,
+        label: str | None = None,
     ) -> W:
         """POST an order exactly once; see the module docstring for what counts as definite."""
-        label = f"POST {path}"
+        label = label or f"POST {path}"
+        attempted_at = self._clock()
         started = time.perf_counter()
         try:
             response = await self._http.post(
@@ -403,12 +604,19 @@ class BrokerClient:
         except httpx.TransportError as exc:
             self._observe(label, _transport_outcome(exc), started)
             raise AmbiguousSubmission(
-                f"no answer after sending: {_describe(exc)}", endpoint=label, order_ref=order_ref
+                f"no answer after sending: {_describe(exc)}",
+                endpoint=label,
+                order_ref=order_ref,
+                detail=f"no answer after sending: {_describe(exc)}",
+                attempted_at=attempted_at,
             ) from exc
         status, raw = response.status_code, response.content
+        detail = _detail(raw)
+        if caps.route_missing(status, detail):
+            self._observe(label, "rejected", started)
+            raise EndpointMissing(endpoint=label, status=status, excerpt=excerpt(raw))
         if 400 <= status < 500:
             self._observe(label, "rejected", started)
-            detail = _detail(raw)
             raise BrokerRejected(
                 f"order refused: {detail if detail is not None else 'no detail'}",
                 endpoint=label,
@@ -416,10 +624,10 @@ class BrokerClient:
                 excerpt=excerpt(raw),
                 detail=detail if detail is not None else excerpt(raw),
             )
-        if status == 503 and _detail(raw) is not None:
+        if status == 503 and detail is not None:
             self._observe(label, "error", started)
             raise BrokerUnavailable(
-                f"bridge not connected, order not placed: {_detail(raw)}",
+                f"bridge not connected, order not placed: {detail}",
                 endpoint=label,
                 status=status,
                 excerpt=excerpt(raw),
@@ -427,19 +635,32 @@ class BrokerClient:
         if not 200 <= status < 300:
             self._observe(label, "error", started)
             raise AmbiguousSubmission(
-                "unexpected answer",
+                f"unexpected answer{': ' + detail if detail else ''}",
                 endpoint=label,
                 order_ref=order_ref,
                 status=status,
                 excerpt=excerpt(raw),
+                detail=detail,
+                attempted_at=attempted_at,
             )
         try:
             answer = self._parse(label, response, started, model, _successful)
         except MalformedResponse as exc:
             raise AmbiguousSubmission(
-                exc.reason, endpoint=label, order_ref=order_ref, status=status, excerpt=exc.excerpt
+                exc.reason,
+                endpoint=label,
+                order_ref=order_ref,
+                status=status,
+                excerpt=exc.excerpt,
+                attempted_at=attempted_at,
             ) from exc
         return answer
+
+
+if TYPE_CHECKING:
+    # mypy checks here that the client satisfies the seam the actors depend on.
+    def _satisfies_broker(client: BrokerClient) -> Broker:
+        return client
 
 
 def _successful(answer: W) -> W:

@@ -19,8 +19,15 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def loads(data: str | bytes) -> Any:
-    """Parse JSON; fractions become `Decimal`; NaN and Infinity are refused (`ValueError`)."""
+def loads(data: str | bytes, *, non_finite: bool = False) -> Any:
+    """Parse JSON; fractions become `Decimal`.
+
+    The non-standard constants NaN, Infinity and -Infinity are refused (`ValueError`) unless
+    `non_finite` is true; then they become the non-finite `Decimal`s, for a schema to judge
+    (the bridge client reads a non-finite price as "no price" and refuses a non-finite amount).
+    """
+    if non_finite:
+        return json.loads(data, parse_float=Decimal, parse_constant=Decimal)
     return json.loads(data, parse_float=Decimal, parse_constant=_reject_constant)
 
 

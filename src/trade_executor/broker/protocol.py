@@ -1,16 +1,16 @@
-"""What the actors need from the IB bridge: the seam between them and `BrokerClient`.
+"""`Broker`: the narrow seam the actors depend on, instead of the HTTP client itself.
 
-The actors depend on this protocol only, so they run against the real client over HTTP, the
-client over an ASGI transport, or any fake with the same behaviour.
+`BrokerClient` satisfies it (checked by mypy in `client.py`); tests may pass any object that
+does. Every method's errors are those of `broker.errors`; order-sending methods (`place`,
+`cancel_order`, `close_position`, `protect_position`) are attempted exactly once.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from trade_executor.broker.reconcile import FindResult
 from trade_executor.domain.models import (
     Account,
     Action,
@@ -19,16 +19,24 @@ from trade_executor.domain.models import (
     BrokerOrder,
     CancelResult,
     OrderStatus,
+    OrderType,
     PlacedOrder,
     Position,
+    ProtectionPlaced,
 )
+
+from .capabilities import BridgeCapabilities
+from .locate import Located
+from .orderbook import OrderIndex
+from .reconcile import FindResult, SubmissionKey
 
 
 class Broker(Protocol):
-    """Every method raises `broker.errors.BrokerError` (or a subclass) when the bridge cannot
-    give a usable answer; `place` raises `AmbiguousSubmission` when the order may exist."""
+    """What the actors call on the IB bridge."""
 
     async def health(self) -> BridgeHealth: ...
+
+    async def capabilities(self) -> BridgeCapabilities: ...
 
     async def account(self) -> Account: ...
 
@@ -37,6 +45,8 @@ class Broker(Protocol):
     async def order_status(self, order_id: int) -> OrderStatus: ...
 
     async def orders(self) -> list[BrokerOrder]: ...
+
+    async def order_index(self) -> OrderIndex: ...
 
     async def find_order(
         self,
@@ -47,17 +57,32 @@ class Broker(Protocol):
         quantity: int,
         price: Decimal | None,
         placed_after: datetime,
+        order_type: OrderType | None = None,
     ) -> FindResult: ...
 
-    async def place(self, req: AnyOrderRequest) -> PlacedOrder:
-        """Attempted exactly once, never retried."""
-        ...
+    async def locate_submission(
+        self, key: SubmissionKey, *, attempted_at: datetime, detail: str | None = None
+    ) -> Located: ...
+
+    async def place(self, req: AnyOrderRequest) -> PlacedOrder: ...
 
     async def cancel_order(self, order_id: int) -> CancelResult: ...
 
+    async def close_position(
+        self,
+        symbol: str,
+        *,
+        quantity: int | None = None,
+        order_type: OrderType = OrderType.MKT,
+        limit_price: Decimal | None = None,
+    ) -> PlacedOrder: ...
 
-if TYPE_CHECKING:  # the real client implements it: mypy checks it here
-    from trade_executor.broker.client import BrokerClient
-
-    def _is_a_broker(client: BrokerClient) -> Broker:
-        return client
+    async def protect_position(
+        self,
+        symbol: str,
+        *,
+        stop_loss: Decimal,
+        take_profit: Decimal | None = None,
+        quantity: int | None = None,
+        replace_existing: bool = True,
+    ) -> ProtectionPlaced: ...

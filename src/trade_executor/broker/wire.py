@@ -1,9 +1,14 @@
 """The bridge's answers (CONTRACT section 7) as strict pydantic schemas, and their domain models.
 
-Input is the output of `jsonnum.loads`, so fractions are already `Decimal`. The validators refuse
-what the lax defaults would coerce: a string or a bool where a number belongs, non-finite numbers,
-negative order quantities, unknown statuses. Unknown extra fields are ignored (the real bridge adds
-some, e.g. `can_cancel`).
+Input is the output of `jsonnum.loads(..., non_finite=True)`, so fractions are already `Decimal`
+and NaN / Infinity arrive as non-finite `Decimal`s. The validators refuse what the lax defaults
+would coerce: a string or a bool where a number belongs, negative order quantities, unknown
+statuses of a single order. Unknown extra fields are ignored (the real bridge adds some, e.g.
+`source`, `can_cancel`, `market_data_mode`).
+
+IB's unset value (see `unset`): an optional price or amount that is unset or non-finite is read as
+None, never rounded; a required amount (net liquidation, buying power, a position's average cost)
+that is unset is refused, so nothing is ever sized on it.
 """
 
 from __future__ import annotations
@@ -24,19 +29,43 @@ from trade_executor.domain.models import (
     OrderStatus,
     PlacedOrder,
     Position,
+    ProtectionPlaced,
 )
+
+from .unset import is_unset, value_or_none
 
 # IB statuses outside the contract's list that mean the same as one in it.
 _STATUS_ALIASES = {"ApiPending": BrokerStatus.PENDING_SUBMIT}
 
 
-def _number(value: Any) -> Decimal:
+def _any_number(value: Any) -> Decimal:
+    if type(value) is Decimal:  # the common case first: lists of 10,000 orders are parsed
+        return value
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise ValueError(f"expected a JSON number, got {type(value).__name__}")
-    number = Decimal(value)
+    return Decimal(value)
+
+
+def _number(value: Any) -> Decimal:
+    number = _any_number(value)
     if not number.is_finite():
         raise ValueError("expected a finite number")
+    if is_unset(number):
+        raise ValueError("IB's unset value (1.797e+308) where an amount is required")
     return number
+
+
+def _optional_amount(value: Any) -> Decimal | None:
+    """An amount that may be absent: null, unset or non-finite all read as None."""
+    return None if value is None else value_or_none(_any_number(value))
+
+
+def _optional_price(value: Any) -> Decimal | None:
+    """A price that may be absent: null, unset or non-finite read as None; negatives refused."""
+    price = _optional_amount(value)
+    if price is not None and price < 0:
+        raise ValueError("expected a price >= 0")
+    return price
 
 
 def _non_negative(value: Any) -> Decimal:
@@ -47,6 +76,8 @@ def _non_negative(value: Any) -> Decimal:
 
 
 def _integer(value: Any) -> int:
+    if type(value) is int:  # fast path; bools are not ints here (type, not isinstance)
+        return value
     number = _number(value)
     if number != number.to_integral_value():
         raise ValueError("expected a whole number")
@@ -71,6 +102,15 @@ def _status(value: Any) -> BrokerStatus:
         raise ValueError(f"unknown order status {value!r}") from None
 
 
+def _listed_status(value: Any) -> BrokerStatus:
+    """In the order list one odd status must not hide every other order: a status this client
+    does not know (IB's "ValidationError", an empty one) is read as `Unknown`, never final."""
+    try:
+        return _status(value)
+    except ValueError:
+        return BrokerStatus.UNKNOWN
+
+
 def _action(value: Any) -> Action:
     if not isinstance(value, str) or value.upper() not in ("BUY", "SELL"):
         raise ValueError(f"expected BUY or SELL, got {value!r}")
@@ -87,9 +127,12 @@ def _timestamp(value: Any) -> datetime:
 
 Money = Annotated[Decimal, PlainValidator(_number)]
 Price = Annotated[Decimal, PlainValidator(_non_negative)]
+OptionalPrice = Annotated[Decimal | None, PlainValidator(_optional_price)]
+OptionalMoney = Annotated[Decimal | None, PlainValidator(_optional_amount)]
 Int = Annotated[int, PlainValidator(_integer)]
 Count = Annotated[int, PlainValidator(_count)]
 Status = Annotated[BrokerStatus, PlainValidator(_status)]
+ListedStatus = Annotated[BrokerStatus, PlainValidator(_listed_status)]
 Side = Annotated[Action, PlainValidator(_action)]
 Timestamp = Annotated[datetime, PlainValidator(_timestamp)]
 
@@ -104,7 +147,7 @@ def _fill_price(avg_fill_price: Decimal | None, filled_qty: int) -> Decimal | No
 
 
 def _positive_price(price: Decimal | None) -> Decimal | None:
-    # The real bridge reports unset limit/stop prices as null (or 0 from IB); both mean none.
+    # Unset limit/stop prices arrive as IB's sentinel (already None here), null, or 0: all none.
     return price if price else None
 
 
@@ -132,10 +175,10 @@ class PositionWire(_Wire):
     quantity: Int  # signed: a short position is negative
     avg_cost: Money
     contract_id: Int | None = None
-    market_price: Money | None = None
-    market_value: Money | None = None
-    unrealized_pnl: Money | None = None
-    realized_pnl: Money | None = None
+    market_price: OptionalMoney = None
+    market_value: OptionalMoney = None
+    unrealized_pnl: OptionalMoney = None
+    realized_pnl: OptionalMoney = None
     account: StrictStr | None = None
 
     def to_domain(self) -> Position:
@@ -196,7 +239,7 @@ class OrderStatusWire(_Wire):
     order_id: Count
     status: Status
     filled_qty: Count
-    avg_fill_price: Price | None
+    avg_fill_price: OptionalPrice
     last_update: Timestamp | None = None
 
     def to_domain(self) -> OrderStatus:
@@ -215,12 +258,12 @@ class BrokerOrderWire(_Wire):
     action: Side
     order_type: StrictStr
     quantity: Count
-    limit_price: Price | None = None
-    stop_price: Price | None = None
-    status: Status
+    limit_price: OptionalPrice = None
+    stop_price: OptionalPrice = None
+    status: ListedStatus
     filled_qty: Count
     remaining_qty: Count
-    avg_fill_price: Price | None = None
+    avg_fill_price: OptionalPrice = None
     parent_id: Count | None = None
     order_ref: StrictStr | None = None
     created_at: Timestamp | None = None
@@ -267,17 +310,37 @@ class CancelWire(_Wire):
         )
 
 
+class ProtectWire(_Wire):
+    success: StrictBool
+    order_ids: list[Count]
+    cancelled_order_ids: list[Count] = []
+    message: StrictStr = ""
+
+    def to_domain(self) -> ProtectionPlaced:
+        return ProtectionPlaced(
+            order_ids=tuple(self.order_ids),
+            cancelled_order_ids=tuple(self.cancelled_order_ids),
+            message=self.message,
+        )
+
+
 class HealthWire(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True)
 
     status: StrictStr
     connected: StrictBool
     version: StrictStr | None = None
+    # Absent from bridges before March 2026: then nobody can tell paper from live.
+    paper_trading: StrictBool | None = None
 
     def to_domain(self) -> BridgeHealth:
+        extra = dict(self.model_extra or {})
+        if self.paper_trading is not None:
+            extra["paper_trading"] = self.paper_trading  # where callers read it before
         return BridgeHealth(
             status=self.status,
             connected=self.connected,
             version=self.version,
-            extra=dict(self.model_extra or {}),
+            extra=extra,
+            paper_trading=self.paper_trading,
         )

@@ -189,8 +189,19 @@ class CancelResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ProtectionPlaced:
+    """`POST /positions/{symbol}/protect`: the protective orders placed, and those it cancelled."""
+
+    order_ids: tuple[int, ...]
+    cancelled_order_ids: tuple[int, ...] = ()
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class BridgeHealth:
     status: str
     connected: bool
     version: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    # None: the bridge does not say (bridges before March 2026); callers must not assume paper.
+    paper_trading: bool | None = None
