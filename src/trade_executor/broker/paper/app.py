@@ -435,6 +435,9 @@ def create_app(config: PaperConfig, *, on_startup: Callable[[], None] | None = N
         Route(path, _ib_route(handler, bridge, places_orders=places), methods=[method])
         for path, handler, method, places in table
     ]
+    if config.profile != "ideal":
+        for route in routes:  # FastAPI's routes answer no implicit HEAD (Starlette's do)
+            route.methods = {m for m in route.methods or () if m != "HEAD"}
 
     def admin(path: str, handler: Handler, method: str) -> Route:
         return Route(f"/admin{path}", _admin_route(handler, bridge), methods=[method])
