@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--live", action="store_true", help="report paper_trading false in /health")
     p.add_argument(
-        "--request-log", type=int, default=100_000, help="requests kept for /admin/requests"
+        "--request-log", type=int, default=20_000, help="requests kept for /admin/requests"
     )
     return p
 

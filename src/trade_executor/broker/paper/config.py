@@ -79,7 +79,7 @@ class PaperConfig:
     profile: Profile = "ideal"
     unknown_symbols: frozenset[str] = frozenset()
     paper_trading: bool = True
-    request_log: int = 100_000
+    request_log: int = 20_000
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
