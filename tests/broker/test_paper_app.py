@@ -184,7 +184,7 @@ def test_an_impossible_rate_is_a_usage_error(capsys: pytest.CaptureFixture[str])
 def test_the_command_serves_until_sigterm() -> None:
     code = "import sys; from trade_executor.broker.paper import main; sys.exit(main(sys.argv[1:]))"
     process = subprocess.Popen(
-        [sys.executable, "-c", code, "--port", "0", "--tick-interval", "0.01"],
+        [sys.executable, "-c", code, "--profile=ideal", "--port", "0", "--tick-interval", "0.01"],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

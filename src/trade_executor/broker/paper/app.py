@@ -1,14 +1,15 @@
 """The paper bridge as a Starlette app: the IB bridge API (CONTRACT section 7) plus /admin.
 
-The IB routes go through the fault knobs; /admin routes never do. All state lives in one
-`PaperBridge`, mutated only from the event loop (handlers and the ticker never await while
-changing it), so every request sees a consistent book.
+The profile (`PaperConfig.profile`) decides which IB routes exist and how they answer: `ideal`
+(this module's handlers), `jax` and `legacy` (`jaxroutes`). The IB routes go through the fault
+knobs; /admin routes never do. All state lives in one `PaperBridge`, mutated only from the event
+loop (handlers and the ticker change it between awaits, never across one), so every request sees
+a consistent book.
 """
 
 from __future__ import annotations
 
-import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,87 +19,54 @@ import anyio
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
 from trade_executor.broker import jsonnum
 
-from .config import Faults, PaperConfig
-from .exchange import OrderError, PaperBroker, PaperOrder
-from .requests import AccountBody, BracketBody, OrderBody, PriceBody, StepBody, describe
+from . import jaxroutes
+from .config import PaperConfig
+from .exchange import OrderError, PaperOrder
+from .requestlog import RequestLogMiddleware
+from .requests import (
+    AccountBody,
+    BracketBody,
+    OrderBody,
+    PriceBody,
+    RestartBody,
+    StepBody,
+    SymbolsBody,
+    describe,
+)
+from .state import (
+    JSON,
+    NOT_CONNECTED,
+    DroppedResponse,
+    Endpoint,
+    Handler,
+    PaperBridge,
+    Refusal,
+)
 
 VERSION = "paper-1.0"
-NOT_CONNECTED = "Not connected to IB Gateway"
 _HTML_PAGE = (
     "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
     "<body><h1>Bad Gateway</h1><p>The upstream server is unavailable.</p></body></html>"
 )
 _ZERO = Decimal("0.0")  # the real bridge's avg_fill_price when nothing has filled
 
-
-class JSON(Response):
-    """JSON whose Decimals go out as exact numbers."""
-
-    media_type = "application/json"
-
-    def render(self, content: Any) -> bytes:
-        return jsonnum.dumps(content).encode()
-
-
-class DroppedResponse(Response):
-    """Sends a status line promising a body, then nothing: the server must close the connection.
-
-    (Hypercorn answers 500 for an app that fails before responding, so a response that starts and
-    never finishes is the closest an ASGI app gets to dropping the connection.)
-    """
-
-    def __init__(self) -> None:
-        super().__init__(status_code=200)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"4096")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-
-
-class Refusal(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-
-class PaperBridge:
-    """The app's state: the brokerage, the fault knobs and the fault dice."""
-
-    def __init__(self, config: PaperConfig) -> None:
-        self.config = config
-        self.broker = PaperBroker(config)
-        self.faults = config.faults.model_copy()
-        self._dice = random.Random(config.seed)
-
-    def reset(self) -> None:
-        self.faults = self.config.faults.model_copy()
-        self._dice = random.Random(self.config.seed)
-        self.broker.reset()
-
-    def set_faults(self, changes: dict[str, Any]) -> None:
-        self.faults = Faults.model_validate({**self.faults.model_dump(), **changes})
-        self.broker.fill_mode = self.faults.fill_mode
-
-    def roll(self, rate: float) -> bool:
-        # Rates of 0 consume no randomness, so fault-free runs stay reproducible.
-        return rate > 0 and self._dice.random() < rate
+__all__ = ["JSON", "PaperBridge", "Refusal", "create_app"]
 
 
 def _rfc3339(moment: datetime) -> str:
     return jsonnum.rfc3339(moment)
 
 
-def _order_json(order: PaperOrder) -> dict[str, object]:
+def _order_json(order: PaperOrder, *, restored: bool = False) -> dict[str, object]:
     return {
-        "order_id": order.order_id,
+        "order_id": 0 if restored else order.order_id,
         "symbol": order.symbol,
         "action": order.action.value,
         "order_type": order.order_type.value,
@@ -109,7 +77,7 @@ def _order_json(order: PaperOrder) -> dict[str, object]:
         "filled_qty": order.filled_qty,
         "remaining_qty": order.remaining_qty,
         "avg_fill_price": order.avg_fill_price or _ZERO,
-        "parent_id": order.parent_id,
+        "parent_id": None if restored else order.parent_id,
         "order_ref": order.order_ref,
         "created_at": _rfc3339(order.created_at),
         "updated_at": _rfc3339(order.updated_at),
@@ -141,10 +109,6 @@ def _order_id(request: Request) -> int:
     return int(raw)
 
 
-Handler = Callable[[Request, PaperBridge], Awaitable[Response]]
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
 # ---- the IB bridge API ---------------------------------------------------------------------
 
 
@@ -155,7 +119,7 @@ async def health(request: Request, bridge: PaperBridge) -> Response:
             "connected": True,
             "version": VERSION,
             "market_data_mode": "simulated",
-            "paper_trading": True,
+            "paper_trading": bridge.paper_trading,
         }
     )
 
@@ -206,6 +170,7 @@ async def place_order(request: Request, bridge: PaperBridge) -> Response:
         )
     except OrderError as exc:
         raise Refusal(400, str(exc)) from None
+    bridge.maybe_phantom(order)
     return JSON(
         {"success": True, "order_id": order.order_id, "message": "Order placed successfully"}
     )
@@ -226,6 +191,7 @@ async def place_bracket(request: Request, bridge: PaperBridge) -> Response:
         )
     except OrderError as exc:
         raise Refusal(400, str(exc)) from None
+    bridge.maybe_phantom(parent)
     return JSON(
         {
             "success": True,
@@ -238,7 +204,7 @@ async def place_bracket(request: Request, bridge: PaperBridge) -> Response:
 
 async def order_status(request: Request, bridge: PaperBridge) -> Response:
     order_id = _order_id(request)
-    order = bridge.broker.orders.get(order_id)
+    order = bridge.broker.visible(order_id)
     if order is None:  # the real bridge's answer for an order it does not know
         return JSON(
             {
@@ -249,19 +215,28 @@ async def order_status(request: Request, bridge: PaperBridge) -> Response:
                 "last_update": _rfc3339(datetime.now(UTC)),
             }
         )
+    report = bridge.broker.read(order)
     return JSON(
         {
             "order_id": order.order_id,
-            "status": order.status.value,
-            "filled_qty": order.filled_qty,
-            "avg_fill_price": order.avg_fill_price or _ZERO,
+            "status": report.status.value,
+            "filled_qty": report.filled_qty,
+            "avg_fill_price": report.avg_fill_price or _ZERO,
             "last_update": _rfc3339(order.updated_at),
         }
     )
 
 
 async def list_orders(request: Request, bridge: PaperBridge) -> Response:
-    items = [_order_json(o) for o in bridge.broker.orders.values()]
+    items = []
+    for order, restored in bridge.broker.listing():
+        row = _order_json(order, restored=restored)
+        if not restored:
+            report = bridge.broker.read(order)
+            row["status"] = report.status.value
+            row["filled_qty"] = report.filled_qty
+            row["avg_fill_price"] = report.avg_fill_price or _ZERO
+        items.append(row)
     return JSON({"orders": items, "count": len(items)})
 
 
@@ -291,6 +266,8 @@ def _ib_route(handler: Handler, bridge: PaperBridge, *, places_orders: bool = Fa
         if bridge.roll(faults.error_rate):
             return JSON({"detail": "Internal error (injected fault)"}, status_code=500)
         if bridge.roll(faults.unavailable_rate):
+            if handler is jaxroutes.health:
+                return jaxroutes.disconnected_health(bridge)
             if handler is health:  # the real bridge reports itself up but disconnected
                 return JSON({"status": "degraded", "connected": False, "version": VERSION})
             return JSON({"detail": NOT_CONNECTED}, status_code=503)
@@ -333,12 +310,47 @@ async def reset(request: Request, bridge: PaperBridge) -> Response:
     return JSON({"reset": True})
 
 
+async def restart(request: Request, bridge: PaperBridge) -> Response:
+    """The bridge process restarts (IB keeps everything): its new session forgets the earlier
+    orders by id; finished ones are listed as restored rows; positions are kept."""
+    data = await _body(request) if await request.body() else {}
+    body = _validated(RestartBody, data)
+    bridge.broker.restart(relist_working=body.relist_working)
+    return JSON({"session": bridge.broker.session, "restored": len(bridge.broker.restored)})
+
+
+async def session_close(request: Request, bridge: PaperBridge) -> Response:
+    """The trading session closes: open DAY orders expire (`Cancelled`)."""
+    return JSON({"expired": bridge.broker.expire_day_orders()})
+
+
 async def admin_orders(request: Request, bridge: PaperBridge) -> Response:
+    broker = bridge.broker
     items = [
-        {**_order_json(o), "received_at": o.received_at, "child_ids": o.child_ids}
-        for o in bridge.broker.orders.values()
+        {
+            **_order_json(o),
+            "received_at": o.received_at,
+            "child_ids": o.child_ids,
+            "tif": o.tif,
+            "oca_group": o.oca_group,
+            "session": o.session,
+            "visible": o.session == broker.session,
+            "phantom_reads": o.phantom_reads,
+        }
+        for o in broker.orders.values()
     ]
     return JSON({"orders": items, "count": len(items)})
+
+
+async def requests_log(request: Request, bridge: PaperBridge) -> Response:
+    log = bridge.requests
+    items = [entry.as_json() for entry in log.entries]
+    return JSON({"requests": items, "count": len(items), "dropped": log.dropped})
+
+
+async def clear_requests(request: Request, bridge: PaperBridge) -> Response:
+    bridge.requests.clear()
+    return JSON({"cleared": True})
 
 
 async def set_price(request: Request, bridge: PaperBridge) -> Response:
@@ -359,9 +371,32 @@ async def step(request: Request, bridge: PaperBridge) -> Response:
 
 
 async def set_account(request: Request, bridge: PaperBridge) -> Response:
+    """Amounts, the account id, and paper or live (what /health's `paper_trading` says)."""
     body = _validated(AccountBody, await _body(request))
     bridge.broker.set_account(body.net_liquidation, body.buying_power)
-    return await account(request, bridge)
+    if body.account_id is not None:
+        bridge.broker.account_id = body.account_id
+    if body.paper_trading is not None:
+        bridge.paper_trading = body.paper_trading
+    view = bridge.broker.account()
+    return JSON(
+        {
+            "account_id": view.account_id,
+            "net_liquidation": view.net_liquidation,
+            "total_cash": view.total_cash,
+            "buying_power": view.buying_power,
+            "equity_with_loan": view.equity_with_loan,
+            "currency": view.currency,
+            "paper_trading": bridge.paper_trading,
+        }
+    )
+
+
+async def set_symbols(request: Request, bridge: PaperBridge) -> Response:
+    """The symbols the simulated IB cannot identify (replaces the set)."""
+    body = _validated(SymbolsBody, await _body(request))
+    bridge.unknown_symbols = {s.upper() for s in body.unknown}
+    return JSON({"unknown": sorted(bridge.unknown_symbols)})
 
 
 def _admin_route(handler: Handler, bridge: PaperBridge) -> Endpoint:
@@ -379,34 +414,48 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSON({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+_IDEAL_ROUTES: list[tuple[str, Handler, str, bool]] = [
+    ("/health", health, "GET", False),
+    ("/account", account, "GET", False),
+    ("/positions", positions, "GET", False),
+    ("/orders", place_order, "POST", True),
+    ("/orders/bracket", place_bracket, "POST", True),
+    ("/orders", list_orders, "GET", False),
+    ("/orders/{order_id}", order_status, "GET", False),
+    ("/orders/{order_id}", cancel_order, "DELETE", False),
+]
+
+
 def create_app(config: PaperConfig, *, on_startup: Callable[[], None] | None = None) -> Starlette:
     """The paper bridge app. Its lifespan runs the price ticker (unless `tick_interval` <= 0);
     `on_startup` is called once the app is ready to serve. `app.state.bridge` is the state."""
     bridge = PaperBridge(config)
-
-    def ib(path: str, handler: Handler, method: str, **kw: bool) -> Route:
-        return Route(path, _ib_route(handler, bridge, **kw), methods=[method])
+    table = _IDEAL_ROUTES if config.profile == "ideal" else jaxroutes.ib_routes(config.profile)
+    routes = [
+        Route(path, _ib_route(handler, bridge, places_orders=places), methods=[method])
+        for path, handler, method, places in table
+    ]
+    if config.profile != "ideal":
+        for route in routes:  # FastAPI's routes answer no implicit HEAD (Starlette's do)
+            route.methods = {m for m in route.methods or () if m != "HEAD"}
 
     def admin(path: str, handler: Handler, method: str) -> Route:
         return Route(f"/admin{path}", _admin_route(handler, bridge), methods=[method])
 
-    routes = [
-        ib("/health", health, "GET"),
-        ib("/account", account, "GET"),
-        ib("/positions", positions, "GET"),
-        ib("/orders", place_order, "POST", places_orders=True),
-        ib("/orders/bracket", place_bracket, "POST", places_orders=True),
-        ib("/orders", list_orders, "GET"),
-        ib("/orders/{order_id}", order_status, "GET"),
-        ib("/orders/{order_id}", cancel_order, "DELETE"),
+    routes += [
         admin("/faults", get_faults, "GET"),
         admin("/faults", post_faults, "POST"),
         admin("/reset", reset, "POST"),
+        admin("/restart", restart, "POST"),
+        admin("/session-close", session_close, "POST"),
         admin("/orders", admin_orders, "GET"),
+        admin("/requests", requests_log, "GET"),
+        admin("/requests", clear_requests, "DELETE"),
         admin("/price", set_price, "POST"),
         admin("/prices", prices, "GET"),
         admin("/step", step, "POST"),
         admin("/account", set_account, "POST"),
+        admin("/symbols", set_symbols, "POST"),
     ]
 
     @asynccontextmanager
@@ -419,8 +468,14 @@ def create_app(config: PaperConfig, *, on_startup: Callable[[], None] | None = N
             yield
             tasks.cancel_scope.cancel()
 
+    middleware = []
+    if config.request_log > 0:
+        middleware.append(Middleware(RequestLogMiddleware, log=bridge.requests))
     app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},
+        middleware=middleware,
     )
     app.state.bridge = bridge
     return app

@@ -10,7 +10,9 @@ from functools import partial
 import anyio
 from pydantic import ValidationError
 
-from .config import Faults, PaperConfig
+from .config import PROFILES, Faults, PaperConfig
+
+DEFAULT_PROFILE = "jax"  # what runs against the service by default: the real bridge's behaviour
 
 EX_USAGE = 2  # CONTRACT section 2: bad usage
 
@@ -35,6 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="trade-executor paper-bridge",
         description="Serve the IB bridge API from memory with a simulated market.",
     )
+    p.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default=DEFAULT_PROFILE,
+        help="jax: the real jax-trading-assistant bridge, quirks and latencies (default); "
+        "ideal: the polite one; legacy: a bridge from before March 2026 (no bracket, list, "
+        "DELETE)",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8092, help="0 picks a free port")
     p.add_argument("--seed", type=int, default=0, help="seed of the price paths and faults")
@@ -48,6 +58,34 @@ def build_parser() -> argparse.ArgumentParser:
     _rate_flag(p, "--drop-after-accept", "probability that an order is kept but not answered")
     _rate_flag(p, "--html", "probability of an HTML answer after processing")
     p.add_argument("--fill-mode", choices=["normal", "never"], default="normal")
+    p.add_argument(
+        "--latency-scale",
+        type=float,
+        default=1.0,
+        help="jax/legacy: multiplies the real bridge's own waits (0 = none)",
+    )
+    p.add_argument(
+        "--qualify-seconds",
+        type=float,
+        default=5.0,
+        help="jax/legacy: seconds to identify a symbol seen for the first time (before scaling)",
+    )
+    p.add_argument(
+        "--partial-fill-qty", type=int, default=0, help="fill at most this many shares at a time"
+    )
+    _rate_flag(p, "--cancelled-before-fill", "probability that an order first reads Cancelled")
+    p.add_argument("--cancelled-reads", type=int, default=1, help="reads that see that Cancelled")
+    p.add_argument(
+        "--unknown-symbol",
+        action="append",
+        default=[],
+        metavar="SYMBOL",
+        help="a symbol IB cannot identify (repeatable)",
+    )
+    p.add_argument("--live", action="store_true", help="report paper_trading false in /health")
+    p.add_argument(
+        "--request-log", type=int, default=20_000, help="requests kept for /admin/requests"
+    )
     return p
 
 
@@ -59,6 +97,11 @@ def config_from_args(args: argparse.Namespace) -> PaperConfig:
         drop_after_accept=args.drop_after_accept,
         html=args.html,
         fill_mode=args.fill_mode,
+        latency_scale=args.latency_scale,
+        qualify_seconds=args.qualify_seconds,
+        partial_fill_qty=args.partial_fill_qty,
+        cancelled_before_fill=args.cancelled_before_fill,
+        cancelled_reads=args.cancelled_reads,
     )
     return PaperConfig(
         seed=args.seed,
@@ -67,6 +110,10 @@ def config_from_args(args: argparse.Namespace) -> PaperConfig:
         tick_interval=args.tick_interval,
         volatility=args.volatility,
         faults=faults,
+        profile=args.profile,
+        unknown_symbols=frozenset(s.upper() for s in args.unknown_symbol),
+        paper_trading=not args.live,
+        request_log=args.request_log,
     )
 
 
@@ -81,9 +128,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"paper-bridge: invalid fault setting: {exc}", file=sys.stderr)
         return EX_USAGE
+    except ValueError as exc:
+        print(f"paper-bridge: {exc}", file=sys.stderr)
+        return EX_USAGE
 
     def announce(port: int) -> None:
-        print(f"paper bridge listening on http://{args.host}:{port}", file=sys.stderr, flush=True)
+        # The address stays the line's last word: scripts and tests read it from there.
+        print(
+            f"paper bridge (profile {config.profile}) listening on http://{args.host}:{port}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     try:
         anyio.run(partial(serve, config, args.host, args.port, ready=announce))

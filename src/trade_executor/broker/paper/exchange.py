@@ -8,7 +8,16 @@ Fill model:
   between its stop-loss and take-profit; a plain MKT order: `default_price`).
 - A bracket is an entry plus a take-profit LMT and a stop-loss STP child. The children stay
   PreSubmitted until the entry fills, then work as one-cancels-other: when one fills, the other is
-  Cancelled. Cancelling the entry cancels its children.
+  Cancelled. Cancelling the entry cancels its children. Orders of one OCA group (the jax bridge's
+  protection orders) cancel each other the same way when one fills.
+- Partial fills (`fill_slice` > 0): each price event fills at most that many shares of an order;
+  the order stays working until its whole quantity filled (a bracket's children start then).
+- Time in force: orders are `default_tif` ("GTC" or "DAY"); `expire_day_orders` (a simulated
+  session close) cancels every open DAY order, as IB does at the close.
+- Sessions: `restart` starts a new bridge session. Orders of earlier sessions stay at the
+  simulated exchange (working ones go on working) but are no longer `visible` by id; the ones that
+  had finished are listed by `listing` as restored rows (the real bridge shows them with
+  order_id 0). `relist_working=True` keeps the working ones visible under their ids.
 
 Accounting (a cash account): a fill of signed quantity q at price p moves cash by -q x p. Net
 liquidation is cash plus every position at the current price; buying power is the configured
@@ -32,6 +41,9 @@ from .config import PaperConfig
 from .market import Market
 
 WORKING = frozenset({BrokerStatus.PRE_SUBMITTED, BrokerStatus.SUBMITTED})
+# What the real bridge counts as open (cancellable): ib_client.py OPEN_ORDER_STATUSES.
+OPEN = WORKING | {BrokerStatus.PENDING_SUBMIT, BrokerStatus.PENDING_CANCEL}
+DAY, GTC = "DAY", "GTC"
 
 
 class OrderError(ValueError):
@@ -56,10 +68,26 @@ class PaperOrder:
     child_ids: list[int] = field(default_factory=list)
     filled_qty: int = 0
     avg_fill_price: Decimal | None = None
+    tif: str = GTC
+    oca_group: str | None = None
+    session: int = 1  # the bridge session that placed it (or relisted it)
+    listed_since: datetime | None = None  # set when a restart relisted it
+    phantom_reads: int = 0  # status reads left that see a false `Cancelled` (error 10349)
+    action_text: str = ""  # a side IB refused, as it was sent (the order is then Cancelled)
 
     @property
     def remaining_qty(self) -> int:
         return 0 if self.status.is_final else self.quantity - self.filled_qty
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """An order's state as one status read reports it (see `PaperBroker.read`)."""
+
+    status: BrokerStatus
+    filled_qty: int
+    avg_fill_price: Decimal | None
+    phantom: bool = False  # a false `Cancelled` (the order goes on working or filled)
 
 
 @dataclass(slots=True)
@@ -114,6 +142,8 @@ class PaperBroker:
         self._clock = clock
         self._monotonic = monotonic
         self.fill_mode = "normal"
+        self.fill_slice = 0  # > 0: partial fills of at most this many shares per price event
+        self.default_tif = GTC
         self.reset()
 
     def reset(self) -> None:
@@ -125,13 +155,18 @@ class PaperBroker:
         self._buying_power_base = self.config.buying_power
         self._next_id = 1
         self.fill_mode = self.config.faults.fill_mode
+        self.fill_slice = self.config.faults.partial_fill_qty
+        self.session = 1
+        self.account_id = self.config.account_id
+        self.restored: list[PaperOrder] = []  # finished orders of earlier sessions, by age
+        self.qualified: set[str] = set()  # symbols identified once (the gateway caches them)
 
     # ---- account -----------------------------------------------------------------------------
 
     def account(self) -> AccountView:
         net = self.cash + sum((self._market_value(s) for s in self.holdings), Decimal(0))
         return AccountView(
-            account_id=self.config.account_id,
+            account_id=self.account_id,
             net_liquidation=net.quantize(CENT),
             total_cash=self.cash.quantize(CENT),
             buying_power=self.buying_power().quantize(CENT),
@@ -172,7 +207,7 @@ class PaperBroker:
                     market_value=value.quantize(CENT),
                     unrealized_pnl=(value - holding.cost).quantize(CENT),
                     realized_pnl=holding.realized.quantize(CENT),
-                    account=self.config.account_id,
+                    account=self.account_id,
                 )
             )
         return views
@@ -193,10 +228,12 @@ class PaperBroker:
         limit_price: Decimal | None = None,
         stop_price: Decimal | None = None,
         order_ref: str | None = None,
+        oca_group: str | None = None,
     ) -> PaperOrder:
         order = self._new_order(
             symbol, action, quantity, order_type, limit_price, stop_price, order_ref
         )
+        order.oca_group = oca_group
         self._start(order, limit_price or stop_price or self.config.default_price)
         return order
 
@@ -216,44 +253,143 @@ class PaperBroker:
             raise OrderError("a bracket entry must be MKT or LMT")
         if stop_loss is None and take_profit is None:
             raise OrderError("Bracket orders require at least a stop loss or take profit")
-        parent = self._new_order(
+        parent = self.stage(
             symbol, action, quantity, entry_order_type, entry_limit_price, None, order_ref
         )
-        exit_action = action.opposite
-        children = []
+        children = self.attach_children(parent, take_profit, stop_loss, order_ref)
+        self.transmit_bracket(parent, entry_limit_price, stop_loss, take_profit)
+        return parent, children
+
+    def stage(
+        self,
+        symbol: str,
+        action: Action,
+        quantity: int,
+        order_type: OrderType,
+        limit_price: Decimal | None,
+        stop_price: Decimal | None,
+        order_ref: str | None,
+    ) -> PaperOrder:
+        """A bracket entry recorded but not transmitted (`PendingSubmit`): it cannot fill yet."""
+        return self._new_order(
+            symbol,
+            action,
+            quantity,
+            order_type,
+            limit_price,
+            stop_price,
+            order_ref,
+            status=BrokerStatus.PENDING_SUBMIT,
+        )
+
+    def attach_children(
+        self,
+        parent: PaperOrder,
+        take_profit: Decimal | None,
+        stop_loss: Decimal | None,
+        order_ref: str | None,
+    ) -> list[PaperOrder]:
+        """The exits of a staged entry, take-profit LMT first, then stop-loss STP (the real
+        bridge's order); they wait (`PreSubmitted`) until the entry has filled."""
+        exit_action = parent.action.opposite
+        specs: list[tuple[OrderType, Decimal | None, Decimal | None]] = []
         if take_profit is not None:
-            children.append(
-                self._new_order(
-                    symbol, exit_action, quantity, OrderType.LMT, take_profit, None, order_ref
-                )
-            )
+            specs.append((OrderType.LMT, take_profit, None))
         if stop_loss is not None:
-            children.append(
-                self._new_order(
-                    symbol, exit_action, quantity, OrderType.STP, None, stop_loss, order_ref
-                )
+            specs.append((OrderType.STP, None, stop_loss))
+        children = []
+        for order_type, limit, stop in specs:
+            child = self._new_order(
+                parent.symbol, exit_action, parent.quantity, order_type, limit, stop, order_ref
             )
-        for child in children:
             child.parent_id = parent.order_id
             parent.child_ids.append(child.order_id)
+            children.append(child)
+        return children
+
+    def transmit_bracket(
+        self,
+        parent: PaperOrder,
+        entry_limit_price: Decimal | None,
+        stop_loss: Decimal | None,
+        take_profit: Decimal | None,
+    ) -> None:
+        """Send a staged entry with its children (a new symbol starts at the entry's price, or for
+        a MKT entry midway between its exits)."""
         start = entry_limit_price
         if start is None:
             start = (stop_loss + take_profit) / 2 if stop_loss and take_profit else None
         self._start(parent, start or stop_loss or take_profit or self.config.default_price)
-        return parent, children
 
     def cancel(self, order_id: int) -> PaperOrder:
-        order = self.orders.get(order_id)
+        order = self.visible(order_id)
         if order is None:
             raise OrderError(f"Order {order_id} not found")
         if order.status not in WORKING:
             raise OrderError(f"Order {order_id} is not cancellable from status {order.status}")
-        self._finish(order, BrokerStatus.CANCELLED)
+        self.confirm_cancel(order)
+        return order
+
+    def request_cancel(self, order: PaperOrder) -> None:
+        """IB has been asked to cancel: `PendingCancel` (it no longer fills) until confirmed."""
+        self._finish(order, BrokerStatus.PENDING_CANCEL)
+
+    def confirm_cancel(self, order: PaperOrder) -> None:
+        """The order (unless it filled meanwhile) and its open children are `Cancelled`."""
+        if order.status in OPEN:
+            self._finish(order, BrokerStatus.CANCELLED)
         for child_id in order.child_ids:
             child = self.orders[child_id]
-            if child.status in WORKING:
+            if child.status in OPEN:
                 self._finish(child, BrokerStatus.CANCELLED)
-        return order
+
+    def reject(self, order: PaperOrder) -> None:
+        """IB refused the order after it was placed: ib_insync marks it `Cancelled`."""
+        self.confirm_cancel(order)
+
+    # ---- sessions, the close, lookups --------------------------------------------------------
+
+    def visible(self, order_id: int) -> PaperOrder | None:
+        """The order with this id if the current bridge session knows it."""
+        order = self.orders.get(order_id)
+        return order if order is not None and order.session == self.session else None
+
+    def listing(self) -> list[tuple[PaperOrder, bool]]:
+        """What the bridge lists, oldest first: (order, restored). Restored rows (finished orders
+        of earlier sessions, as IB re-sends them at connection) come first, then the session's."""
+        rows = [(order, True) for order in self.restored]
+        rows += [(o, False) for o in self.orders.values() if o.session == self.session]
+        return rows
+
+    def read(self, order: PaperOrder) -> Report:
+        """The order's state for one status read. While it has phantom reads left, a read sees
+        `Cancelled` with nothing filled, whatever the order really did, and uses one up."""
+        if order.phantom_reads > 0:
+            order.phantom_reads -= 1
+            return Report(BrokerStatus.CANCELLED, 0, None, phantom=True)
+        return Report(order.status, order.filled_qty, order.avg_fill_price)
+
+    def restart(self, *, relist_working: bool = False) -> None:
+        """A new bridge session. Positions, cash and prices are kept (they live at IB)."""
+        now = self._clock()
+        self.session += 1
+        self.restored = [o for o in self.orders.values() if o.status.is_final]
+        if relist_working:
+            for order in self.orders.values():
+                if not order.status.is_final:
+                    order.session = self.session
+                    order.listed_since = now
+
+    def expire_day_orders(self) -> list[int]:
+        """The session closes: every open DAY order is `Cancelled`; the expired ids."""
+        expired = [o for o in self.orders.values() if o.tif == DAY and o.status in OPEN]
+        for order in expired:
+            self._finish(order, BrokerStatus.CANCELLED)
+        return [o.order_id for o in expired]
+
+    def position_of(self, symbol: str) -> int:
+        holding = self.holdings.get(symbol.upper())
+        return 0 if holding is None else holding.quantity
 
     def _new_order(
         self,
@@ -264,6 +400,8 @@ class PaperBroker:
         limit_price: Decimal | None,
         stop_price: Decimal | None,
         order_ref: str | None,
+        *,
+        status: BrokerStatus = BrokerStatus.PRE_SUBMITTED,
     ) -> PaperOrder:
         if quantity <= 0:
             raise OrderError("quantity must be positive")
@@ -280,11 +418,13 @@ class PaperBroker:
             quantity=quantity,
             limit_price=limit_price.quantize(CENT) if limit_price is not None else None,
             stop_price=stop_price.quantize(CENT) if stop_price is not None else None,
-            status=BrokerStatus.PRE_SUBMITTED,
+            status=status,
             order_ref=order_ref,
             created_at=now,
             received_at=self._monotonic(),
             updated_at=now,
+            tif=self.default_tif,
+            session=self.session,
         )
         self._next_id += 1
         self.orders[order.order_id] = order
@@ -328,7 +468,9 @@ class PaperBroker:
     def match(self, symbol: str) -> list[int]:
         """Fill every working order of `symbol` the current price crosses, until none is left.
 
-        Repeats because a fill can arm more orders (an entry's children) at the same price.
+        Repeats because a fill can arm more orders (an entry's children) at the same price. With
+        partial fills an order takes at most one slice per call. The ids that filled (wholly or
+        in part).
         """
         filled: list[int] = []
         if self.fill_mode == "never":
@@ -336,27 +478,38 @@ class PaperBroker:
         price = self.market.price(symbol)
         if price is None:
             return filled
+        sliced: set[int] = set()
         while True:
             crossed = [
                 (o, fill)
                 for o in self.orders.values()
                 if o.symbol == symbol
                 and o.status is BrokerStatus.SUBMITTED
+                and o.order_id not in sliced
                 and (fill := _fill_price(o, price)) is not None
             ]
             if not crossed:
                 return filled
             order, fill = crossed[0]
             self._fill(order, fill)
+            sliced.add(order.order_id)
             filled.append(order.order_id)
 
     def _fill(self, order: PaperOrder, price: Decimal) -> None:
-        order.filled_qty = order.quantity
-        order.avg_fill_price = price
+        left = order.quantity - order.filled_qty
+        quantity = min(left, self.fill_slice) if self.fill_slice > 0 else left
+        before = order.filled_qty
+        order.filled_qty += quantity
+        if before == 0 or order.avg_fill_price is None:
+            order.avg_fill_price = price
+        else:  # volume-weighted, as IB reports avgFillPrice
+            total = order.avg_fill_price * before + price * quantity
+            order.avg_fill_price = total / order.filled_qty
+        self._book(order.symbol, quantity if order.action is Action.BUY else -quantity, price)
+        if order.filled_qty < order.quantity:
+            order.updated_at = self._clock()
+            return
         self._finish(order, BrokerStatus.FILLED)
-        self._book(
-            order.symbol, order.quantity if order.action is Action.BUY else -order.quantity, price
-        )
         for child_id in order.child_ids:  # the entry filled: its children start working
             self._activate(self.orders[child_id])
         if order.parent_id is not None:  # one-cancels-other
@@ -364,6 +517,14 @@ class PaperBroker:
                 sibling = self.orders[sibling_id]
                 if sibling is not order and sibling.status in WORKING:
                     self._finish(sibling, BrokerStatus.CANCELLED)
+        if order.oca_group is not None:
+            for other in self.orders.values():
+                if (
+                    other is not order
+                    and other.oca_group == order.oca_group
+                    and other.status in WORKING
+                ):
+                    self._finish(other, BrokerStatus.CANCELLED)
 
     def _book(self, symbol: str, signed_qty: int, price: Decimal) -> None:
         """Cash and the position follow a fill; closing quantity realizes P&L at average cost."""

@@ -10,6 +10,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    StrictBool,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -105,6 +106,16 @@ class PriceBody(_Body):
 class AccountBody(_Body):
     net_liquidation: Price | None = None
     buying_power: Price | None = None
+    account_id: Annotated[StrictStr, Field(min_length=1, max_length=32)] | None = None
+    paper_trading: StrictBool | None = None
+
+
+class RestartBody(_Body):
+    relist_working: StrictBool = False  # True: working orders keep their ids (same client id)
+
+
+class SymbolsBody(_Body):
+    unknown: list[Annotated[StrictStr, Field(max_length=32)]]
 
 
 class StepBody(_Body):
