@@ -155,8 +155,9 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
     control = found["control"]
     day = book.trading_day(now)
     print(f"trading day        {day.isoformat()} ({settings.trading_day_timezone})")
-    print(f"daily risk used    {used:.2f} of {settings.max_daily_loss:.2f}")
-    print(f"daily risk left    {left:.2f}")
+    budget = f"{settings.max_daily_loss:.2f}" if left is not None else "no limit (MAX_DAILY_LOSS=0)"
+    print(f"daily risk used    {used:.2f} of {budget}")
+    print(f"daily risk left    {f'{left:.2f}' if left is not None else 'unlimited'}")
     halted = f"yes: {control.reason} (by {control.changed_by})" if control.halted else "no"
     print(f"halted             {halted}")
     print(f"execution enabled  {str(settings.execution_enabled).lower()}")

@@ -100,8 +100,8 @@ async def test_one_signal_killed_at_fault_point(
         # An `unknown` execution keeps its risk reserved: the order may be working somewhere.
         assert execution["risk_amount"] == RISK
     kinds = await events_of(conn, signal_id)
-    assert kinds.count("claimed") == 1
-    assert kinds.count("submitting") <= 1
+    assert kinds.count("execution.claimed") == 1
+    assert kinds.count("order.submitting") <= 1
     if fault == "after_broker_accepted":
         assert "order.adopted" in kinds, kinds
     if fault in ("after_submitting", "after_broker_accepted"):
@@ -158,7 +158,7 @@ async def test_killed_mid_batch_loses_and_doubles_nothing(
         if execution["state"] == "unknown":
             assert execution["client_order_id"] not in refs, dict(execution)
             kinds = await events_of(conn, execution["signal_id"])
-            assert "submitting" in kinds and "order.submitted" not in kinds, kinds
+            assert "order.submitting" in kinds and "order.submitted" not in kinds, kinds
     unknown = [e for e in snapshot.executions if e["state"] == "unknown"]
     if fault == "after_submitting":
         assert unknown, "the execution killed after its intent must end unknown"

@@ -139,8 +139,9 @@ class RiskBook:
         """Risk reserved or committed on the trading day of `now`."""
         return self._day_risk.get(self.trading_day(now), Decimal(0))
 
-    def daily_risk_left(self, now: datetime) -> Decimal:
-        return max(Decimal(0), self.limits.max_daily_loss - self.daily_risk_used(now))
+    def daily_risk_left(self, now: datetime) -> Decimal | None:
+        """What is left of today's budget; None when MAX_DAILY_LOSS is off (0)."""
+        return self.limits.daily_risk_left(self.daily_risk_used(now))
 
     def decide(
         self, execution_id: UUID, signal: ValidSignal, account: Account, now: datetime
@@ -153,10 +154,11 @@ class RiskBook:
         if self.is_open(signal.symbol):
             return RiskRejection(RiskGate.DUPLICATE_SYMBOL, f"{signal.symbol} is already open")
         open_count = self.open_count()
-        if open_count >= self.limits.max_open_positions:
+        cap = self.limits.open_positions_cap
+        if cap is not None and open_count >= cap:
             return RiskRejection(
                 RiskGate.MAX_OPEN_POSITIONS,
-                f"{open_count} positions open or in flight (max {self.limits.max_open_positions})",
+                f"{open_count} positions open or in flight (max {cap})",
             )
         sizing = size_position(
             signal.entry, signal.stop, account, self.limits, self.daily_risk_left(now)
