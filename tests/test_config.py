@@ -406,7 +406,9 @@ def test_every_problem_of_an_env_file_is_named_at_once(tmp_path: Path) -> None:
 def test_process_variables_are_allowed_and_exported_like_systemd(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("PGSSLMODE", raising=False)
+    # A copy of the environment: what load_settings exports must not leak into later tests
+    # (PGSSLMODE=require would make every later connection ask for TLS).
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k != "PGSSLMODE"})
     monkeypatch.setenv("PGAPPNAME", "from-the-shell")
     load_settings(env_file=env_file(tmp_path, "PGSSLMODE=require\nPGAPPNAME=from-file\n"))
     assert os.environ["PGSSLMODE"] == "require"
