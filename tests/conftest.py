@@ -1,135 +1,17 @@
-"""Shared fixtures.
-
-Async tests
-    Mark them `@pytest.mark.anyio` (or `pytestmark = pytest.mark.anyio` for a module). By default
-    each runs twice, on asyncio and on trio (`anyio_backend` below).
-
-    asyncpg does not run on trio. A test module that touches asyncpg (directly or through
-    `trade_executor.store`) pins itself to asyncio by overriding the fixture at module level::
-
-        pytestmark = pytest.mark.anyio
-
-        @pytest.fixture(scope="module")
-        def anyio_backend() -> str:
-            return "asyncio"
-
-PostgreSQL (server: TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/postgres)
-    `pg_server_url`       (session)  the server's maintenance database; never write there.
-    `database_url`        (session)  one database for the whole run, already migrated. Shared by
-                                     every test: use fresh uuids and symbols, never assume a table
-                                     is empty, and put back what you change (executor_control).
-    `fresh_database_url`  (function) a new, empty, unmigrated database, dropped after the test.
-    `create_database`     (function) a factory: `create_database()` returns the URL of another
-                                     new empty database; all are dropped after the test.
-
-These fixtures are synchronous (setup and teardown use `asyncio.run`), so sync and async tests on
-either backend can use them.
-"""
+"""The suite's layout: `unit/` (pure, or in-memory and in-loop: both anyio backends),
+`integration/` (PostgreSQL, real processes: asyncio only, asyncpg does not run on trio),
+`chaos/` (faults, crashes, bad input, load). Fixtures live in `tests.support.fixtures`, helpers
+in `tests.support`; tests import from those, never from a conftest."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from urllib.parse import urlsplit, urlunsplit
-
-import asyncpg
 import pytest
 
-from tests.support import ThreadedBridge, threaded_bridge
-from trade_executor.store.migrate import migrate
-
-DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+pytest_plugins = ["tests.support.fixtures"]
 
 
 @pytest.fixture(scope="module", params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """By default every anyio test runs on both backends; `integration/` and `chaos/` pin
+    asyncio in their conftest."""
     return str(request.param)
-
-
-@pytest.fixture(scope="session")
-def pg_server_url() -> str:
-    return os.environ.get("TEST_DATABASE_URL") or DEFAULT_SERVER_URL
-
-
-def _with_database(server_url: str, name: str) -> str:
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-
-
-async def _create(server_url: str) -> str:
-    # A generated name (hex only) is safe to interpolate: CREATE DATABASE takes no parameters.
-    name = f"te_{uuid.uuid4().hex[:16]}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        # template0: CREATE DATABASE from template1 fails while anyone is connected to template1.
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    finally:
-        await conn.close()
-    return _with_database(server_url, name)
-
-
-async def _drop(server_url: str, database_url: str) -> None:
-    name = urlsplit(database_url).path.lstrip("/")
-    conn = await asyncpg.connect(server_url)
-    try:
-        # FORCE: a test that leaked a connection must not make the teardown fail.
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-def create_database(pg_server_url: str) -> Iterator[Callable[[], str]]:
-    created: list[str] = []
-
-    def factory() -> str:
-        url = asyncio.run(_create(pg_server_url))
-        created.append(url)
-        return url
-
-    yield factory
-    for url in created:
-        asyncio.run(_drop(pg_server_url, url))
-
-
-@pytest.fixture
-def fresh_database_url(create_database: Callable[[], str]) -> str:
-    return create_database()
-
-
-@pytest.fixture(scope="session")
-def database_url(pg_server_url: str) -> Iterator[str]:
-    url = asyncio.run(_create(pg_server_url))
-    try:
-        asyncio.run(migrate(url))
-        yield url
-    finally:
-        asyncio.run(_drop(pg_server_url, url))
-
-
-# -- the service's surroundings, for tests pinned to asyncio ---------------------------------
-
-
-@pytest.fixture
-def db_url(fresh_database_url: str) -> str:
-    """A new database with the schema migrated, dropped after the test."""
-    asyncio.run(migrate(fresh_database_url))
-    return fresh_database_url
-
-
-@pytest.fixture
-def bridge() -> Iterator[ThreadedBridge]:
-    """A paper bridge in its own thread (a separate server, as in production)."""
-    with threaded_bridge() as running:
-        yield running
-
-
-@pytest.fixture
-async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to `db_url` (asyncio only)."""
-    connection = await asyncpg.connect(db_url)
-    try:
-        yield connection
-    finally:
-        await connection.close()

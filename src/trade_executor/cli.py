@@ -142,7 +142,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
 def _ops(name: str) -> Callable[[Settings, argparse.Namespace], int]:
     def handler(settings: Settings, args: argparse.Namespace) -> int:
-        from trade_executor import operations
+        from trade_executor import ops as operations
 
         command: Callable[[Settings, argparse.Namespace], int] = getattr(operations, name)
         try:

@@ -10,7 +10,6 @@ from typing import Any
 import anyio
 import asyncpg
 import pytest
-from tests.chaos.bridge_proxy import bridge_proxy
 from tests.chaos.conftest import (
     ENTRY,
     STOP,
@@ -20,6 +19,7 @@ from tests.chaos.conftest import (
     wait_settled,
 )
 from tests.support import ThreadedBridge, approve, insert_signal
+from tests.support.bridge_proxy import bridge_proxy
 
 pytestmark = pytest.mark.anyio
 

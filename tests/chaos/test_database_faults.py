@@ -17,8 +17,8 @@ from tests.chaos.conftest import (
     check_invariants,
     wait_settled,
 )
-from tests.chaos.proxy import tcp_proxy
 from tests.support import ThreadedBridge, approve, insert_signal, wait_for
+from tests.support.proxy import tcp_proxy
 
 pytestmark = pytest.mark.anyio
 

@@ -33,8 +33,8 @@ from tests.chaos.conftest import (
     Harness,
     wait_settled,
 )
-from tests.chaos.proxy import tcp_proxy
 from tests.support import ThreadedBridge, approve, insert_signal
+from tests.support.proxy import tcp_proxy
 
 pytestmark = pytest.mark.anyio
 

@@ -23,6 +23,7 @@ class Execution:
     state: ExecutionState
     client_order_id: str
     symbol: str | None = None
+    approval_source: str | None = None  # trade_approvals | signal_status
     reason: str | None = None
     action: str | None = None
     order_type: str | None = None
@@ -44,6 +45,14 @@ class Execution:
     submitted_at: datetime | None = None
     updated_at: datetime | None = None
     finished_at: datetime | None = None
+    # The position after the entry (CONTRACT section 4).
+    position_state: str | None = None  # open | closed | unprotected
+    exit_reason: str | None = None  # stop_loss | take_profit | close | flatten | external
+    exit_qty: int | None = None
+    exit_avg_price: Decimal | None = None
+    realized_pnl: Decimal | None = None
+    r_multiple: Decimal | None = None
+    closed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,13 @@ class Changes:
     trading_day: date | None = None
     attempted_at: datetime | None = None
     submitted_at: datetime | None = None
+    position_state: str | None = None
+    exit_reason: str | None = None
+    exit_qty: int | None = None
+    exit_avg_price: Decimal | None = None
+    realized_pnl: Decimal | None = None
+    r_multiple: Decimal | None = None
+    closed_at: datetime | None = None
 
 
 EXECUTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Execution))

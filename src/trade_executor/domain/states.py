@@ -72,6 +72,11 @@ class _Rule:
 
 
 _AT_BROKER_WORKING = frozenset({S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED})
+# What an operator may settle: `unknown`, and (once past their bound, which the command checks)
+# executions stuck in `submitting` or at the broker.
+_SETTLEABLE = frozenset({S.UNKNOWN, S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED})
+# Executions that hold (or held) shares: their position is followed to its exit.
+_HOLDING = frozenset({S.PARTIALLY_FILLED, S.FILLED, S.CANCELLED})
 
 
 class Transition(StrEnum):
@@ -88,8 +93,12 @@ class Transition(StrEnum):
     PARTIAL_FILL = "partial_fill"
     FILL = "fill"
     CANCEL = "cancel"
+    GIVE_UP = "give_up"
+    POSITION = "position"
     RESOLVE_FAILED = "resolve_failed"
     RESOLVE_SUBMITTED = "resolve_submitted"
+    RESOLVE_FILLED = "resolve_filled"
+    RESOLVE_CANCELLED = "resolve_cancelled"
 
     @property
     def sources(self) -> frozenset[ExecutionState]:
@@ -126,8 +135,17 @@ _RULES: dict[Transition, _Rule] = {
     T.PARTIAL_FILL: _Rule(_AT_BROKER_WORKING, S.PARTIALLY_FILLED, "order.partially_filled"),
     T.FILL: _Rule(_AT_BROKER_WORKING, S.FILLED, "order.filled"),
     T.CANCEL: _Rule(_AT_BROKER_WORKING, S.CANCELLED, "order.cancelled"),
-    T.RESOLVE_FAILED: _Rule(frozenset({S.UNKNOWN}), S.FAILED, "execution.resolved"),
-    T.RESOLVE_SUBMITTED: _Rule(frozenset({S.UNKNOWN}), S.SUBMITTED, "execution.resolved"),
+    # The broker cannot say what became of a working order (Unknown, refused cancels) past its
+    # bound: an operator must settle it.
+    T.GIVE_UP: _Rule(WORKING_STATES, S.UNKNOWN, "order.status_lost"),
+    # The position after the entry (exit, P&L, protection): fields only, the state is kept.
+    T.POSITION: _Rule(_HOLDING, None, "position.changed"),
+    T.RESOLVE_FAILED: _Rule(_SETTLEABLE, S.FAILED, "execution.resolved"),
+    T.RESOLVE_SUBMITTED: _Rule(
+        frozenset({S.UNKNOWN, S.SUBMITTING}), S.SUBMITTED, "execution.resolved"
+    ),
+    T.RESOLVE_FILLED: _Rule(_SETTLEABLE, S.FILLED, "execution.resolved"),
+    T.RESOLVE_CANCELLED: _Rule(_SETTLEABLE, S.CANCELLED, "execution.resolved"),
 }
 assert set(_RULES) == set(Transition), "every transition needs its rule"
 

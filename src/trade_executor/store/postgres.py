@@ -152,6 +152,7 @@ class PgStore:
             client_order_id=client_order_id,
             symbol=row["e_symbol"],
             action=row["e_action"],
+            approval_source="trade_approvals",
             created_at=row["e_created_at"],
             updated_at=row["e_updated_at"],
         )

@@ -261,6 +261,7 @@ class MemoryStore:
             client_order_id=client_order_id,
             symbol=signal.symbol[:64] if signal.symbol else None,
             action=signal.signal_type if signal.signal_type in ("BUY", "SELL") else None,
+            approval_source="trade_approvals",
             created_at=now,
             updated_at=now,
         )

@@ -17,12 +17,10 @@ import anyio
 import httpx
 import pytest
 
-from tests.support import PaperServer, paper_in_this_loop
+from tests.support import PaperServer, paper_config, paper_in_this_loop
 from trade_executor.broker.jsonnum import dumps, loads
 from trade_executor.broker.paper import Faults
 from trade_executor.broker.paper.cli import build_parser, config_from_args
-
-from .conftest import paper_config
 
 pytestmark = pytest.mark.anyio
 

@@ -170,7 +170,7 @@ def test_env_file_is_read_and_a_missing_one_exits_78(
 def test_the_example_env_file_is_valid_and_lists_every_setting(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    example = Path(__file__).resolve().parent.parent / "config" / "trade-executor.env.example"
+    example = Path(__file__).resolve().parents[2] / "config" / "trade-executor.env.example"
     # As shipped it lacks DATABASE_URL, so check-config refuses it, as `run` would.
     assert main(["--env-file", str(example), "check-config"]) == EX_CONFIG
     assert f"DATABASE_URL: required by run but is empty ({example}:" in capsys.readouterr().err

@@ -5,10 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.support import realbridge as rb
 from trade_executor.broker import BrokerClient, BrokerUnavailable, EndpointMissing
 from trade_executor.broker.capabilities import BridgeCapabilities, route_missing
-
-from . import realbridge as rb
 
 pytestmark = pytest.mark.anyio
 

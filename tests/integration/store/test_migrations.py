@@ -719,7 +719,7 @@ async def test_someone_elses_schema_migrations_is_left_alone(
 
 # -- databases built by jax-trading-assistant ----------------------------------------------------
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 @dataclass(frozen=True)

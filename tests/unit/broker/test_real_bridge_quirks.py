@@ -11,6 +11,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from tests.support import realbridge as rb
 from trade_executor.broker import (
     DEFAULT_TIMEOUT,
     AmbiguousSubmission,
@@ -27,8 +28,6 @@ from trade_executor.domain.models import (
     OrderRequest,
     OrderType,
 )
-
-from . import realbridge as rb
 
 pytestmark = pytest.mark.anyio
 

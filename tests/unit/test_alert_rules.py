@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from trade_executor.config import Settings
 from trade_executor.metrics import Metrics
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
 RUNBOOK = ROOT / "docs" / "RUNBOOK.md"

@@ -12,6 +12,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from tests.support import realbridge as rb
 from trade_executor.broker import (
     Adopted,
     Ambiguous,
@@ -27,8 +28,6 @@ from trade_executor.domain.models import (
     OrderRequest,
     OrderType,
 )
-
-from . import realbridge as rb
 
 pytestmark = pytest.mark.anyio
 

@@ -13,11 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import paper_config
 from trade_executor.broker.jsonnum import dumps, loads
 from trade_executor.broker.paper import create_app
 from trade_executor.broker.paper.cli import build_parser, config_from_args, main
-
-from .conftest import paper_config
 
 pytestmark = pytest.mark.anyio
 

@@ -523,8 +523,8 @@ def test_log_repeated_goes_through_the_configured_logging() -> None:
 
 # ---- docs/LOG_EVENTS.md tells each event's real level -----------------------------------------
 
-SRC = Path(__file__).resolve().parent.parent / "src" / "trade_executor"
-LOG_EVENTS = Path(__file__).resolve().parent.parent / "docs" / "LOG_EVENTS.md"
+SRC = Path(__file__).resolve().parents[2] / "src" / "trade_executor"
+LOG_EVENTS = Path(__file__).resolve().parents[2] / "docs" / "LOG_EVENTS.md"
 LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical"}
 
 

@@ -243,3 +243,11 @@ async def running_service(settings: Settings, role: str = "active") -> AsyncIter
         finally:
             service.request_stop()
     assert exit_codes == [0]
+
+
+def paper_config(**overrides: Any) -> PaperConfig:
+    """The deterministic paper bridge of the tests: no background ticker (prices move only when
+    a test says), a fixed seed, no faults."""
+    settings: dict[str, Any] = {"seed": 7, "tick_interval": 0.0, "faults": Faults()}
+    settings.update(overrides)
+    return PaperConfig(**settings)

@@ -16,10 +16,9 @@ import anyio
 import httpx
 import pytest
 
+from tests.support import paper_config
 from trade_executor.broker.jsonnum import dumps, loads
 from trade_executor.broker.paper import Faults, create_app
-
-from .conftest import paper_config
 
 pytestmark = pytest.mark.anyio
 

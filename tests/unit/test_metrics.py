@@ -18,7 +18,7 @@ from trade_executor.domain.states import ExecutionState
 from trade_executor.metrics import Metrics, split_endpoint
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "METRICS.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "METRICS.md"
 
 # CONTRACT section 4, `risk: <gate>`: version 1's gates and version 2's additions.
 CONTRACT_GATES = (

@@ -9,6 +9,7 @@ from decimal import Decimal
 import anyio
 import pytest
 
+from tests.support import PaperServer, paper_config
 from trade_executor.broker import (
     AmbiguousSubmission,
     BrokerClient,
@@ -23,8 +24,6 @@ from trade_executor.domain.models import (
     OrderRequest,
     OrderType,
 )
-
-from .conftest import PaperServer, paper_config
 
 pytestmark = pytest.mark.anyio
 
