@@ -450,6 +450,6 @@ async def test_protect_without_take_profit_omits_it(anyio_backend: str) -> None:
 
 async def test_the_default_timeout_covers_the_bridges_slowest_order(anyio_backend: str) -> None:
     async with BrokerClient("http://bridge.test") as broker:
-        timeout = broker._http.timeout
+        timeout = broker._t.http.timeout
     assert DEFAULT_TIMEOUT == 15.0
     assert (timeout.connect, timeout.read, timeout.write) == (15.0, 15.0, 15.0)
