@@ -49,6 +49,7 @@ from .state import (
     PaperBridge,
     Refusal,
 )
+from .views import account_json, positions_json
 
 VERSION = "paper-1.0"
 _HTML_PAGE = (
@@ -109,6 +110,10 @@ def _order_id(request: Request) -> int:
     return int(raw)
 
 
+def _as_is(value: Decimal) -> Decimal:
+    return value
+
+
 # ---- the IB bridge API ---------------------------------------------------------------------
 
 
@@ -125,35 +130,11 @@ async def health(request: Request, bridge: PaperBridge) -> Response:
 
 
 async def account(request: Request, bridge: PaperBridge) -> Response:
-    view = bridge.broker.account()
-    return JSON(
-        {
-            "account_id": view.account_id,
-            "net_liquidation": view.net_liquidation,
-            "total_cash": view.total_cash,
-            "buying_power": view.buying_power,
-            "equity_with_loan": view.equity_with_loan,
-            "currency": view.currency,
-        }
-    )
+    return JSON(account_json(bridge.broker.account(), _as_is))
 
 
 async def positions(request: Request, bridge: PaperBridge) -> Response:
-    items = [
-        {
-            "symbol": p.symbol,
-            "contract_id": p.contract_id,
-            "quantity": p.quantity,
-            "avg_cost": p.avg_cost,
-            "market_price": p.market_price,
-            "market_value": p.market_value,
-            "unrealized_pnl": p.unrealized_pnl,
-            "realized_pnl": p.realized_pnl,
-            "account": p.account,
-        }
-        for p in bridge.broker.positions()
-    ]
-    return JSON({"positions": items, "count": len(items)})
+    return JSON(positions_json(bridge.broker.positions(), _as_is))
 
 
 async def place_order(request: Request, bridge: PaperBridge) -> Response:
