@@ -49,6 +49,7 @@ from .orders import (
     PaperOrder,
     PositionView,
     Report,
+    fill_price,
 )
 
 __all__ = [
@@ -427,7 +428,7 @@ class PaperBroker:
                 if o.symbol == symbol
                 and o.status is BrokerStatus.SUBMITTED
                 and o.order_id not in sliced
-                and (fill := _fill_price(o, price)) is not None
+                and (fill := fill_price(o, price)) is not None
             ]
             if not crossed:
                 return filled
@@ -446,7 +447,9 @@ class PaperBroker:
         else:  # volume-weighted, as IB reports avgFillPrice
             total = order.avg_fill_price * before + price * quantity
             order.avg_fill_price = total / order.filled_qty
-        self._book(order.symbol, quantity if order.action is Action.BUY else -quantity, price)
+        signed = quantity if order.action is Action.BUY else -quantity
+        self.cash -= signed * price
+        self.holdings.setdefault(order.symbol, Holding()).book(signed, price)
         if order.filled_qty < order.quantity:
             order.updated_at = self._clock()
             return
@@ -466,38 +469,3 @@ class PaperBroker:
                     and other.status in WORKING
                 ):
                     self._finish(other, BrokerStatus.CANCELLED)
-
-    def _book(self, symbol: str, signed_qty: int, price: Decimal) -> None:
-        """Cash and the position follow a fill; closing quantity realizes P&L at average cost."""
-        self.cash -= signed_qty * price
-        holding = self.holdings.setdefault(symbol, Holding())
-        if holding.quantity == 0 or (holding.quantity > 0) == (signed_qty > 0):
-            holding.quantity += signed_qty
-            holding.cost += signed_qty * price
-            return
-        closing = min(abs(signed_qty), abs(holding.quantity))
-        direction = 1 if holding.quantity > 0 else -1
-        avg = holding.avg_cost
-        holding.realized += closing * direction * (price - avg)
-        holding.cost -= closing * direction * avg
-        holding.quantity -= closing * direction
-        opening = signed_qty + closing * direction  # what is left flips the position
-        if holding.quantity == 0:
-            holding.cost = Decimal(0)
-        if opening:
-            holding.quantity += opening
-            holding.cost += opening * price
-
-
-def _fill_price(order: PaperOrder, price: Decimal) -> Decimal | None:
-    """The price this order fills at now, or None if `price` does not cross it."""
-    buy = order.action is Action.BUY
-    if order.order_type is OrderType.MKT:
-        return price
-    if order.order_type is OrderType.LMT:
-        assert order.limit_price is not None
-        crossed = price <= order.limit_price if buy else price >= order.limit_price
-        return price if crossed else None  # at or better than the limit
-    assert order.stop_price is not None
-    triggered = price >= order.stop_price if buy else price <= order.stop_price
-    return price if triggered else None

@@ -69,6 +69,25 @@ class Holding:
     def avg_cost(self) -> Decimal:
         return self.cost / self.quantity if self.quantity else Decimal(0)
 
+    def book(self, signed_qty: int, price: Decimal) -> None:
+        """The position follows a fill; closing quantity realizes P&L at average cost."""
+        if self.quantity == 0 or (self.quantity > 0) == (signed_qty > 0):
+            self.quantity += signed_qty
+            self.cost += signed_qty * price
+            return
+        closing = min(abs(signed_qty), abs(self.quantity))
+        direction = 1 if self.quantity > 0 else -1
+        avg = self.avg_cost
+        self.realized += closing * direction * (price - avg)
+        self.cost -= closing * direction * avg
+        self.quantity -= closing * direction
+        opening = signed_qty + closing * direction  # what is left flips the position
+        if self.quantity == 0:
+            self.cost = Decimal(0)
+        if opening:
+            self.quantity += opening
+            self.cost += opening * price
+
 
 @dataclass(frozen=True, slots=True)
 class AccountView:
@@ -91,3 +110,17 @@ class PositionView:
     unrealized_pnl: Decimal
     realized_pnl: Decimal
     account: str
+
+
+def fill_price(order: PaperOrder, price: Decimal) -> Decimal | None:
+    """The price this order fills at now, or None if `price` does not cross it."""
+    buy = order.action is Action.BUY
+    if order.order_type is OrderType.MKT:
+        return price
+    if order.order_type is OrderType.LMT:
+        assert order.limit_price is not None
+        crossed = price <= order.limit_price if buy else price >= order.limit_price
+        return price if crossed else None  # at or better than the limit
+    assert order.stop_price is not None
+    triggered = price >= order.stop_price if buy else price <= order.stop_price
+    return price if triggered else None
