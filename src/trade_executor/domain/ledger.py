@@ -47,7 +47,8 @@ def rebuild_riskbook(
     trading_state: TradingState | None = None,
 ) -> RiskBook:
     """The RiskBook as the ledger says it is at `now`, from today's executions and every
-    execution not yet final (of any day). Each execution is entered once."""
+    execution not yet final (of any day), with the realized P&L of their exits. Each execution
+    is entered once."""
     book = RiskBook(limits, timezone)
     if trading_state is not None:
         book.set_trading_state(trading_state)
@@ -67,4 +68,7 @@ def rebuild_riskbook(
                 day,
                 working=holds_symbol(execution),
             )
+        if execution.realized_pnl is not None:
+            exited = execution.closed_at or execution.updated_at or now
+            book.set_realized(execution.id, execution.realized_pnl, book.trading_day(exited))
     return book

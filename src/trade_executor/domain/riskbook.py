@@ -97,6 +97,10 @@ class RiskBook:
         self._day_risk: dict[date, Decimal] = {}
         self._pruned_on: date | None = None
         self.trading_state = TradingState()
+        # Realized P&L by execution (its latest total) and its trading day: exits report their
+        # running total, so a repeated report replaces rather than adds.
+        self._realized: dict[UUID, tuple[date, Decimal]] = {}
+        self._realized_by_day: dict[date, Decimal] = {}
 
     @property
     def halted(self) -> bool:
@@ -151,6 +155,13 @@ class RiskBook:
         if self.trading_state.halted:
             return Halted(self.trading_state.reason)
         self._prune(now)
+        loss_cap = self.limits.daily_realized_loss_cap
+        realized = self.realized_pnl(now)
+        if loss_cap is not None and realized <= -loss_cap:
+            return RiskRejection(
+                RiskGate.MAX_DAILY_REALIZED_LOSS,
+                f"realized P&L today {realized} reached the limit of -{loss_cap}",
+            )
         if self.is_open(signal.symbol):
             return RiskRejection(RiskGate.DUPLICATE_SYMBOL, f"{signal.symbol} is already open")
         open_count = self.open_count()
@@ -167,6 +178,22 @@ class RiskBook:
             return sizing
         reservation = self.reserve(execution_id, signal.symbol, sizing.risk_amount, now)
         return Decision(reservation, sizing)
+
+    def set_realized(self, execution_id: UUID, total_pnl: Decimal, trading_day: date) -> None:
+        """An execution's realized P&L so far (its exits' running total), booked on the trading
+        day of its exit. Net of gains: MAX_DAILY_REALIZED_LOSS gates what was banked today."""
+        previous = self._realized.get(execution_id)
+        if previous is not None:
+            day, amount = previous
+            self._realized_by_day[day] = self._realized_by_day.get(day, Decimal(0)) - amount
+        self._realized[execution_id] = (trading_day, total_pnl)
+        self._realized_by_day[trading_day] = (
+            self._realized_by_day.get(trading_day, Decimal(0)) + total_pnl
+        )
+
+    def realized_pnl(self, now: datetime) -> Decimal:
+        """Net realized P&L booked on the trading day of `now`."""
+        return self._realized_by_day.get(self.trading_day(now), Decimal(0))
 
     def reserve(
         self, execution_id: UUID, symbol: str, risk_amount: Decimal, now: datetime
