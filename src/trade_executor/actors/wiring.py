@@ -15,7 +15,7 @@ from anyio.abc import TaskGroup
 from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.executor import Executor, Mailbox, create_mailbox
 from trade_executor.actors.listener import ApprovalListener
-from trade_executor.actors.pollers import PollerPool
+from trade_executor.actors.following import PollerPool
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.broker.protocol import Broker
 from trade_executor.config import Settings
@@ -54,7 +54,13 @@ def build_actors(
     so thousands of polls never queue the executor's account reads and orders."""
     mailbox, inbox = create_mailbox()
     pollers = PollerPool(
-        settings, store, poll_broker or broker, metrics, mailbox.send_nowait, clock=clock
+        settings,
+        store,
+        poll_broker or broker,
+        metrics,
+        mailbox.send_nowait,
+        clock=clock,
+        report_lost=mailbox.send_nowait,
     )
     executor = Executor(settings, store, broker, metrics, inbox, pollers.follow, clock=clock)
     listener = ApprovalListener(settings, store, notifications, mailbox.send_nowait)
