@@ -14,8 +14,8 @@ from anyio.abc import TaskGroup
 
 from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.executor import Executor, Mailbox, create_mailbox
-from trade_executor.actors.listener import ApprovalListener
 from trade_executor.actors.following import PollerPool
+from trade_executor.actors.listener import ApprovalListener
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.broker.protocol import Broker
 from trade_executor.config import Settings

@@ -179,7 +179,7 @@ def judge(poller: Poller, seen: Observation, now: datetime, bounds: Bounds) -> S
             lost_for = (now - poller.lost_since).total_seconds()
             if lost_for >= bounds.lost_after:
                 return GiveUp(f"status_lost: {what} for {lost_for:.0f} s")
-            return _past_timeout(poller, None, what, age, now, bounds)
+            return _past_timeout(poller, None, what, age, now, bounds, lost=True)
         case Seen():
             pass
     poller.lost_since = poller.lost_what = None
@@ -191,7 +191,7 @@ def judge(poller: Poller, seen: Observation, now: datetime, bounds: Bounds) -> S
             return Confirm()
         return Finish(seen)
     record = seen if changed(execution, seen) else None
-    return _past_timeout(poller, record, seen.status.value, age, now, bounds)
+    return _past_timeout(poller, record, seen.status.value, age, now, bounds, lost=False)
 
 
 def changed(execution: Execution, seen: Seen) -> bool:
@@ -200,13 +200,22 @@ def changed(execution: Execution, seen: Seen) -> bool:
 
 
 def _past_timeout(
-    poller: Poller, record: Seen | None, status: str, age: float, now: datetime, bounds: Bounds
+    poller: Poller,
+    record: Seen | None,
+    status: str,
+    age: float,
+    now: datetime,
+    bounds: Bounds,
+    *,
+    lost: bool,
 ) -> Step:
     """A working (or lost) order: the timeout action once ORDER_POLL_TIMEOUT has passed."""
     if age < bounds.timeout:
         return Wait(record)
     if bounds.timeout_action == "leave":
-        return Leave(record)
+        # Only an order known to be working is left to the broker; a lost one is followed
+        # until its status comes back or the lost clock gives up.
+        return Wait(record) if lost else Leave(record)
     if poller.cannot_cancel:
         return Wait(record)  # followed until final; the capability warning says why
     sent = poller.cancel_sent_at
