@@ -49,9 +49,12 @@ def build_actors(
     *,
     poll_broker: Broker | None = None,
     clock: Clock = utcnow,
+    order_list: bool | None = None,
 ) -> Actors:
     """The actors of an active instance. `poll_broker` (default `broker`) serves the pollers,
-    so thousands of polls never queue the executor's account reads and orders."""
+    so thousands of polls never queue the executor's account reads and orders. `order_list`
+    False (from `broker.capabilities()`) says the bridge has no `GET /orders`; None lets the
+    pollers find out from its first answer."""
     mailbox, inbox = create_mailbox()
     pollers = PollerPool(
         settings,
@@ -61,6 +64,7 @@ def build_actors(
         mailbox.send_nowait,
         clock=clock,
         report_lost=mailbox.send_nowait,
+        order_list=order_list,
     )
     executor = Executor(settings, store, broker, metrics, inbox, pollers.follow, clock=clock)
     listener = ApprovalListener(settings, store, notifications, mailbox.send_nowait)
