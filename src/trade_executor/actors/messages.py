@@ -25,6 +25,18 @@ class OrderProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderStatusLost:
+    """A poller gave up on an order whose status the bridge cannot establish: the execution is
+    now `unknown`. Its risk stays committed and its symbol held (it is NOT an `OrderProgress`
+    with `final=True`); an operator settles it with `resolve`. For the executor's circuit
+    breaker and its count of executions needing an operator."""
+
+    execution_id: UUID
+    filled_qty: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class ControlChanged:
     """The kill switch was set or cleared."""
 
@@ -40,4 +52,4 @@ class ExecutionChanged:
     execution_id: UUID
 
 
-Message = ApprovalSeen | OrderProgress | ControlChanged | ExecutionChanged
+Message = ApprovalSeen | OrderProgress | OrderStatusLost | ControlChanged | ExecutionChanged
