@@ -429,7 +429,7 @@ class PgStore:
     async def _write_trade(
         conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
         trade: TradeRecord,
-        tables: OriginalTables,
+        tables: OriginalTables | None = None,
     ) -> None:
         order_id = str(trade.order_id) if trade.order_id is not None else None
         await conn.execute(
@@ -453,7 +453,7 @@ class PgStore:
         if order_id is not None:
             await conn.execute(q.LINK_APPROVALS, trade.signal_id, order_id)
         await conn.execute(q.TRADE_PROVENANCE, trade.trade_id)
-        if tables.strategy_artifacts:
+        if tables is not None and tables.strategy_artifacts:
             await conn.execute(q.TRADE_ARTIFACT_HASH, trade.trade_id)
 
     @translating
