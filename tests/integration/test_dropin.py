@@ -77,9 +77,7 @@ async def test_status_update_row_and_both_each_give_one_order(
     status = found[by_status]
     assert status["approval_id"] is None and status["approval_source"] == "signal_status"
     assert found[by_row]["approval_source"] == "trade_approvals"
-    assert await jax.fetchval(
-        "SELECT count(*) FROM executions WHERE signal_id = $1", by_both
-    ) == 1
+    assert await jax.fetchval("SELECT count(*) FROM executions WHERE signal_id = $1", by_both) == 1
     # The original's tables: the trade carries the signal's provenance; the intent its order.
     trade = await jax.fetchrow("SELECT * FROM trades WHERE signal_id = $1", by_status)
     assert trade["artifact_id"] == APPROVED_ARTIFACT
@@ -112,7 +110,7 @@ async def test_switch_over_mid_day(
     await jax.execute(
         "INSERT INTO order_intents (signal_id, symbol, side, quantity, order_type, status,"
         " metadata) VALUES ($1, 'AMZN', 'BUY', 50, 'LMT', 'Submitted',"
-        " '{\"brokerOrderId\": \"79\"}')",
+        ' \'{"brokerOrderId": "79"}\')',
         ordered,
     )
     budget = Decimal(1500)
@@ -128,12 +126,11 @@ async def test_switch_over_mid_day(
     assert found[MSFT_SIGNAL]["reason"] == "already_executed"
     assert found[ordered]["reason"] == "already_executed"
     assert orders_for(bridge, "MSFT") == [] and orders_for(bridge, "AMZN") == []
-    assert await jax.fetchval(
-        "SELECT order_id FROM trade_approvals WHERE id = $1", MSFT_APPROVAL
-    ) == "77"
-    assert await jax.fetchval(
-        "SELECT count(*) FROM trades WHERE signal_id = $1", MSFT_SIGNAL
-    ) == 1
+    assert (
+        await jax.fetchval("SELECT order_id FROM trade_approvals WHERE id = $1", MSFT_APPROVAL)
+        == "77"
+    )
+    assert await jax.fetchval("SELECT count(*) FROM trades WHERE signal_id = $1", MSFT_SIGNAL) == 1
     # Its trades of today: 720 in the fixture plus AMZN's 200. Stop distance 5: floor(left / 5).
     left = budget - ORIGINAL_RISK_TODAY - Decimal(200)
     assert found[fresh]["state"] in WORKING
@@ -175,9 +172,12 @@ async def test_dry_run_goes_through_the_risk_book(
     # The budget the dry run reserved is gone: 1000 - 665 = 335 left, stop distance 5.
     assert found[other]["state"] == "dry_run" and found[other]["quantity"] == 67
     assert bridge.parent_orders() == []
-    assert await conn.fetchval(
-        "SELECT count(*) FROM trades WHERE signal_id = ANY($1::uuid[])", list(found)
-    ) == 0
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM trades WHERE signal_id = ANY($1::uuid[])", list(found)
+        )
+        == 0
+    )
 
 
 async def test_live_account_refused_then_allowed(
