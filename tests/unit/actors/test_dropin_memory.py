@@ -4,20 +4,22 @@ closed, the original's tables written."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID, uuid4
 
 import pytest
 
-from tests.unit.actors.test_actors_memory import (  # noqa: F401 (the fixture is used by name)
+from tests.support import paper_in_this_loop
+from tests.unit.actors.test_actors_memory import (
     Bridge,
-    bridge,
     running,
     settings_for,
     settled,
     until,
 )
+from trade_executor.broker.paper import Faults, PaperConfig
 from trade_executor.domain.guardrails import GuardrailFacts, InstanceRow
 from trade_executor.domain.ledger import OriginalTrade
 from trade_executor.domain.states import ExecutionState
@@ -32,6 +34,13 @@ S = ExecutionState
 @pytest.fixture(scope="module", params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+@pytest.fixture
+async def bridge(anyio_backend: str) -> AsyncIterator[Bridge]:
+    config = PaperConfig(seed=7, tick_interval=0.0, faults=Faults())
+    async with paper_in_this_loop(config) as server:
+        yield server
 
 
 async def test_a_status_approval_is_ordered_once(bridge: Bridge) -> None:
