@@ -256,7 +256,7 @@ _ORIGINAL_ORDER_BASE = """
 SELECT 'trades row ' || t.id AS evidence
 FROM trades t
 WHERE t.signal_id = $1
-  AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.id::text = t.id)
+  AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.signal_id = $1 AND e.id::text = t.id)
 UNION ALL
 SELECT 'trade_approvals.order_id ' || a.order_id
 FROM trade_approvals a
@@ -285,7 +285,9 @@ SELECT t.id, t.symbol, COALESCE((t.risk ->> 'amount')::numeric, 0) AS risk_amoun
        t.order_status, t.created_at
 FROM trades t
 WHERE t.created_at >= $1
-  AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.id::text = t.id)
+  -- by signal_id first: its unique index makes this one probe per trade
+  AND NOT EXISTS (SELECT 1 FROM executions e
+                  WHERE e.signal_id = t.signal_id AND e.id::text = t.id)
 ORDER BY t.created_at
 """
 
@@ -310,7 +312,7 @@ SELECT t.id AS key, t.symbol, COALESCE((t.risk ->> 'amount')::numeric, 0) AS ris
             ELSE COALESCE(t.order_status, '') NOT IN
                  ('Filled', 'Cancelled', 'ApiCancelled', 'Inactive', 'Rejected')
        END AS open
-FROM trades t LEFT JOIN executions e ON e.id::text = t.id
+FROM trades t LEFT JOIN executions e ON e.signal_id = t.signal_id AND e.id::text = t.id
 WHERE t.instance_id = $1 AND t.created_at >= $2
 UNION ALL
 SELECT e.id::text, e.symbol, COALESCE(e.risk_amount, 0), true
