@@ -257,8 +257,7 @@ async def test_dry_run_places_nothing(bridge: Bridge) -> None:
     assert await bridge.parent_orders() == []
     assert execution.state is S.DRY_RUN
     assert execution.quantity == 133 and execution.order_id is None
-    trade = store.trades[str(execution.id)]
-    assert trade["order_status"] == "dry_run" and trade["risk"]["order_id"] is None
+    assert str(execution.id) not in store.trades  # CONTRACT v2: no dry-run rows in trades
     assert store.approvals[approval_id].order_id is None
     assert kinds(store, execution.id) == ["execution.claimed", "execution.dry_run"]
 

@@ -12,7 +12,6 @@ Guarantees:
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 
 import anyio
@@ -20,7 +19,6 @@ import anyio
 from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.execution.outcomes import Outcomes
 from trade_executor.actors.execution.shared import Candidate, Shared, log, log_context
-from trade_executor.actors.recording import trade_from_execution
 from trade_executor.broker.errors import BrokerError, BrokerRejected, BrokerUnavailable
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import Action, AnyOrderRequest, OrderType, PlacedOrder
@@ -74,19 +72,8 @@ class Submitter:
                 "binding": sizing.binding,
             }
             if not s.settings.execution_enabled:
-                planned = replace(
-                    execution,
-                    action=plan.action,
-                    quantity=plan.quantity,
-                    entry_price=plan.entry_price,
-                    stop_loss=plan.stop_loss,
-                    take_profit=plan.take_profit,
-                    risk_amount=plan.risk_amount,
-                    risk_percent=plan.risk_percent,
-                    position_value=plan.position_value,
-                )
-                trade = trade_from_execution(planned, valid.strategy_id, None, "dry_run")
-                await self._outcomes.dry_run(execution, plan, sizing_detail, trade)
+                # The live decision, recorded; no `trades` row (see Outcomes.dry_run).
+                await self._outcomes.dry_run(execution, plan, sizing_detail)
                 return
             intent = await s.recorder.apply(execution, Transition.BEGIN_SUBMIT, plan, sizing_detail)
             if intent is None:
