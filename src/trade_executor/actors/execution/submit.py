@@ -28,6 +28,7 @@ from trade_executor.domain.orders import build_order
 from trade_executor.domain.riskbook import Decision
 from trade_executor.domain.states import Transition
 from trade_executor.logging import bind_context
+from trade_executor.store.errors import Fenced
 from trade_executor.testing.faults import fault_point
 
 RECONCILE_ATTEMPTS = 3
@@ -88,7 +89,16 @@ class Submitter:
                 trade = trade_from_execution(planned, valid.strategy_id, None, "dry_run")
                 await self._outcomes.dry_run(execution, plan, sizing_detail, trade)
                 return
-            intent = await s.recorder.apply(execution, Transition.BEGIN_SUBMIT, plan, sizing_detail)
+            try:
+                intent = await s.recorder.apply(
+                    execution, Transition.BEGIN_SUBMIT, plan, sizing_detail
+                )
+            except Fenced as error:
+                # Deposed: the intent changed nothing, so nothing is sent and nothing is marked;
+                # the row stays `received` for the new leader, whose recovery decides it.
+                log.warning("execution.fenced", error=str(error), **log_context(execution))
+                self._outcomes.forget(execution, release=True)
+                return
             if intent is None:
                 # Nothing was sent: free the risk. The claim stays `received` if the database
                 # was away, and the next start decides it again.
