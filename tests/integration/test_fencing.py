@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from tests.support import (
     ThreadedBridge,
@@ -370,4 +371,54 @@ async def test_sighup_and_sigint_drain_and_exit_0(
     # Drained: the submission in flight ended with the bridge's answer recorded.
     state = await conn.fetchval("SELECT state FROM executions WHERE signal_id = $1", signal_id)
     assert state == "submitted"
+    assert len(bridge.parent_orders()) == 1
+
+
+async def test_a_leader_that_misses_its_lock_loss_is_stopped_by_the_fence(
+    db_url: str, bridge: ThreadedBridge, conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The silent case (reproduction 2 of issue 11): the lock is gone on the server, but the
+    leader hears nothing (no termination, heartbeats unanswered-but-unnoticed) while another
+    instance takes over. Its first claim is fenced: nothing inserted, nothing sent, and the
+    refusal itself stops its actors."""
+    monkeypatch.setattr(PgLeaderLock, "_on_terminated", lambda self, conn: None)
+
+    async def silent_heartbeat(self: PgLeaderLock, timeout: float) -> None:
+        return None
+
+    monkeypatch.setattr(PgLeaderLock, "check", silent_heartbeat)
+    settings = make_settings(db_url, bridge)
+    other = PgLeaderLock(db_url, leader_id="other:2")
+    try:
+        with capture_logs() as logs:
+            async with running_service(settings) as service:
+                [pid] = [r["pid"] for r in await conn.fetch(LOCK_BACKEND)]
+                assert await conn.fetchval("SELECT pg_terminate_backend($1)", pid)
+                with anyio.fail_after(DEADLINE):
+                    while not await other.try_acquire():
+                        await anyio.sleep(0.05)
+                assert other.epoch == 2
+                assert service.role == "active"  # it has not noticed anything
+
+                signal_id, _ = await new_approval(conn, "GHOST")
+                with anyio.fail_after(DEADLINE):
+                    while service.role == "active":
+                        await anyio.sleep(0.01)
+                assert await conn.fetchval("SELECT count(*) FROM executions") == 0
+                assert bridge.parent_orders() == []
+
+                await other.release()  # the other instance goes away: this one leads again
+                with anyio.fail_after(DEADLINE):
+                    while service.role != "active":
+                        await anyio.sleep(0.01)
+                await wait_for(
+                    conn, "SELECT order_id FROM trade_approvals WHERE signal_id = $1", signal_id
+                )
+    finally:
+        await other.release()
+    events = [entry["event"] for entry in logs]
+    assert "approval.fenced" in events
+    [lost] = [entry for entry in logs if entry["event"] == "supervisor.leadership_lost"]
+    assert lost["error"].startswith("fenced: this instance leads epoch 1, the database says 2")
+    assert await conn.fetchval("SELECT leader_epoch FROM executor_control") == 3
     assert len(bridge.parent_orders()) == 1
