@@ -54,6 +54,7 @@ from trade_executor.domain.execution import Execution
 from trade_executor.domain.riskbook import Decision, RiskBook, TradingState
 from trade_executor.logging import bind_context
 from trade_executor.metrics import Metrics
+from trade_executor.store.errors import Fenced
 from trade_executor.store.protocol import AlreadyClaimed, Claimed, NotClaimable, Store
 from trade_executor.testing.faults import fault_point
 
@@ -196,6 +197,9 @@ class Executor:
                     return
                 assert self._candidates is not None
                 self._candidates.send_nowait(candidate)
+        except Fenced as error:
+            # Another instance leads now: the claim inserted nothing; the approval is its.
+            log.warning("approval.fenced", **_hint_ids(seen), error=str(error))
         except Exception:
             # The claim is in the database: the periodic sweep or the next start picks it up.
             log.exception("approval.prepare_failed", **_hint_ids(seen))

@@ -29,6 +29,8 @@ from trade_executor.domain.states import (
     Transition,
 )
 from trade_executor.store import queries as q
+from trade_executor.store.errors import Fenced
+from trade_executor.store.leadership import LeaderRecord, read_leader
 from trade_executor.store.original import audit_for_control, audit_for_transition, fill_delta
 from trade_executor.store.pgerrors import translated, translating
 from trade_executor.store.protocol import (
@@ -170,23 +172,52 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
 
 class PgStore:
     """`Store` over an asyncpg pool. Each method is one transaction and raises only the store's
-    own errors (`store.errors`) or `IllegalTransition`."""
+    own errors (`store.errors`) or `IllegalTransition`.
+
+    Fencing: once `fence(epoch)` is called, every claim and every intent write
+    (`Transition.BEGIN_SUBMIT`) succeeds only while `executor_control.leader_epoch` equals
+    `epoch`, checked in the same statement; otherwise it changes nothing and raises `Fenced`.
+    Unfenced (the default) stores, as used by operator commands and store tests, check nothing."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._original: OriginalTables | None = None  # read once (see `original_tables`)
+        self._epoch: int | None = None
+        self._on_fenced: Callable[[Fenced], None] | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
         return self._pool
 
+    @property
+    def epoch(self) -> int | None:
+        """The leadership epoch claims and intents are fenced with (None: not fenced)."""
+        return self._epoch
+
+    def fence(self, epoch: int | None, on_fenced: Callable[[Fenced], None] | None = None) -> None:
+        """Fence claims and intent writes with `epoch` (the service calls this after each
+        takeover). `on_fenced` is called (synchronously) each time a write is refused, so the
+        service can stop acting at once rather than at its next lock check."""
+        self._epoch = epoch
+        self._on_fenced = on_fenced
+
+    def _fenced(self, current: int | None) -> Fenced:
+        error = Fenced(self._epoch, current)
+        if self._on_fenced is not None:
+            self._on_fenced(error)
+        return error
+
     @translating
     async def claim(
         self, approval_id: UUID, execution_id: UUID, client_order_id: str
     ) -> ClaimOutcome:
-        row = await self._pool.fetchrow(q.CLAIM, approval_id, execution_id, client_order_id)
+        row = await self._pool.fetchrow(
+            q.CLAIM, approval_id, execution_id, client_order_id, self._epoch
+        )
         if row is None:
             return NotClaimable("approval not found")
+        if not row["fence_ok"]:
+            raise self._fenced(await self._pool.fetchval(q.READ_LEADER_EPOCH))
         approval = approval_from_row(row, prefix="a_")
         if not approval.approved:
             return NotClaimable("not_approved")
@@ -215,9 +246,13 @@ class PgStore:
     async def claim_status(
         self, signal_id: UUID, execution_id: UUID, client_order_id: str
     ) -> ClaimOutcome:
-        row = await self._pool.fetchrow(q.CLAIM_STATUS, signal_id, execution_id, client_order_id)
+        row = await self._pool.fetchrow(
+            q.CLAIM_STATUS, signal_id, execution_id, client_order_id, self._epoch
+        )
         if row is None:
             return NotClaimable("approval not found")
+        if not row["fence_ok"]:
+            raise self._fenced(await self._pool.fetchval(q.READ_LEADER_EPOCH))
         if row["s_id"] is None:
             return NotClaimable("signal not found")
         if row["e_id"] is None:
@@ -361,33 +396,42 @@ class PgStore:
         trade: TradeRecord | None = None,
     ) -> Execution:
         target = transition.target
-        args = q.APPLY.args(
-            {
-                "execution_id": execution_id,
-                "target": target.value if target is not None else None,
-                "sources": [state.value for state in transition.sources],
-                "final_states": FINAL_STATE_VALUES,
-                "event": transition.event,
-                "detail": to_json(detail),
-                **_to_db(changes),
-            }
-        )
+        values: dict[str, Any] = {
+            "execution_id": execution_id,
+            "target": target.value if target is not None else None,
+            "sources": [state.value for state in transition.sources],
+            "final_states": FINAL_STATE_VALUES,
+            "event": transition.event,
+            "detail": to_json(detail),
+            **_to_db(changes),
+        }
+        # The intent write is the last step before the POST: fenced, a deposed leader's one
+        # changes nothing, so it never sends.
+        fenced = transition is Transition.BEGIN_SUBMIT and self._epoch is not None
+        query = q.APPLY_FENCED if fenced else q.APPLY
+        if fenced:
+            values["fence_epoch"] = self._epoch
+        args = query.args(values)
         tables = await self.original_tables()
         writes_original = _writes_original(tables, transition, changes)
         if trade is None and not writes_original:
             # One statement, one round trip: the hot path of every poll.
-            row = await self._pool.fetchrow(q.APPLY.sql, *args)
+            row = await self._pool.fetchrow(query.sql, *args)
         else:
             async with self._pool.acquire() as conn, conn.transaction():
                 before = None
                 if tables.fills and changes.filled_qty is not None:
                     before = await conn.fetchrow(q.FILL_BEFORE, execution_id)
-                row = await conn.fetchrow(q.APPLY.sql, *args)
+                row = await conn.fetchrow(query.sql, *args)
                 if row is not None:
                     if trade is not None:
                         await self._write_trade(conn, trade, tables)
                     await self._write_original(conn, tables, transition, row, before, detail)
         if row is None:
+            if fenced:
+                leader_epoch = await self._pool.fetchval(q.READ_LEADER_EPOCH)
+                if leader_epoch != self._epoch:
+                    raise self._fenced(leader_epoch)
             current = await self._pool.fetchval(q.EXECUTION_STATE, execution_id)
             raise IllegalTransition(
                 transition, ExecutionState(current) if current is not None else None
@@ -526,6 +570,10 @@ class PgStore:
     @translating
     async def announce_change(self, execution_id: UUID) -> None:
         await self._pool.execute(q.ANNOUNCE_CHANGE, str(execution_id))
+
+    async def leader(self) -> LeaderRecord | None:
+        """Who leads, since when, its last heartbeat and the limits it runs with."""
+        return await read_leader(self._pool)
 
     @translating
     async def ping(self) -> None:

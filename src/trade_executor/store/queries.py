@@ -16,10 +16,25 @@ SELECT id, symbol, strategy_id, signal_type, confidence::numeric AS confidence,
 FROM strategy_signals WHERE id = $1
 """
 
+# Fencing (CONTRACT section 5): true while `executor_control.leader_epoch` is still the epoch this
+# instance took over with. FOR SHARE makes it exact under concurrency: a takeover's epoch UPDATE
+# waits until every claim or intent that passed the check has committed (so the new leader's
+# recovery sees them), and a check that meets the takeover in flight waits for it and re-reads
+# the new epoch (and fails). Used inside the same statement as the write it guards.
+FENCE_HOLDS = (
+    "EXISTS (SELECT 1 FROM executor_control WHERE id = 1 AND leader_epoch = {epoch} FOR SHARE)"
+)
+
 # The claim, in one statement: re-read the approval and its signal and insert the execution
 # (received) with its first event. The unique signal_id makes a second claim insert nothing.
+# $4: the claimer's leadership epoch (NULL: unfenced, e.g. a test of the store alone); a fenced
+# claim inserts nothing and answers fence_ok = false.
 CLAIM = """
-WITH approval AS (
+WITH fence AS (
+    SELECT $4::bigint IS NULL
+           OR EXISTS (SELECT 1 FROM executor_control WHERE id = 1 AND leader_epoch = $4 FOR SHARE)
+           AS ok
+), approval AS (
     SELECT id, signal_id, approved, approved_at, approved_by, created_at, order_id
     FROM trade_approvals WHERE id = $1
 ), signal AS (
@@ -33,7 +48,7 @@ WITH approval AS (
     SELECT $2, s.id, a.id, 'received', $3, left(s.symbol, 64),
            CASE WHEN s.signal_type IN ('BUY', 'SELL') THEN s.signal_type END
     FROM approval a JOIN signal s ON s.id = a.signal_id
-    WHERE a.approved
+    WHERE a.approved AND (SELECT ok FROM fence)
     ON CONFLICT (signal_id) DO NOTHING
     RETURNING *
 ), event AS (
@@ -52,7 +67,8 @@ SELECT a.id AS a_id, a.signal_id AS a_signal_id, a.approved AS a_approved,
        s.generated_at AS s_generated_at, s.expires_at AS s_expires_at, s.status AS s_status,
        s.created_at AS s_created_at,
        c.id AS e_id, c.symbol AS e_symbol, c.action AS e_action,
-       c.created_at AS e_created_at, c.updated_at AS e_updated_at
+       c.created_at AS e_created_at, c.updated_at AS e_updated_at,
+       (SELECT ok FROM fence) AS fence_ok
 FROM approval a LEFT JOIN signal s ON true LEFT JOIN claimed c ON true
 """
 
@@ -77,14 +93,16 @@ LIMIT $1
 """
 
 
-def _apply_text() -> str:
+def _apply_text(*, fenced: bool = False) -> str:
     """One statement moves an execution, appends its event and (for a poller's news) updates
     its trade row: one round trip, atomic. Its SET list is generated from `Changes`, so a new
     field reaches the database without an edit here. NULL keeps a field; a NULL :target keeps
     the state. The guard `state = ANY(:sources)` is re-checked under the row lock, so a
     conflicting concurrent update makes this change nothing and return no row. In SET, `state`
-    still means the old value."""
+    still means the old value. `fenced`: the update also requires the leadership epoch
+    `:fence_epoch` (FENCE_HOLDS), for the intent write."""
     sets = ",\n        ".join(f"{name} = COALESCE(:{name}, {name})" for name in CHANGE_FIELDS)
+    fence = f"\n      AND {FENCE_HOLDS.format(epoch=':fence_epoch')}" if fenced else ""
     return f"""
 WITH updated AS (
     UPDATE executions SET
@@ -93,7 +111,7 @@ WITH updated AS (
         updated_at = now(),
         finished_at = CASE WHEN COALESCE(:target, state) = ANY(:final_states::text[])
                            THEN COALESCE(finished_at, now()) ELSE finished_at END
-    WHERE id = :execution_id AND state = ANY(:sources::text[])
+    WHERE id = :execution_id AND state = ANY(:sources::text[]){fence}
     RETURNING *
 ), event AS (
     INSERT INTO execution_events (execution_id, kind, detail)
@@ -115,6 +133,10 @@ SELECT * FROM updated
 
 
 APPLY = NamedQuery.parse(_apply_text())
+# The intent write (Transition.BEGIN_SUBMIT) of a fenced store: a deposed leader's changes nothing.
+APPLY_FENCED = NamedQuery.parse(_apply_text(fenced=True))
+
+READ_LEADER_EPOCH = "SELECT leader_epoch FROM executor_control WHERE id = 1"
 
 # The state of an execution, to tell a refused transition from a missing execution.
 EXECUTION_STATE = "SELECT state FROM executions WHERE id = $1"
@@ -184,9 +206,14 @@ SELECT pg_notify('trade_executor_control', json_build_object('execution_id', $1:
 # not exist: one statement serves our own schema and both of the original's.
 
 # The claim of a status approval: the signal must still be `approved` and recorded in
-# signal_status_approvals. Same shape of answer as CLAIM (a_* from the status record).
+# signal_status_approvals. Same shape of answer as CLAIM (a_* from the status record), fenced
+# the same way by $4.
 CLAIM_STATUS = """
-WITH approval AS (
+WITH fence AS (
+    SELECT $4::bigint IS NULL
+           OR EXISTS (SELECT 1 FROM executor_control WHERE id = 1 AND leader_epoch = $4 FOR SHARE)
+           AS ok
+), approval AS (
     SELECT r.signal_id, r.approved_at, r.seen_at
     FROM signal_status_approvals r WHERE r.signal_id = $1
 ), signal AS (
@@ -201,7 +228,7 @@ WITH approval AS (
     SELECT $2, s.id, NULL, 'signal_status', 'received', $3, left(s.symbol, 64),
            CASE WHEN s.signal_type IN ('BUY', 'SELL') THEN s.signal_type END
     FROM signal s
-    WHERE s.status = 'approved'
+    WHERE s.status = 'approved' AND (SELECT ok FROM fence)
     ON CONFLICT (signal_id) DO NOTHING
     RETURNING *
 ), seen AS (
@@ -221,7 +248,8 @@ SELECT a.signal_id AS a_signal_id, a.approved_at AS a_approved_at,
        s.generated_at AS s_generated_at, s.expires_at AS s_expires_at, s.status AS s_status,
        s.created_at AS s_created_at,
        c.id AS e_id, c.symbol AS e_symbol, c.action AS e_action,
-       c.created_at AS e_created_at, c.updated_at AS e_updated_at
+       c.created_at AS e_created_at, c.updated_at AS e_updated_at,
+       (SELECT ok FROM fence) AS fence_ok
 FROM approval a LEFT JOIN signal s ON true LEFT JOIN claimed c ON true
 """
 

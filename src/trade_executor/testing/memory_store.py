@@ -26,6 +26,10 @@ is `testing.notifications`).
   is recorded with BEGIN_SUBMIT and kept up to date, a fill per increase of `filled_qty`, and
   the audit rows of `store.audit`. Its orders and trades are test inputs: `original_orders`,
   `original_trades`, and the guardrail facts per signal, `guardrails`.
+- fencing: `leader_epoch` is the database's `executor_control.leader_epoch` (`take_over()`
+  increments it, as a takeover does); once `fence(epoch)` is called, a claim of an existing
+  approval and every `BEGIN_SUBMIT` raise `Fenced`, changing nothing, while `leader_epoch`
+  differs from `epoch`.
 
 Every method is atomic: it does all its work between two checkpoints, as one transaction would.
 Faults for tests: `down = True` fails every call (an outage), `fail_next("apply")` fails the next
@@ -52,7 +56,7 @@ from trade_executor.domain.guardrails import GuardrailFacts
 from trade_executor.domain.ledger import OriginalTrade
 from trade_executor.domain.models import Approval, Signal
 from trade_executor.domain.states import EventKind, ExecutionState, IllegalTransition, Transition
-from trade_executor.store.errors import StoreConflict, StoreUnavailable
+from trade_executor.store.errors import Fenced, StoreConflict, StoreUnavailable
 from trade_executor.store.notifications import APPROVALS_CHANNEL, CONTROL_CHANNEL
 from trade_executor.store.original import audit_for_control, audit_for_transition, fill_delta
 from trade_executor.store.protocol import (
@@ -146,6 +150,32 @@ class MemoryStore:
         self.original_orders: dict[UUID, str] = {}
         self.original_trades: list[OriginalTrade] = []
         self.guardrails: dict[UUID, GuardrailFacts] = {}
+        self.leader_epoch = 0  # executor_control.leader_epoch
+        self._epoch: int | None = None  # the epoch this client is fenced with (None: unfenced)
+        self._on_fenced: Callable[[Fenced], None] | None = None
+
+    # -- fencing (as `PgStore.fence`) ------------------------------------------------------------
+
+    def take_over(self) -> int:
+        """A takeover by some instance: the database's epoch, incremented and returned."""
+        self.leader_epoch += 1
+        return self.leader_epoch
+
+    @property
+    def epoch(self) -> int | None:
+        return self._epoch
+
+    def fence(self, epoch: int | None, on_fenced: Callable[[Fenced], None] | None = None) -> None:
+        """Fence claims and intent writes with `epoch` (None: unfenced)."""
+        self._epoch = epoch
+        self._on_fenced = on_fenced
+
+    def _check_fence(self) -> None:
+        if self._epoch is not None and self._epoch != self.leader_epoch:
+            error = Fenced(self._epoch, self.leader_epoch)
+            if self._on_fenced is not None:
+                self._on_fenced(error)
+            raise error
 
     # -- test helpers (synchronous: each is one committed transaction) -------------------------
 
@@ -290,6 +320,7 @@ class MemoryStore:
         row = self._t.approvals.get(approval_id)
         if row is None:
             return NotClaimable("approval not found")
+        self._check_fence()
         approval = row.approval
         if not approval.approved:
             return NotClaimable("not_approved")
@@ -333,6 +364,7 @@ class MemoryStore:
         approved_at = self._t.status_approvals.get(signal_id)
         if approved_at is None:
             return NotClaimable("approval not found")
+        self._check_fence()
         signal = self._t.signals.get(signal_id)
         if signal is None:
             return NotClaimable("signal not found")
@@ -442,6 +474,8 @@ class MemoryStore:
         trade: TradeRecord | None = None,
     ) -> Execution:
         await self._enter("apply")
+        if transition is Transition.BEGIN_SUBMIT:
+            self._check_fence()
         current = self._t.executions.get(execution_id)
         if current is None:
             raise IllegalTransition(transition, None)

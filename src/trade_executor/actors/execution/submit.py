@@ -26,6 +26,7 @@ from trade_executor.domain.orders import build_order
 from trade_executor.domain.riskbook import Decision
 from trade_executor.domain.states import Transition
 from trade_executor.logging import bind_context
+from trade_executor.store.errors import Fenced
 from trade_executor.testing.faults import fault_point
 
 RECONCILE_ATTEMPTS = 3
@@ -75,14 +76,33 @@ class Submitter:
                 # The live decision, recorded; no `trades` row (see Outcomes.dry_run).
                 await self._outcomes.dry_run(execution, plan, sizing_detail)
                 return
-            intent = await s.recorder.apply(execution, Transition.BEGIN_SUBMIT, plan, sizing_detail)
+            # From the intent write until the bridge answers the POST, no cancellation (the
+            # leadership lost, a shutdown's grace over) may cut in: an intent committed whose
+            # POST never left ends `unknown` with nothing at the broker, its risk standing in
+            # for an order never placed. Finishing is safe: the intent write is fenced, so one
+            # that committed did so before any takeover, and the new leader (which counts the
+            # row) adopts the order by its order_ref. Bounded by RECORD_DEADLINE, then by the
+            # pacing queue and the bridge's timeout.
+            with anyio.CancelScope(shield=True):
+                try:
+                    intent = await s.recorder.apply(
+                        execution, Transition.BEGIN_SUBMIT, plan, sizing_detail
+                    )
+                except Fenced as error:
+                    # Deposed: the intent changed nothing, so nothing is sent or marked; the
+                    # row stays `received` for the new leader, whose recovery decides it.
+                    log.warning("execution.fenced", error=str(error), **log_context(execution))
+                    self._outcomes.forget(execution, release=True)
+                    return
+                if intent is not None:
+                    fault_point("after_submitting")
+                    answer = await self._send(order)
             if intent is None:
                 # Nothing was sent: free the risk. The claim stays `received` if the database
                 # was away, and the next start decides it again.
                 self._outcomes.forget(execution, release=True)
                 return
-            fault_point("after_submitting")
-            placed = await self._place(intent, order)
+            placed = await self._answered(intent, answer)
             if placed is None:
                 return
             fault_point("after_broker_accepted")
@@ -103,8 +123,23 @@ class Submitter:
 
     async def _place(self, intent: Execution, order: AnyOrderRequest) -> PlacedOrder | None:
         """POST exactly once. Returns the placed order, or None after recording the outcome."""
+        return await self._answered(intent, await self._send(order))
+
+    async def _send(self, order: AnyOrderRequest) -> PlacedOrder | BrokerError:
+        """The one POST: the placed order, or the bridge's error (never raised)."""
         try:
             return await self._s.broker.place(order)
+        except BrokerError as error:
+            return error
+
+    async def _answered(
+        self, intent: Execution, answer: PlacedOrder | BrokerError
+    ) -> PlacedOrder | None:
+        """The placed order, or None after recording what the bridge's error means."""
+        try:
+            if isinstance(answer, BrokerError):
+                raise answer
+            return answer
         except BrokerRejected as error:
             await self._outcomes.fail(intent, f"broker_rejected: {error.detail}", attempted=True)
         except BrokerUnavailable as error:
