@@ -31,11 +31,6 @@ from trade_executor.store.postgres import PgStore
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"  # asyncpg runs on asyncio only
-
-
 # table -> column -> type as information_schema.columns shows it (udt_name for arrays).
 EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
     "strategy_signals": {
