@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID, uuid4
@@ -29,11 +29,12 @@ from trade_executor.actors.supervisor import Supervisor
 from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.broker.client import BrokerClient
 from trade_executor.config import Settings, load_settings
-from trade_executor.domain.execution import Execution
+from trade_executor.domain.execution import Changes, Execution
+from trade_executor.domain.states import ExecutionState, Transition
 from trade_executor.metrics import Metrics
 from trade_executor.store.notifications import NotificationSource, connect_notifications
 from trade_executor.store.postgres import PgStore
-from trade_executor.store.protocol import Store
+from trade_executor.store.protocol import Claimed, Store
 from trade_executor.testing import MemoryStore
 from trade_executor.testing.memory_store import as_json
 
@@ -344,20 +345,92 @@ async def reaches(ledger: Ledger, signal_id: UUID, state: str) -> Execution:
             await anyio.sleep(0.01)
 
 
+# -- an execution in any state, as the executor would have left it -------------------------------
+
+S = ExecutionState
+T = Transition
+
+# How a claimed (`received`) execution reaches each state; the changes of each step.
+PATHS: dict[ExecutionState, tuple[Transition, ...]] = {
+    S.RECEIVED: (),
+    S.SUBMITTING: (T.BEGIN_SUBMIT,),
+    S.SUBMITTED: (T.BEGIN_SUBMIT, T.ACCEPT),
+    S.PARTIALLY_FILLED: (T.BEGIN_SUBMIT, T.ACCEPT, T.PARTIAL_FILL),
+    S.FILLED: (T.BEGIN_SUBMIT, T.ACCEPT, T.FILL),
+    S.CANCELLED: (T.BEGIN_SUBMIT, T.ACCEPT, T.CANCEL),
+    S.REJECTED: (T.REJECT,),
+    S.FAILED: (T.BEGIN_SUBMIT, T.FAIL),
+    S.DRY_RUN: (T.DRY_RUN,),
+    S.UNKNOWN: (T.BEGIN_SUBMIT, T.LOSE_TRACK),
+}
+
+
+def plan(trading_day: date, *, quantity: int = 133) -> Changes:
+    """The decision for a BUY at 150 with its stop at 145: 133 shares risk 665.00."""
+    return Changes(
+        action="BUY",
+        order_type="LMT",
+        quantity=quantity,
+        entry_price=Decimal("150"),
+        stop_loss=Decimal("145"),
+        take_profit=Decimal("160"),
+        risk_amount=Decimal(5 * quantity).quantize(Decimal("0.01")),
+        risk_percent=(Decimal(5 * quantity) / Decimal(100000)).quantize(Decimal("0.00001")),
+        position_value=Decimal(150 * quantity).quantize(Decimal("0.01")),
+        trading_day=trading_day,
+        attempted_at=datetime.now(UTC),
+    )
+
+
+async def seed_execution(
+    ledger: Ledger,
+    state: ExecutionState,
+    trading_day: date,
+    *,
+    symbol: str = "AAPL",
+    order_id: int | None = None,
+    filled_qty: int = 0,
+) -> Execution:
+    """An execution of a new signal for `symbol`, brought into `state` along `PATHS` with the
+    plan of `plan()` (`order_id` once accepted, `filled_qty` once filled or cancelled)."""
+    signal_id = await ledger.add_signal(symbol)
+    approval_id = await ledger.add_approval(signal_id)
+    execution_id = uuid4()
+    claim = await ledger.store.claim(approval_id, execution_id, f"te-{execution_id.hex}")
+    assert isinstance(claim, Claimed)
+    execution = claim.execution
+    decided = plan(trading_day)
+    for step in PATHS[state]:
+        changes = Changes(reason=f"seeded {state.value}")
+        if step in (T.BEGIN_SUBMIT, T.REJECT, T.DRY_RUN):
+            changes = replace(decided, reason=None if step is T.BEGIN_SUBMIT else changes.reason)
+        elif step is T.ACCEPT:
+            changes = Changes(order_id=order_id or 1, broker_status="Submitted")
+        elif step in (T.PARTIAL_FILL, T.FILL, T.CANCEL):
+            filled = 133 if step is T.FILL else filled_qty
+            changes = Changes(filled_qty=filled, reason=changes.reason)
+        execution = await ledger.store.apply(execution.id, step, changes)
+    assert execution.state is state
+    return execution
+
+
 async def event_kinds(ledger: Ledger, execution_id: UUID) -> list[str]:
     return [kind for kind, _detail in await ledger.events(execution_id)]
 
 
 __all__ = [
     "DEADLINE",
+    "PATHS",
     "Ledger",
     "MemoryLedger",
     "PgLedger",
     "RunningActors",
     "actor_settings",
     "event_kinds",
+    "plan",
     "reaches",
     "running_actors",
+    "seed_execution",
     "settled",
     "until",
 ]
