@@ -1,5 +1,5 @@
 # make test  : create .venv if missing, install the project, find or start PostgreSQL, run the suite
-# make lint  : ruff and mypy --strict on src/
+# make lint  : ruff on src/ tests/ bench/, mypy --strict on src/ and tests/
 # make demo  : the whole pipeline on embedded defaults
 PYTHON ?= python3
 VENV := .venv
@@ -28,7 +28,7 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests $(wildcard bench)
 	$(VENV)/bin/ruff format --check src tests $(wildcard bench)
-	$(VENV)/bin/mypy --strict src
+	$(VENV)/bin/mypy --strict src tests
 
 demo: $(STAMP)
 	$(VENV)/bin/trade-executor demo

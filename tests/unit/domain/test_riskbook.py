@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from trade_executor.domain.models import Account, Action
-from trade_executor.domain.riskbook import Decision, Reservation, RiskBook
+from trade_executor.domain.riskbook import Decision, Halted, Reservation, RiskBook
 from trade_executor.domain.sizing import RiskGate, RiskLimits, RiskRejection
 from trade_executor.domain.validation import ValidSignal
 
@@ -233,7 +233,7 @@ def test_restore() -> None:
 async def test_concurrent_decisions_grant_exactly_max_open_positions() -> None:
     rb = book(max_open_positions=3, max_daily_loss=D(1_000_000))
     start = anyio.Event()
-    outcomes: list[Decision | RiskRejection] = []
+    outcomes: list[Decision | RiskRejection | Halted] = []
 
     async def submit(symbol: str) -> None:
         await start.wait()
