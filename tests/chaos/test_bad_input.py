@@ -26,6 +26,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+
 from tests.support import ThreadedBridge, approve, insert_signal
 from tests.support.chaos import (
     ENTRY,

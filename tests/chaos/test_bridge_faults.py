@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import asyncpg
 import pytest
+
 from tests.support import ThreadedBridge, approve, insert_signal
 from tests.support.bridge_proxy import bridge_proxy
 from tests.support.chaos import (

@@ -9,6 +9,7 @@ import uuid
 import anyio
 import asyncpg
 import pytest
+
 from tests.support import ThreadedBridge, approve, insert_signal, wait_for
 from tests.support.chaos import (
     ENTRY,

@@ -25,6 +25,7 @@ import anyio.to_thread
 import asyncpg
 import httpx
 import pytest
+
 from tests.support import ThreadedBridge, threaded_bridge
 from tests.support.chaos import FINAL, WORKING, Harness, check_invariants, wait_settled
 

@@ -24,6 +24,7 @@ import anyio.to_thread
 import asyncpg
 import httpx
 import pytest
+
 from tests.support import ThreadedBridge, approve, insert_signal
 from tests.support.chaos import (
     BASE_ENV,

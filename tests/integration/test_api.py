@@ -23,7 +23,7 @@ from tests.support import (
     threaded_bridge,
 )
 from trade_executor.broker.jsonnum import loads
-from trade_executor.embedded_pg import embedded_postgres, find_bindir
+from trade_executor.devdb.server import embedded_postgres, find_bindir
 from trade_executor.service import Service
 from trade_executor.store.migrate import migrate
 
