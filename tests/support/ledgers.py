@@ -25,6 +25,7 @@ from uuid import UUID, uuid4
 import anyio
 import asyncpg
 
+from tests.support import INSERT_SIGNAL
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.broker.client import BrokerClient
@@ -144,11 +145,6 @@ class MemoryLedger:
         return self.memory.approvals[approval_id].order_id
 
 
-INSERT_SIGNAL = """
-INSERT INTO strategy_signals (id, symbol, strategy_id, signal_type, confidence, entry_price,
-                              stop_loss, take_profit, reasoning, expires_at)
-VALUES ($1, $2, 'test-strategy', $3, 0.8, $4::numeric, $5::numeric, $6::numeric, 'test', $7)
-"""
 INSERT_APPROVAL = """
 INSERT INTO trade_approvals (id, signal_id, approved, approved_at, approved_by)
 VALUES ($1, $2, true, $3, 'tester')
