@@ -20,7 +20,9 @@ from typing import Any
 import anyio
 import asyncpg
 import pytest
-from tests.chaos.conftest import (
+
+from tests.support import ThreadedBridge, approve, insert_signal, wait_for
+from tests.support.chaos import (
     ENTRY,
     STOP,
     TARGET,
@@ -29,7 +31,6 @@ from tests.chaos.conftest import (
     check_invariants,
     wait_settled,
 )
-from tests.support import ThreadedBridge, approve, insert_signal, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -80,9 +81,9 @@ async def test_leader_lock_terminated_while_approvals_arrive(
     }
     conn = await asyncpg.connect(db_url)
     try:
-        leader = harness.start(**env)
+        leader = harness.start(environment=env)
         await leader.wait_ready()
-        standby = harness.start(**env)
+        standby = harness.start(environment=env)
         await standby.wait_event("supervisor.standby")
         pid = await _leader_pid(conn)
 

@@ -5,6 +5,7 @@ the paper bridge over HTTP, the real service."""
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import asyncpg
@@ -44,7 +45,7 @@ def jax_url(fresh_database_url: str) -> str:
 
 
 @pytest.fixture
-async def jax(jax_url: str) -> asyncpg.Connection:
+async def jax(jax_url: str) -> AsyncIterator[asyncpg.Connection]:
     connection = await asyncpg.connect(jax_url)
     try:
         yield connection
@@ -80,9 +81,11 @@ async def test_status_update_row_and_both_each_give_one_order(
     assert await jax.fetchval("SELECT count(*) FROM executions WHERE signal_id = $1", by_both) == 1
     # The original's tables: the trade carries the signal's provenance; the intent its order.
     trade = await jax.fetchrow("SELECT * FROM trades WHERE signal_id = $1", by_status)
+    assert trade is not None
     assert trade["artifact_id"] == APPROVED_ARTIFACT
     assert trade["artifact_hash"] == APPROVED_ARTIFACT_HASH
     intent = await jax.fetchrow("SELECT * FROM order_intents WHERE signal_id = $1", by_status)
+    assert intent is not None
     assert json.loads(intent["metadata"])["brokerOrderId"] == str(status["order_id"])
     assert intent["status"] in ("Submitted", "Filled", "PreSubmitted")
 

@@ -20,6 +20,7 @@ from tests.integration.dropin_support import (
 )
 from tests.integration.dropin_support import insert_jax_signal as signal
 from tests.support import ThreadedBridge, make_settings, running_service
+from trade_executor.config import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +44,7 @@ async def jax(jax_url: str) -> AsyncIterator[asyncpg.Connection]:
         await connection.close()
 
 
-def roomy(url: str, bridge: ThreadedBridge, **overrides: object) -> object:
+def roomy(url: str, bridge: ThreadedBridge, **overrides: object) -> Settings:
     """Global limits out of the way, so that only the instance's own limits bind."""
     return make_settings(url, bridge, max_daily_loss=100000, max_open_positions=50, **overrides)
 
@@ -81,7 +82,7 @@ async def test_each_guardrail(
 
     def reason(key: str) -> str | None:
         row = found[cases[key]]
-        return row["reason"] if row["state"] == "rejected" else row["state"]
+        return str(row["reason"] if row["state"] == "rejected" else row["state"])
 
     assert found[cases["ok"]]["state"] in WORKING
     assert reason("disabled") == "instance_disabled"

@@ -123,6 +123,7 @@ async def test_intent_is_committed_before_the_post(
     assert proxy.seen == [("INTN", 1)]  # the row was there when the POST arrived
     execution = found[signal_id]
     intent = await jax.fetchrow("SELECT * FROM order_intents WHERE signal_id = $1", signal_id)
+    assert intent is not None
     metadata = json.loads(intent["metadata"])
     assert metadata["executionId"] == str(execution["id"])
     assert metadata["brokerOrderId"] == str(execution["order_id"])  # kept up to date

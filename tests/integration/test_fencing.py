@@ -111,6 +111,7 @@ async def test_a_fenced_intent_changes_nothing(store: PgStore, conn: asyncpg.Con
         await store.apply(claimed.execution.id, Transition.BEGIN_SUBMIT, Changes(quantity=133))
 
     after = await conn.fetchrow("SELECT * FROM executions WHERE signal_id = $1", signal_id)
+    assert after is not None and before is not None
     assert dict(after) == dict(before)
     kinds = await conn.fetch("SELECT kind FROM execution_events ORDER BY id")
     assert [r["kind"] for r in kinds] == ["execution.claimed"]
@@ -141,6 +142,7 @@ async def test_a_takeover_waits_for_a_claim_that_passed_the_check(
         transaction = claimer.transaction()
         await transaction.start()
         row = await claimer.fetchrow(q.CLAIM, approval_id, uuid.uuid4(), "te-race", epoch)
+        assert row is not None
         assert row["fence_ok"] and row["e_id"] is not None
         taker_pid = taker.get_server_pid()
         async with anyio.create_task_group() as tg:
@@ -160,6 +162,7 @@ async def test_a_takeover_waits_for_a_claim_that_passed_the_check(
         assert results == [epoch + 1]
         _, late_approval = await new_approval(conn)
         late = await conn.fetchrow(q.CLAIM, late_approval, uuid.uuid4(), "te-late", epoch)
+        assert late is not None
         assert not late["fence_ok"] and late["e_id"] is None
         assert await conn.fetchval("SELECT count(*) FROM executions") == 1
     finally:
@@ -185,6 +188,7 @@ async def test_a_takeover_records_epoch_identity_heartbeat_and_limits(
         assert (leader.leader_id, leader.epoch, first.epoch) == ("host-a:1", 1, 1)
         assert leader.since == first.since and leader.heartbeat_at == leader.since
         assert leader.limits == json.loads(json.dumps(limits))
+        assert leader.limits is not None
         assert leader.limits["max_daily_loss"] == "250"
         assert leader.limits["off"] == ["max_open_positions", "max_daily_realized_loss"]
 

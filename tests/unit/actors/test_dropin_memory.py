@@ -5,21 +5,19 @@ closed, the original's tables written."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
 
-from tests.support import paper_in_this_loop
-from tests.unit.actors.test_actors_memory import (
-    Bridge,
-    running,
-    settings_for,
-    settled,
-    until,
-)
-from trade_executor.broker.paper import Faults, PaperConfig
+from tests.support import PaperServer, ledgers, paper_config, paper_in_this_loop
+from tests.support.ledgers import MemoryLedger, actor_settings, running_actors, until
+from trade_executor.config import Settings
+from trade_executor.domain.execution import Execution
 from trade_executor.domain.guardrails import GuardrailFacts, InstanceRow
 from trade_executor.domain.ledger import OriginalTrade
 from trade_executor.domain.states import ExecutionState
@@ -31,15 +29,33 @@ pytestmark = pytest.mark.anyio
 S = ExecutionState
 
 
-@pytest.fixture(scope="module", params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+Bridge = PaperServer
+
+
+@dataclass(frozen=True)
+class _Running:
+    store: MemoryStore
+
+
+def settings_for(bridge: Bridge, **overrides: Any) -> Settings:
+    return actor_settings(bridge.url, **overrides)
+
+
+@asynccontextmanager
+async def running(settings: Settings, store: MemoryStore | None = None) -> AsyncIterator[_Running]:
+    """The actors of `build_actors` on a memory store (a new one unless given)."""
+    ledger = MemoryLedger(store)
+    async with running_actors(settings, ledger):
+        yield _Running(ledger.memory)
+
+
+async def settled(store: MemoryStore, signal_id: UUID) -> Execution:
+    return await ledgers.settled(MemoryLedger(store), signal_id)
 
 
 @pytest.fixture
 async def bridge(anyio_backend: str) -> AsyncIterator[Bridge]:
-    config = PaperConfig(seed=7, tick_interval=0.0, faults=Faults())
-    async with paper_in_this_loop(config) as server:
+    async with paper_in_this_loop(paper_config()) as server:
         yield server
 
 

@@ -8,7 +8,7 @@ request log is the judge of "never POSTs".
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -79,7 +79,9 @@ async def posts(bridge: PaperServer) -> list[dict[str, Any]]:
     return [r for r in log["requests"] if r["method"] == "POST"]
 
 
-async def until_logged(logs: list[dict[str, Any]], event: str) -> dict[str, Any]:
+async def until_logged(
+    logs: list[MutableMapping[str, Any]], event: str
+) -> MutableMapping[str, Any]:
     with anyio.fail_after(DEADLINE):
         while True:
             for entry in logs:
