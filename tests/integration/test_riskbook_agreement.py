@@ -53,7 +53,7 @@ CASES = [
     (S.CANCELLED, 50, RISK),  # cancelled after a fill: the filled part was at risk
     (S.REJECTED, 0, Decimal(0)),
     (S.FAILED, 0, Decimal(0)),
-    (S.DRY_RUN, 0, Decimal(0)),
+    (S.DRY_RUN, 0, RISK),  # CONTRACT v2: a dry run holds its budget for its day, as live would
     (S.UNKNOWN, 0, RISK),  # perhaps at the broker: counted until an operator resolves it
 ]
 

@@ -68,7 +68,12 @@ class Decider:
                 self._rejected(candidate, "halted")
             return
         assert s.tg is not None
-        await self.read_account_mode()
+        unread = await self.read_account_mode()
+        if unread is not None:
+            # Not knowing whether the account is live is a bridge failure, not a live account.
+            for candidate in batch:
+                self._failed(candidate, f"bridge_unavailable: account mode unreadable: {unread}")
+            return
         try:
             since = max(candidate.seen_at for candidate in batch)
             account, positions = await s.snapshots.fresh(since, s.tg)
@@ -114,21 +119,24 @@ class Decider:
             self._submit(candidate, decision)
         s.metrics.set_daily_risk(s.riskbook.daily_risk_used(now))
 
-    async def read_account_mode(self) -> None:
-        """The bridge's account mode, unless already read since the last (re)connection. A
-        failed read leaves it unknown, which is never taken as paper."""
+    async def read_account_mode(self) -> BrokerError | None:
+        """The bridge's account mode, unless already read since the last (re)connection.
+        Returns the error when the bridge could not be asked (the batch then fails
+        `bridge_unavailable`); a bridge that answers without saying leaves the mode unknown,
+        which is never taken as paper."""
         s = self._s
         if s.account_mode_read:
-            return
+            return None
         try:
             health = await s.broker.health()
         except BrokerError as error:
             log.warning("bridge.account_mode_unknown", error=str(error))
             s.paper_trading = None
-            return
+            return error
         s.paper_trading, s.account_mode_read = health.paper_trading, True
         mode = {True: "paper", False: "live", None: "unknown"}[health.paper_trading]
         log.info("bridge.account_mode", mode=mode, allow_live_trading=s.settings.allow_live_trading)
+        return None
 
     def _within_instance_limits(self, candidate: Candidate, decision: Decision) -> bool:
         """The instance's config limits with the new trade counted; on a refusal the
