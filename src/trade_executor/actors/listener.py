@@ -160,7 +160,9 @@ class ApprovalListener:
     async def _catch_up(self, source: str) -> None:
         """Forward every approved signal that has no execution yet, and the kill switch."""
         control = await self._store.control()
-        self._forward(ControlChanged(control.halted, control.reason))
+        self._forward(
+            ControlChanged(control.halted, control.reason, control.changed_by, control.changed_at)
+        )
         pending = await self._store.pending_approvals(SWEEP_LIMIT)
         now = anyio.current_time()
         for approval in pending:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -73,10 +75,10 @@ class Decider:
             decision = s.riskbook.decide(candidate.execution.id, candidate.valid, available, now)
             if isinstance(decision, RiskRejection):
                 s.metrics.risk_rejections.labels(gate=decision.gate.value).inc()
-                self._rejected(candidate, decision.reason)
+                self._rejected(candidate, decision.reason, self._numbers(decision, now))
                 continue
             if isinstance(decision, Halted):
-                self._rejected(candidate, decision.reason)
+                self._rejected(candidate, decision.reason, {"halt_reason": decision.detail})
                 continue
             sizing = decision.sizing
             s.working.add(
@@ -92,9 +94,24 @@ class Decider:
             self._submit(candidate, decision)
         s.metrics.set_daily_risk(s.riskbook.daily_risk_used(now))
 
-    def _rejected(self, candidate: Candidate, reason: str) -> None:
+    def _numbers(self, rejection: RiskRejection, now: datetime) -> dict[str, Any]:
+        """What a risk rejection was decided on, for the log line and the audit trail."""
+        book = self._s.riskbook
+        return {
+            "gate": rejection.gate.value,
+            "detail": rejection.detail,
+            "daily_risk_used": book.daily_risk_used(now),
+            "daily_risk_left": book.daily_risk_left(now),  # None: no daily budget
+            "daily_budget": book.limits.daily_loss_cap,
+            "open_positions": book.open_count(),
+            "max_open_positions": book.limits.open_positions_cap,
+        }
+
+    def _rejected(
+        self, candidate: Candidate, reason: str, numbers: dict[str, Any] | None = None
+    ) -> None:
         execution = candidate.execution
-        self._s.spawn("reject", lambda: self._outcomes.reject(execution, reason))
+        self._s.spawn("reject", lambda: self._outcomes.reject(execution, reason, numbers))
 
     def _failed(self, candidate: Candidate, reason: str) -> None:
         execution = candidate.execution
