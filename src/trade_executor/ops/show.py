@@ -28,6 +28,14 @@ from trade_executor.store.protocol import Store, StoredEvent
 MATCH_LIMIT = 10
 
 
+class NoSuchExecution(OperationError):
+    """No execution has that id, signal id or prefix."""
+
+
+class AmbiguousId(OperationError):
+    """A prefix that several executions (or signals) start with."""
+
+
 def plain(value: Any) -> Any:
     """A value as JSON carries it: Decimal stays Decimal (printed as an exact number)."""
     if isinstance(value, UUID):
@@ -66,7 +74,7 @@ async def find_execution(store: Store, pattern: IdPattern) -> Execution:
     sentence when there is none or several."""
     found = await store.find_executions(pattern.low, pattern.high, MATCH_LIMIT + 1)
     if not found:
-        raise OperationError(f"no execution has the id or signal id {pattern.text}")
+        raise NoSuchExecution(f"no execution has the id or signal id {pattern.text}")
     exact = pattern.exact
     if exact is not None:
         for execution in found:  # an execution id wins over another's signal id
