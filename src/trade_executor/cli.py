@@ -280,16 +280,8 @@ def _main(argv: Sequence[str] | None) -> int:
     except ConfigError as error:
         print(f"trade-executor: {error}", file=sys.stderr)
         return EX_CONFIG
-    if args.command == "run":
+    if args.command in ("run", "migrate"):
         configure_logging(settings.log_format, settings.log_level, secrets=settings.secret_values())
-    elif args.command == "migrate":
-        # Its answer (JSON) is stdout; its log lines go to stderr, apart from it.
-        configure_logging(
-            settings.log_format,
-            settings.log_level,
-            stream=sys.stderr,
-            secrets=settings.secret_values(),
-        )
     else:
         # One-shot commands print their answer on stdout: keep log lines apart, on stderr.
         level = "warning" if settings.log_level in ("debug", "info") else settings.log_level

@@ -311,7 +311,7 @@ def render_text(view: dict[str, Any]) -> str:
     halted = view["halted"]
     if halted["halted"]:
         line(
-            "halted", f"yes: {halted['reason']} (by {halted['by']}, since {_time(halted['since'])})"
+            "halted", f"yes: {halted['reason']} (by {halted['by']}) since {_time(halted['since'])}"
         )
     else:
         line("halted", "no")
@@ -359,7 +359,7 @@ def render_text(view: dict[str, Any]) -> str:
         for p in positions["bridge"]:
             out.append(f"  {p['symbol']:<10} {p['quantity']:>8}  avg cost {_money(p['avg_cost'])}")
     out.append("")
-    line("in flight", str(len(view["in_flight"])))
+    out.append(f"executions in flight  {len(view['in_flight'])}")
     for e in view["in_flight"]:
         out.append(
             f"  {e['execution_id']}  {e['symbol'] or '-':<8} {e['state']:<17} "
