@@ -87,9 +87,10 @@ def explain(
             "check DATABASE_URL and DATABASE_PASSWORD"
         )
     if isinstance(error, SchemaMissing) or state in (UNDEFINED_TABLE, UNDEFINED_COLUMN):
+        # What is missing (a table, a column of a newer version) changes nothing for the
+        # operator: the answer is the same command.
         return (
-            f"the database {target} has no trade-executor schema, or an older one "
-            f"({_first_line(error).removesuffix(' (run `trade-executor migrate`)')}): "
+            f"the database {target} has no trade-executor schema, or an older one: "
             "run trade-executor migrate"
         )
     if state == INSUFFICIENT_PRIVILEGE:
