@@ -84,7 +84,7 @@ async def find_execution(store: Store, pattern: IdPattern) -> Execution:
         return found[0]
     listed = ", ".join(f"{short(e.id)} (signal {short(e.signal_id)})" for e in found[:MATCH_LIMIT])
     more = " and more" if len(found) > MATCH_LIMIT else ""
-    raise OperationError(f"{pattern.text} is ambiguous: it starts {listed}{more}; give more digits")
+    raise AmbiguousId(f"{pattern.text} is ambiguous: it starts {listed}{more}; give more digits")
 
 
 async def load(store: Store, pattern: IdPattern) -> tuple[Execution, list[StoredEvent]]:
