@@ -325,9 +325,12 @@ class Service:
         reading = self._reading
         control = reading.control if reading is not None else None
         actors = self.actors
-        halted = control.halted if control is not None else False
-        if self.role == "active" and actors is not None:
-            halted = actors.executor.halted
+        # The switch as last read from the database (the executor applies the same within a
+        # second): reason and who always come with it, never a halt without its reason.
+        if control is not None:
+            halted = control.halted
+        else:
+            halted = self.role == "active" and actors is not None and actors.executor.halted
         role: Role = "starting"
         if self.role == "active":
             role = "active"
