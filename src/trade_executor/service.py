@@ -35,6 +35,7 @@ from trade_executor.store.errors import StoreError, StoreUnavailable
 from trade_executor.store.leadership import LeadershipLost, PgLeaderLock
 from trade_executor.store.migrate import migrate
 from trade_executor.store.notifications import connect_notifications
+from trade_executor.store.operator import read_control
 from trade_executor.store.pgerrors import translated
 from trade_executor.store.postgres import PgStore, create_pool
 from trade_executor.store.protocol import Store
@@ -79,6 +80,7 @@ class Service:
         self._gauge_interval = gauge_interval
         self._reading: GaugeReading | None = None
         self._status_sent: str | None = None
+        self._leader: str | None = None  # the active instance, as it published itself
         self.store: PgStore | None = None
         self.broker: BrokerClient | None = None
         self.actors: Actors | None = None
@@ -309,6 +311,8 @@ class Service:
         while True:
             try:
                 self._reading = await keeper.refresh()
+                if self.role == "standby":  # STATUS= names the active instance, when published
+                    self._leader = (await read_control(self.store.pool)).leader_id
                 clear_repeated("gauges", "supervisor.gauges_restored")
             except StoreError as error:
                 log_repeated("gauges", "supervisor.gauges_failed", error=str(error))
@@ -344,6 +348,7 @@ class Service:
                 halted=halted,
                 halt_reason=control.reason if control is not None and halted else None,
                 halted_by=control.changed_by if control is not None and halted else None,
+                leader=self._leader if role == "standby" else None,
             )
         )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import anyio
 import asyncpg
 import httpx
 import pytest
@@ -46,6 +47,10 @@ async def test_approval_order_and_rejection_lines_carry_their_facts(
                     headers={"Authorization": f"Bearer {TOKEN}", "Connection": "close"},
                 )
                 assert response.status_code in (409, 422), response.text
+                # A 409 answers once the claim exists: wait for the rejection's own line.
+                with anyio.fail_after(20):
+                    while not lines(logs, "execution.rejected"):
+                        await anyio.sleep(0.05)
 
     [starting] = lines(logs, "supervisor.starting")
     assert starting["config"]["MAX_DAILY_LOSS"] == "700"

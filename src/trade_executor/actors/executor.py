@@ -243,6 +243,9 @@ class Executor:
         execution = await self._store.get_execution(execution_id)
         if execution is not None:
             log.info(
-                "executor.execution_settled", state=execution.state.value, **log_context(execution)
+                "executor.execution_settled",
+                state=execution.state.value,
+                reason=execution.reason,
+                **log_context(execution),
             )
             self._outcomes.settled_elsewhere(execution)
