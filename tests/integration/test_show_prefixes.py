@@ -161,8 +161,8 @@ async def api(ledger: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = load_settings(database_url=ledger, api_token="right-token")
     app = create_app(settings, _Gateway(PgStore(pool)))
     # A client address of its own per test: refused tokens are rate-limited per client.
-    client = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
-    transport = httpx.ASGITransport(app=app, client=(client, 4242))
+    address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    transport = httpx.ASGITransport(app=app, client=(address, 4242))
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
             yield client

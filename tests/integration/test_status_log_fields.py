@@ -4,6 +4,7 @@ carries the numbers it was decided on, and start-up says the configuration and t
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.anyio
 TOKEN = "test-token"
 
 
-def lines(logs: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
+def lines(logs: list[MutableMapping[str, Any]], event: str) -> list[MutableMapping[str, Any]]:
     return [line for line in logs if line["event"] == event]
 
 

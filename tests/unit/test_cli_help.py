@@ -121,6 +121,7 @@ def complete(script: str, words: list[str]) -> list[str]:
 @pytest.mark.skipif(BASH is None, reason="bash is not installed")
 def test_bash_completes_commands_options_and_choices() -> None:
     script = bash_script(build_parser())
+    assert BASH is not None
     syntax = subprocess.run([BASH, "-n"], input=script, capture_output=True, text=True)
     assert syntax.returncode == 0, syntax.stderr
     assert set(complete(script, ["trade-executor", "sh"])) == {"show"}

@@ -29,9 +29,15 @@ from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.states import ExecutionState
 from trade_executor.logging import get_logger, log_repeated
-from trade_executor.ops.ids import IdSyntaxError, parse_id
-from trade_executor.ops.show import AmbiguousId, NoSuchExecution, event_view, execution_view
-from trade_executor.ops.show import load as load_execution
+from trade_executor.lookup import (
+    AmbiguousId,
+    IdSyntaxError,
+    NoSuchExecution,
+    event_view,
+    execution_view,
+    parse_id,
+)
+from trade_executor.lookup import load as load_execution
 from trade_executor.store.protocol import Store
 
 log = get_logger("trade_executor.api")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,12 +27,12 @@ from trade_executor.broker.jsonnum import dumps
 from trade_executor.config import Settings
 from trade_executor.domain.attention import Bounds, needing_operator
 from trade_executor.domain.execution import Execution
-from trade_executor.domain.ledger import rebuild_riskbook
+from trade_executor.domain.ledger import OriginalTrade, rebuild_riskbook
 from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import NOT_FINAL_STATES
+from trade_executor.lookup import plain
 from trade_executor.ops.common import with_store
 from trade_executor.ops.ids import short
-from trade_executor.ops.show import plain
 from trade_executor.store import operator
 from trade_executor.store.operator import ControlRow, Instance
 from trade_executor.store.postgres import PgStore
@@ -103,6 +103,15 @@ def _timezone(values: dict[str, Any]) -> ZoneInfo | None:
         return None
 
 
+def _number(value: Any) -> Any:
+    """A published decimal string (the service writes money exactly, as text) as a number."""
+    if isinstance(value, str):
+        number = _decimal(value)
+        if number is not None:
+            return number
+    return value
+
+
 def _bool(value: Any) -> bool | None:
     if isinstance(value, bool):
         return value
@@ -118,6 +127,7 @@ class Gathered:
     instances: list[Instance] | None
     today: list[Execution]
     in_flight: list[Execution]
+    originals: list[OriginalTrade]
 
 
 async def _gather(store: PgStore, zone: ZoneInfo) -> Gathered:
@@ -127,7 +137,9 @@ async def _gather(store: PgStore, zone: ZoneInfo) -> Gathered:
     day = now.astimezone(zone).date()
     today = await store.executions_on(day)
     in_flight = await store.executions_in(sorted(NOT_FINAL_STATES))
-    return Gathered(now, control, instances, today, in_flight)
+    # The original service's trades of today count too (the executor's rule at start-up).
+    originals = await store.original_trades_since(datetime.combine(day, time(0), tzinfo=zone))
+    return Gathered(now, control, instances, today, in_flight, originals)
 
 
 async def _bridge_positions(url: str) -> tuple[list[dict[str, Any]] | None, str | None]:
@@ -229,6 +241,7 @@ def gather_view(settings: Settings) -> dict[str, Any]:
         zone or shell_zone,
         [*g.today, *g.in_flight],
         g.now,
+        original_trades=g.originals,
     )
     used = book.daily_risk_used(g.now)
     left = book.daily_risk_left(g.now) if limits is not None else None
@@ -254,7 +267,7 @@ def gather_view(settings: Settings) -> dict[str, Any]:
             "since": control.changed_at,
         },
         "execution_enabled": _bool(values.get("execution_enabled")),
-        "limits": {name: values[name] for name in sorted(values)} if values else None,
+        "limits": {name: _number(values[name]) for name in sorted(values)} if values else None,
         "limits_source": "service" if values else "unknown: no service has published its limits",
         "limits_off": [name.upper() for name in OFF_WHEN_ZERO if _decimal(values.get(name)) == 0],
         "trading_day": book.trading_day(g.now).isoformat(),
