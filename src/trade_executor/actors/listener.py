@@ -185,7 +185,9 @@ class ApprovalListener:
     async def _catch_up(self, source: str) -> None:
         """Forward every approved signal that has no execution yet, and the kill switch."""
         control = await self._store.control()
-        self._forward(ControlChanged(control.halted, control.reason))
+        self._forward(
+            ControlChanged(control.halted, control.reason, control.changed_by, control.changed_at)
+        )
         sources = self._settings.approval_sources
         pending = await self._store.pending_approvals(SWEEP_LIMIT, sources)
         now = anyio.current_time()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 
@@ -49,10 +50,13 @@ class OrderStatusLost:
 
 @dataclass(frozen=True, slots=True)
 class ControlChanged:
-    """The kill switch was set or cleared."""
+    """The kill switch as read from `executor_control` (set, cleared, or unchanged): who set it
+    and when, so the executor can log who halted and acknowledge the change it applied."""
 
     halted: bool
     reason: str | None = None
+    changed_by: str | None = None
+    changed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""The HTTP API (CONTRACT section 6): /api/v1/execute, /health, /metrics.
+"""The HTTP API (CONTRACT section 6): /api/v1/execute, /api/v1/executions/{id}, /health, /metrics.
 
 `POST /api/v1/execute` goes through the executor's mailbox like a notification does: there is no
 second execution path. The claim in the database decides who executes; the API only waits for
@@ -17,6 +17,7 @@ from uuid import UUID
 
 import anyio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -27,7 +28,16 @@ from trade_executor.broker.jsonnum import dumps
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.states import ExecutionState
-from trade_executor.logging import get_logger
+from trade_executor.logging import get_logger, log_repeated
+from trade_executor.lookup import (
+    AmbiguousId,
+    IdSyntaxError,
+    NoSuchExecution,
+    event_view,
+    execution_view,
+    parse_id,
+)
+from trade_executor.lookup import load as load_execution
 from trade_executor.store.protocol import Store
 
 log = get_logger("trade_executor.api")
@@ -55,14 +65,27 @@ def error(message: str, status: int, **extra: Any) -> Response:
     return json_response({"error": message, **extra}, status)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (404 no such route, 405 wrong method) as JSON, like ours."""
+    assert isinstance(exc, HTTPException)
+    messages = {404: "not found", 405: "method not allowed"}
+    message = messages.get(exc.status_code) or str(exc.detail)
+    response = error(f"{message}: {request.method} {request.url.path}", exc.status_code)
+    if exc.headers:
+        response.headers.update(exc.headers)  # 405's Allow
+    return response
+
+
 def create_app(settings: Settings, gateway: Gateway) -> Starlette:
     api = _Api(settings, gateway)
     return Starlette(
         routes=[
             Route("/api/v1/execute", api.execute, methods=["POST"]),
+            Route("/api/v1/executions/{id}", api.execution, methods=["GET"]),
             Route("/health", api.health, methods=["GET"]),
             Route("/metrics", api.metrics, methods=["GET"]),
-        ]
+        ],
+        exception_handlers={HTTPException: _http_error},
     )
 
 
@@ -79,6 +102,16 @@ class _Api:
         if token is None or not token.get_secret_value():
             return error("POST endpoints are disabled: API_TOKEN is not set", 403)
         if not _authorised(request, token.get_secret_value()):
+            # Rate-limited per client: a caller left on an old token (after a rotation) is seen
+            # once, then once a minute with a count, never a line per request.
+            client = request.client.host if request.client is not None else None
+            log_repeated(
+                ("api.unauthorized", client),
+                "api.unauthorized",
+                client=client,
+                path=request.url.path,
+                header="present" if request.headers.get("authorization") else "missing",
+            )
             return error("missing or invalid bearer token", 401)
         gateway = self._gateway
         outcomes, store = gateway.outcomes, gateway.store
@@ -130,6 +163,31 @@ class _Api:
             state=outcome.state.value,
             execution_id=str(outcome.id),
             duration=duration,
+        )
+
+    # -- GET /api/v1/executions/{id} ---------------------------------------------------------------
+
+    async def execution(self, request: Request) -> Response:
+        """One execution and its events; {id} is an execution id, a signal id, or an unambiguous
+        prefix of either (at least 4 hex digits)."""
+        store = self._gateway.store
+        if store is None:
+            return error(f"not ready: this instance is {self._gateway.facts().role}", 503)
+        try:
+            pattern = parse_id(request.path_params["id"])
+        except IdSyntaxError as bad:
+            return error(str(bad), 400)
+        try:
+            execution, events = await load_execution(store, pattern)
+        except AmbiguousId as ambiguous:
+            return error(str(ambiguous), 400)
+        except NoSuchExecution as missing:
+            return error(str(missing), 404)
+        return json_response(
+            {
+                "execution": execution_view(execution),
+                "events": [event_view(event) for event in events],
+            }
         )
 
     # -- GET /health -----------------------------------------------------------------------------

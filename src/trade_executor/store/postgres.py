@@ -43,6 +43,7 @@ from trade_executor.store.protocol import (
     NotClaimable,
     OriginalTables,
     PendingApproval,
+    StoredEvent,
     Trade,
 )
 
@@ -160,11 +161,19 @@ def _writes_original(tables: OriginalTables, transition: Transition, changes: Ch
     )
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    """A connection pool; raises the store's own errors (`StoreUnavailable`, ...)."""
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, application_name: str | None = None
+) -> asyncpg.Pool:
+    """A connection pool; raises the store's own errors (`StoreUnavailable`, ...).
+    `application_name` names its sessions in `pg_stat_activity` (`status` finds instances so)."""
+    settings = {"application_name": application_name[:63]} if application_name else None
     with translated():
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, command_timeout=30
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            command_timeout=30,
+            server_settings=settings,
         )
     assert pool is not None
     return pool
@@ -578,3 +587,32 @@ class PgStore:
     @translating
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
+
+    @translating
+    async def find_executions(self, low: UUID, high: UUID, limit: int) -> list[Execution]:
+        rows = await self._pool.fetch(q.FIND_EXECUTIONS, low, high, limit)
+        return [execution_from_row(row) for row in rows]
+
+    @translating
+    async def execution_events(self, execution_id: UUID) -> list[StoredEvent]:
+        rows = await self._pool.fetch(q.EXECUTION_EVENTS, execution_id)
+        return [
+            StoredEvent(
+                row["id"], row["execution_id"], row["at"], row["kind"], _detail(row["detail"])
+            )
+            for row in rows
+        ]
+
+    @translating
+    async def acknowledge_control(
+        self, changed_at: datetime | None, halted: bool, instance: str
+    ) -> None:
+        await self._pool.execute(q.ACKNOWLEDGE_CONTROL, changed_at, halted, instance)
+
+
+def _detail(raw: str | None) -> dict[str, Any]:
+    """A stored `jsonb` detail, fractions as Decimal; anything but an object is kept whole."""
+    if raw is None:
+        return {}
+    value = json.loads(raw, parse_float=Decimal)
+    return value if isinstance(value, dict) else {"value": value}

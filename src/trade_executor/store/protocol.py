@@ -54,6 +54,17 @@ class ControlState:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A row of `execution_events`; `detail` as stored (fractions as Decimal)."""
+
+    id: int
+    execution_id: UUID
+    at: datetime
+    kind: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class PendingApproval:
     approval_id: UUID | None  # None: a status approval
     signal_id: UUID
@@ -193,3 +204,16 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raises if the database does not answer."""
+
+    async def find_executions(self, low: UUID, high: UUID, limit: int) -> list[Execution]:
+        """Executions whose id or signal id lies in [low, high] (an id or an id prefix, see
+        `ops.ids`), oldest first, at most `limit`."""
+
+    async def execution_events(self, execution_id: UUID) -> list[StoredEvent]:
+        """The execution's audit trail, in the order it was written."""
+
+    async def acknowledge_control(
+        self, changed_at: datetime | None, halted: bool, instance: str
+    ) -> None:
+        """Tell whoever waits (NOTIFY on `trade_executor_control_ack`) that this running
+        instance applied the kill switch as written at `changed_at`."""

@@ -422,3 +422,21 @@ INSERT_AUDIT = """
 INSERT INTO audit_events (id, correlation_id, category, action, outcome, message, metadata)
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
 """
+
+# An id or an id prefix (`ops.ids`) is a range of uuids: two index range scans (BitmapOr).
+FIND_EXECUTIONS = """
+SELECT * FROM executions
+WHERE id BETWEEN $1 AND $2 OR signal_id BETWEEN $1 AND $2
+ORDER BY created_at LIMIT $3
+"""
+
+EXECUTION_EVENTS = """
+SELECT id, execution_id, at, kind, detail FROM execution_events WHERE execution_id = $1 ORDER BY id
+"""
+
+# The running service's answer to a change of the kill switch (`halt`/`resume` wait for it).
+ACKNOWLEDGE_CONTROL = """
+SELECT pg_notify('trade_executor_control_ack',
+                 json_build_object('changed_at', $1::timestamptz, 'halted', $2::boolean,
+                                   'instance', $3::text)::text)
+"""

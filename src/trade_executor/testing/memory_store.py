@@ -57,7 +57,11 @@ from trade_executor.domain.ledger import OriginalTrade
 from trade_executor.domain.models import Approval, Signal
 from trade_executor.domain.states import EventKind, ExecutionState, IllegalTransition, Transition
 from trade_executor.store.errors import Fenced, StoreConflict, StoreUnavailable
-from trade_executor.store.notifications import APPROVALS_CHANNEL, CONTROL_CHANNEL
+from trade_executor.store.notifications import (
+    APPROVALS_CHANNEL,
+    CONTROL_ACK_CHANNEL,
+    CONTROL_CHANNEL,
+)
 from trade_executor.store.original import audit_for_control, audit_for_transition, fill_delta
 from trade_executor.store.protocol import (
     APPROVAL_SOURCES,
@@ -69,6 +73,7 @@ from trade_executor.store.protocol import (
     NotClaimable,
     OriginalTables,
     PendingApproval,
+    StoredEvent,
     Trade,
 )
 from trade_executor.testing.notifications import MemoryNotifications
@@ -604,6 +609,33 @@ class MemoryStore:
 
     async def ping(self) -> None:
         await self._enter("ping")
+
+    async def find_executions(self, low: UUID, high: UUID, limit: int) -> list[Execution]:
+        await self._enter("find_executions")
+        found = [
+            e
+            for e in self._t.executions.values()
+            if low <= e.id <= high or low <= e.signal_id <= high
+        ]
+        return self._by_creation(found)[: max(limit, 0)]
+
+    async def execution_events(self, execution_id: UUID) -> list[StoredEvent]:
+        await self._enter("execution_events")
+        return [
+            StoredEvent(e.id, e.execution_id, e.at, e.kind, dict(e.detail))
+            for e in self.events_of(execution_id)
+        ]
+
+    async def acknowledge_control(
+        self, changed_at: datetime | None, halted: bool, instance: str
+    ) -> None:
+        await self._enter("acknowledge_control")
+        payload = {
+            "changed_at": changed_at.isoformat() if changed_at else None,
+            "halted": halted,
+            "instance": instance,
+        }
+        self._notify(CONTROL_ACK_CHANNEL, json.dumps(payload))
 
     # -- internals -------------------------------------------------------------------------------
 

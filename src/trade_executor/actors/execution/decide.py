@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -98,10 +100,10 @@ class Decider:
             decision = s.riskbook.decide(candidate.execution.id, candidate.valid, available, now)
             if isinstance(decision, RiskRejection):
                 s.metrics.risk_rejections.labels(gate=decision.gate.value).inc()
-                self._rejected(candidate, decision.reason)
+                self._rejected(candidate, decision.reason, numbers=self._numbers(decision, now))
                 continue
             if isinstance(decision, Halted):
-                self._rejected(candidate, decision.reason)
+                self._rejected(candidate, decision.reason, numbers={"halt_reason": decision.detail})
                 continue
             if not self._within_instance_limits(candidate, decision):
                 continue
@@ -118,6 +120,19 @@ class Decider:
             s.submissions.begin()
             self._submit(candidate, decision)
         s.metrics.set_daily_risk(s.riskbook.daily_risk_used(now))
+
+    def _numbers(self, rejection: RiskRejection, now: datetime) -> dict[str, Any]:
+        """What a risk rejection was decided on, for the log line and the audit trail."""
+        book = self._s.riskbook
+        return {
+            "gate": rejection.gate.value,
+            "detail": rejection.detail,
+            "daily_risk_used": book.daily_risk_used(now),
+            "daily_risk_left": book.daily_risk_left(now),  # None: no daily budget
+            "daily_budget": book.limits.daily_loss_cap,
+            "open_positions": book.open_count(),
+            "max_open_positions": book.limits.open_positions_cap,
+        }
 
     async def read_account_mode(self) -> BrokerError | None:
         """The bridge's account mode, unless already read since the last (re)connection.
@@ -160,11 +175,19 @@ class Decider:
         s.instance_tally.add(facts.instance_id, day, item)
         return True
 
-    def _rejected(self, candidate: Candidate, reason: str, detail: str = "") -> None:
+    def _rejected(
+        self,
+        candidate: Candidate,
+        reason: str,
+        detail: str = "",
+        numbers: dict[str, Any] | None = None,
+    ) -> None:
+        """`detail`: a guardrail's words (logged); `numbers`: what a risk decision was made on
+        (in the rejection's log line and audit trail)."""
         execution = candidate.execution
         if detail:
             log.info("guardrail.refused", reason=reason, detail=detail, **log_context(execution))
-        self._s.spawn("reject", lambda: self._outcomes.reject(execution, reason))
+        self._s.spawn("reject", lambda: self._outcomes.reject(execution, reason, numbers))
 
     def _failed(self, candidate: Candidate, reason: str) -> None:
         execution = candidate.execution
