@@ -275,7 +275,9 @@ async def test_health_flips_when_postgresql_goes_away_and_back(bridge: ThreadedB
             before = service.actors.executor if service.actors else None
             await anyio.to_thread.run_sync(server.stop)
             body = await until_health(client, 503)
-            assert body["status"] == "degraded"
+            # Without its database the instance cannot hold the leader lock: it stands by
+            # (fencing), or reports itself degraded until it notices.
+            assert body["status"] in ("degraded", "standby")
             assert body["database"] == "unavailable"
             await anyio.to_thread.run_sync(server.start)
             # The leader lock's session died with the server: the service notices at its next

@@ -25,7 +25,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from trade_executor.actors.execution.outcomes import Outcomes
 from trade_executor.actors.execution.shared import Candidate, Shared, log, log_context
-from trade_executor.broker.errors import BrokerError
+from trade_executor.broker.errors import BrokerError, BrokerUnavailable
 from trade_executor.domain.guardrails import (
     UsageItem,
     check_account_mode,
@@ -148,6 +148,9 @@ class Decider:
             log.warning("bridge.account_mode_unknown", error=str(error))
             s.paper_trading = None
             return error
+        if not health.connected:  # its account is unknown until it reconnects to IB
+            log.warning("bridge.account_mode_unknown", error="the bridge is not connected to IB")
+            return BrokerUnavailable("the bridge is not connected to IB", endpoint="GET /health")
         s.paper_trading, s.account_mode_read = health.paper_trading, True
         mode = {True: "paper", False: "live", None: "unknown"}[health.paper_trading]
         log.info("bridge.account_mode", mode=mode, allow_live_trading=s.settings.allow_live_trading)
