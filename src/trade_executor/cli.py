@@ -33,8 +33,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("run", help="the long-running supervisor (what systemd starts)")
     commands.add_parser("migrate", help="create or upgrade the database schema (idempotent)")
-    commands.add_parser(
-        "check-config", help="validate the configuration and print it, secrets redacted"
+    check = commands.add_parser(
+        "check-config",
+        help="validate the configuration and print it, secrets redacted",
+        description="Validate the configuration and print it with secrets redacted. With "
+        "--connect, also reach the database (schema version) and the IB bridge (connected, "
+        "paper or live, which endpoints it has).",
+        epilog="example: trade-executor --env-file /etc/trade-executor/trade-executor.env "
+        "check-config --connect",
+    )
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also reach the database and the bridge; exit 78 if the bridge cannot serve the "
+        "configuration, 1 if either cannot be reached",
     )
     demo = commands.add_parser("demo", help="the whole pipeline on embedded defaults")
     demo.add_argument("--keep", action="store_true", help="keep the embedded database directory")
@@ -108,7 +120,11 @@ def _run(settings: Settings, _: argparse.Namespace) -> int:
     from trade_executor.service import Service
 
     settings.validate_for_run()  # DATABASE_URL is required: fail with 78 before anything starts
-    return asyncio.run(Service(settings).run())
+    service = Service(settings)
+    code = asyncio.run(service.run())
+    if service.refusal is not None:
+        print(f"trade-executor: {service.refusal}", file=sys.stderr)
+    return code
 
 
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
@@ -124,14 +140,21 @@ def _migrate(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-def _check_config(settings: Settings, _: argparse.Namespace) -> int:
+def _check_config(settings: Settings, args: argparse.Namespace) -> int:
     settings.validate_for_run()  # accept exactly what `run` accepts
     warning = settings.limits_off_warning()
     if warning is not None:
         print(f"trade-executor: warning: {warning}", file=sys.stderr)
     for name, value in settings.redacted().items():
         print(f"{name}={value}")
-    return 0
+    if not getattr(args, "connect", False):
+        return 0
+    import asyncio
+
+    from trade_executor.connectcheck import connect_checks, print_report
+
+    sys.stdout.flush()
+    return print_report(asyncio.run(connect_checks(settings)))
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
