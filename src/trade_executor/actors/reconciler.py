@@ -18,14 +18,15 @@ Each break is logged `reconcile.break` (error, with its kind and ids), counted i
 pass no longer finds it. The reconciler only reads from the bridge: it never places, cancels or
 changes an order.
 
-How the ledger "explains" a position: each execution contributes a range of shares, signed by its
-side, because orders in flight can fill between the reads: `submitting`/`unknown`/working entries
-anything from what is recorded filled to their quantity; a filled (or cancelled with fills) entry
-exactly its fills; minus what its bracket children the broker lists have filled (a working child
-may fill at any moment: a range again); minus the recorded exit when its children are not listed
-(a previous bridge session's); nothing once its position is `closed`. A broker position outside
-the sum of the ranges of its symbol is a break. Reads race with fills, so a pass that finds
-anything reads everything again after `confirm_delay` and reports only what both reads found.
+How the ledger "explains" a position: each execution contributes the shares its entry filled,
+signed by its side, as the broker's order list shows them (the ledger's own count where the list
+does not show the order), minus what its bracket children the list shows filled (the recorded
+exit where they are not listed, e.g. a previous bridge session's), nothing once its position is
+`closed`. An entry in flight that the list does not show by id (`submitting`, `unknown`, a
+previous session's order) may hold anything from its recorded fills to its quantity: a range.
+A broker position outside the sum of its symbol's ranges is a break. Reads race with fills (the
+list is read before the positions), so a pass that finds anything reads everything again after
+`confirm_delay` and reports only what both reads found.
 """
 
 from __future__ import annotations
@@ -100,27 +101,26 @@ def _working(order: BrokerOrder) -> bool:
 
 
 def _entry_shares(execution: Execution, entry: BrokerOrder | None) -> tuple[int, int]:
-    """Shares (unsigned) the entry may have bought or sold: (at least, at most)."""
+    """Shares (unsigned) the entry bought or sold: (at least, at most). The broker's list is
+    exact where it lists the order; an order it does not list by id (not yet answered, or a
+    previous bridge session's) may be anything from its recorded fills to its quantity while
+    it is in flight."""
     recorded = execution.filled_qty
-    listed = entry.filled_qty if entry is not None else 0
-    filled = max(recorded, listed)
+    if entry is not None:
+        filled = max(recorded, entry.filled_qty)
+        return filled, filled
     if execution.state in _IN_FLIGHT:
-        if entry is not None and entry.status.is_final:
-            return filled, filled  # final at the broker; the poller records it soon
-        return filled, max(filled, execution.quantity or 0)
-    return filled, filled
+        return recorded, max(recorded, execution.quantity or 0)
+    return recorded, recorded
 
 
 def _exit_shares(
     execution: Execution, orders: dict[int, BrokerOrder], held_low: int, held_high: int
 ) -> tuple[int, int]:
-    """Shares (unsigned) still held after the exits: (at least, at most)."""
+    """Shares (unsigned) still held after the exits: what the listed bracket children filled,
+    else the exit the ledger recorded (children of a previous bridge session are not listed)."""
     children = [orders[i] for i in execution.child_order_ids if i in orders]
-    if children:
-        filled = sum(c.filled_qty for c in children)
-        working = sum(max(c.remaining_qty, 0) for c in children if _working(c))
-        return max(0, held_low - filled - working), max(0, held_high - filled)
-    exited = execution.exit_qty or 0
+    exited = sum(c.filled_qty for c in children) if children else (execution.exit_qty or 0)
     return max(0, held_low - exited), max(0, held_high - exited)
 
 

@@ -19,7 +19,7 @@ from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.executor import Executor, Mailbox, create_mailbox
 from trade_executor.actors.listener import ApprovalListener
 from trade_executor.actors.pollers import PollerPool
-from trade_executor.actors.reconciler import Reconciler
+from trade_executor.actors.reconciler import CONFIRM_DELAY, Reconciler
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.broker.pacing import Pacer, paced
 from trade_executor.broker.protocol import Broker
@@ -74,7 +74,14 @@ def build_actors(
     executor = Executor(settings, store, orders_broker, metrics, inbox, pollers.follow, clock=clock)
     listener = ApprovalListener(settings, store, notifications, mailbox.send_nowait)
     reconciler = Reconciler(
-        settings, store, reads_broker, metrics, mailbox.send_nowait, clock=clock
+        settings,
+        store,
+        reads_broker,
+        metrics,
+        mailbox.send_nowait,
+        clock=clock,
+        # A break is confirmed by a second read a little later, never longer than half a pass.
+        confirm_delay=min(CONFIRM_DELAY, settings.reconcile_interval / 2),
     )
     return Actors(mailbox, executor, pollers, listener, reconciler, pacer)
 
