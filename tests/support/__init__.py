@@ -49,7 +49,7 @@ class ThreadedBridge:
         return self.admin("POST", "/admin/price", {"symbol": symbol, "price": Decimal(price)})
 
     def requests(self) -> list[dict[str, Any]]:
-        """The bridge's request log (`/admin/requests`): every IB API request, stamped on arrival."""
+        """The request log (`/admin/requests`): every IB API request, stamped on arrival."""
         return list(self.admin("GET", "/admin/requests")["requests"])
 
     def order_posts(self) -> list[dict[str, Any]]:
