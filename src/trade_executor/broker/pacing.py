@@ -2,12 +2,17 @@
 BRIDGE_MAX_MESSAGES_PER_SECOND order messages a second; a burst waits, it is not dropped).
 
 IB counts messages, not HTTP requests: a bracket is three orders, a plain order or a cancel one.
-`Pacer` admits a message of cost `k` only when the messages admitted in the last `window`
-seconds plus `k` stay within the limit, so no window of that length ever holds more (a token
-bucket refilled continuously would let up to twice the limit through a one-second window: its
-full bucket, then a second's refill). Callers wait in FIFO order behind one lock: the first to
-arrive is the first to be sent, a bracket is never overtaken by later plain orders, and nothing is
-dropped. A caller cancelled while it waits takes nothing from the limit.
+`Pacer` admits a message of cost `k` only when both hold:
+- the messages admitted in the last `window` seconds plus `k` stay within the limit, so no window
+  of that length ever holds more (a plain token bucket would let up to twice the limit through a
+  one-second window: its full bucket, then a second's refill);
+- at least `k * window / limit` seconds have passed since the previous admission's share: a
+  burst leaves evenly spaced instead of a whole window's worth at once, so the requests' own
+  jitter on the way to the bridge (measured: tens of milliseconds on a busy machine) cannot
+  push a window at the bridge's side over the limit.
+Callers wait in FIFO order behind one lock: the first to arrive is the first to be sent, a
+bracket is never overtaken by later plain orders, and nothing is dropped. A caller cancelled
+while it waits takes nothing from the limit.
 
 `PacedBroker` wraps any `Broker`: every order-sending call (`place`, `cancel_order`,
 `close_position`, `protect_position`) passes the pacer first; reads pass straight through (the
@@ -17,6 +22,7 @@ process that sends orders, so the executor's orders and the pollers' cancels sha
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -54,6 +60,10 @@ if TYPE_CHECKING:
 WINDOW_MARGIN = 0.05
 
 BRACKET_MESSAGES = 3  # parent, take-profit, stop-loss
+# Clock arithmetic in floats: a wait computed as `t - now` may land a hair before `t`, so every
+# wait is at least this long (a microsecond, far below any network jitter): the loop always
+# moves on, and a deadline is never taken as reached early.
+EPSILON = 1e-6
 
 
 def order_messages(request: AnyOrderRequest) -> int:
@@ -91,6 +101,7 @@ class Pacer:
         self._sleep = sleep
         self._sent: deque[tuple[float, int]] = deque()  # (admitted at, messages), oldest first
         self._in_window = 0
+        self._spaced_until = -math.inf  # the earliest time the next message may leave
         self._lock = anyio.Lock()  # FIFO: waiters are admitted in the order they arrived
 
     @property
@@ -108,19 +119,23 @@ class Pacer:
             while True:
                 now = self._clock()
                 self._expire(now)
+                if now < self._spaced_until:
+                    await self._sleep(max(self._spaced_until - now, EPSILON))
+                    continue
                 if self._in_window + cost <= self.limit:
                     break
                 # The oldest messages leave the window first: wait until enough have left.
-                await self._sleep(self._free_at(cost) - now)
+                await self._sleep(max(self._free_at(cost) - now, EPSILON))
             self._sent.append((now, cost))
             self._in_window += cost
+            self._spaced_until = now + cost * self.window / self.limit
         waited = max(0.0, now - arrived)
         if self._on_wait is not None:
             self._on_wait(waited)
         return waited
 
     def _expire(self, now: float) -> None:
-        while self._sent and self._sent[0][0] <= now - self.window:
+        while self._sent and self._sent[0][0] + self.window <= now:
             _, cost = self._sent.popleft()
             self._in_window -= cost
 

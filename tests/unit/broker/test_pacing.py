@@ -98,9 +98,10 @@ async def test_a_burst_of_brackets_never_exceeds_the_limit_in_any_window() -> No
 
     assert len(admitted) == 100  # nothing dropped
     assert windows_within(admitted, 45, 1.0)
-    # 15 brackets fit in each second: the burst takes 6 whole windows after the first.
-    assert admitted[-1][0] == pytest.approx(6.0)
-    assert len(waits) == 100 and waits[0] == 0.0 and max(waits) == pytest.approx(6.0)
+    # Spaced evenly, 3/45 s apart: 15 brackets a second, never a whole second's worth at once.
+    gaps = [b[0] - a[0] for a, b in zip(admitted, admitted[1:], strict=False)]
+    assert gaps == pytest.approx([3 / 45] * 99, abs=1e-5)
+    assert len(waits) == 100 and waits[0] == 0.0 and max(waits) == pytest.approx(99 * 3 / 45)
 
 
 async def test_callers_are_admitted_in_the_order_they_arrived() -> None:
@@ -131,6 +132,16 @@ async def test_a_cancelled_waiter_takes_nothing_from_the_limit() -> None:
     assert pacer.in_window == 3
     await pacer.acquire(3)  # admitted once the first three leave the window, not later
     assert time.now == pytest.approx(1.0)
+
+
+async def test_small_messages_fill_the_window_evenly() -> None:
+    time = FakeTime()
+    pacer = Pacer(4, window=1.0, clock=time.clock, sleep=time.sleep)
+    admitted = []
+    for _ in range(8):
+        await pacer.acquire(1)
+        admitted.append(time.now)
+    assert admitted == pytest.approx([0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75])
 
 
 async def test_a_cost_above_the_limit_is_counted_as_the_limit() -> None:
