@@ -4,6 +4,7 @@ makes every assertion exact (no timing)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -99,7 +100,7 @@ async def test_a_burst_of_brackets_never_exceeds_the_limit_in_any_window() -> No
     assert len(admitted) == 100  # nothing dropped
     assert windows_within(admitted, 45, 1.0)
     # Spaced evenly, 3/45 s apart: 15 brackets a second, never a whole second's worth at once.
-    gaps = [b[0] - a[0] for a, b in zip(admitted, admitted[1:], strict=False)]
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(admitted)]
     assert gaps == pytest.approx([3 / 45] * 99, abs=1e-5)
     assert len(waits) == 100 and waits[0] == 0.0 and max(waits) == pytest.approx(99 * 3 / 45)
 
