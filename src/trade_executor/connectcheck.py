@@ -102,7 +102,12 @@ async def connect_checks(settings: Settings) -> ConnectReport:
     return report
 
 
-def print_report(report: ConnectReport, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def print_report(
+    report: ConnectReport, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    """Print `report` (stdout and stderr unless told) and return the exit code."""
+    out = out or sys.stdout
+    err = err or sys.stderr
     for line in report.lines:
         print(line, file=out)
     for warning in report.warnings:
