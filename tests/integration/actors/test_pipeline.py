@@ -34,6 +34,7 @@ async def test_an_approval_is_placed_and_recorded(
         )
 
     [order] = bridge.parent_orders()
+    [post] = bridge.order_posts()
     assert str(order["order_id"]) == order_id
     assert order["symbol"] == "AAPL" and order["action"] == "BUY"
     assert order["quantity"] == 133
@@ -45,7 +46,9 @@ async def test_an_approval_is_placed_and_recorded(
     assert execution["position_value"] == Decimal("19950.00")
     assert str(execution["order_id"]) == order_id
     assert len(execution["child_order_ids"]) == 2
-    assert execution["client_order_id"] == order["order_ref"]
+    # Sent with the order; the real bridge (jax profile) keeps its own stamp instead.
+    assert post["body"]["order_ref"] == execution["client_order_id"]
+    assert order["order_ref"] == "manual-entry"
     trade = await conn.fetchrow("SELECT * FROM trades WHERE signal_id = $1", signal_id)
     assert trade["id"] == str(execution["id"])
     assert trade["symbol"] == "AAPL" and trade["direction"] == "BUY"
