@@ -107,13 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
         "existing jax-trading-assistant database. Prints what it applied as JSON.",
         "  trade-executor migrate",
     )
-    _command(
+    check = _command(
         commands,
         "check-config",
         "validate the configuration and print it, secrets redacted",
         "Accepts exactly what `run` accepts; an invalid value exits 78 naming the setting,\n"
-        "the value and the file and line it came from.",
-        "  trade-executor --env-file /etc/trade-executor/trade-executor.env check-config",
+        "the value and the file and line it came from. With --connect, also reaches the\n"
+        "database (schema version) and the IB bridge (connected, paper or live, endpoints).",
+        "  trade-executor --env-file /etc/trade-executor/trade-executor.env check-config\n"
+        "  trade-executor check-config --connect",
+    )
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also reach the database and the bridge; exit 78 if the bridge cannot serve the "
+        "configuration, 1 if either cannot be reached",
     )
     demo = _command(
         commands,
@@ -315,7 +323,9 @@ def _run(settings: Settings, _: argparse.Namespace) -> int:
     settings.validate_for_run()  # DATABASE_URL is required: fail with 78 before anything starts
     service = Service(settings)
     code = asyncio.run(service.run())
-    if service.failure is not None:
+    if service.refusal is not None:
+        print(f"trade-executor: {service.refusal}", file=sys.stderr)
+    elif service.failure is not None:
         # The log has the details; the person (or systemd's journal) gets one sentence.
         print(f"trade-executor: {service.failure}", file=sys.stderr)
     return code
@@ -343,14 +353,21 @@ def _migrate(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-def _check_config(settings: Settings, _: argparse.Namespace) -> int:
+def _check_config(settings: Settings, args: argparse.Namespace) -> int:
     settings.validate_for_run()  # accept exactly what `run` accepts
     warning = settings.limits_off_warning()
     if warning is not None:
         print(f"trade-executor: warning: {warning}", file=sys.stderr)
     for name, value in settings.redacted().items():
         print(f"{name}={value}")
-    return 0
+    if not getattr(args, "connect", False):
+        return 0
+    import asyncio
+
+    from trade_executor.connectcheck import connect_checks, print_report
+
+    sys.stdout.flush()
+    return print_report(asyncio.run(connect_checks(settings)))
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:

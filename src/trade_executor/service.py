@@ -30,8 +30,10 @@ from trade_executor.actors.messages import ApprovalSeen
 from trade_executor.actors.supervisor import Supervisor, describe
 from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.api.gateway import HealthFacts
+from trade_executor.broker.capabilities import BridgeCapabilities
 from trade_executor.broker.client import BrokerClient
-from trade_executor.config import Settings
+from trade_executor.broker.errors import BrokerError, EndpointMissing
+from trade_executor.config import EX_CONFIG, Settings
 from trade_executor.domain.riskbook import RiskBook
 from trade_executor.effective_limits import effective_limits
 from trade_executor.failures import explain
@@ -97,6 +99,10 @@ class Service:
         self.broker: BrokerClient | None = None
         self.actors: Actors | None = None
         self.http_port: int | None = None
+        # What the bridge said it can do at start (None: it could not be asked then).
+        self.capabilities: BridgeCapabilities | None = None
+        # Why the service refused to start (exit 78), as one sentence for stderr.
+        self.refusal: str | None = None
         self._poll_broker: BrokerClient | None = None
         self._with_api = with_api
         self._stop = anyio.Event()
@@ -114,6 +120,12 @@ class Service:
                 await self._stop.wait()
                 await self._shutdown(root)
         except Exception as error:
+            refused = _refusal(error)
+            if refused is not None:
+                self.refusal = str(refused)
+                log.critical("supervisor.refused", error=self.refusal)
+                self.notifier.notify("STATUS=refused: " + self.refusal[:200])
+                return EX_CONFIG
             settings = self.settings
             sentence = explain(
                 error,
@@ -160,16 +172,19 @@ class Service:
         settings = self.settings
         dsn = settings.dsn()
         self._log_configuration()
-        await self._with_database_retry("migrate", lambda: _migrate(dsn))
-        pool = await self._with_database_retry(
-            "connect", lambda: create_pool(dsn, application_name=application_name())
-        )
-        self.store = PgStore(pool)
         self.broker = BrokerClient(
             settings.ib_bridge_url,
             settings.ib_bridge_timeout,
             on_request=self.metrics.observe_bridge,
         )
+        # Before touching the database: a bridge that cannot serve this configuration refuses
+        # the start (exit 78) whatever the database's state.
+        await self._check_capabilities(self.broker)
+        await self._with_database_retry("migrate", lambda: _migrate(dsn))
+        pool = await self._with_database_retry(
+            "connect", lambda: create_pool(dsn, application_name=application_name())
+        )
+        self.store = PgStore(pool)
         # The pollers get a client of their own, as small as their concurrency: thousands of
         # polls never queue the executor's account reads and orders, and httpcore's per-request
         # pool scan stays short.
@@ -203,6 +218,36 @@ class Service:
                 self._send_status()
                 await anyio.sleep(2 * settings.standby_retry_interval)
 
+    async def _check_capabilities(self, broker: BrokerClient) -> None:
+        """Ask the bridge what it can do, before READY: a configuration it cannot serve
+        (ORDER_PROTECTION=bracket against a bridge without POST /orders/bracket) refuses to
+        start (`BridgeRefused`, exit 78); missing optional endpoints are warnings. A bridge that
+        does not answer now is no reason to refuse: it is checked in the background later."""
+        caps: BridgeCapabilities | None = None
+        with anyio.move_on_after(self.settings.ib_bridge_timeout):
+            try:
+                caps = await broker.capabilities()
+            except BrokerError as error:
+                log.warning("bridge.capabilities_unknown", error=str(error))
+                return
+        if caps is None:
+            log.warning("bridge.capabilities_unknown", error="the bridge did not answer in time")
+            return
+        self.capabilities = caps
+        log.info(
+            "bridge.capabilities",
+            connected=caps.connected,
+            account=caps.account_mode,
+            missing=list(caps.missing),
+            description=caps.describe(),
+        )
+        for note in caps.warnings():
+            log.warning("bridge.limitation", note=note)
+        try:
+            caps.require(order_protection=self.settings.order_protection)
+        except EndpointMissing as missing:
+            raise BridgeRefused(missing.reason) from None
+
     async def _lead(self, lock: PgLeaderLock) -> None:
         """Run the actors while this instance holds the leader lock; return when it is lost
         (the actors are then cancelled, even while they are still starting)."""
@@ -219,6 +264,7 @@ class Service:
                 lambda: connect_notifications(dsn),
                 poll_broker=self._poll_broker,
                 clock=self._clock,
+                order_list=self.capabilities.order_list if self.capabilities else None,
             )
             await self.actors.start(active, self.supervisor)
             self.role = "active"
@@ -421,6 +467,22 @@ def operating_mode(execution_enabled: bool, account: Account | None) -> str:
     return "LIVE?"
 
 
+class BridgeRefused(Exception):
+    """The bridge cannot serve this configuration: the service refuses to start (exit 78)."""
+
+
+def _refusal(error: BaseException) -> BridgeRefused | None:
+    """The `BridgeRefused` inside `error` (task groups wrap it in exception groups), if any."""
+    if isinstance(error, BridgeRefused):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _refusal(inner)
+            if found is not None:
+                return found
+    return None
+
+
 async def _migrate(dsn: str) -> None:
     with translated():  # the store's own errors, so a server still starting is waited out
         await migrate(dsn)
@@ -456,6 +518,7 @@ class _ServiceGateway:
             halted=actors.executor.halted if actors is not None else None,
             children={name: child.state for name, child in service.supervisor.children.items()},
             open_pollers=actors.pollers.active if actors is not None else 0,
+            reconcile_breaks=len(actors.reconciler.open_breaks) if actors is not None else 0,
         )
 
     async def check_bridge(self) -> None:

@@ -26,6 +26,7 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from trade_executor.actors.execution.corrections import Corrections
 from trade_executor.actors.execution.decide import Decider
 from trade_executor.actors.execution.outcomes import Outcomes
 from trade_executor.actors.execution.recovery import Recovery
@@ -45,6 +46,7 @@ from trade_executor.actors.messages import (
     ApprovalSeen,
     ControlChanged,
     ExecutionChanged,
+    FillsFound,
     Message,
     OrderProgress,
 )
@@ -89,6 +91,7 @@ class Executor:
         self._outcomes = Outcomes(self._s)
         self._submitter = Submitter(self._s, self._outcomes)
         self._recovery = Recovery(self._s, self._outcomes, self._submitter)
+        self._corrections = Corrections(self._s)
         self._preparing: set[UUID] = set()
         self._draining = False
         self._acknowledged: datetime | None = None  # the last kill-switch change acknowledged
@@ -147,6 +150,8 @@ class Executor:
                 self._on_control(message)
             case ExecutionChanged():
                 s.spawn("settled", lambda: self._on_changed(message.execution_id))
+            case FillsFound():
+                s.spawn("fills_found", lambda: self._corrections.fills_found(message))
 
     def _on_control(self, message: ControlChanged) -> None:
         """Apply the kill switch, log a change (a new reason too) with who made it, and

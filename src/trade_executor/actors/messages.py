@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from uuid import UUID
 
 
@@ -67,4 +68,18 @@ class ExecutionChanged:
     execution_id: UUID
 
 
-Message = ApprovalSeen | OrderProgress | OrderStatusLost | ControlChanged | ExecutionChanged
+@dataclass(frozen=True, slots=True)
+class FillsFound:
+    """Reconciliation found fills the ledger missed for a `cancelled` entry (IB reported
+    `Cancelled` for an order that filled): the executor records them (`CORRECT_FILL`) and
+    counts the risk again. The reconciler never writes the ledger itself."""
+
+    execution_id: UUID
+    filled_qty: int
+    avg_fill_price: Decimal | None
+    broker_status: str
+
+
+Message = (
+    ApprovalSeen | OrderProgress | OrderStatusLost | ControlChanged | ExecutionChanged | FillsFound
+)

@@ -200,7 +200,13 @@ class _Api:
         facts = gateway.facts()
         if facts.role == "standby":
             status = "standby"
-        elif facts.role == "active" and database and bridge and facts.listener_connected:
+        elif (
+            facts.role == "active"
+            and database
+            and bridge
+            and facts.listener_connected
+            and not facts.reconcile_breaks
+        ):
             status = "ok"
         else:
             status = "degraded"
@@ -216,6 +222,7 @@ class _Api:
             "version": __version__,
             "children": facts.children,
             "open_pollers": facts.open_pollers,
+            "reconcile_breaks": facts.reconcile_breaks,
         }
         return json_response(body, 200 if status == "ok" else 503)
 

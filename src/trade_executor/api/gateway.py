@@ -18,6 +18,7 @@ class HealthFacts:
     halted: bool | None = None
     children: dict[str, str] = field(default_factory=dict)
     open_pollers: int = 0
+    reconcile_breaks: int = 0  # breaks the last reconciliation pass found (0: none, or no pass)
 
 
 class Gateway(Protocol):

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from trade_executor.domain.breaks import ReconcileBreak, RecordedBreak
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
 from trade_executor.domain.guardrails import GuardrailFacts
 from trade_executor.domain.ledger import OriginalTrade
@@ -217,3 +218,16 @@ class Store(Protocol):
     ) -> None:
         """Tell whoever waits (NOTIFY on `trade_executor_control_ack`) that this running
         instance applied the kill switch as written at `changed_at`."""
+
+    async def executions_for_reconcile(self, order_ids: Sequence[int]) -> list[Execution]:
+        """What reconciliation compares with the broker: executions in flight (`submitting`,
+        `submitted`, `partially_filled`, `unknown`), `filled`/`cancelled` ones holding shares
+        whose position is not `closed`, and `cancelled` ones whose order id is in `order_ids`."""
+
+    async def record_breaks(self, breaks: Sequence[ReconcileBreak], now: datetime) -> None:
+        """In one transaction: the breaks of a reconciliation pass become the open ones. A break
+        already open is refreshed (`last_seen`), a new one inserted, an open one not in `breaks`
+        cleared (`cleared_at`)."""
+
+    async def open_breaks(self) -> list[RecordedBreak]:
+        """The breaks the last reconciliation pass found (for `status` and /health)."""

@@ -51,6 +51,7 @@ from uuid import UUID, uuid4
 import anyio
 import anyio.lowlevel
 
+from trade_executor.domain.breaks import ReconcileBreak, RecordedBreak
 from trade_executor.domain.execution import CHANGE_FIELDS, Changes, Execution, TradeRecord
 from trade_executor.domain.guardrails import GuardrailFacts
 from trade_executor.domain.ledger import OriginalTrade
@@ -148,6 +149,7 @@ class MemoryStore:
         self._event_ids = itertools.count(1)
         self._control = ControlState(halted=False, changed_at=clock())
         self.down = False  # True: every call raises StoreUnavailable (a database outage)
+        self.breaks: list[RecordedBreak] = []  # every reconcile break ever recorded
         self._failures: dict[str, int] = {}
         # The original service's side (test inputs): which of its tables exist, the orders it
         # placed (signal -> evidence), its trades, and the guardrail facts of each signal.
@@ -638,6 +640,62 @@ class MemoryStore:
         self._notify(CONTROL_ACK_CHANNEL, json.dumps(payload))
 
     # -- internals -------------------------------------------------------------------------------
+
+    # -- reconciliation with the broker ----------------------------------------------------------
+
+    async def executions_for_reconcile(self, order_ids: Sequence[int]) -> list[Execution]:
+        await self._enter("executions_for_reconcile")
+        listed = frozenset(order_ids)
+        in_flight = {
+            ExecutionState.SUBMITTING,
+            ExecutionState.SUBMITTED,
+            ExecutionState.PARTIALLY_FILLED,
+            ExecutionState.UNKNOWN,
+        }
+
+        def wanted(e: Execution) -> bool:
+            if e.state in in_flight:
+                return True
+            holding = e.state in (ExecutionState.FILLED, ExecutionState.CANCELLED)
+            if holding and e.filled_qty > 0 and e.position_state != "closed":
+                return True
+            return e.state is ExecutionState.CANCELLED and e.order_id in listed
+
+        return self._by_creation(e for e in self._t.executions.values() if wanted(e))
+
+    async def record_breaks(self, breaks: Sequence[ReconcileBreak], now: datetime) -> None:
+        await self._enter("record_breaks")
+        seen = {b.key: b for b in breaks}
+        kept: list[RecordedBreak] = []
+        for recorded in self.breaks:
+            key = (recorded.kind, recorded.symbol, recorded.execution_id)
+            if recorded.cleared_at is not None:
+                kept.append(recorded)
+            elif key in seen:
+                found = seen.pop(key)
+                kept.append(
+                    replace(recorded, last_seen=now, order_id=found.order_id, detail=found.detail)
+                )
+            else:
+                kept.append(replace(recorded, cleared_at=now))
+        for found in breaks:
+            if found.key in seen:
+                kept.append(
+                    RecordedBreak(
+                        kind=found.kind.value,
+                        symbol=found.symbol,
+                        execution_id=found.execution_id,
+                        order_id=found.order_id,
+                        detail=dict(found.detail),
+                        first_seen=now,
+                        last_seen=now,
+                    )
+                )
+        self.breaks = kept
+
+    async def open_breaks(self) -> list[RecordedBreak]:
+        await self._enter("open_breaks")
+        return [b for b in self.breaks if b.cleared_at is None]
 
     def fail_next(self, method: str, times: int = 1) -> None:
         """Make the next `times` calls of `method` (say "apply") raise `StoreUnavailable`,
