@@ -46,6 +46,7 @@ from trade_executor.actors.messages import (
     ExecutionChanged,
     Message,
     OrderProgress,
+    PositionExited,
 )
 from trade_executor.broker.protocol import Broker
 from trade_executor.config import Settings
@@ -148,6 +149,8 @@ class Executor:
                     )
             case ExecutionChanged():
                 s.spawn("settled", lambda: self._on_changed(message.execution_id))
+            case PositionExited():
+                self._on_exit(message)
 
     # -- prepare: claim and validate -------------------------------------------------------------
 
@@ -207,6 +210,12 @@ class Executor:
         if progress.final:
             self._s.working.remove(progress.execution_id)
             self._s.riskbook.finish(progress.execution_id, filled_qty=progress.filled_qty)
+
+    def _on_exit(self, exited: PositionExited) -> None:
+        """An exit's realized P&L (its running total): MAX_DAILY_REALIZED_LOSS gates on it."""
+        riskbook = self._s.riskbook
+        riskbook.set_realized(exited.execution_id, exited.realized_pnl, exited.trading_day)
+        self._s.metrics.set_realized_pnl_today(riskbook.realized_pnl(self._s.clock()))
 
     async def _on_changed(self, execution_id: UUID) -> None:
         """An execution changed outside this process (an operator's `resolve`): re-read it."""

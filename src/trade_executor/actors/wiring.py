@@ -14,8 +14,10 @@ from anyio.abc import TaskGroup
 
 from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.executor import Executor, Mailbox, create_mailbox
+from trade_executor.actors.exits import ExitFollower, InstanceRules
 from trade_executor.actors.following import PollerPool
 from trade_executor.actors.listener import ApprovalListener
+from trade_executor.actors.messages import CloseRequested, ExecutionChanged, Message
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.broker.protocol import Broker
 from trade_executor.config import Settings
@@ -30,13 +32,16 @@ class Actors:
     executor: Executor
     pollers: PollerPool
     listener: ApprovalListener
+    exits: ExitFollower
 
     async def start(self, tg: TaskGroup, supervisor: Supervisor) -> None:
         """Start each actor under `supervisor`, in the order recovery needs: the pollers (so
-        recovered orders can be followed), the executor (recovery), the listener (LISTEN, then
-        the first catch-up). Returns once all three have started."""
+        recovered orders can be followed), the executor (recovery), the exits (open positions,
+        after the executor so their realized P&L reaches a recovered RiskBook), the listener
+        (LISTEN, then the first catch-up). Returns once all four have started."""
         await tg.start(supervisor.supervise, "pollers", self.pollers.run)
         await tg.start(supervisor.supervise, "executor", self.executor.run)
+        await tg.start(supervisor.supervise, "exits", self.exits.run)
         await tg.start(supervisor.supervise, "listener", self.listener.run)
 
 
@@ -50,12 +55,32 @@ def build_actors(
     poll_broker: Broker | None = None,
     clock: Clock = utcnow,
     order_list: bool | None = None,
+    instance_rules: InstanceRules | None = None,
 ) -> Actors:
     """The actors of an active instance. `poll_broker` (default `broker`) serves the pollers,
     so thousands of polls never queue the executor's account reads and orders. `order_list`
     False (from `broker.capabilities()`) says the bridge has no `GET /orders`; None lets the
-    pollers find out from its first answer."""
+    pollers find out from its first answer. The exits place their orders (closes,
+    protection) through `broker`, like the executor; `instance_rules` gives the strategy
+    instances' flatten times (None: only FLATTEN_AT)."""
     mailbox, inbox = create_mailbox()
+    exits = ExitFollower(
+        settings,
+        store,
+        broker,
+        metrics,
+        mailbox.send_nowait,
+        clock=clock,
+        instance_rules=instance_rules,
+    )
+
+    def from_listener(message: Message) -> None:
+        # A `close` from another shell is the exits' work; an operator's change concerns both.
+        if isinstance(message, CloseRequested | ExecutionChanged):
+            exits.on_message(message)
+        if not isinstance(message, CloseRequested):
+            mailbox.send_nowait(message)
+
     pollers = PollerPool(
         settings,
         store,
@@ -65,10 +90,12 @@ def build_actors(
         clock=clock,
         report_lost=mailbox.send_nowait,
         order_list=order_list,
+        on_children=exits.on_children,
+        on_position=exits.on_position,
     )
     executor = Executor(settings, store, broker, metrics, inbox, pollers.follow, clock=clock)
-    listener = ApprovalListener(settings, store, notifications, mailbox.send_nowait)
-    return Actors(mailbox, executor, pollers, listener)
+    listener = ApprovalListener(settings, store, notifications, from_listener)
+    return Actors(mailbox, executor, pollers, listener, exits)
 
 
 __all__ = ["Actors", "build_actors"]

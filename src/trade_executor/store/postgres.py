@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -171,6 +171,8 @@ class PgStore:
         changes: Changes,
         detail: dict[str, Any] | None = None,
         trade: TradeRecord | None = None,
+        *,
+        trade_notes: str | None = None,
     ) -> Execution:
         target = transition.target
         args = q.APPLY.args(
@@ -184,13 +186,15 @@ class PgStore:
                 **_to_db(changes),
             }
         )
-        if trade is None:  # one statement, one round trip: the hot path of every poll
+        if trade is None and trade_notes is None:  # one statement: the hot path of every poll
             row = await self._pool.fetchrow(q.APPLY.sql, *args)
         else:
             async with self._pool.acquire() as conn, conn.transaction():
                 row = await conn.fetchrow(q.APPLY.sql, *args)
-                if row is not None:
+                if row is not None and trade is not None:
                     await self._write_trade(conn, trade)
+                if row is not None and trade_notes is not None:
+                    await conn.execute(q.SET_TRADE_NOTES, execution_id, trade_notes)
         if row is None:
             current = await self._pool.fetchval(q.EXECUTION_STATE, execution_id)
             raise IllegalTransition(
@@ -249,6 +253,11 @@ class PgStore:
         return [execution_from_row(row) for row in rows]
 
     @translating
+    async def positions_to_follow(self, closed_since: datetime) -> list[Execution]:
+        rows = await self._pool.fetch(q.POSITIONS_TO_FOLLOW, closed_since)
+        return [execution_from_row(row) for row in rows]
+
+    @translating
     async def get_signal(self, signal_id: UUID) -> Signal | None:
         row = await self._pool.fetchrow(q.READ_SIGNAL, signal_id)
         return signal_from_row(row) if row is not None else None
@@ -288,6 +297,11 @@ class PgStore:
     @translating
     async def announce_change(self, execution_id: UUID) -> None:
         await self._pool.execute(q.ANNOUNCE_CHANGE, str(execution_id))
+
+    @translating
+    async def announce_close(self, payload: str) -> None:
+        """NOTIFY the running service of a `close` request (see `actors.exits.requests`)."""
+        await self._pool.execute(q.ANNOUNCE_CLOSE, payload)
 
     @translating
     async def ping(self) -> None:

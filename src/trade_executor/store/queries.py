@@ -60,6 +60,14 @@ EXECUTION_BY_ID = "SELECT * FROM executions WHERE id = $1"
 EXECUTION_BY_SIGNAL = "SELECT * FROM executions WHERE signal_id = $1"
 EXECUTIONS_IN_STATES = "SELECT * FROM executions WHERE state = ANY($1::text[]) ORDER BY created_at"
 EXECUTIONS_ON_DAY = "SELECT * FROM executions WHERE trading_day = $1 ORDER BY created_at"
+# Positions the exits follow: open ones (any day) and those closed since $1 (today's P&L).
+POSITIONS_TO_FOLLOW = """
+SELECT * FROM executions
+WHERE position_state IN ('open', 'unprotected') OR closed_at >= $1
+ORDER BY created_at
+"""
+# How an exit shows on the original's trade list (see actors/exits/notes.py).
+SET_TRADE_NOTES = "UPDATE trades SET notes = $2, updated_at = now() WHERE id = $1::text"
 
 # The first approval of each signal (DISTINCT ON), then the oldest of those first.
 PENDING_APPROVALS = """
@@ -171,6 +179,9 @@ INSERT INTO executor_control (id, halted, reason, changed_at, changed_by)
 VALUES (1, $1, $2, now(), $3)
 ON CONFLICT (id) DO UPDATE SET halted = $1, reason = $2, changed_at = now(), changed_by = $3
 """
+
+# `close` from another shell: the running service's exits carry it out (actors/exits).
+ANNOUNCE_CLOSE = "SELECT pg_notify('trade_executor_control', $1::text)"
 
 # The control channel's payload names the execution an operator changed.
 ANNOUNCE_CHANGE = """

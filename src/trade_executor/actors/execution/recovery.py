@@ -9,7 +9,7 @@ validated and decided again, its staleness judged at the time of its claim.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from functools import partial
 
 import anyio
@@ -37,10 +37,14 @@ class Recovery:
         control = await s.store.control()
         today = s.riskbook.trading_day(now)
         open_executions = await s.store.executions_in(sorted(NOT_FINAL_STATES))
+        # Exits booked today include positions entered on an earlier day (held overnight):
+        # neither today's executions nor unfinished ones, so they are read on their own.
+        day_start = datetime.combine(today, time(0), tzinfo=s.settings.timezone)
+        positions = await s.store.positions_to_follow(day_start)
         s.riskbook = rebuild_riskbook(
             RiskLimits.from_settings(s.settings),
             s.settings.timezone,
-            [*await s.store.executions_on(today), *open_executions],
+            [*await s.store.executions_on(today), *open_executions, *positions],
             now,
             TradingState(control.halted, control.reason),
         )
@@ -72,6 +76,7 @@ class Recovery:
             halted=s.riskbook.halted,
         )
         s.metrics.set_daily_risk(s.riskbook.daily_risk_used(now))
+        s.metrics.set_realized_pnl_today(s.riskbook.realized_pnl(now))
 
     async def _resume_received(
         self, execution: Execution, decide: Callable[[Candidate], None]
