@@ -66,6 +66,25 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--as", dest="outcome", required=True, choices=["failed", "submitted"])
     resolve.add_argument("--order-id", type=int, help="the broker's order id (with submitted)")
     resolve.add_argument("--by", default=None, help="who resolves (default: the OS user)")
+
+    close = commands.add_parser(
+        "close",
+        help="close open positions through the running service",
+        description=(
+            "Close open positions through the running service: it cancels their stop-loss "
+            "and take-profit orders, closes them at market through the bridge and records "
+            "exit_reason=close with the realized P&L. Example: trade-executor close AAPL "
+            "--reason 'news halt'"
+        ),
+    )
+    close.add_argument("symbol", nargs="?", metavar="SYMBOL", help="the position to close")
+    close.add_argument("--all", action="store_true", help="close every open position")
+    close.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    close.add_argument(
+        "--wait", type=float, default=60.0, help="seconds to wait for the fills (default 60)"
+    )
+    close.add_argument("--json", action="store_true", help="print the positions as JSON")
+    close.add_argument("--by", default=None, help="who closes (default: the OS user)")
     return parser
 
 
@@ -163,4 +182,5 @@ COMMANDS: dict[str, Callable[[Settings, Any], int]] = {
     "halt": _ops("halt"),
     "resume": _ops("resume"),
     "resolve": _ops("resolve"),
+    "close": _ops("close"),
 }

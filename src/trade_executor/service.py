@@ -25,6 +25,7 @@ from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.api.gateway import HealthFacts
 from trade_executor.broker.client import BrokerClient
 from trade_executor.config import Settings
+from trade_executor.domain.execution import Execution
 from trade_executor.logging import get_logger
 from trade_executor.metrics import Metrics
 from trade_executor.store.errors import StoreUnavailable
@@ -263,6 +264,14 @@ class _ServiceGateway:
         actors = self._service.actors
         if actors is not None:
             actors.mailbox.send_nowait(ApprovalSeen(approval_id, "api", anyio.current_time()))
+
+    async def close_positions(
+        self, symbol: str | None, reason: str, requested_by: str, wait: float
+    ) -> list[Execution] | None:
+        actors = self._service.actors
+        if self._service.role != "active" or actors is None:
+            return None
+        return await actors.exits.close_positions(symbol, reason, requested_by, wait=wait)
 
     def facts(self) -> HealthFacts:
         service, actors = self._service, self._service.actors
