@@ -207,9 +207,7 @@ async def test_position_closed_is_logged_with_its_numbers() -> None:
 
 
 async def test_a_partly_filled_entry_cancelled_at_its_timeout_is_protected_again() -> None:
-    async with paper(partial_fill_qty=50) as server, running(
-        server, order_poll_timeout=1
-    ) as run:
+    async with paper(partial_fill_qty=50) as server, running(server, order_poll_timeout=1) as run:
         signal_id = run.store.add_signal("PART", "BUY", "150", "145", "160")
         run.store.add_approval(signal_id)
         await until(lambda: _state(run.store, signal_id) is S.SUBMITTED)
@@ -238,9 +236,10 @@ class RefusesProtection(BrokerClient):
 
 
 async def test_a_refused_protection_leaves_the_position_unprotected_and_reported() -> None:
-    async with paper(partial_fill_qty=50) as server, running(
-        server, order_poll_timeout=1, broker_class=RefusesProtection
-    ) as run:
+    async with (
+        paper(partial_fill_qty=50) as server,
+        running(server, order_poll_timeout=1, broker_class=RefusesProtection) as run,
+    ):
         signal_id = run.store.add_signal("NAKED", "BUY", "150", "145", "160")
         run.store.add_approval(signal_id)
         await until(lambda: _state(run.store, signal_id) is S.SUBMITTED)
@@ -307,7 +306,10 @@ async def test_flatten_at_the_configured_time_closes_what_is_open_once() -> None
     clock = Clock()
     local = clock().astimezone(load_settings(database_url=None).timezone)
     at = (local + timedelta(minutes=10)).time().replace(second=0, microsecond=0)
-    async with paper() as server, running(server, clock=clock, flatten_at=at.strftime("%H:%M")) as run:
+    async with (
+        paper() as server,
+        running(server, clock=clock, flatten_at=at.strftime("%H:%M")) as run,
+    ):
         opened = await run.enter("FLAT")
         await anyio.sleep(INTERVAL * 4)
         assert _row(run.store, opened.signal_id).position_state == "open"  # not yet
