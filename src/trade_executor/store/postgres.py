@@ -194,7 +194,7 @@ class PgStore:
                 if row is not None and trade is not None:
                     await self._write_trade(conn, trade)
                 if row is not None and trade_notes is not None:
-                    await conn.execute(q.SET_TRADE_NOTES, execution_id, trade_notes)
+                    await conn.execute(q.SET_TRADE_NOTES, str(execution_id), trade_notes)
         if row is None:
             current = await self._pool.fetchval(q.EXECUTION_STATE, execution_id)
             raise IllegalTransition(

@@ -243,8 +243,8 @@ class ExitFollower:
         """What an interrupted run left to do: a close sent without its answer recorded, or a
         partly filled entry whose children a cancel took away."""
         execution = followed.execution
-        if not is_open(execution):
-            return
+        if not is_open(execution) or followed.closing is not None:
+            return  # a close of this run is under way: its own task carries it through
         if execution.exit_attempted_at is not None and execution.exit_order_id == 0:
             self._spawn("settle_close", execution.id, self._settle_close, followed)
         elif execution.position_state == PositionState.UNPROTECTED and execution.child_order_ids:
@@ -344,9 +344,27 @@ class ExitFollower:
             log.info("exits.stopped", state=str(settled.current), **context(execution))
             self._followed.pop(execution.id, None)
             return None
+        self._close_order_ended(followed, index, verdict)
         if verdict.settled:
             self._followed.pop(execution.id, None)
         return verdict
+
+    def _close_order_ended(
+        self, followed: Followed, index: OrderIndex, verdict: Assessment
+    ) -> None:
+        """A close order that ended (cancelled, refused by IB) before the position was out:
+        the close is over; the position stays open for another `close`."""
+        execution = followed.execution
+        if followed.closing is None or verdict.closed or not (execution.exit_order_id or 0) > 0:
+            return
+        order = index.by_id.get(execution.exit_order_id or 0)
+        if order is not None and order.status.is_final:
+            followed.closing = None
+            log.error(
+                "position.close_failed",
+                error=f"the close order ended {order.status.value} with {order.filled_qty} filled",
+                **context(execution),
+            )
 
     async def _record_exit(self, followed: Followed, verdict: Assessment) -> None:
         execution, changes, exit = followed.execution, verdict.record, verdict.exit
@@ -526,6 +544,7 @@ class ExitFollower:
         try:
             await self._close_steps(followed, kind, reason, requested_by)
         except Exception:
+            followed.closing = None  # the intent is in the ledger: the next rescan settles it
             log.exception("exits.task_crashed", task="close", **context(followed.execution))
         finally:
             self._busy.discard(key)
@@ -666,7 +685,7 @@ class ExitFollower:
         time)."""
         async with followed.lock:
             execution = followed.execution
-            if not is_open(execution) or execution.exit_order_id != 0:
+            if not is_open(execution) or execution.exit_order_id != 0 or followed.closing:
                 return
             followed.closing = close_kind(execution)
             found = await self._locate_close(followed, None)
