@@ -19,6 +19,7 @@ from anyio.abc import TaskGroup
 from trade_executor import __version__
 from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.execution.shared import OutcomeBoard
+from trade_executor.actors.exits.flatten import instance_rules_from
 from trade_executor.actors.messages import ApprovalSeen
 from trade_executor.actors.supervisor import Supervisor, describe
 from trade_executor.actors.wiring import Actors, build_actors
@@ -159,6 +160,11 @@ class Service:
                 self.metrics,
                 lambda: connect_notifications(dsn),
                 poll_broker=self._poll_broker,
+                instance_rules=(
+                    instance_rules_from(self.store.instance_flatten_times)
+                    if settings.instance_guardrails != "off"
+                    else None
+                ),
             )
             await self.actors.start(active, self.supervisor)
             self.role = "active"

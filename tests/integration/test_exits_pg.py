@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -166,3 +167,38 @@ async def test_the_realized_loss_limit_holds_after_a_restart(
         await wait_for(conn, STATE, after, expect="rejected", timeout=WAIT)
     for rejected in (before, after):
         assert (await row(conn, rejected))["reason"] == "risk: max_daily_realized_loss"
+
+
+async def test_instance_flatten_times_are_read_where_the_originals_tables_exist(
+    db_url: str, conn: asyncpg.Connection
+) -> None:
+    from trade_executor.store.postgres import PgStore, create_pool
+
+    pool = await create_pool(db_url, min_size=1, max_size=2)
+    try:
+        store = PgStore(pool)
+        assert await store.instance_flatten_times([]) is None  # not the original's database
+        await conn.execute(
+            "CREATE TABLE strategy_instances (id uuid PRIMARY KEY, flatten_by_close_time text,"
+            " session_timezone text)"
+        )
+        await conn.execute("ALTER TABLE strategy_signals ADD COLUMN instance_id uuid")
+        instance = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO strategy_instances VALUES ($1, '15:55', 'America/New_York')", instance
+        )
+        signal_id = await insert_signal(conn, "INST")
+        await conn.execute(
+            "UPDATE strategy_signals SET instance_id = $1 WHERE id = $2", instance, signal_id
+        )
+        execution_id = uuid.uuid4()
+        await conn.execute(
+            "INSERT INTO executions (id, signal_id, state, client_order_id)"
+            " VALUES ($1, $2, 'filled', 'te-inst')",
+            execution_id,
+            signal_id,
+        )
+        times = await store.instance_flatten_times([execution_id])
+    finally:
+        await pool.close()
+    assert times == {execution_id: (str(instance), "15:55", "America/New_York")}

@@ -299,6 +299,17 @@ class PgStore:
         await self._pool.execute(q.ANNOUNCE_CHANGE, str(execution_id))
 
     @translating
+    async def instance_flatten_times(
+        self, execution_ids: Sequence[UUID]
+    ) -> dict[UUID, tuple[str, str | None, str | None]] | None:
+        """Each execution's strategy instance (id, `flatten_by_close_time`, `session_timezone`);
+        None when this database has no strategy instances (not the original's)."""
+        if not await self._pool.fetchval(q.INSTANCE_FLATTEN_READY):
+            return None
+        rows = await self._pool.fetch(q.INSTANCE_FLATTEN_TIMES, list(execution_ids))
+        return {r["execution_id"]: (r["instance_id"], r["at"], r["zone"]) for r in rows}
+
+    @translating
     async def announce_close(self, payload: str) -> None:
         """NOTIFY the running service of a `close` request (see `actors.exits.requests`)."""
         await self._pool.execute(q.ANNOUNCE_CLOSE, payload)

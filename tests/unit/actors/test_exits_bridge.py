@@ -14,12 +14,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import anyio
 import pytest
 from structlog.testing import capture_logs
 
 from tests.support import PaperServer, paper_config, paper_in_this_loop
+from trade_executor.actors.exits.flatten import instance_rules_from
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.broker.client import BrokerClient
@@ -112,6 +114,7 @@ async def running(
     store: MemoryStore | None = None,
     clock: Clock | None = None,
     broker_class: type[BrokerClient] = BrokerClient,
+    instance_rules: Any = None,
     **overrides: Any,
 ) -> AsyncIterator[Running]:
     values: dict[str, Any] = {
@@ -133,7 +136,13 @@ async def running(
     metrics = Metrics()
     async with broker_class(server.url, 5, read_retries=1, backoff_base=0.0) as broker:
         actors = build_actors(
-            settings, store, broker, metrics, store.notifications.connect, clock=clock or Clock()
+            settings,
+            store,
+            broker,
+            metrics,
+            store.notifications.connect,
+            clock=clock or Clock(),
+            instance_rules=instance_rules,
         )
         async with anyio.create_task_group() as tg:
             await actors.start(tg, Supervisor(backoff_base=0.01))
@@ -360,3 +369,39 @@ async def test_realized_losses_reject_the_next_entry_before_and_after_a_restart(
     assert _row(store, first).reason == "risk: max_daily_realized_loss"
     assert _row(store, again).reason == "risk: max_daily_realized_loss"
     assert restored == -665.0
+
+
+async def test_a_strategy_instance_flattens_its_own_positions_at_its_time() -> None:
+    clock = Clock()
+    zone = "Asia/Tokyo"  # the instance's session zone, not TRADING_DAY_TIMEZONE
+    local = clock().astimezone(ZoneInfo(zone))
+    at = (local + timedelta(minutes=10)).strftime("%H:%M")
+    owned: set[UUID] = set()
+
+    async def times(ids: Any) -> dict[UUID, tuple[str, str | None, str | None]]:
+        return {i: ("instance-1", at, zone) for i in ids if i in owned}
+
+    async with (
+        paper() as server,
+        running(server, clock=clock, instance_rules=instance_rules_from(times)) as run,
+    ):
+        mine = await run.enter("INST")
+        owned.add(mine.id)
+        other = await run.enter("FREE")
+        clock.advance(timedelta(minutes=11))
+        flattened = await run.position(mine.signal_id, "closed")
+        await anyio.sleep(INTERVAL * 4)
+        untouched = _row(run.store, other.signal_id)
+    assert flattened.exit_reason == "flatten"
+    assert untouched.position_state == "open"
+
+
+async def test_without_protection_a_position_is_open_and_exits_only_by_close() -> None:
+    async with paper() as server, running(server, order_protection="none") as run:
+        opened = await run.enter("BARE")
+        await server.set_price("BARE", "140")  # far through where a stop would have been
+        await anyio.sleep(INTERVAL * 4)
+        still = _row(run.store, opened.signal_id)
+        [closed] = await run.actors.exits.close_positions("BARE", "manual", "t", wait=DEADLINE)
+    assert (opened.child_order_ids, still.position_state) == ((), "open")
+    assert (closed.exit_reason, closed.realized_pnl) == ("close", Decimal("-1330.00"))

@@ -8,7 +8,7 @@ once per run of the service. Pure: the clock is an argument.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from uuid import UUID
@@ -46,6 +46,30 @@ def instance_rule(instance_id: str, flatten_by: str | None, zone: str | None) ->
     except (ValueError, ZoneInfoNotFoundError):
         return None
     return FlattenRule(f"instance:{instance_id}", at, timezone)
+
+
+InstanceTimes = Callable[
+    [Sequence[UUID]], Awaitable[Mapping[UUID, tuple[str, str | None, str | None]] | None]
+]
+
+
+def instance_rules_from(
+    read: InstanceTimes,
+) -> Callable[[Sequence[Execution]], Awaitable[Mapping[UUID, Sequence[FlattenRule]]]]:
+    """The exits' `instance_rules` from a store read of (instance id, flatten time, zone) per
+    execution (`PgStore.instance_flatten_times`); no rules where the database has no strategy
+    instances. A row whose time or zone cannot be read gives no rule (FLATTEN_AT still holds)."""
+
+    async def rules(positions: Sequence[Execution]) -> Mapping[UUID, Sequence[FlattenRule]]:
+        times = await read([p.id for p in positions])
+        found: dict[UUID, list[FlattenRule]] = {}
+        for execution_id, (instance_id, at, zone) in (times or {}).items():
+            rule = instance_rule(instance_id, at, zone)
+            if rule is not None:
+                found.setdefault(execution_id, []).append(rule)
+        return found
+
+    return rules
 
 
 class FlattenSchedule:
