@@ -12,9 +12,20 @@ from uuid import UUID
 class ApprovalSeen:
     """A hint that an approval may be waiting: the executor re-reads it from the database."""
 
-    approval_id: UUID
+    approval_id: UUID | None  # None: a status approval (see `signal_id`)
     source: str  # "notify", "sweep", "startup", "api"
     seen_at: float  # anyio.current_time() when the hint arrived
+    # Set for a status approval (strategy_signals.status = 'approved'), which has no approval
+    # row: the executor claims the signal itself.
+    signal_id: UUID | None = None
+
+    @property
+    def key(self) -> UUID:
+        """What identifies the hint: the approval row, else the signal."""
+        if self.approval_id is not None:
+            return self.approval_id
+        assert self.signal_id is not None, "an approval hint names an approval or a signal"
+        return self.signal_id
 
 
 @dataclass(frozen=True, slots=True)

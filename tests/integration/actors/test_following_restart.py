@@ -51,6 +51,7 @@ async def test_a_bridge_restart_ends_the_execution_unknown_once_and_holds_its_sy
     row = await conn.fetchrow(
         "SELECT reason, order_id, filled_qty FROM executions WHERE signal_id = $1", signal_id
     )
+    assert row is not None
     assert row["reason"].startswith("status_lost: ")
     assert "after 3 cancel attempts" in row["reason"] and row["filled_qty"] == 0
     cancel = ("DELETE", f"/orders/{row['order_id']}")

@@ -29,11 +29,6 @@ pytestmark = pytest.mark.anyio
 ORDER_ID = 7
 
 
-@pytest.fixture(scope="module", params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 class ScriptedBridge:
     """Answers GET /orders/7 from a script (the last answer repeats) and records requests. It
     has no order list (`GET /orders` is 404, as on a bridge from before March 2026), so the

@@ -5,6 +5,7 @@ Every answer comes from `realbridge`, which reproduces the real bridge's JSON ex
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -60,7 +61,7 @@ class Recorder:
         return [r for r in self.requests if (r.method, r.url.path) == (method, path)]
 
 
-def bridge(table: dict[tuple[str, str], httpx.Response | list[httpx.Response]]) -> Recorder:
+def bridge(table: Mapping[tuple[str, str], httpx.Response | list[httpx.Response]]) -> Recorder:
     return Recorder(rb.routed(table))
 
 

@@ -233,7 +233,7 @@ def test_restore() -> None:
 async def test_concurrent_decisions_grant_exactly_max_open_positions() -> None:
     rb = book(max_open_positions=3, max_daily_loss=D(1_000_000))
     start = anyio.Event()
-    outcomes: list[Decision | RiskRejection] = []
+    outcomes: list[Decision | RiskRejection | Halted] = []
 
     async def submit(symbol: str) -> None:
         await start.wait()
