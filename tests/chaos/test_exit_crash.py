@@ -17,9 +17,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-from tests.chaos.conftest import ENTRY, SHARES, STOP, TARGET, Harness
-from tests.support import ThreadedBridge, approve, insert_signal, threaded_bridge, wait_for
 
+from tests.support import ThreadedBridge, approve, insert_signal, threaded_bridge, wait_for
+from tests.support.chaos import ENTRY, SHARES, STOP, TARGET, Harness
 from trade_executor.actors.exits import close_payload
 from trade_executor.broker.paper import Faults
 

@@ -76,6 +76,7 @@ async def test_a_stop_out_is_in_the_ledger_and_on_the_trade_row(
         await wait_for(conn, POSITION, signal_id, expect="closed", timeout=WAIT)
     execution = await row(conn, signal_id)
     trade = await conn.fetchrow("SELECT * FROM trades WHERE signal_id = $1", signal_id)
+    assert trade is not None
     events = await conn.fetch(
         "SELECT kind FROM execution_events WHERE execution_id = $1 ORDER BY id", execution["id"]
     )

@@ -1,7 +1,7 @@
 """`close SYMBOL|--all --reason TEXT`: close open positions through the running service.
 
 The command never calls the bridge itself: it asks the running service (a notification on the
-control channel, see `actors.exits.requests`), whose exits cancel each position's exit orders,
+control channel, see `store.closing`), whose exits cancel each position's exit orders,
 close it through `/positions/{symbol}/close` (paced like every order) and follow the close
 order to its fill. The command records the request in each position's audit trail, then
 watches the ledger until the positions read `closed` or `--wait` seconds pass. No running
@@ -17,15 +17,18 @@ from typing import Any
 
 import anyio
 
-from trade_executor.actors.exits.positions import PositionState, is_open
-from trade_executor.actors.exits.requests import close_payload
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.exits import EX_USAGE, CommandError
 from trade_executor.ops.common import fail, who, with_store
+from trade_executor.store.closing import close_payload
 from trade_executor.store.postgres import PgStore
 
 POLL = 0.25
+
+
+def is_open(execution: Execution) -> bool:
+    return execution.position_state in ("open", "unprotected")
 
 
 def close(settings: Settings, args: argparse.Namespace) -> int:
@@ -87,7 +90,7 @@ def _summary(e: Execution) -> dict[str, Any]:
 
 
 def _line(e: Execution) -> str:
-    if e.position_state == PositionState.CLOSED:
+    if e.position_state == "closed":
         r = f" ({e.r_multiple} R)" if e.r_multiple is not None else ""
         return (
             f"{e.symbol:<8} closed: {e.exit_reason} {e.exit_qty} @ {e.exit_avg_price}, "

@@ -598,7 +598,7 @@ class PgStore:
 
     @translating
     async def announce_close(self, payload: str) -> None:
-        """NOTIFY the running service of a `close` request (see `actors.exits.requests`)."""
+        """NOTIFY the running service of a `close` request (see `store.closing`)."""
         await self._pool.execute(q.ANNOUNCE_CLOSE, payload)
 
     @translating
