@@ -234,6 +234,26 @@ def build_parser() -> argparse.ArgumentParser:
         "  source <(trade-executor completion bash)",
     )
     completion.add_argument("shell", choices=["bash"], help="the shell")
+
+    close = _command(
+        commands,
+        "close",
+        "close open positions through the running service",
+        "The running service cancels their stop-loss and take-profit orders, closes them at\n"
+        "market through the bridge and records exit_reason=close with the realized P&L.",
+        "  trade-executor close AAPL --reason 'news halt'\n"
+        "  trade-executor close --all --reason 'end of day'",
+    )
+    close.add_argument("symbol", nargs="?", metavar="SYMBOL", help="the position to close")
+    close.add_argument("--all", action="store_true", help="close every open position")
+    close.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    close.add_argument(
+        "--wait", type=float, default=60.0, help="seconds to wait for the fills (default 60)"
+    )
+    close.add_argument("--json", action="store_true", help="print the positions as JSON")
+    close.add_argument(
+        "--by", default=None, help="who closes (default: SUDO_USER under sudo, else the OS user)"
+    )
     return parser
 
 
@@ -400,5 +420,6 @@ COMMANDS: dict[str, Callable[[Settings, Any], int]] = {
     "halt": _ops("halt"),
     "resume": _ops("resume"),
     "resolve": _ops("resolve"),
+    "close": _ops("close"),
     "completion": lambda settings, args: 0,  # handled before settings are read
 }

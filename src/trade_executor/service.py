@@ -26,6 +26,7 @@ from anyio.abc import TaskGroup
 from trade_executor import __version__
 from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.execution.shared import Clock, OutcomeBoard, utcnow
+from trade_executor.actors.exits.flatten import instance_rules_from
 from trade_executor.actors.messages import ApprovalSeen
 from trade_executor.actors.supervisor import Supervisor, describe
 from trade_executor.actors.wiring import Actors, build_actors
@@ -34,6 +35,7 @@ from trade_executor.broker.capabilities import BridgeCapabilities
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerError, EndpointMissing
 from trade_executor.config import EX_CONFIG, Settings
+from trade_executor.domain.execution import Execution
 from trade_executor.domain.riskbook import RiskBook
 from trade_executor.effective_limits import effective_limits
 from trade_executor.failures import explain
@@ -265,6 +267,11 @@ class Service:
                 poll_broker=self._poll_broker,
                 clock=self._clock,
                 order_list=self.capabilities.order_list if self.capabilities else None,
+                instance_rules=(
+                    instance_rules_from(self.store.instance_flatten_times)
+                    if settings.instance_guardrails != "off"
+                    else None
+                ),
             )
             await self.actors.start(active, self.supervisor)
             self.role = "active"
@@ -509,6 +516,14 @@ class _ServiceGateway:
         actors = self._service.actors
         if actors is not None:
             actors.mailbox.send_nowait(ApprovalSeen(approval_id, "api", anyio.current_time()))
+
+    async def close_positions(
+        self, symbol: str | None, reason: str, requested_by: str, wait: float
+    ) -> list[Execution] | None:
+        actors = self._service.actors
+        if self._service.role != "active" or actors is None:
+            return None
+        return await actors.exits.close_positions(symbol, reason, requested_by, wait=wait)
 
     def facts(self) -> HealthFacts:
         service, actors = self._service, self._service.actors

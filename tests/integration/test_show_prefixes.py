@@ -22,6 +22,7 @@ from trade_executor.api.gateway import HealthFacts
 from trade_executor.broker.jsonnum import loads
 from trade_executor.cli import main
 from trade_executor.config import Settings, load_settings
+from trade_executor.domain.execution import Execution
 from trade_executor.store.postgres import PgStore, create_pool
 
 ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
@@ -150,6 +151,11 @@ class _Gateway:
 
     async def check_bridge(self) -> None:
         raise ConnectionError("no bridge here")
+
+    async def close_positions(
+        self, symbol: str | None, reason: str, requested_by: str, wait: float
+    ) -> list[Execution] | None:
+        raise AssertionError("not used")
 
     def render_metrics(self) -> bytes:
         return b""

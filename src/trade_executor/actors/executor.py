@@ -49,6 +49,7 @@ from trade_executor.actors.messages import (
     FillsFound,
     Message,
     OrderProgress,
+    PositionExited,
 )
 from trade_executor.broker.protocol import Broker
 from trade_executor.config import Settings
@@ -153,6 +154,9 @@ class Executor:
             case FillsFound():
                 s.spawn("fills_found", lambda: self._corrections.fills_found(message))
 
+            case PositionExited():
+                self._on_exit(message)
+
     def _on_control(self, message: ControlChanged) -> None:
         """Apply the kill switch, log a change (a new reason too) with who made it, and
         acknowledge each newly written state once (`halt` waits for it)."""
@@ -250,6 +254,12 @@ class Executor:
         if progress.final:
             self._s.working.remove(progress.execution_id)
             self._s.riskbook.finish(progress.execution_id, filled_qty=progress.filled_qty)
+
+    def _on_exit(self, exited: PositionExited) -> None:
+        """An exit's realized P&L (its running total): MAX_DAILY_REALIZED_LOSS gates on it."""
+        riskbook = self._s.riskbook
+        riskbook.set_realized(exited.execution_id, exited.realized_pnl, exited.trading_day)
+        self._s.metrics.set_realized_pnl_today(riskbook.realized_pnl(self._s.clock()))
 
     async def _on_changed(self, execution_id: UUID) -> None:
         """An execution changed outside this process (an operator's `resolve`): re-read it."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -80,6 +80,36 @@ class FillsFound:
     broker_status: str
 
 
+@dataclass(frozen=True, slots=True)
+class PositionExited:
+    """The exits recorded (part of) a position's exit: `realized_pnl` is the execution's running
+    total (a repeated report replaces, never adds), booked on `trading_day` (of the exit). The
+    executor keeps MAX_DAILY_REALIZED_LOSS on it."""
+
+    execution_id: UUID
+    realized_pnl: Decimal
+    trading_day: date
+    closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequested:
+    """An operator asked for positions to be closed (`close` from another shell, through the
+    control channel): `symbol` None means every open position. For the exits actor, which
+    carries it out; the executor never sees it."""
+
+    symbol: str | None
+    reason: str
+    requested_by: str
+
+
 Message = (
-    ApprovalSeen | OrderProgress | OrderStatusLost | ControlChanged | ExecutionChanged | FillsFound
+    ApprovalSeen
+    | OrderProgress
+    | OrderStatusLost
+    | ControlChanged
+    | ExecutionChanged
+    | FillsFound
+    | PositionExited
+    | CloseRequested
 )

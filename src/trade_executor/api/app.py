@@ -1,4 +1,5 @@
-"""The HTTP API (CONTRACT section 6): /api/v1/execute, /api/v1/executions/{id}, /health, /metrics.
+"""The HTTP API (CONTRACT section 6): /api/v1/execute, /api/v1/close, /api/v1/executions/{id},
+/health, /metrics.
 
 `POST /api/v1/execute` goes through the executor's mailbox like a notification does: there is no
 second execution path. The claim in the database decides who executes; the API only waits for
@@ -45,6 +46,8 @@ log = get_logger("trade_executor.api")
 MAX_BODY = 16 * 1024
 MAX_APPROVER = 200
 EXECUTE_WAIT = 30.0
+CLOSE_WAIT = 30.0
+MAX_REASON = 500
 DEPENDENCY_TIMEOUT = 2.0
 SUCCESS_STATES = frozenset(
     {
@@ -81,6 +84,7 @@ def create_app(settings: Settings, gateway: Gateway) -> Starlette:
     return Starlette(
         routes=[
             Route("/api/v1/execute", api.execute, methods=["POST"]),
+            Route("/api/v1/close", api.close, methods=["POST"]),
             Route("/api/v1/executions/{id}", api.execution, methods=["GET"]),
             Route("/health", api.health, methods=["GET"]),
             Route("/metrics", api.metrics, methods=["GET"]),
@@ -190,6 +194,40 @@ class _Api:
             }
         )
 
+    # -- POST /api/v1/close ---------------------------------------------------------------------
+
+    async def close(self, request: Request) -> Response:
+        """`{"symbol": "AAPL", "reason": "..."}` or `{"all": true, "reason": "..."}`: the open
+        positions are closed through the bridge by the exits (their children cancelled first);
+        waits up to CLOSE_WAIT s for the close orders to fill and answers the positions as then
+        recorded (`position_state` "closed" once filled). 404: no open position for the symbol."""
+        token = self._settings.api_token
+        if token is None or not token.get_secret_value():
+            return error("POST endpoints are disabled: API_TOKEN is not set", 403)
+        if not _authorised(request, token.get_secret_value()):
+            return error("missing or invalid bearer token", 401)
+        data = await _read_json(request)
+        if isinstance(data, Response):
+            return data
+        target = _close_target(data)
+        if isinstance(target, Response):
+            return target
+        symbol, reason = target
+        by = "api"
+        positions = await self._gateway.close_positions(symbol, reason, by, CLOSE_WAIT)
+        if positions is None:
+            return error(f"not ready: this instance is {self._gateway.facts().role}", 503)
+        if not positions and symbol is not None:
+            return error(f"no open position for {symbol}", 404)
+        log.info("api.close", symbol=symbol or "all", reason=reason, positions=len(positions))
+        return json_response(
+            {
+                "success": True,
+                "closed": sum(1 for p in positions if p.position_state == "closed"),
+                "positions": [_position(p) for p in positions],
+            }
+        )
+
     # -- GET /health -----------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
@@ -239,6 +277,60 @@ def _authorised(request: Request, token: str) -> bool:
     if scheme.lower() != "bearer" or not presented:
         return False
     return hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+async def _read_json(request: Request) -> dict[str, Any] | Response:
+    """The body as a JSON object, or the 400 answer."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+        return error(f"request body too large (at most {MAX_BODY} bytes)", 400)
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            return error(f"request body too large (at most {MAX_BODY} bytes)", 400)
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return error("request body is not valid JSON", 400)
+    if not isinstance(data, dict):
+        return error("request body must be a JSON object", 400)
+    return data
+
+
+def _close_target(data: dict[str, Any]) -> tuple[str | None, str] | Response:
+    """(symbol or None for all, reason) of a close request, or the 400 answer."""
+    symbol, every, reason = data.get("symbol"), data.get("all"), data.get("reason")
+    if (symbol is None) == (every is None or every is False):
+        return error('give either "symbol" or "all": true', 400)
+    if symbol is not None and (not isinstance(symbol, str) or not symbol.strip()):
+        return error("symbol must be a non-empty string", 400)
+    if every is not None and every is not True and symbol is None:
+        return error('"all" must be true', 400)
+    if not isinstance(reason, str) or not reason.strip():
+        return error("reason is required and must be a non-empty string", 400)
+    if len(reason) > MAX_REASON or not reason.isprintable():
+        return error(f"reason must be printable and at most {MAX_REASON} characters", 400)
+    return (symbol.strip().upper() if isinstance(symbol, str) else None), reason.strip()
+
+
+def _position(execution: Execution) -> dict[str, Any]:
+    return {
+        "execution_id": str(execution.id),
+        "signal_id": str(execution.signal_id),
+        "symbol": execution.symbol,
+        "direction": execution.action,
+        "quantity": execution.filled_qty,
+        "entry_price": execution.avg_fill_price,
+        "position_state": execution.position_state,
+        "exit_reason": execution.exit_reason,
+        "close_order_id": execution.exit_order_id if (execution.exit_order_id or 0) > 0 else None,
+        "exit_qty": execution.exit_qty,
+        "exit_avg_price": execution.exit_avg_price,
+        "realized_pnl": execution.realized_pnl,
+        "r_multiple": execution.r_multiple,
+        "closed_at": execution.closed_at,
+    }
 
 
 async def _read_body(request: Request) -> tuple[UUID, str] | Response:

@@ -404,6 +404,8 @@ class PgStore:
         changes: Changes,
         detail: dict[str, Any] | None = None,
         trade: TradeRecord | None = None,
+        *,
+        trade_notes: str | None = None,
     ) -> Execution:
         target = transition.target
         values: dict[str, Any] = {
@@ -424,7 +426,7 @@ class PgStore:
         args = query.args(values)
         tables = await self.original_tables()
         writes_original = _writes_original(tables, transition, changes)
-        if trade is None and not writes_original:
+        if trade is None and trade_notes is None and not writes_original:
             # One statement, one round trip: the hot path of every poll.
             row = await self._pool.fetchrow(query.sql, *args)
         else:
@@ -436,7 +438,10 @@ class PgStore:
                 if row is not None:
                     if trade is not None:
                         await self._write_trade(conn, trade, tables)
-                    await self._write_original(conn, tables, transition, row, before, detail)
+                    if trade is not None or writes_original:
+                        await self._write_original(conn, tables, transition, row, before, detail)
+                    if trade_notes is not None:  # an exit, on the original's trade list
+                        await conn.execute(q.SET_TRADE_NOTES, str(execution_id), trade_notes)
         if row is None:
             if fenced:
                 leader_epoch = await self._pool.fetchval(q.READ_LEADER_EPOCH)
@@ -535,6 +540,11 @@ class PgStore:
         return [execution_from_row(row) for row in rows]
 
     @translating
+    async def positions_to_follow(self, closed_since: datetime) -> list[Execution]:
+        rows = await self._pool.fetch(q.POSITIONS_TO_FOLLOW, closed_since)
+        return [execution_from_row(row) for row in rows]
+
+    @translating
     async def get_signal(self, signal_id: UUID) -> Signal | None:
         row = await self._pool.fetchrow(q.READ_SIGNAL, signal_id)
         return signal_from_row(row) if row is not None else None
@@ -584,6 +594,22 @@ class PgStore:
     async def leader(self) -> LeaderRecord | None:
         """Who leads, since when, its last heartbeat and the limits it runs with."""
         return await read_leader(self._pool)
+
+    @translating
+    async def instance_flatten_times(
+        self, execution_ids: Sequence[UUID]
+    ) -> dict[UUID, tuple[str, str | None, str | None]] | None:
+        """Each execution's strategy instance (id, `flatten_by_close_time`, `session_timezone`);
+        None when this database has no strategy instances (not the original's)."""
+        if not await self._pool.fetchval(q.INSTANCE_FLATTEN_READY):
+            return None
+        rows = await self._pool.fetch(q.INSTANCE_FLATTEN_TIMES, list(execution_ids))
+        return {r["execution_id"]: (r["instance_id"], r["at"], r["zone"]) for r in rows}
+
+    @translating
+    async def announce_close(self, payload: str) -> None:
+        """NOTIFY the running service of a `close` request (see `store.closing`)."""
+        await self._pool.execute(q.ANNOUNCE_CLOSE, payload)
 
     @translating
     async def ping(self) -> None:

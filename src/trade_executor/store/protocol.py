@@ -167,12 +167,15 @@ class Store(Protocol):
         changes: Changes,
         detail: dict[str, Any] | None = None,
         trade: TradeRecord | None = None,
+        *,
+        trade_notes: str | None = None,
     ) -> Execution:
         """In one transaction: move the execution along `transition`, set `changes` (None leaves
         a field as it is), append the transition's event, write the trade row and link the
-        approvals to the order id when `trade` is given. Raises `IllegalTransition`, changing
-        nothing, if the execution's current state does not allow the transition (the table's
-        guard decides, under the row lock)."""
+        approvals to the order id when `trade` is given, and set the `trades` row's `notes` when
+        `trade_notes` is given (how an exit shows in the original's UI). Raises
+        `IllegalTransition`, changing nothing, if the execution's current state does not allow
+        the transition (the table's guard decides, under the row lock)."""
 
     async def add_event(self, execution_id: UUID, kind: str, detail: dict[str, Any]) -> None:
         """Append an event that is not a transition (see `EventKind`)."""
@@ -185,6 +188,11 @@ class Store(Protocol):
 
     async def executions_on(self, trading_day: date) -> list[Execution]:
         """Executions of one trading day (for the daily budget at start-up)."""
+
+    async def positions_to_follow(self, closed_since: datetime) -> list[Execution]:
+        """Executions whose position is open or unprotected (of any day), and those whose
+        position closed at or after `closed_since` (their realized P&L counts today, and a
+        sibling exit order may still need its cancel), oldest first."""
 
     async def get_signal(self, signal_id: UUID) -> Signal | None: ...
 

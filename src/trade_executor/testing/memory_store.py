@@ -479,6 +479,8 @@ class MemoryStore:
         changes: Changes,
         detail: dict[str, Any] | None = None,
         trade: TradeRecord | None = None,
+        *,
+        trade_notes: str | None = None,
     ) -> Execution:
         await self._enter("apply")
         if transition is Transition.BEGIN_SUBMIT:
@@ -511,6 +513,8 @@ class MemoryStore:
             changes.filled_qty is not None or changes.broker_status is not None
         ):
             self._update_trade_status(str(execution_id), changes, now)
+        if trade_notes is not None and str(execution_id) in self._t.trades:
+            self._t.trades[str(execution_id)].update(notes=trade_notes, updated_at=now)
         return updated
 
     async def add_event(self, execution_id: UUID, kind: str, detail: dict[str, Any]) -> None:
@@ -536,6 +540,15 @@ class MemoryStore:
         await self._enter("executions_on")
         return self._by_creation(
             e for e in self._t.executions.values() if e.trading_day == trading_day
+        )
+
+    async def positions_to_follow(self, closed_since: datetime) -> list[Execution]:
+        await self._enter("positions_to_follow")
+        return self._by_creation(
+            e
+            for e in self._t.executions.values()
+            if e.position_state in ("open", "unprotected")
+            or (e.closed_at is not None and e.closed_at >= closed_since)
         )
 
     async def get_signal(self, signal_id: UUID) -> Signal | None:
