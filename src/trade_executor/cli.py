@@ -19,7 +19,7 @@ from typing import Any
 from trade_executor import __version__
 from trade_executor.config import EX_CONFIG, ConfigError, Settings, load_settings
 from trade_executor.exits import EX_USAGE, CommandError
-from trade_executor.logging import configure_logging
+from trade_executor.logging import CurrentStream, configure_logging
 
 __all__ = ["EX_USAGE", "CommandError", "build_parser", "main"]
 
@@ -313,7 +313,9 @@ def _main(argv: Sequence[str] | None) -> int:
     else:
         # One-shot commands print their answer on stdout: keep log lines apart, on stderr.
         level = "warning" if settings.log_level in ("debug", "info") else settings.log_level
-        configure_logging("console", level, stream=sys.stderr, secrets=settings.secret_values())
+        configure_logging(
+            "console", level, stream=CurrentStream("stderr"), secrets=settings.secret_values()
+        )
     handler = COMMANDS[args.command]
     try:
         return handler(settings, args)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import structlog
 from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
@@ -157,21 +157,30 @@ def shared_processors() -> list[Processor]:
     ]
 
 
-class _CurrentStdout:
-    """Writes to whatever `sys.stdout` is at the time of the write, not at configuration: a
-    replaced stdout (a test's capture, then closed) must not keep receiving every later line."""
+class CurrentStream:
+    """`sys.stdout` or `sys.stderr` as it is at the time of each write, not at configuration:
+    a replaced stream (a test's capture, later closed) must not keep receiving every later
+    line. The default sink of `configure_logging`; `CurrentStream("stderr")` for commands
+    whose stdout is their answer."""
+
+    def __init__(self, name: Literal["stdout", "stderr"]) -> None:
+        self.name = name
+
+    def resolve(self) -> TextIO:
+        stream: TextIO = getattr(sys, self.name)
+        return stream
 
     def write(self, text: str) -> int:
-        return sys.stdout.write(text)
+        return self.resolve().write(text)
 
     def flush(self) -> None:
-        sys.stdout.flush()
+        self.resolve().flush()
 
 
 def configure_logging(
     log_format: str = "json",
     log_level: str = "info",
-    stream: TextIO | None = None,
+    stream: TextIO | CurrentStream | None = None,
     secrets: Iterable[str] = (),
     journald: bool | None = None,
 ) -> None:
@@ -182,7 +191,8 @@ def configure_logging(
     """
     register_secrets(secrets)
     level = logging.getLevelNamesMapping()[log_level.upper()]
-    out = stream if stream is not None else sys.stdout
+    sink = stream if stream is not None else CurrentStream("stdout")
+    out = sink.resolve() if isinstance(sink, CurrentStream) else sink  # for its tty and journal
     renderer: Processor
     if log_format == "console":
         renderer = structlog.dev.ConsoleRenderer(
@@ -197,15 +207,14 @@ def configure_logging(
         tail = [redact_secrets, renderer]
     else:
         tail = [structlog.processors.format_exc_info, redact_secrets, _leading_keys, renderer]
-    sink: TextIO = out if stream is not None else _CurrentStdout()  # type: ignore[assignment]
     structlog.configure(
         processors=[*shared_processors(), structlog.processors.StackInfoRenderer(), *tail],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=sink),
+        logger_factory=structlog.PrintLoggerFactory(file=sink),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
     # Libraries (asyncpg, hypercorn, httpx) log through the standard library: same format.
-    handler = logging.StreamHandler(sink)
+    handler: logging.StreamHandler[Any] = logging.StreamHandler(sink)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared_processors(),

@@ -45,7 +45,7 @@ RISK = Decimal("665.00")  # 133 shares, entry 150, stop 145
 # (state put in the ledger, shares filled, today's risk used once the executor has taken it up)
 CASES = [
     (S.RECEIVED, 0, RISK),  # decided again at start-up: placed (nothing fills at this bridge)
-    (S.SUBMITTING, 0, RISK),  # not found at the bridge: unknown, its risk kept
+    (S.SUBMITTING, 0, Decimal(0)),  # not in the bridge's list: failed not_placed, risk released
     (S.SUBMITTED, 0, RISK),
     (S.PARTIALLY_FILLED, 50, RISK),
     (S.FILLED, 133, RISK),
