@@ -20,11 +20,10 @@ from uuid import UUID
 
 import anyio
 
-from trade_executor.actors.messages import CloseRequested
 from trade_executor.broker.errors import AmbiguousSubmission, BrokerError
 from trade_executor.broker.locate import Adopted, Ambiguous, NotPlaced
 from trade_executor.broker.reconcile import SubmissionKey
-from trade_executor.domain.execution import Changes, Execution
+from trade_executor.domain.execution import Changes
 from trade_executor.domain.models import OrderType
 from trade_executor.domain.states import Transition
 from trade_executor.testing.faults import fault_point
@@ -43,42 +42,10 @@ class Closes:
         self._s = shared
         self._looks = looks
 
-    async def close_positions(
-        self,
-        symbol: str | None,
-        reason: str,
-        requested_by: str,
-        *,
-        kind: ExitReason = ExitReason.CLOSE,
-        wait: float = 0.0,
-    ) -> list[Execution]:
-        """Close the open positions of `symbol` (None: all); see `ExitFollower.close_positions`."""
-        tg = self._s.tg
-        if tg is None:
-            return []
-        wanted = symbol.strip().upper() if symbol is not None else None
-        targets = [
-            f
-            for f in self._s.followed.values()
-            if is_open(f.execution) and (wanted is None or f.execution.symbol == wanted)
-        ]
-        for followed in targets:
-            tg.start_soon(self._close, followed, kind, reason, requested_by)
-        if wait > 0:
-            with anyio.move_on_after(wait):
-                for followed in targets:
-                    await followed.closed.wait()
-        return [f.execution for f in targets]
-
-    async def close_requested(self, request: CloseRequested) -> None:
-        """A `close` from another shell; nothing open is said in the log."""
-        closing = await self.close_positions(request.symbol, request.reason, request.requested_by)
-        if not closing:
-            log.warning("position.nothing_to_close", symbol=request.symbol or "all")
-
-    async def _close(
+    async def close(
         self, followed: Followed, kind: ExitReason, reason: str, requested_by: str
     ) -> None:
+        """Close one position (a task of its own; a second close of it meanwhile is a no-op)."""
         key = ("close", followed.execution.id)
         if key in self._s.busy:
             return
@@ -282,7 +249,7 @@ class Closes:
             followed = s.followed.get(execution.id)
             if followed is not None and s.tg is not None:
                 s.tg.start_soon(
-                    self._close, followed, ExitReason.FLATTEN, rule.describe(), "flatten"
+                    self.close, followed, ExitReason.FLATTEN, rule.describe(), "flatten"
                 )
 
     async def _rules(self) -> Mapping[UUID, Sequence[FlattenRule]]:

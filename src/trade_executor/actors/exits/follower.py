@@ -99,7 +99,7 @@ class ExitFollower:
                 reason=message.reason,
                 requested_by=message.requested_by,
             )
-            tg.start_soon(self._closes.close_requested, message)
+            tg.start_soon(self._close_requested, message)
         elif isinstance(message, ExecutionChanged):
             tg.start_soon(self._reread, message.execution_id)
 
@@ -116,9 +116,27 @@ class ExitFollower:
         each through the bridge and follow the close order to its fill. Waits up to `wait`
         seconds for them to be recorded closed; returns them as recorded then (empty: none
         open)."""
-        return await self._closes.close_positions(
-            symbol, reason, requested_by, kind=kind, wait=wait
-        )
+        tg = self._s.tg
+        if tg is None:
+            return []
+        wanted = symbol.strip().upper() if symbol is not None else None
+        targets = [
+            f
+            for f in self._s.followed.values()
+            if is_open(f.execution) and (wanted is None or f.execution.symbol == wanted)
+        ]
+        for followed in targets:
+            tg.start_soon(self._closes.close, followed, kind, reason, requested_by)
+        if wait > 0:
+            with anyio.move_on_after(wait):
+                for followed in targets:
+                    await followed.closed.wait()
+        return [f.execution for f in targets]
+
+    async def _close_requested(self, request: CloseRequested) -> None:
+        closing = await self.close_positions(request.symbol, request.reason, request.requested_by)
+        if not closing:
+            log.warning("position.nothing_to_close", symbol=request.symbol or "all")
 
     # -- the run ---------------------------------------------------------------------------------
 
