@@ -18,24 +18,19 @@ from __future__ import annotations
 import signal
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
-from uuid import UUID
 
 import anyio
 from anyio.abc import TaskGroup
 
 from trade_executor import __version__
 from trade_executor.actors.backoff import Backoff
-from trade_executor.actors.execution.shared import Clock, OutcomeBoard, utcnow
+from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.exits.flatten import instance_rules_from
-from trade_executor.actors.messages import ApprovalSeen
 from trade_executor.actors.supervisor import Supervisor, describe
 from trade_executor.actors.wiring import Actors, build_actors
-from trade_executor.api.gateway import HealthFacts
 from trade_executor.broker.capabilities import BridgeCapabilities
 from trade_executor.broker.client import BrokerClient
-from trade_executor.broker.errors import BrokerError, EndpointMissing
 from trade_executor.config import EX_CONFIG, Settings
-from trade_executor.domain.execution import Execution
 from trade_executor.domain.riskbook import RiskBook
 from trade_executor.effective_limits import effective_limits
 from trade_executor.failures import explain
@@ -43,14 +38,19 @@ from trade_executor.gauges import GaugeKeeper, GaugeReading
 from trade_executor.identity import application_name, instance_id
 from trade_executor.logging import clear_repeated, get_logger, log_repeated
 from trade_executor.metrics import Metrics
+from trade_executor.service_gateway import ServiceGateway
+from trade_executor.startup import (
+    MODE_BANNERS,
+    check_capabilities,
+    migrate_translated,
+    operating_mode,
+    refusal_in,
+)
 from trade_executor.store.errors import StoreError, StoreUnavailable
 from trade_executor.store.leadership import LeadershipLost, PgLeaderLock
-from trade_executor.store.migrate import migrate
 from trade_executor.store.notifications import connect_notifications
 from trade_executor.store.operator import read_control
-from trade_executor.store.pgerrors import translated
 from trade_executor.store.postgres import PgStore, create_pool
-from trade_executor.store.protocol import Store
 from trade_executor.systemd import (
     Account,
     Role,
@@ -122,7 +122,7 @@ class Service:
                 await self._stop.wait()
                 await self._shutdown(root)
         except Exception as error:
-            refused = _refusal(error)
+            refused = refusal_in(error)
             if refused is not None:
                 self.refusal = str(refused)
                 log.critical("supervisor.refused", error=self.refusal)
@@ -181,8 +181,8 @@ class Service:
         )
         # Before touching the database: a bridge that cannot serve this configuration refuses
         # the start (exit 78) whatever the database's state.
-        await self._check_capabilities(self.broker)
-        await self._with_database_retry("migrate", lambda: _migrate(dsn))
+        self.capabilities = await check_capabilities(self.broker, settings)
+        await self._with_database_retry("migrate", lambda: migrate_translated(dsn))
         pool = await self._with_database_retry(
             "connect", lambda: create_pool(dsn, application_name=application_name())
         )
@@ -201,7 +201,7 @@ class Service:
             if self._with_api:
                 from trade_executor.api.server import serve_api
 
-                self.http_port = await tg.start(serve_api, settings, _ServiceGateway(self))
+                self.http_port = await tg.start(serve_api, settings, ServiceGateway(self))
             tg.start_soon(self._pet_watchdog)
             tg.start_soon(self._keep_gauges)
             lock = PgLeaderLock(dsn, limits=effective_limits(settings))
@@ -219,36 +219,6 @@ class Service:
                 self.metrics.set_role("standby")
                 self._send_status()
                 await anyio.sleep(2 * settings.standby_retry_interval)
-
-    async def _check_capabilities(self, broker: BrokerClient) -> None:
-        """Ask the bridge what it can do, before READY: a configuration it cannot serve
-        (ORDER_PROTECTION=bracket against a bridge without POST /orders/bracket) refuses to
-        start (`BridgeRefused`, exit 78); missing optional endpoints are warnings. A bridge that
-        does not answer now is no reason to refuse: it is checked in the background later."""
-        caps: BridgeCapabilities | None = None
-        with anyio.move_on_after(self.settings.ib_bridge_timeout):
-            try:
-                caps = await broker.capabilities()
-            except BrokerError as error:
-                log.warning("bridge.capabilities_unknown", error=str(error))
-                return
-        if caps is None:
-            log.warning("bridge.capabilities_unknown", error="the bridge did not answer in time")
-            return
-        self.capabilities = caps
-        log.info(
-            "bridge.capabilities",
-            connected=caps.connected,
-            account=caps.account_mode,
-            missing=list(caps.missing),
-            description=caps.describe(),
-        )
-        for note in caps.warnings():
-            log.warning("bridge.limitation", note=note)
-        try:
-            caps.require(order_protection=self.settings.order_protection)
-        except EndpointMissing as missing:
-            raise BridgeRefused(missing.reason) from None
 
     async def _lead(self, lock: PgLeaderLock) -> None:
         """Run the actors while this instance holds the leader lock; return when it is lost
@@ -453,96 +423,3 @@ class Service:
         if self.store is not None:
             with anyio.move_on_after(5):
                 await self.store.pool.close()
-
-
-MODE_BANNERS = {
-    "DRY RUN": "DRY RUN: EXECUTION_ENABLED=false, no order is sent to the broker",
-    "PAPER": "PAPER: orders are sent to the bridge's paper account",
-    "LIVE": "*** LIVE: orders are sent to the bridge's LIVE account: real money ***",
-    "LIVE?": "orders are sent to the bridge; whether its account is paper or live is not known yet",
-}
-
-
-def operating_mode(execution_enabled: bool, account: Account | None) -> str:
-    """DRY RUN, PAPER, LIVE, or LIVE? (orders sent, the account's type not known)."""
-    if not execution_enabled:
-        return "DRY RUN"
-    if account == "paper":
-        return "PAPER"
-    if account == "live":
-        return "LIVE"
-    return "LIVE?"
-
-
-class BridgeRefused(Exception):
-    """The bridge cannot serve this configuration: the service refuses to start (exit 78)."""
-
-
-def _refusal(error: BaseException) -> BridgeRefused | None:
-    """The `BridgeRefused` inside `error` (task groups wrap it in exception groups), if any."""
-    if isinstance(error, BridgeRefused):
-        return error
-    if isinstance(error, BaseExceptionGroup):
-        for inner in error.exceptions:
-            found = _refusal(inner)
-            if found is not None:
-                return found
-    return None
-
-
-async def _migrate(dsn: str) -> None:
-    with translated():  # the store's own errors, so a server still starting is waited out
-        await migrate(dsn)
-
-
-class _ServiceGateway:
-    """The HTTP API's narrow view of the service (`api.gateway.Gateway`)."""
-
-    def __init__(self, service: Service) -> None:
-        self._service = service
-
-    @property
-    def store(self) -> Store | None:
-        return self._service.store
-
-    @property
-    def outcomes(self) -> OutcomeBoard | None:
-        actors = self._service.actors
-        if self._service.role != "active" or actors is None:
-            return None
-        return actors.executor.outcomes
-
-    def approval_seen(self, approval_id: UUID) -> None:
-        actors = self._service.actors
-        if actors is not None:
-            actors.mailbox.send_nowait(ApprovalSeen(approval_id, "api", anyio.current_time()))
-
-    async def close_positions(
-        self, symbol: str | None, reason: str, requested_by: str, wait: float
-    ) -> list[Execution] | None:
-        actors = self._service.actors
-        if self._service.role != "active" or actors is None:
-            return None
-        return await actors.exits.close_positions(symbol, reason, requested_by, wait=wait)
-
-    def facts(self) -> HealthFacts:
-        service, actors = self._service, self._service.actors
-        return HealthFacts(
-            role=service.role,
-            listener_connected=actors is not None and actors.listener.health.connected,
-            halted=actors.executor.halted if actors is not None else None,
-            children={name: child.state for name, child in service.supervisor.children.items()},
-            open_pollers=actors.pollers.active if actors is not None else 0,
-            reconcile_breaks=len(actors.reconciler.open_breaks) if actors is not None else 0,
-        )
-
-    async def check_bridge(self) -> None:
-        broker = self._service.broker
-        if broker is None:
-            raise ConnectionError("the bridge client is not set up yet")
-        health = await broker.health()
-        if not health.connected:  # orders would fail
-            raise ConnectionError("the bridge is not connected to IB")
-
-    def render_metrics(self) -> bytes:
-        return self._service.metrics.render()

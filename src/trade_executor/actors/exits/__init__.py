@@ -4,7 +4,12 @@ timeout cancel, realized P&L and R multiple.
 
 - `positions`: the pure core (a position's exit from its exit orders' fills; what a look calls
   for; the `trades.notes` text).
-- `follower`: the `ExitFollower` actor (looks, records, cancels siblings, protects, closes).
+- `follower`: the `ExitFollower` actor: its run, the rescan and the doors in (callbacks, control
+  messages, `close_positions`); the work is done by the parts below, on its `shared.Shared`.
+- `looks`: one look at every position against one order list (exits recorded, siblings
+  cancelled, lost protection reported).
+- `protection`: protection placed again after a timeout cancel; `unprotected` recorded.
+- `closing`: `close`, flatten, and a close whose answer a crash lost.
 - `flatten`: when FLATTEN_AT and the strategy instances' `flatten_by_close_time` are due.
 - `requests`: `close` from another shell, over the control channel.
 

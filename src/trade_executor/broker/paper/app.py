@@ -22,9 +22,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from . import admin, jaxroutes
+from trade_executor.domain.models import BrokerStatus
+
+from . import admin, jaxroutes, views
 from .config import PaperConfig
-from .exchange import OrderError
+from .exchange import OrderError, Report
 from .httpparts import ZERO, order_json, path_order_id, read_body, rfc3339, validated
 from .requestlog import RequestLogMiddleware
 from .requests import (
@@ -40,13 +42,14 @@ from .state import (
     PaperBridge,
     Refusal,
 )
-from .views import account_json, positions_json
 
 VERSION = "paper-1.0"
 _HTML_PAGE = (
     "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head>"
     "<body><h1>Bad Gateway</h1><p>The upstream server is unavailable.</p></body></html>"
 )
+
+UNKNOWN = Report(BrokerStatus.UNKNOWN, 0, None)  # an order the bridge does not know
 
 __all__ = ["JSON", "PaperBridge", "Refusal", "create_app"]
 
@@ -59,23 +62,15 @@ def _as_is(value: Decimal) -> Decimal:
 
 
 async def health(request: Request, bridge: PaperBridge) -> Response:
-    return JSON(
-        {
-            "status": "healthy",
-            "connected": True,
-            "version": VERSION,
-            "market_data_mode": "simulated",
-            "paper_trading": bridge.paper_trading,
-        }
-    )
+    return JSON(views.health_json(True, VERSION, ("simulated", bridge.paper_trading)))
 
 
 async def account(request: Request, bridge: PaperBridge) -> Response:
-    return JSON(account_json(bridge.broker.account(), _as_is))
+    return JSON(views.account_json(bridge.broker.account(), _as_is))
 
 
 async def positions(request: Request, bridge: PaperBridge) -> Response:
-    return JSON(positions_json(bridge.broker.positions(), _as_is))
+    return JSON(views.positions_json(bridge.broker.positions(), _as_is))
 
 
 async def place_order(request: Request, bridge: PaperBridge) -> Response:
@@ -93,9 +88,7 @@ async def place_order(request: Request, bridge: PaperBridge) -> Response:
     except OrderError as exc:
         raise Refusal(400, str(exc)) from None
     bridge.maybe_phantom(order)
-    return JSON(
-        {"success": True, "order_id": order.order_id, "message": "Order placed successfully"}
-    )
+    return JSON(views.placed_json(order.order_id, "Order placed successfully"))
 
 
 async def place_bracket(request: Request, bridge: PaperBridge) -> Response:
@@ -114,39 +107,18 @@ async def place_bracket(request: Request, bridge: PaperBridge) -> Response:
     except OrderError as exc:
         raise Refusal(400, str(exc)) from None
     bridge.maybe_phantom(parent)
-    return JSON(
-        {
-            "success": True,
-            "parent_order_id": parent.order_id,
-            "child_order_ids": [c.order_id for c in children],
-            "message": f"Bracket order submitted for {parent.symbol}",
-        }
-    )
+    return JSON(views.bracket_json(parent.order_id, [c.order_id for c in children], parent.symbol))
 
 
 async def order_status(request: Request, bridge: PaperBridge) -> Response:
     order_id = path_order_id(request)
     order = bridge.broker.visible(order_id)
     if order is None:  # the real bridge's answer for an order it does not know
-        return JSON(
-            {
-                "order_id": order_id,
-                "status": "Unknown",
-                "filled_qty": 0,
-                "avg_fill_price": ZERO,
-                "last_update": rfc3339(datetime.now(UTC)),
-            }
-        )
-    report = bridge.broker.read(order)
-    return JSON(
-        {
-            "order_id": order.order_id,
-            "status": report.status.value,
-            "filled_qty": report.filled_qty,
-            "avg_fill_price": report.avg_fill_price or ZERO,
-            "last_update": rfc3339(order.updated_at),
-        }
-    )
+        report, updated = UNKNOWN, datetime.now(UTC)
+    else:
+        report, updated = bridge.broker.read(order), order.updated_at
+    avg_fill_price = report.avg_fill_price or ZERO
+    return JSON(views.status_json(order_id, report, avg_fill_price, rfc3339(updated)))
 
 
 async def list_orders(request: Request, bridge: PaperBridge) -> Response:
@@ -168,14 +140,7 @@ async def cancel_order(request: Request, bridge: PaperBridge) -> Response:
         order = bridge.broker.cancel(order_id)
     except OrderError as exc:
         raise Refusal(400, str(exc)) from None
-    return JSON(
-        {
-            "success": True,
-            "order_id": order.order_id,
-            "status": order.status.value,
-            "message": f"Cancel requested for order {order.order_id}",
-        }
-    )
+    return JSON(views.cancelled_json(order.order_id, order.status.value))
 
 
 def _ib_route(handler: Handler, bridge: PaperBridge, *, places_orders: bool = False) -> Endpoint:
@@ -191,7 +156,7 @@ def _ib_route(handler: Handler, bridge: PaperBridge, *, places_orders: bool = Fa
             if handler is jaxroutes.health:
                 return jaxroutes.disconnected_health(bridge)
             if handler is health:  # the real bridge reports itself up but disconnected
-                return JSON({"status": "degraded", "connected": False, "version": VERSION})
+                return JSON(views.health_json(False, VERSION, None))
             return JSON({"detail": NOT_CONNECTED}, status_code=503)
         try:
             response = await handler(request, bridge)

@@ -172,8 +172,15 @@ class PaperBroker:
         order_ref: str | None = None,
         oca_group: str | None = None,
     ) -> PaperOrder:
-        order = self._new_order(
-            symbol, action, quantity, order_type, limit_price, stop_price, order_ref
+        order = self.stage(
+            symbol,
+            action,
+            quantity,
+            order_type,
+            limit_price,
+            stop_price,
+            order_ref,
+            status=BrokerStatus.PRE_SUBMITTED,
         )
         order.oca_group = oca_group
         self._start(order, limit_price or stop_price or self.config.default_price)
@@ -211,18 +218,38 @@ class PaperBroker:
         limit_price: Decimal | None,
         stop_price: Decimal | None,
         order_ref: str | None,
+        *,
+        status: BrokerStatus = BrokerStatus.PENDING_SUBMIT,
     ) -> PaperOrder:
-        """A bracket entry recorded but not transmitted (`PendingSubmit`): it cannot fill yet."""
-        return self._new_order(
-            symbol,
-            action,
-            quantity,
-            order_type,
-            limit_price,
-            stop_price,
-            order_ref,
-            status=BrokerStatus.PENDING_SUBMIT,
+        """A new order recorded but not transmitted: it cannot fill yet. `PendingSubmit` (a
+        bracket entry before its children) unless `status` says otherwise (`PreSubmitted`: an
+        order `place` starts at once, a child waiting for its entry)."""
+        if quantity <= 0:
+            raise OrderError("quantity must be positive")
+        if order_type is OrderType.LMT and limit_price is None:
+            raise OrderError("Limit price required for limit orders")
+        if order_type is OrderType.STP and stop_price is None:
+            raise OrderError("Stop price required for stop orders")
+        now = self._clock()
+        order = PaperOrder(
+            order_id=self._next_id,
+            symbol=symbol.upper(),
+            action=action,
+            order_type=order_type,
+            quantity=quantity,
+            limit_price=limit_price.quantize(CENT) if limit_price is not None else None,
+            stop_price=stop_price.quantize(CENT) if stop_price is not None else None,
+            status=status,
+            order_ref=order_ref,
+            created_at=now,
+            received_at=self._monotonic(),
+            updated_at=now,
+            tif=self.default_tif,
+            session=self.session,
         )
+        self._next_id += 1
+        self.orders[order.order_id] = order
+        return order
 
     def attach_children(
         self,
@@ -241,8 +268,15 @@ class PaperBroker:
             specs.append((OrderType.STP, None, stop_loss))
         children = []
         for order_type, limit, stop in specs:
-            child = self._new_order(
-                parent.symbol, exit_action, parent.quantity, order_type, limit, stop, order_ref
+            child = self.stage(
+                parent.symbol,
+                exit_action,
+                parent.quantity,
+                order_type,
+                limit,
+                stop,
+                order_ref,
+                status=BrokerStatus.PRE_SUBMITTED,
             )
             child.parent_id = parent.order_id
             parent.child_ids.append(child.order_id)
@@ -332,45 +366,6 @@ class PaperBroker:
     def position_of(self, symbol: str) -> int:
         holding = self.holdings.get(symbol.upper())
         return 0 if holding is None else holding.quantity
-
-    def _new_order(
-        self,
-        symbol: str,
-        action: Action,
-        quantity: int,
-        order_type: OrderType,
-        limit_price: Decimal | None,
-        stop_price: Decimal | None,
-        order_ref: str | None,
-        *,
-        status: BrokerStatus = BrokerStatus.PRE_SUBMITTED,
-    ) -> PaperOrder:
-        if quantity <= 0:
-            raise OrderError("quantity must be positive")
-        if order_type is OrderType.LMT and limit_price is None:
-            raise OrderError("Limit price required for limit orders")
-        if order_type is OrderType.STP and stop_price is None:
-            raise OrderError("Stop price required for stop orders")
-        now = self._clock()
-        order = PaperOrder(
-            order_id=self._next_id,
-            symbol=symbol.upper(),
-            action=action,
-            order_type=order_type,
-            quantity=quantity,
-            limit_price=limit_price.quantize(CENT) if limit_price is not None else None,
-            stop_price=stop_price.quantize(CENT) if stop_price is not None else None,
-            status=status,
-            order_ref=order_ref,
-            created_at=now,
-            received_at=self._monotonic(),
-            updated_at=now,
-            tif=self.default_tif,
-            session=self.session,
-        )
-        self._next_id += 1
-        self.orders[order.order_id] = order
-        return order
 
     def _start(self, order: PaperOrder, reference: Decimal) -> None:
         """Submit a new top-level order; a new symbol's price path starts at `reference`.

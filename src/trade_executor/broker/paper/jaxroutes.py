@@ -33,7 +33,15 @@ from trade_executor.domain.models import Action, BrokerStatus, OrderType
 from . import jaxwire as wire
 from .exchange import OPEN, PaperOrder, Report
 from .state import JSON, Handler, PaperBridge, Refusal
-from .views import account_json, positions_json
+from .views import (
+    account_json,
+    bracket_json,
+    cancelled_json,
+    health_json,
+    placed_json,
+    positions_json,
+    status_json,
+)
 
 QUALIFY_TIMEOUT = 5.0  # ib_client.py _qualify_stock_contract: asyncio.wait_for(..., timeout=5)
 ORDER_SETTLE = 0.5  # ib_client.py place_order / close_position / protect_position: sleep(0.5)
@@ -165,20 +173,18 @@ def _refused(exc: IBRefused, status: int) -> Refusal:
 # ---- the endpoints -------------------------------------------------------------------------
 
 
+def _health(bridge: PaperBridge, connected: bool) -> Response:
+    # The legacy HealthResponse had only status, connected and version.
+    data = (wire.MARKET_DATA_MODE, bridge.paper_trading) if bridge.profile == "jax" else None
+    return JSON(health_json(connected, wire.VERSION, data))
+
+
 async def health(request: Request, bridge: PaperBridge) -> Response:
-    body: dict[str, object] = {"status": "healthy", "connected": True, "version": wire.VERSION}
-    if bridge.profile == "jax":  # the legacy HealthResponse had only the first three fields
-        body["market_data_mode"] = wire.MARKET_DATA_MODE
-        body["paper_trading"] = bridge.paper_trading
-    return JSON(body)
+    return _health(bridge, True)
 
 
 def disconnected_health(bridge: PaperBridge) -> Response:
-    body: dict[str, object] = {"status": "degraded", "connected": False, "version": wire.VERSION}
-    if bridge.profile == "jax":
-        body["market_data_mode"] = wire.MARKET_DATA_MODE
-        body["paper_trading"] = bridge.paper_trading
-    return JSON(body)
+    return _health(bridge, False)
 
 
 async def account(request: Request, bridge: PaperBridge) -> Response:
@@ -201,9 +207,7 @@ async def place_order(request: Request, bridge: PaperBridge) -> Response:
     ref = wire.REF_ENTRY if bridge.profile == "jax" else ""
     order = _place(bridge, symbol, body.action, body.quantity, kind, prices, ref)
     await bridge.ib_sleep(ORDER_SETTLE)
-    return JSON(
-        {"success": True, "order_id": order.order_id, "message": "Order placed successfully"}
-    )
+    return JSON(placed_json(order.order_id, "Order placed successfully"))
 
 
 async def place_bracket(request: Request, bridge: PaperBridge) -> Response:
@@ -234,14 +238,7 @@ async def place_bracket(request: Request, bridge: PaperBridge) -> Response:
             broker.transmit_bracket(parent, limit, body.stop_loss, body.take_profit)
             bridge.maybe_phantom(parent)
     await bridge.ib_sleep(BRACKET_SETTLE)
-    return JSON(
-        {
-            "success": True,
-            "parent_order_id": parent.order_id,
-            "child_order_ids": [child.order_id for child in children],
-            "message": f"Bracket order submitted for {symbol}",
-        }
-    )
+    return JSON(bracket_json(parent.order_id, [child.order_id for child in children], symbol))
 
 
 async def list_orders(request: Request, bridge: PaperBridge) -> Response:
@@ -258,15 +255,8 @@ async def order_status(request: Request, bridge: PaperBridge) -> Response:
     found = _find_trade(bridge, order_id)
     unknown = Report(BrokerStatus.UNKNOWN, 0, None)  # ib_client.py get_order_status
     report = unknown if found is None else _report(bridge, *found)
-    return JSON(
-        {
-            "order_id": order_id,
-            "status": report.status.value,
-            "filled_qty": report.filled_qty,
-            "avg_fill_price": wire.ib_float(report.avg_fill_price),
-            "last_update": wire.naive_utc_now(),
-        }
-    )
+    avg_fill_price = wire.ib_float(report.avg_fill_price)
+    return JSON(status_json(order_id, report, avg_fill_price, wire.naive_utc_now()))
 
 
 async def _cancel(bridge: PaperBridge, order: PaperOrder) -> None:
@@ -288,21 +278,18 @@ async def cancel_order(request: Request, bridge: PaperBridge) -> Response:
     if restored or status not in OPEN:
         raise Refusal(400, f"Order {order_id} is not cancellable from status {status.value}")
     await _cancel(bridge, order)
-    return JSON(
-        {
-            "success": True,
-            "order_id": order_id,
-            "status": order.status.value,
-            "message": f"Cancel requested for order {order_id}",
-        }
-    )
+    return JSON(cancelled_json(order_id, order.status.value))
 
 
-def _position(bridge: PaperBridge, symbol: str) -> int:
-    quantity = bridge.broker.position_of(symbol)
-    if quantity == 0:
+def _exit_size(bridge: PaperBridge, symbol: str, asked: int | None, what: str) -> tuple[int, int]:
+    """(shares held, shares to exit): all of the position unless `asked` is less."""
+    held = bridge.broker.position_of(symbol)
+    if held == 0:
         raise IBRefused(f"No open position found for {symbol}")
-    return quantity
+    quantity = asked or abs(held)
+    if quantity > abs(held):
+        raise IBRefused(f"{what} quantity must be between 1 and {abs(held)}")
+    return held, quantity
 
 
 async def close_position(request: Request, bridge: PaperBridge) -> Response:
@@ -310,10 +297,7 @@ async def close_position(request: Request, bridge: PaperBridge) -> Response:
     symbol = request.path_params["symbol"]
     body = await _body(request, wire.ClosePositionRequest)
     try:
-        held = _position(bridge, symbol)
-        quantity = body.quantity or abs(held)
-        if quantity > abs(held):
-            raise IBRefused(f"Close quantity must be between 1 and {abs(held)}")
+        held, quantity = _exit_size(bridge, symbol, body.quantity, "Close")
         contract = await _qualify(bridge, symbol)
         kind = _order_kind(bridge, body.order_type)
         prices = _prices(kind, body.limit_price, None)
@@ -322,13 +306,7 @@ async def close_position(request: Request, bridge: PaperBridge) -> Response:
     action = "SELL" if held > 0 else "BUY"
     order = _place(bridge, contract, action, quantity, kind, prices, wire.REF_CLOSE)
     await bridge.ib_sleep(ORDER_SETTLE)
-    return JSON(
-        {
-            "success": True,
-            "order_id": order.order_id,
-            "message": f"Close order submitted for {symbol.upper()}",
-        }
-    )
+    return JSON(placed_json(order.order_id, f"Close order submitted for {symbol.upper()}"))
 
 
 def _replaceable(order: PaperOrder, symbol: str, exit_action: Action) -> bool:
@@ -349,10 +327,7 @@ async def protect_position(request: Request, bridge: PaperBridge) -> Response:
     symbol = request.path_params["symbol"]
     body = await _body(request, wire.ProtectPositionRequest)
     try:
-        held = _position(bridge, symbol)
-        quantity = body.quantity or abs(held)
-        if quantity > abs(held):
-            raise IBRefused(f"Protection quantity must be between 1 and {abs(held)}")
+        held, quantity = _exit_size(bridge, symbol, body.quantity, "Protection")
         contract = await _qualify(bridge, symbol)
     except IBRefused as exc:
         raise _refused(exc, 400) from None
@@ -364,29 +339,17 @@ async def protect_position(request: Request, bridge: PaperBridge) -> Response:
                 await _cancel(bridge, order)
                 cancelled.append(order.order_id)
     oca = f"protect-{contract}-{int(datetime.now(UTC).timestamp())}"
-    stop = _place(
-        bridge,
-        contract,
-        exit_action.value,
-        quantity,
-        OrderType.STP,
-        (None, body.stop_loss),
-        wire.REF_PROTECT,
-        oca,
-    )
-    placed = [stop.order_id]
+    exits: list[tuple[OrderType, tuple[Decimal | None, Decimal | None]]] = [
+        (OrderType.STP, (None, body.stop_loss))
+    ]
     if body.take_profit is not None:
-        take = _place(
-            bridge,
-            contract,
-            exit_action.value,
-            quantity,
-            OrderType.LMT,
-            (body.take_profit, None),
-            wire.REF_PROTECT,
-            oca,
-        )
-        placed.append(take.order_id)
+        exits.append((OrderType.LMT, (body.take_profit, None)))
+    placed = [
+        _place(
+            bridge, contract, exit_action.value, quantity, kind, prices, wire.REF_PROTECT, oca
+        ).order_id
+        for kind, prices in exits
+    ]
     await bridge.ib_sleep(ORDER_SETTLE)
     return JSON(
         {

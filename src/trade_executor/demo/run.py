@@ -1,0 +1,195 @@
+"""`run_demo`: what the demo starts (PostgreSQL, the paper bridge, the real service), the story
+told against them, and everything stopped again before it returns.
+
+Guarantees:
+- The service's JSON logs go to a file; the terminal keeps the narrative. The file (and its
+  directory) is removed after a successful run unless `keep`, and named otherwise.
+- A DATABASE_URL database with approvals waiting is refused before anything starts: the demo's
+  executor would take them up against the paper bridge.
+- A service that stops on its own ends the story; the exit code says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TextIO
+
+import anyio
+import asyncpg
+from anyio.abc import TaskStatus
+from pydantic import SecretStr
+
+from trade_executor.broker.paper import PaperConfig, serve
+from trade_executor.config import Settings
+from trade_executor.devdb.server import EmbeddedPostgresError, embedded_postgres
+from trade_executor.logging import configure_logging
+from trade_executor.redact import redact_dsn
+from trade_executor.service import Service
+from trade_executor.store.migrate import migrate
+from trade_executor.systemd import SystemdNotifier
+
+from .narration import Terminal, exits_table, summary_table
+from .samples import Outcome
+from .story import POLL, approve_samples, run_to_exits
+
+EX_FAILURE = 1
+START_TIMEOUT = 60.0
+
+WAITING_APPROVALS = """
+SELECT count(*) FROM trade_approvals a
+WHERE a.approved AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.signal_id = a.signal_id)
+"""
+
+
+class DemoError(Exception):
+    """The demo could not run; the message is one sentence for the terminal."""
+
+
+def run_demo(settings: Settings, *, keep: bool = False, out: TextIO | None = None) -> int:
+    """Run the demo; 0 when every sample signal was followed to its outcome."""
+    terminal = Terminal(out or sys.stdout)
+    workdir = Path(tempfile.mkdtemp(prefix="trade-executor-demo-"))
+    log_path = workdir / "trade-executor.log"
+    succeeded = False
+
+    def clean_up() -> None:
+        configure_logging(settings.log_format, settings.log_level)  # back off the closed file
+        if keep or not succeeded:
+            terminal.line(f"service logs (JSON lines): {log_path}", stamp=False)
+        else:
+            log_path.unlink(missing_ok=True)
+            workdir.rmdir()
+
+    with ExitStack() as stack:
+        stack.callback(clean_up)
+        log_file = stack.enter_context(log_path.open("a", encoding="utf-8"))
+        configure_logging("json", "info", stream=log_file, secrets=settings.secret_values())
+        terminal.line("trade-executor demo: signals -> approvals -> orders at a paper broker")
+        try:
+            if settings.database_url is None:
+                try:
+                    server = stack.enter_context(embedded_postgres(keep=keep))
+                except EmbeddedPostgresError as error:
+                    raise DemoError(str(error)) from None
+                dsn, fresh = server.url, True
+                terminal.line(
+                    f"PostgreSQL {server.version}: a throwaway server in {server.directory} "
+                    f"(binaries: {server.bindir})"
+                )
+            else:
+                dsn, fresh = settings.dsn(), False
+                terminal.line(f"PostgreSQL: DATABASE_URL {redact_dsn(dsn)}")
+            code = asyncio.run(_demo(settings, dsn, fresh, terminal))
+        except DemoError as error:
+            terminal.line(f"demo failed: {error}", stamp=False)
+            return EX_FAILURE
+        succeeded = code == 0
+        return code
+
+
+def demo_settings(settings: Settings, dsn: str, bridge_url: str) -> Settings:
+    """The user's settings with what the demo needs: its database and bridge, execution on,
+    quick polling, the HTTP API on an ephemeral loopback port."""
+    return settings.model_copy(
+        update={
+            "database_url": SecretStr(dsn),
+            "database_password": None,  # already merged into `dsn`
+            "ib_bridge_url": bridge_url,
+            "execution_enabled": True,
+            "http_host": "127.0.0.1",
+            "http_port": 0,
+            "order_poll_interval": 0.2,
+            "order_poll_timeout": 30.0,
+            "sweep_interval": 1.0,
+            "listener_health_interval": 1.0,
+            "cancelled_recheck_delay": 0.2,
+            "shutdown_grace": 5.0,
+        }
+    )
+
+
+async def _serve_bridge(
+    stop: anyio.Event, *, task_status: TaskStatus[str] = anyio.TASK_STATUS_IGNORED
+) -> None:
+    def ready(port: int) -> None:
+        task_status.started(f"http://127.0.0.1:{port}")
+
+    # A new symbol's price starts at its first order's price; the ticker then moves it every
+    # 50 ms, so a LMT entry fills at the first tick that crosses it.
+    config = PaperConfig(seed=1, tick_interval=0.05)
+    # The paper bridge's Hypercorn logs "Running on ..." to stderr; the service's own HTTP API
+    # turns that log off (httpserve.py), and the demo keeps the terminal for its narrative.
+    logging.getLogger("hypercorn.error").disabled = True
+    await serve(config, "127.0.0.1", 0, ready=ready, shutdown_trigger=stop.wait)
+
+
+async def _refuse_waiting_approvals(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        waiting = await conn.fetchval(WAITING_APPROVALS)
+    finally:
+        await conn.close()
+    if waiting:
+        raise DemoError(
+            f"the database has {waiting} approved signal(s) not yet executed, which the "
+            "demo's executor would take up against the paper bridge: use an empty database"
+        )
+
+
+async def _demo(settings: Settings, dsn: str, fresh: bool, terminal: Terminal) -> int:
+    await migrate(dsn)
+    if not fresh:
+        await _refuse_waiting_approvals(dsn)
+    stop_bridge = anyio.Event()
+    async with anyio.create_task_group() as tg:
+        bridge_url: str = await tg.start(_serve_bridge, stop_bridge)
+        terminal.line(f"paper bridge: {bridge_url} (net liquidation 100000, LMT orders fill)")
+        config = demo_settings(settings, dsn, bridge_url)
+        service = Service(config, notifier=SystemdNotifier(None))
+        stopped = anyio.Event()
+        exit_codes: list[int] = []
+        story = anyio.CancelScope()
+
+        async def run_service() -> None:
+            try:
+                exit_codes.append(await service.run())
+            finally:
+                stopped.set()
+                story.cancel()  # the service stopped on its own (Ctrl-C, or it failed)
+
+        tg.start_soon(run_service)
+        outcomes: list[Outcome] = []
+        with story:
+            await _wait_active(service, terminal)
+            outcomes = await approve_samples(config, dsn, terminal)
+            await run_to_exits(dsn, bridge_url, outcomes, terminal)
+        service.request_stop()
+        await stopped.wait()
+        stop_bridge.set()
+    if story.cancelled_caught:
+        terminal.line(f"the service stopped early (exit code {exit_codes[0]})")
+        return exit_codes[0] or 130
+    terminal.line("service stopped", stamp=True)
+    terminal.line(stamp=False)
+    for line in summary_table(outcomes):
+        terminal.line(line, stamp=False)
+    exits = exits_table(outcomes)
+    if exits:
+        terminal.line(stamp=False)
+        for line in exits:
+            terminal.line(line, stamp=False)
+    return 0 if exit_codes == [0] and all(o.row is not None for o in outcomes) else EX_FAILURE
+
+
+async def _wait_active(service: Service, terminal: Terminal) -> None:
+    with anyio.fail_after(START_TIMEOUT):
+        while service.role != "active":  # noqa: ASYNC110 - the service has no event
+            await anyio.sleep(POLL)
+    terminal.line(
+        f"service active: listener, executor, pollers; HTTP API on 127.0.0.1:{service.http_port}"
+    )
