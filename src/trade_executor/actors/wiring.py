@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from anyio.abc import TaskGroup
 
+from trade_executor.actors.execution.deadlines import SCAN_INTERVAL, StateBounds
 from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.executor import Executor, Mailbox, create_mailbox
 from trade_executor.actors.listener import ApprovalListener
@@ -49,14 +50,27 @@ def build_actors(
     *,
     poll_broker: Broker | None = None,
     clock: Clock = utcnow,
+    bounds: StateBounds | None = None,
+    scan_interval: float = SCAN_INTERVAL,
 ) -> Actors:
     """The actors of an active instance. `poll_broker` (default `broker`) serves the pollers,
-    so thousands of polls never queue the executor's account reads and orders."""
+    so thousands of polls never queue the executor's account reads and orders. `bounds` and
+    `scan_interval` (default: from `settings`, every 5 s) drive the executor's deadline scan."""
     mailbox, inbox = create_mailbox()
     pollers = PollerPool(
         settings, store, poll_broker or broker, metrics, mailbox.send_nowait, clock=clock
     )
-    executor = Executor(settings, store, broker, metrics, inbox, pollers.follow, clock=clock)
+    executor = Executor(
+        settings,
+        store,
+        broker,
+        metrics,
+        inbox,
+        pollers.follow,
+        clock=clock,
+        bounds=bounds,
+        scan_interval=scan_interval,
+    )
     listener = ApprovalListener(settings, store, notifications, mailbox.send_nowait)
     return Actors(mailbox, executor, pollers, listener)
 

@@ -73,6 +73,12 @@ class Recovery:
         )
         s.metrics.set_daily_risk(s.riskbook.daily_risk_used(now))
 
+    async def resume_received(
+        self, execution: Execution, decide: Callable[[Candidate], None]
+    ) -> None:
+        """Decide a `received` row again (the deadline scan calls this for one past its bound)."""
+        await self._resume_received(execution, decide)
+
     async def _resume_received(
         self, execution: Execution, decide: Callable[[Candidate], None]
     ) -> None:

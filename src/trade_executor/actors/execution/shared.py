@@ -42,6 +42,12 @@ def new_client_order_id(execution_id: UUID) -> str:
     return f"te-{execution_id.hex}"
 
 
+def describe_error(error: BaseException) -> str:
+    """An error as one line: its type and message (the same error twice gives the same text)."""
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
 def log_context(execution: Execution) -> dict[str, Any]:
     """The ids every log line about an execution carries."""
     context: dict[str, Any] = {
@@ -134,6 +140,11 @@ class Shared:
     working: WorkingOrders = field(default_factory=WorkingOrders)
     snapshots: AccountSnapshots = field(init=False)
     tg: TaskGroup | None = None
+    # Executions a task of this run is working on (claimed and being decided, submitted or
+    # reconciled): the deadline scan leaves them alone. See `actors/execution/deadlines.py`.
+    in_hand: set[UUID] = field(default_factory=set)
+    # The last error a task met for an execution, for the deadline scan to count repeats.
+    troubles: dict[UUID, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.store, self.metrics)
@@ -144,6 +155,13 @@ class Shared:
         self.riskbook = RiskBook(RiskLimits.from_settings(self.settings), self.settings.timezone)
         self.working = WorkingOrders()
         self.snapshots = AccountSnapshots(self.broker)
+        self.in_hand = set()
+        self.troubles = {}
+
+    def trouble(self, execution_id: UUID, error: BaseException) -> None:
+        """Note the error a task met for `execution_id` and let go of it (see `in_hand`)."""
+        self.troubles[execution_id] = describe_error(error)
+        self.in_hand.discard(execution_id)
 
     def spawn(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run `work` in the executor's task group. An exception it raises is logged and ends

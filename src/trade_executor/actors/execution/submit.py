@@ -28,17 +28,23 @@ from trade_executor.domain.orders import build_order
 from trade_executor.domain.riskbook import Decision
 from trade_executor.domain.states import Transition
 from trade_executor.logging import bind_context
+from trade_executor.store.errors import StoreError
 from trade_executor.testing.faults import fault_point
 
 RECONCILE_ATTEMPTS = 3
 RECONCILE_DELAY = 1.0
+# How long reconciliation keeps trying to reach the bridge before the outcome is `unknown`.
+RECONCILE_WINDOW = 30.0
 CLOCK_SKEW = timedelta(seconds=5)  # the bridge's clock against ours, for the fallback match
 
 
 class Submitter:
-    def __init__(self, shared: Shared, outcomes: Outcomes) -> None:
+    def __init__(
+        self, shared: Shared, outcomes: Outcomes, *, reconcile_window: float = RECONCILE_WINDOW
+    ) -> None:
         self._s = shared
         self._outcomes = outcomes
+        self.reconcile_window = reconcile_window
 
     async def submit(self, candidate: Candidate, decision: Decision) -> None:
         """Run by the executor for each decided candidate (`Submissions.begin` already done)."""
@@ -88,7 +94,16 @@ class Submitter:
                 trade = trade_from_execution(planned, valid.strategy_id, None, "dry_run")
                 await self._outcomes.dry_run(execution, plan, sizing_detail, trade)
                 return
-            intent = await s.recorder.apply(execution, Transition.BEGIN_SUBMIT, plan, sizing_detail)
+            try:
+                intent = await s.recorder.apply(
+                    execution, Transition.BEGIN_SUBMIT, plan, sizing_detail
+                )
+            except StoreError as error:
+                # Not `StoreUnavailable` (the Recorder retried that): the database refused the
+                # intent itself (a value out of a column's range, say) and would refuse it again.
+                # Nothing was sent: end it now, risk released, so no restart re-decides it.
+                await self._outcomes.fail(execution, f"internal: {error}", attempted=False)
+                return
             if intent is None:
                 # Nothing was sent: free the risk. The claim stays `received` if the database
                 # was away, and the next start decides it again.
@@ -101,6 +116,7 @@ class Submitter:
             fault_point("after_broker_accepted")
             bind_context(order_id=placed.order_id)
             s.riskbook.commit(execution.id)
+            self._outcomes.placed()
             s.metrics.orders_submitted.inc()
             s.metrics.approval_to_submit.observe(anyio.current_time() - candidate.seen_at)
             recorded = await s.recorder.accepted(intent, placed, valid.strategy_id, s.clock())
@@ -108,10 +124,13 @@ class Submitter:
             if recorded is not None:
                 s.outcomes.publish(recorded)
                 s.follow(recorded)
-        except Exception:
+        except Exception as error:
             log.exception("execution.submit_crashed", **log_context(execution))
-            # Whatever was persisted stays; start-up recovery settles a `submitting` row.
+            # Whatever was persisted stays; the deadline scan (and start-up recovery) settles a
+            # `received` or `submitting` row, counting how often the same error repeats.
+            s.trouble(execution.id, error)
         finally:
+            s.in_hand.discard(execution.id)
             s.submissions.end()
 
     async def _place(self, intent: Execution, order: AnyOrderRequest) -> PlacedOrder | None:
@@ -136,7 +155,16 @@ class Submitter:
         unreachable = Backoff(base=1.0, cap=30.0)
         misses = 0
         ambiguous = False
+        # Bounded (CONTRACT section 5, "no execution is stranded"): a bridge that stays away for
+        # the whole reconcile window leaves the outcome unknown, for an operator to settle.
+        give_up_at = anyio.current_time() + self.reconcile_window
         while misses < RECONCILE_ATTEMPTS and not ambiguous:
+            if anyio.current_time() >= give_up_at:
+                await self._outcomes.unknown(
+                    execution,
+                    "ambiguous_submission: the bridge could not be reached to look the order up",
+                )
+                return None
             try:
                 found = await s.broker.find_order(
                     execution.client_order_id,
@@ -150,7 +178,8 @@ class Submitter:
                 )
             except BrokerError as error:
                 log.warning("order.reconcile_retry", error=str(error), **bound)
-                await anyio.sleep(unreachable.next())
+                delay = min(unreachable.next(), give_up_at - anyio.current_time())
+                await anyio.sleep(max(0.0, delay))
                 continue
             if found.found is not None:
                 children = await self._children_of(found.found.order_id)
@@ -172,10 +201,12 @@ class Submitter:
         """Recovery of a `submitting` row a crash left behind (`Submissions.begin` done)."""
         s = self._s
         bind_context(**log_context(execution))
+        s.in_hand.add(execution.id)
         try:
             placed = await self.reconcile(execution)
             if placed is None:
                 return
+            self._outcomes.placed()
             signal = await s.store.get_signal(execution.signal_id)
             recorded = await s.recorder.accepted(
                 execution,
@@ -186,9 +217,11 @@ class Submitter:
             )
             if recorded is not None:
                 s.follow(recorded)
-        except Exception:
+        except Exception as error:
             log.exception("recovery.reconcile_crashed", **log_context(execution))
+            s.trouble(execution.id, error)  # the deadline scan retries, a bounded number of times
         finally:
+            s.in_hand.discard(execution.id)
             s.submissions.end()
 
     async def _children_of(self, parent_id: int) -> tuple[int, ...]:
