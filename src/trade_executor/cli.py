@@ -61,10 +61,31 @@ def build_parser() -> argparse.ArgumentParser:
     resume = commands.add_parser("resume", help="clear the kill switch")
     resume.add_argument("--by", default=None, help="who resumes (default: the OS user)")
 
-    resolve = commands.add_parser("resolve", help="settle an execution left `unknown`")
-    resolve.add_argument("execution_id", metavar="EXECUTION_ID")
-    resolve.add_argument("--as", dest="outcome", required=True, choices=["failed", "submitted"])
-    resolve.add_argument("--order-id", type=int, help="the broker's order id (with submitted)")
+    resolve = commands.add_parser(
+        "resolve",
+        help="settle an execution the service cannot settle itself",
+        description=(
+            "Settle an `unknown` execution, or one left in submitting, submitted or "
+            "partially_filled past its bound. With --order-id the order is looked up at the "
+            "bridge and must match the execution's symbol, side and quantity. The running "
+            "service applies the change within a second."
+        ),
+        epilog="example: trade-executor resolve 3f1e0c1a --as cancelled --order-id 1042",
+    )
+    resolve.add_argument(
+        "execution_id", metavar="ID", help="execution id, signal id, or a unique prefix of either"
+    )
+    resolve.add_argument(
+        "--as",
+        dest="outcome",
+        required=True,
+        choices=["failed", "submitted", "filled", "cancelled"],
+    )
+    resolve.add_argument(
+        "--order-id",
+        type=int,
+        help="the broker's order id (checked at the bridge; needed by submitted)",
+    )
     resolve.add_argument("--by", default=None, help="who resolves (default: the OS user)")
     return parser
 

@@ -244,6 +244,13 @@ class PgStore:
         return [execution_from_row(row) for row in rows]
 
     @translating
+    async def executions_by_prefix(self, prefix: str, limit: int = 2) -> list[Execution]:
+        """Executions whose id or signal id starts with `prefix` (hex digits and dashes, lower
+        case), oldest first, at most `limit` (2 is enough to tell an ambiguous prefix)."""
+        rows = await self._pool.fetch(q.EXECUTIONS_BY_PREFIX, prefix, limit)
+        return [execution_from_row(row) for row in rows]
+
+    @translating
     async def executions_on(self, trading_day: date) -> list[Execution]:
         rows = await self._pool.fetch(q.EXECUTIONS_ON_DAY, trading_day)
         return [execution_from_row(row) for row in rows]

@@ -60,6 +60,13 @@ EXECUTION_BY_ID = "SELECT * FROM executions WHERE id = $1"
 EXECUTION_BY_SIGNAL = "SELECT * FROM executions WHERE signal_id = $1"
 EXECUTIONS_IN_STATES = "SELECT * FROM executions WHERE state = ANY($1::text[]) ORDER BY created_at"
 EXECUTIONS_ON_DAY = "SELECT * FROM executions WHERE trading_day = $1 ORDER BY created_at"
+# Operators name an execution by a prefix of its id or of its signal's id ($1: lower-case hex
+# and dashes only, so it holds no LIKE wildcard).
+EXECUTIONS_BY_PREFIX = """
+SELECT * FROM executions
+WHERE id::text LIKE $1 || '%' OR signal_id::text LIKE $1 || '%'
+ORDER BY created_at LIMIT $2
+"""
 
 # The first approval of each signal (DISTINCT ON), then the oldest of those first.
 PENDING_APPROVALS = """
