@@ -121,4 +121,8 @@ def restore_breaker(
     for outcome in sorted(outcomes, key=lambda o: o.at):
         if since is None or outcome.at > since:
             trip = breaker.record(outcome.outcome, outcome.reason) or trip
+    if breaker.failures < max(breaker.limit, 1):
+        # An order placed after the run of failures ended it: nothing is left to halt for.
+        trip = None
+        breaker.tripped = False
     return breaker, trip

@@ -132,6 +132,10 @@ class RiskBook:
         symbol = _normal(symbol)
         return symbol in self._live_symbols or symbol in self._broker or symbol in self._filled
 
+    def knows(self, execution_id: UUID) -> bool:
+        """Whether the execution is in the book (in flight, or settled with its risk kept)."""
+        return execution_id in self._live or execution_id in self._settled
+
     def in_flight(self) -> int:
         return len(self._live)
 

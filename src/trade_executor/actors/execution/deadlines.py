@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from uuid import UUID
 
 import anyio
@@ -263,6 +264,7 @@ class DeadlineScan:
         if error is not None and self.strikes.exhausted(execution.id):
             await self._outcomes.unknown(execution, f"reconcile_failed: {error}")
             return
+        self._enter_riskbook(execution)
         log.warning(
             "deadline.reconcile",
             late_seconds=round(late.total_seconds(), 3),
@@ -272,6 +274,29 @@ class DeadlineScan:
         s.in_hand.add(execution.id)
         s.submissions.begin()
         s.spawn("deadline_reconcile", lambda: self._submitter.settle_submitting(execution))
+
+    def _enter_riskbook(self, execution: Execution) -> None:
+        """A `submitting` row this run never decided (written by an earlier leader after this
+        run's recovery, say) holds its risk and symbol, as `rebuild_riskbook` would enter it."""
+        s = self._s
+        if s.riskbook.knows(execution.id):
+            return
+        now = s.clock()
+        s.riskbook.restore(
+            execution.id,
+            execution.symbol or "",
+            execution.risk_amount or Decimal(0),
+            execution.trading_day or s.riskbook.trading_day(now),
+            working=True,
+        )
+        if execution.quantity and execution.entry_price:
+            s.working.add(
+                execution.id,
+                execution.symbol or "",
+                execution.quantity,
+                execution.entry_price,
+                execution.filled_qty,
+            )
 
     def _note_trouble(self, execution: Execution) -> str | None:
         """The error the last attempt met (counted), or None if it met none."""
