@@ -468,8 +468,9 @@ async def test_a_symbol_with_blanks_is_one_symbol_everywhere(bridge: PaperServer
         async with running(settings_for(bridge), store) as run:
             store.add_approval(signal_id)
             await until(
-                lambda: final_or_unknown(store, signal_id)
-                or state_of(store, signal_id) is S.SUBMITTED
+                lambda: (
+                    final_or_unknown(store, signal_id) or state_of(store, signal_id) is S.SUBMITTED
+                )
             )
             assert run.actors.executor.riskbook.is_open("AMB4")
     execution = store.execution_of(signal_id)
