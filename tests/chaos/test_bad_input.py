@@ -26,7 +26,9 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from tests.chaos.conftest import (
+
+from tests.support import ThreadedBridge, approve, insert_signal
+from tests.support.chaos import (
     ENTRY,
     STOP,
     TARGET,
@@ -35,7 +37,6 @@ from tests.chaos.conftest import (
     check_invariants,
     wait_settled,
 )
-from tests.support import ThreadedBridge, approve, insert_signal
 
 pytestmark = pytest.mark.anyio
 

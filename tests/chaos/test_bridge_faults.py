@@ -10,7 +10,10 @@ from typing import Any
 import anyio
 import asyncpg
 import pytest
-from tests.chaos.conftest import (
+
+from tests.support import ThreadedBridge, approve, insert_signal
+from tests.support.bridge_proxy import bridge_proxy
+from tests.support.chaos import (
     ENTRY,
     STOP,
     TARGET,
@@ -18,8 +21,6 @@ from tests.chaos.conftest import (
     check_invariants,
     wait_settled,
 )
-from tests.support import ThreadedBridge, approve, insert_signal
-from tests.support.bridge_proxy import bridge_proxy
 
 pytestmark = pytest.mark.anyio
 
@@ -137,7 +138,7 @@ async def test_fault_on_the_order_post(
     states, orders, reason = POST_FAULTS[mode]
     with bridge_proxy(bridge.url) as proxy:
         harness.bridge_url = proxy.url
-        process = harness.start(IB_BRIDGE_TIMEOUT="1", **ROOMY)
+        process = harness.start(IB_BRIDGE_TIMEOUT="1", environment=ROOMY)
         await process.wait_ready()
         proxy.set(mode, delay=1.8)
         signal_ids = await approvals(conn, 2, "P")
@@ -173,7 +174,7 @@ async def test_flaky_bridge_every_outcome_is_documented(
 ) -> None:
     """A bridge that fails a fraction of every kind of request, at random: each execution ends in
     a documented state with a documented reason, and no signal gets two orders."""
-    process = harness.start(IB_BRIDGE_TIMEOUT="1", **ROOMY)
+    process = harness.start(IB_BRIDGE_TIMEOUT="1", environment=ROOMY)
     await process.wait_ready()
     bridge.admin("POST", "/admin/reset")
     bridge.set_faults(error_rate=0.15, unavailable_rate=0.1, html=0.1, drop_after_accept=0.3)

@@ -12,7 +12,9 @@ import uuid
 
 import asyncpg
 import pytest
-from tests.chaos.conftest import (
+
+from tests.support import ThreadedBridge, approve, insert_signal, wait_for
+from tests.support.chaos import (
     ENTRY,
     RISK,
     SHARES,
@@ -22,7 +24,6 @@ from tests.chaos.conftest import (
     check_invariants,
     wait_settled,
 )
-from tests.support import ThreadedBridge, approve, insert_signal, wait_for
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,9 @@ import uuid
 import anyio
 import asyncpg
 import pytest
-from tests.chaos.conftest import (
+
+from tests.support import ThreadedBridge, approve, insert_signal, wait_for
+from tests.support.chaos import (
     ENTRY,
     STOP,
     TARGET,
@@ -17,7 +19,6 @@ from tests.chaos.conftest import (
     check_invariants,
     wait_settled,
 )
-from tests.support import ThreadedBridge, approve, insert_signal, wait_for
 from tests.support.proxy import tcp_proxy
 
 pytestmark = pytest.mark.anyio

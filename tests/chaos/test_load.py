@@ -25,8 +25,9 @@ import anyio.to_thread
 import asyncpg
 import httpx
 import pytest
-from tests.chaos.conftest import FINAL, WORKING, Harness, check_invariants, wait_settled
+
 from tests.support import ThreadedBridge, threaded_bridge
+from tests.support.chaos import FINAL, WORKING, Harness, check_invariants, wait_settled
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -108,7 +109,7 @@ async def test_a_thousand_approvals_in_bursts(
     name: str, harness: Harness, bridge: ThreadedBridge, conn: asyncpg.Connection
 ) -> None:
     scenario = SCENARIOS[name]
-    process = harness.start(**scenario.env())
+    process = harness.start(environment=scenario.env())
     await process.wait_ready()
     samples: list[int] = []
     stop_market = anyio.Event()

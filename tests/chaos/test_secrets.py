@@ -24,7 +24,9 @@ import anyio.to_thread
 import asyncpg
 import httpx
 import pytest
-from tests.chaos.conftest import (
+
+from tests.support import ThreadedBridge, approve, insert_signal
+from tests.support.chaos import (
     BASE_ENV,
     ENTRY,
     ROOT,
@@ -33,7 +35,6 @@ from tests.chaos.conftest import (
     Harness,
     wait_settled,
 )
-from tests.support import ThreadedBridge, approve, insert_signal
 from tests.support.proxy import tcp_proxy
 
 pytestmark = pytest.mark.anyio

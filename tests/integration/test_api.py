@@ -3,12 +3,10 @@ executor, the pollers and a paper bridge over HTTP. Every status code is provoke
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 import anyio
@@ -22,10 +20,10 @@ from tests.support import (
     insert_signal,
     make_settings,
     running_service,
+    threaded_bridge,
 )
 from trade_executor.broker.jsonnum import loads
-from trade_executor.broker.paper import Faults, PaperConfig, serve
-from trade_executor.embedded_pg import embedded_postgres, find_bindir
+from trade_executor.devdb.server import embedded_postgres, find_bindir
 from trade_executor.service import Service
 from trade_executor.store.migrate import migrate
 
@@ -33,11 +31,6 @@ pytestmark = pytest.mark.anyio
 
 TOKEN = "test-token"
 WAIT = 30.0  # deadline for an outcome to appear, never a measured duration
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @asynccontextmanager
@@ -232,27 +225,8 @@ async def test_a_standby_answers_503(
 def bridge_on_port(port: int) -> Iterator[str]:
     """A paper bridge on a given port, in its own thread, so that it can be stopped and started
     again at the same address."""
-    ports: list[int] = []
-    started, stop = threading.Event(), threading.Event()
-
-    async def until_stopped() -> None:
-        while not stop.is_set():
-            await anyio.sleep(0.02)
-
-    def ready(bound: int) -> None:
-        ports.append(bound)
-        started.set()
-
-    config = PaperConfig(seed=7, tick_interval=0.0, faults=Faults())
-    run = partial(serve, config, "127.0.0.1", port, ready=ready, shutdown_trigger=until_stopped)
-    thread = threading.Thread(target=anyio.run, args=(run,), daemon=True)
-    thread.start()
-    assert started.wait(15), "the paper bridge did not start"
-    try:
-        yield f"http://127.0.0.1:{ports[0]}"
-    finally:
-        stop.set()
-        thread.join(10)
+    with threaded_bridge(port=port) as running:
+        yield running.url
 
 
 def free_port() -> int:

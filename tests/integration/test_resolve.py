@@ -210,8 +210,8 @@ def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     ("state", "bound"),
     [
         ("submitting", "IB_BRIDGE_TIMEOUT (15 s) plus the reconcile window (30 s)"),
-        ("submitted", "ORDER_POLL_TIMEOUT (120 s) plus a grace of 50 s"),
-        ("partially_filled", "ORDER_POLL_TIMEOUT (120 s) plus a grace of 50 s"),
+        ("submitted", "ORDER_POLL_TIMEOUT (120 s) plus a grace of 30 s"),
+        ("partially_filled", "ORDER_POLL_TIMEOUT (120 s) plus a grace of 30 s"),
     ],
 )
 def test_a_state_within_its_bound_is_refused_naming_the_bound(

@@ -50,10 +50,10 @@ class ThreadedBridge:
 
 
 @contextmanager
-def threaded_bridge(**overrides: Any) -> Iterator[ThreadedBridge]:
-    settings: dict[str, Any] = {"seed": 7, "tick_interval": 0.0, "faults": Faults()}
-    settings.update(overrides)
-    config = PaperConfig(**settings)
+def threaded_bridge(*, port: int = 0, **overrides: Any) -> Iterator[ThreadedBridge]:
+    """The deterministic paper bridge (`paper_config(**overrides)`) served in its own thread, on
+    `port` (0: an ephemeral one)."""
+    config = paper_config(**overrides)
     ports: list[int] = []
     started = threading.Event()
     stop = threading.Event()
@@ -68,7 +68,7 @@ def threaded_bridge(**overrides: Any) -> Iterator[ThreadedBridge]:
 
     def run() -> None:
         anyio.run(
-            partial(serve, config, "127.0.0.1", 0, ready=ready, shutdown_trigger=until_stopped)
+            partial(serve, config, "127.0.0.1", port, ready=ready, shutdown_trigger=until_stopped)
         )
 
     thread = threading.Thread(target=run, name="paper-bridge", daemon=True)

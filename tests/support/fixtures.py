@@ -4,14 +4,9 @@ Async tests
     Mark them `@pytest.mark.anyio` (or `pytestmark = pytest.mark.anyio` for a module). By default
     each runs twice, on asyncio and on trio (`anyio_backend` below).
 
-    asyncpg does not run on trio. A test module that touches asyncpg (directly or through
-    `trade_executor.store`) pins itself to asyncio by overriding the fixture at module level::
-
-        pytestmark = pytest.mark.anyio
-
-        @pytest.fixture(scope="module")
-        def anyio_backend() -> str:
-            return "asyncio"
+    asyncpg does not run on trio: the conftests of `integration/` and `chaos/` pin asyncio for
+    their directories. A module overrides `anyio_backend` only when it needs another set than its
+    directory's, and says why (the suites over both stores run the memory store on trio too).
 
 PostgreSQL (server: TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/postgres)
     `pg_server_url`       (session)  the server's maintenance database; never write there.
@@ -21,6 +16,13 @@ PostgreSQL (server: TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432
     `fresh_database_url`  (function) a new, empty, unmigrated database, dropped after the test.
     `create_database`     (function) a factory: `create_database()` returns the URL of another
                                      new empty database; all are dropped after the test.
+    `module_database_url` (module)   a migrated database of the module's own, which its tests may
+                                     empty (`PgLedger.emptied` does).
+
+Ledgers (`tests.support.ledgers`)
+    `ledger`              (function) parametrised: a `MemoryLedger` (either backend) and a
+                                     `PgLedger` on `module_database_url`, emptied (asyncio only;
+                                     skipped on trio).
 
 These fixtures are synchronous (setup and teardown use `asyncio.run`), so sync and async tests on
 either backend can use them.
@@ -44,6 +46,7 @@ from tests.support import (
     paper_in_this_loop,
     threaded_bridge,
 )
+from tests.support.ledgers import Ledger, MemoryLedger, PgLedger
 from trade_executor.broker import BrokerClient
 from trade_executor.broker.paper import PaperConfig
 from trade_executor.store.migrate import migrate
@@ -109,6 +112,36 @@ def database_url(pg_server_url: str) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(_drop(pg_server_url, url))
+
+
+@pytest.fixture(scope="module")
+def module_database_url(pg_server_url: str) -> Iterator[str]:
+    url = asyncio.run(_create(pg_server_url))
+    try:
+        asyncio.run(migrate(url))
+        yield url
+    finally:
+        asyncio.run(_drop(pg_server_url, url))
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def ledger_url(request: pytest.FixtureRequest, anyio_backend: str) -> str | None:
+    """None for the memory store, else the URL of the module's database (synchronous, so the
+    database can be created outside the test's event loop)."""
+    if request.param == "memory":
+        return None
+    if anyio_backend != "asyncio":
+        pytest.skip("asyncpg runs on asyncio only")
+    return str(request.getfixturevalue("module_database_url"))
+
+
+@pytest.fixture
+async def ledger(ledger_url: str | None) -> AsyncIterator[Ledger]:
+    if ledger_url is None:
+        yield MemoryLedger()
+        return
+    async with PgLedger.emptied(ledger_url) as emptied:
+        yield emptied
 
 
 # -- the service's surroundings, for tests pinned to asyncio ---------------------------------

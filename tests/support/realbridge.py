@@ -7,7 +7,7 @@ names exactly the quirk it reproduces.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -186,7 +186,7 @@ def openapi(paths: dict[str, list[str]]) -> httpx.Response:
 Router = Callable[[httpx.Request], httpx.Response]
 
 
-def routed(table: dict[tuple[str, str], httpx.Response | list[httpx.Response]]) -> Router:
+def routed(table: Mapping[tuple[str, str], httpx.Response | list[httpx.Response]]) -> Router:
     """A bridge answering by (method, path); a list is answered in order, its last entry then
     repeats; any other request gets the router's 404."""
     served: dict[tuple[str, str], int] = {}

@@ -41,20 +41,22 @@ from trade_executor.actors.execution.shared import (
     utcnow,
 )
 from trade_executor.actors.execution.submit import Submitter
+from trade_executor.actors.execution.vetting import vet
 from trade_executor.actors.messages import (
     ApprovalSeen,
     ControlChanged,
     ExecutionChanged,
     Message,
     OrderProgress,
+    OrderStatusLost,
 )
 from trade_executor.broker.protocol import Broker
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.riskbook import Decision, RiskBook, TradingState
-from trade_executor.domain.validation import Rejection, validate
 from trade_executor.logging import bind_context
 from trade_executor.metrics import Metrics
+from trade_executor.store.errors import Fenced
 from trade_executor.store.protocol import AlreadyClaimed, Claimed, NotClaimable, Store
 from trade_executor.testing.faults import fault_point
 
@@ -157,13 +159,18 @@ class Executor:
         assert s.tg is not None
         match message:
             case ApprovalSeen():
-                if self._draining or message.approval_id in self._preparing:
+                if self._draining or message.key in self._preparing:
                     return
-                self._preparing.add(message.approval_id)
+                self._preparing.add(message.key)
                 s.tg.start_soon(self._prepare, message, limiter)
                 s.snapshots.prefetch(s.tg)  # overlaps the claim (see snapshots.py)
             case OrderProgress():
                 self._on_progress(message)
+            case OrderStatusLost():
+                # Now `unknown`: its risk stays committed and its symbol held (the RiskBook
+                # keeps it live); it counts for the circuit breaker like any `unknown`.
+                s.working.filled(message.execution_id, message.filled_qty)
+                self._outcomes.count_failure(message.reason)
             case ControlChanged():
                 if not message.halted and self._outcomes.holds_halt:
                     return  # the breaker's halt is not in the table yet: a stale "running"
@@ -185,19 +192,23 @@ class Executor:
         try:
             async with limiter:
                 execution_id = uuid4()
-                outcome = await self._store.claim(
-                    seen.approval_id, execution_id, new_client_order_id(execution_id)
-                )
+                client_order_id = new_client_order_id(execution_id)
+                if seen.approval_id is not None:
+                    outcome = await self._store.claim(
+                        seen.approval_id, execution_id, client_order_id
+                    )
+                else:  # a status approval (the original's UI): claimed by its signal
+                    outcome = await self._store.claim_status(
+                        seen.key, execution_id, client_order_id
+                    )
                 match outcome:
                     case NotClaimable(reason=reason):
-                        log.info(
-                            "approval.ignored", approval_id=str(seen.approval_id), reason=reason
-                        )
+                        log.info("approval.ignored", **_hint_ids(seen), reason=reason)
                         return
                     case AlreadyClaimed(execution=existing):
                         log.debug(
                             "approval.duplicate",
-                            approval_id=str(seen.approval_id),
+                            **_hint_ids(seen),
                             execution_id=str(existing.id),
                             state=existing.state.value,
                         )
@@ -212,21 +223,26 @@ class Executor:
                     "approval.received",
                     source=seen.source,
                     **log_context(execution),
-                    approval_id=str(approval.id),
+                    approval_id=str(approval.id) if approval.id is not None else None,
+                    approval_source=approval.source,
                 )
                 max_age = timedelta(seconds=self._settings.approval_max_age)
-                result = validate(signal, approval, self._s.clock(), max_age)
-                if isinstance(result, Rejection):
-                    await self._outcomes.reject(execution, result.reason)
+                candidate = await vet(
+                    self._s, self._outcomes, execution, signal, approval, max_age, seen.seen_at
+                )
+                if candidate is None:
                     return
-                self._enqueue(Candidate(execution, result, seen.seen_at))
+                self._enqueue(candidate)
+        except Fenced as error:
+            # Another instance leads now: the claim inserted nothing; the approval is its.
+            log.warning("approval.fenced", **_hint_ids(seen), error=str(error))
         except Exception as error:
             # The claim is in the database: the deadline scan (or the next start) decides it.
-            log.exception("approval.prepare_failed", approval_id=str(seen.approval_id))
+            log.exception("approval.prepare_failed", **_hint_ids(seen))
             if claimed is not None:
                 self._s.trouble(claimed.id, error)
         finally:
-            self._preparing.discard(seen.approval_id)
+            self._preparing.discard(seen.key)
 
     def _enqueue(self, candidate: Candidate) -> None:
         """Hand a valid claim to the decider; it is in this run's hands until its outcome."""
@@ -254,3 +270,10 @@ class Executor:
                 "executor.execution_settled", state=execution.state.value, **log_context(execution)
             )
             self._outcomes.settled_elsewhere(execution)
+
+
+def _hint_ids(seen: ApprovalSeen) -> dict[str, str]:
+    """The ids a log line about an approval hint carries."""
+    if seen.approval_id is not None:
+        return {"approval_id": str(seen.approval_id)}
+    return {"signal_id": str(seen.key), "approval_source": "signal_status"}

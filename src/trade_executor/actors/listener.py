@@ -1,5 +1,11 @@
 """The approval listener: hears approvals at once, and never misses one.
 
+Two approval sources share the `trade_approvals` channel (CONTRACT section 4): a
+`trade_approvals` row (`{"approval_id", "signal_id"}`) and a status approval from the original's
+UI (`{"signal_id", "source": "signal_status"}`); APPROVAL_SOURCES selects which are honoured, in
+notifications and sweeps alike. Both may name one signal: the executor's claim (unique
+`signal_id`) makes that one execution.
+
 LISTEN first, then catch up from the tables, then sweep every SWEEP_INTERVAL: a notification
 sent while the connection was down is lost, so the tables are the truth and notifications are
 only hints. A dead connection is detected by the termination callback (server-side close) and by
@@ -66,6 +72,25 @@ def parse_approval_payload(payload: str) -> UUID | None:
         return None
     try:
         return UUID(data["approval_id"])
+    except ValueError:
+        return None
+
+
+def parse_status_payload(payload: str) -> UUID | None:
+    """The signal id of a status approval's notification (migration 0003's trigger:
+    `{"signal_id": uuid, "source": "signal_status"}`), else None."""
+    if len(payload) > 8000:
+        return None
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict) or data.get("source") != "signal_status":
+        return None
+    if not isinstance(data.get("signal_id"), str):
+        return None
+    try:
+        return UUID(data["signal_id"])
     except ValueError:
         return None
 
@@ -161,10 +186,12 @@ class ApprovalListener:
         """Forward every approved signal that has no execution yet, and the kill switch."""
         control = await self._store.control()
         self._forward(ControlChanged(control.halted, control.reason))
-        pending = await self._store.pending_approvals(SWEEP_LIMIT)
+        sources = self._settings.approval_sources
+        pending = await self._store.pending_approvals(SWEEP_LIMIT, sources)
         now = anyio.current_time()
         for approval in pending:
-            self._forward(ApprovalSeen(approval.approval_id, source, now))
+            signal_id = approval.signal_id if approval.approval_id is None else None
+            self._forward(ApprovalSeen(approval.approval_id, source, now, signal_id=signal_id))
         if pending:
             log.info("listener.caught_up", source=source, approvals=len(pending))
 
@@ -178,7 +205,16 @@ class ApprovalListener:
             return
         if notification.channel != APPROVALS_CHANNEL:
             return
+        status_signal = parse_status_payload(notification.payload)
+        if status_signal is not None:
+            # APPROVAL_SOURCES decides which source is honoured; the other is not an error.
+            if "signal_status" in self._settings.approval_sources:
+                hint = ApprovalSeen(None, "notify", anyio.current_time(), signal_id=status_signal)
+                self._forward(hint)
+            return
         approval_id = parse_approval_payload(notification.payload)
+        if approval_id is not None and "trade_approvals" not in self._settings.approval_sources:
+            return
         if approval_id is None:
             self.health.bad_payloads += 1
             log.warning(

@@ -10,9 +10,20 @@ from uuid import UUID
 class ApprovalSeen:
     """A hint that an approval may be waiting: the executor re-reads it from the database."""
 
-    approval_id: UUID
+    approval_id: UUID | None  # None: a status approval (see `signal_id`)
     source: str  # "notify", "sweep", "startup", "api"
     seen_at: float  # anyio.current_time() when the hint arrived
+    # Set for a status approval (strategy_signals.status = 'approved'), which has no approval
+    # row: the executor claims the signal itself.
+    signal_id: UUID | None = None
+
+    @property
+    def key(self) -> UUID:
+        """What identifies the hint: the approval row, else the signal."""
+        if self.approval_id is not None:
+            return self.approval_id
+        assert self.signal_id is not None, "an approval hint names an approval or a signal"
+        return self.signal_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +33,18 @@ class OrderProgress:
     execution_id: UUID
     filled_qty: int
     final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OrderStatusLost:
+    """A poller gave up on an order whose status the bridge cannot establish: the execution is
+    now `unknown`. Its risk stays committed and its symbol held (it is NOT an `OrderProgress`
+    with `final=True`); an operator settles it with `resolve`. For the executor's circuit
+    breaker and its count of executions needing an operator."""
+
+    execution_id: UUID
+    filled_qty: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,4 +63,4 @@ class ExecutionChanged:
     execution_id: UUID
 
 
-Message = ApprovalSeen | OrderProgress | ControlChanged | ExecutionChanged
+Message = ApprovalSeen | OrderProgress | OrderStatusLost | ControlChanged | ExecutionChanged

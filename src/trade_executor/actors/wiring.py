@@ -15,8 +15,8 @@ from anyio.abc import TaskGroup
 from trade_executor.actors.execution.deadlines import SCAN_INTERVAL, StateBounds
 from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.executor import Executor, Mailbox, create_mailbox
+from trade_executor.actors.following import PollerPool
 from trade_executor.actors.listener import ApprovalListener
-from trade_executor.actors.pollers import PollerPool
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.broker.protocol import Broker
 from trade_executor.config import Settings
@@ -50,15 +50,25 @@ def build_actors(
     *,
     poll_broker: Broker | None = None,
     clock: Clock = utcnow,
+    order_list: bool | None = None,
     bounds: StateBounds | None = None,
     scan_interval: float = SCAN_INTERVAL,
 ) -> Actors:
     """The actors of an active instance. `poll_broker` (default `broker`) serves the pollers,
-    so thousands of polls never queue the executor's account reads and orders. `bounds` and
-    `scan_interval` (default: from `settings`, every 5 s) drive the executor's deadline scan."""
+    so thousands of polls never queue the executor's account reads and orders. `order_list`
+    False (from `broker.capabilities()`) says the bridge has no `GET /orders`; None lets the
+    pollers find out from its first answer. `bounds` and `scan_interval` (default: from
+    `settings`, every 5 s) drive the executor's deadline scan."""
     mailbox, inbox = create_mailbox()
     pollers = PollerPool(
-        settings, store, poll_broker or broker, metrics, mailbox.send_nowait, clock=clock
+        settings,
+        store,
+        poll_broker or broker,
+        metrics,
+        mailbox.send_nowait,
+        clock=clock,
+        report_lost=mailbox.send_nowait,
+        order_list=order_list,
     )
     executor = Executor(
         settings,

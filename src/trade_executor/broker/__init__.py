@@ -2,7 +2,7 @@
 `broker.paper`, a simulated bridge."""
 
 from .capabilities import BridgeCapabilities
-from .client import DEFAULT_TIMEOUT, BrokerClient, RequestHook
+from .client import DEFAULT_TIMEOUT, BrokerClient
 from .errors import (
     AmbiguousSubmission,
     BrokerError,
@@ -15,6 +15,7 @@ from .locate import Adopted, Ambiguous, Located, NotPlaced, Unreachable, locate_
 from .orderbook import OrderIndex, index_orders
 from .protocol import Broker
 from .reconcile import FindResult, SubmissionKey, match_order, match_submission
+from .transport import RequestHook
 from .unset import is_unset, value_or_none
 
 __all__ = [

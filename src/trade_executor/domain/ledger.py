@@ -1,14 +1,20 @@
 """The risk rules read from the ledger, written once: what counts against today's budget, what
-holds a symbol, and the RiskBook rebuilt from executions. Start-up recovery, `status` and the
-tests all use these, so the service and what it reports can never disagree.
+holds a symbol, and the RiskBook rebuilt from executions (and from the trades the original
+service placed). Start-up recovery, `status` and the tests all use these, so the service and
+what it reports can never disagree.
+
+A dry run (CONTRACT section 5) is the live decision without the broker call: it counts against
+its trading day's budget and holds its symbol until that day ends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from trade_executor.domain.riskbook import RiskBook, TradingState
 from trade_executor.domain.states import ExecutionState
@@ -25,18 +31,55 @@ S = ExecutionState
 _RISK_HELD = frozenset({S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED, S.FILLED, S.UNKNOWN})
 
 
+# Order statuses after which an order of the original service no longer works.
+_ORIGINAL_FINAL = frozenset({"filled", "cancelled", "apicancelled", "inactive", "rejected"})
+
+
+@dataclass(frozen=True, slots=True)
+class OriginalTrade:
+    """A `trades` row the original service wrote (not one of ours), as the store read it."""
+
+    trade_id: str
+    symbol: str
+    risk_amount: Decimal
+    order_status: str | None
+    created_at: datetime
+
+    @property
+    def ledger_id(self) -> UUID:
+        """A stable RiskBook key for the row (the RiskBook keys entries by uuid)."""
+        return uuid5(NAMESPACE_URL, f"trades:{self.trade_id}")
+
+
 def counts_against_budget(execution: Execution) -> bool:
     """Whether the execution's risk counts on its trading day's budget: an order being sent, at
-    the broker or possibly at the broker (`unknown`), filled, or cancelled after a fill."""
-    if execution.state in _RISK_HELD:
+    the broker or possibly at the broker (`unknown`), filled, cancelled after a fill, or a dry
+    run (what live would have sent)."""
+    if execution.state in _RISK_HELD or execution.state is S.DRY_RUN:
         return True
     return execution.state is S.CANCELLED and execution.filled_qty > 0
 
 
-def holds_symbol(execution: Execution) -> bool:
-    """Whether the execution keeps its symbol in flight (open) in the RiskBook. A `received`
-    one holds nothing yet: it has not been decided."""
+def holds_symbol(execution: Execution, today: date | None = None) -> bool:
+    """Whether the execution keeps its symbol open in the RiskBook: in flight (a `received`
+    one holds nothing yet: it has not been decided), or a dry run of `today` (of any day when
+    `today` is None)."""
+    if execution.state is S.DRY_RUN:
+        return today is None or execution.trading_day is None or execution.trading_day == today
     return not execution.state.is_final and execution.state is not S.RECEIVED
+
+
+def held_for_day(execution: Execution) -> bool:
+    """A dry run holds its symbol until its day ends, with no order to follow."""
+    return execution.state is S.DRY_RUN
+
+
+def original_holds_symbol(trade: OriginalTrade) -> bool:
+    """An order of the original service that may still be working keeps its symbol open (a
+    filled one is a position, which the broker's positions report)."""
+    status = (trade.order_status or "").strip().lower()
+    # No status: a setup its first migration stored without an order; nothing to hold.
+    return bool(status) and status not in _ORIGINAL_FINAL
 
 
 def rebuild_riskbook(
@@ -45,9 +88,12 @@ def rebuild_riskbook(
     executions: Iterable[Execution],
     now: datetime,
     trading_state: TradingState | None = None,
+    original_trades: Iterable[OriginalTrade] = (),
 ) -> RiskBook:
     """The RiskBook as the ledger says it is at `now`, from today's executions and every
-    execution not yet final (of any day). Each execution is entered once."""
+    execution not yet final (of any day) with the realized P&L of their exits, plus the trades
+    the original service placed today (their risk on today's budget; their symbols open while
+    their order may still work). Each execution and trade is entered once."""
     book = RiskBook(limits, timezone)
     if trading_state is not None:
         book.set_trading_state(trading_state)
@@ -58,13 +104,30 @@ def rebuild_riskbook(
             continue
         day = execution.trading_day or today
         counts_today = day == today and counts_against_budget(execution)
-        if counts_today or holds_symbol(execution):
+        holds = holds_symbol(execution, today)
+        if counts_today or holds:
             seen.add(execution.id)
+            by_day = held_for_day(execution)
             book.restore(
                 execution.id,
                 execution.symbol or "",
                 execution.risk_amount or Decimal(0),
                 day,
-                working=holds_symbol(execution),
+                working=holds and not by_day,
+                held_for_day=holds and by_day,
             )
+        if execution.realized_pnl is not None:
+            exited = execution.closed_at or execution.updated_at or now
+            book.set_realized(execution.id, execution.realized_pnl, book.trading_day(exited))
+    for trade in original_trades:
+        if trade.ledger_id in seen or book.trading_day(trade.created_at) != today:
+            continue
+        seen.add(trade.ledger_id)
+        book.restore(
+            trade.ledger_id,
+            trade.symbol,
+            trade.risk_amount,
+            today,
+            working=original_holds_symbol(trade),
+        )
     return book

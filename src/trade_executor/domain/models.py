@@ -92,15 +92,19 @@ class Signal:
 
 @dataclass(frozen=True, slots=True)
 class Approval:
-    """A row of `trade_approvals`."""
+    """A row of `trade_approvals`, or a status approval (the original's UI sets
+    `strategy_signals.status = 'approved'`): then `id` is None, `source` is `signal_status`,
+    `approved_at` is when the status changed (`signal_status_approvals`) and `approved_by` is
+    unknown (None)."""
 
-    id: UUID
+    id: UUID | None
     signal_id: UUID
     approved: bool
     approved_at: datetime | None
     approved_by: str | None = None
     created_at: datetime | None = None
     order_id: str | None = None
+    source: str = "trade_approvals"  # trade_approvals | signal_status
 
 
 @dataclass(frozen=True, slots=True)

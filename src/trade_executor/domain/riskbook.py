@@ -94,9 +94,15 @@ class RiskBook:
         self._settled: dict[UUID, Reservation] = {}
         # Running totals, so that a decision costs the same with 10 or 10,000 open executions.
         self._live_symbols: Counter[str] = Counter()
+        # Symbols held until the end of their trading day without an order (dry runs), by day.
+        self._day_held: dict[date, Counter[str]] = {}
         self._day_risk: dict[date, Decimal] = {}
         self._pruned_on: date | None = None
         self.trading_state = TradingState()
+        # Realized P&L by execution (its latest total) and its trading day: exits report their
+        # running total, so a repeated report replaces rather than adds.
+        self._realized: dict[UUID, tuple[date, Decimal]] = {}
+        self._realized_by_day: dict[date, Decimal] = {}
 
     @property
     def halted(self) -> bool:
@@ -120,17 +126,28 @@ class RiskBook:
         self._filled.clear()
 
     def open_symbols(self) -> frozenset[str]:
-        """Broker positions, fills since the snapshot, and symbols of executions in flight."""
-        return self._broker | self._filled | self._live_symbols.keys()
+        """Broker positions, fills since the snapshot, symbols of executions in flight, and
+        symbols held for the day (dry runs)."""
+        return self._broker | self._filled | self._live_symbols.keys() | self._day_symbols()
 
     def open_count(self) -> int:
         """len(open_symbols()), without building the union of every symbol in flight."""
-        held = self._broker | self._filled
+        held = self._broker | self._filled | self._day_symbols()
         return len(self._live_symbols) + sum(1 for s in held if s not in self._live_symbols)
 
     def is_open(self, symbol: str) -> bool:
         symbol = _normal(symbol)
-        return symbol in self._live_symbols or symbol in self._broker or symbol in self._filled
+        return (
+            symbol in self._live_symbols
+            or symbol in self._broker
+            or symbol in self._filled
+            or any(symbol in held for held in self._day_held.values())
+        )
+
+    def _day_symbols(self) -> frozenset[str]:
+        if not self._day_held:
+            return frozenset()
+        return frozenset(s for held in self._day_held.values() for s in held)
 
     def knows(self, execution_id: UUID) -> bool:
         """Whether the execution is in the book (in flight, or settled with its risk kept)."""
@@ -155,6 +172,13 @@ class RiskBook:
         if self.trading_state.halted:
             return Halted(self.trading_state.reason)
         self._prune(now)
+        loss_cap = self.limits.daily_realized_loss_cap
+        realized = self.realized_pnl(now)
+        if loss_cap is not None and realized <= -loss_cap:
+            return RiskRejection(
+                RiskGate.MAX_DAILY_REALIZED_LOSS,
+                f"realized P&L today {realized} reached the limit of -{loss_cap}",
+            )
         if self.is_open(signal.symbol):
             return RiskRejection(RiskGate.DUPLICATE_SYMBOL, f"{signal.symbol} is already open")
         open_count = self.open_count()
@@ -171,6 +195,22 @@ class RiskBook:
             return sizing
         reservation = self.reserve(execution_id, signal.symbol, sizing.risk_amount, now)
         return Decision(reservation, sizing)
+
+    def set_realized(self, execution_id: UUID, total_pnl: Decimal, trading_day: date) -> None:
+        """An execution's realized P&L so far (its exits' running total), booked on the trading
+        day of its exit. Net of gains: MAX_DAILY_REALIZED_LOSS gates what was banked today."""
+        previous = self._realized.get(execution_id)
+        if previous is not None:
+            day, amount = previous
+            self._realized_by_day[day] = self._realized_by_day.get(day, Decimal(0)) - amount
+        self._realized[execution_id] = (trading_day, total_pnl)
+        self._realized_by_day[trading_day] = (
+            self._realized_by_day.get(trading_day, Decimal(0)) + total_pnl
+        )
+
+    def realized_pnl(self, now: datetime) -> Decimal:
+        """Net realized P&L booked on the trading day of `now`."""
+        return self._realized_by_day.get(self.trading_day(now), Decimal(0))
 
     def reserve(
         self, execution_id: UUID, symbol: str, risk_amount: Decimal, now: datetime
@@ -193,6 +233,18 @@ class RiskBook:
         if live is not None:
             self._add_risk(live.reservation, -1)
 
+    def hold_for_day(self, execution_id: UUID) -> None:
+        """A dry run: what live would have done stays done for the day. Its risk stays on its
+        trading day's budget and its symbol open until that day ends, with no order to follow."""
+        live = self._pop_live(execution_id)
+        if live is None:
+            return
+        self._settled[execution_id] = live.reservation
+        self._hold_symbol(live.reservation)
+
+    def _hold_symbol(self, reservation: Reservation) -> None:
+        self._day_held.setdefault(reservation.trading_day, Counter())[reservation.symbol] += 1
+
     def finish(self, execution_id: UUID, *, filled_qty: int) -> None:
         """The order reached a final state. With a fill the risk stays committed and the symbol
         counts as a position until the next broker snapshot; without one the risk is returned."""
@@ -213,9 +265,11 @@ class RiskBook:
         trading_day: date,
         *,
         working: bool,
+        held_for_day: bool = False,
     ) -> None:
         """At start-up, re-enter an execution from the ledger with its risk committed on
-        `trading_day`; `working=True` keeps its symbol in flight."""
+        `trading_day`; `working=True` keeps its symbol in flight; `held_for_day=True` (a dry
+        run) keeps it open until `trading_day` ends."""
         self._check_new(execution_id)
         reservation = Reservation(execution_id, _normal(symbol), risk_amount, trading_day)
         if working:
@@ -223,6 +277,8 @@ class RiskBook:
         else:
             self._settled[execution_id] = reservation
             self._add_risk(reservation, +1)
+            if held_for_day:
+                self._hold_symbol(reservation)
 
     def _add_live(self, live: _Live) -> None:
         self._live[live.reservation.execution_id] = live
@@ -256,3 +312,5 @@ class RiskBook:
         horizon = today - timedelta(days=1)
         for key in [k for k, r in self._settled.items() if r.trading_day < horizon]:
             self._add_risk(self._settled.pop(key), -1)  # live ones of that day still count
+        for day in [d for d in self._day_held if d < today]:
+            del self._day_held[day]  # a day's dry runs hold their symbols for that day only

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 from trade_executor.broker.client import BrokerClient
@@ -26,17 +26,33 @@ def status(settings: Settings, args: argparse.Namespace) -> int:
         day = RiskBook(limits, settings.timezone).trading_day(now)
         today = await store.executions_on(day)
         in_flight = await store.executions_in(sorted(NOT_FINAL_STATES))
+        # The original service's trades of today count too (the executor's rule at start-up).
+        originals = await store.original_trades_since(
+            datetime.combine(day, time(0), tzinfo=settings.timezone)
+        )
         positions: list[Any] | str
         try:
             async with BrokerClient(settings.ib_bridge_url, settings.ib_bridge_timeout) as broker:
                 positions = [p for p in await broker.positions() if p.quantity != 0]
         except BrokerError as error:
             positions = f"unavailable ({error})"
-        return {"control": control, "today": today, "in_flight": in_flight, "positions": positions}
+        return {
+            "control": control,
+            "today": today,
+            "in_flight": in_flight,
+            "originals": originals,
+            "positions": positions,
+        }
 
     found = with_store(settings, work)
     # The executor's own rule: the same function rebuilds its RiskBook at start-up.
-    book = rebuild_riskbook(limits, settings.timezone, [*found["today"], *found["in_flight"]], now)
+    book = rebuild_riskbook(
+        limits,
+        settings.timezone,
+        [*found["today"], *found["in_flight"]],
+        now,
+        original_trades=found["originals"],
+    )
     used, left = book.daily_risk_used(now), book.daily_risk_left(now)
     control = found["control"]
     day = book.trading_day(now)

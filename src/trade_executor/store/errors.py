@@ -24,3 +24,14 @@ class StoreConflict(StoreError):
 
 class SchemaMissing(StoreError):
     """The schema is not there yet (`trade-executor migrate` has not run)."""
+
+
+class Fenced(StoreError):
+    """This instance's leadership epoch is no longer the database's (another instance took
+    over): the claim or intent write was refused and changed nothing. The caller must stop
+    acting (send nothing, mark nothing failed) and leave the row to the new leader."""
+
+    def __init__(self, epoch: int | None, current: int | None) -> None:
+        super().__init__(f"fenced: this instance leads epoch {epoch}, the database says {current}")
+        self.epoch = epoch
+        self.current = current

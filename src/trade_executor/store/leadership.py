@@ -1,35 +1,127 @@
-"""Leadership: the active instance holds a session-level advisory lock on its own connection.
+"""Leadership: a session-level advisory lock on a connection of its own, and a fencing epoch.
 
-If that connection dies the lock is gone (another instance may take over at once), so the holder
-checks it periodically and the supervisor stops acting the moment it is lost.
+Guarantees:
+- taking the lock and incrementing `executor_control.leader_epoch` happen in one transaction on
+  the lock's connection, together with the leader's identity, the time, a first heartbeat and
+  the limits it runs with; the new epoch is what `PgStore.fence` checks every claim and intent
+  write against, so a deposed leader's writes change nothing (CONTRACT section 5, "Fencing");
+- the loss of the lock is noticed within moments when the server closes the connection
+  (`pg_terminate_backend`, a server restart): asyncpg calls the termination listener, which
+  sets `lost`; a silent network is caught by the heartbeat, an UPDATE of the leader's own row
+  (same epoch, same identity) on the lock connection under a timeout;
+- a heartbeat that finds another epoch (another instance took over) is a loss as well.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
 import anyio
 import asyncpg
 
-from trade_executor.store.pgerrors import translating
+from trade_executor.store.pgerrors import translate, translating
 
 LEADER_LOCK_KEY = 0x7472_6164_6578_6563  # "tradexec"
 
+# The takeover. Upsert: the row exists from migration 0001, but a hand-cleaned table must not
+# leave a leader without an epoch.
+TAKE_OVER = """
+INSERT INTO executor_control AS c
+    (id, leader_epoch, leader_id, leader_since, leader_heartbeat_at, limits)
+VALUES (1, 1, $1, now(), now(), $2::jsonb)
+ON CONFLICT (id) DO UPDATE SET
+    leader_epoch = c.leader_epoch + 1,
+    leader_id = EXCLUDED.leader_id,
+    leader_since = EXCLUDED.leader_since,
+    leader_heartbeat_at = EXCLUDED.leader_heartbeat_at,
+    limits = EXCLUDED.limits
+RETURNING leader_epoch, leader_since
+"""
+
+# The heartbeat changes only the leader's own row: another epoch or identity there means that
+# another instance took over.
+HEARTBEAT = """
+UPDATE executor_control SET leader_heartbeat_at = now()
+WHERE id = 1 AND leader_epoch = $1 AND leader_id = $2
+RETURNING leader_epoch
+"""
+
+READ_LEADER = """
+SELECT leader_id, leader_epoch, leader_since, leader_heartbeat_at, limits
+FROM executor_control WHERE id = 1
+"""
+
+
+def this_instance() -> str:
+    """The identity a leader records: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
 
 class LeadershipLost(Exception):
-    """The connection holding the leader lock is gone: this process must stop acting."""
+    """The connection holding the leader lock is gone, or another instance took over: this
+    process must stop acting."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderRecord:
+    """What `executor_control` says about the leader (for `status` and `/health`).
+    `leader_id` is None when no instance ever led this database."""
+
+    leader_id: str | None
+    epoch: int
+    since: datetime | None
+    heartbeat_at: datetime | None
+    limits: dict[str, Any] | None
+
+
+def leader_from_row(row: asyncpg.Record | Mapping[str, Any]) -> LeaderRecord:
+    limits = row["limits"]
+    if isinstance(limits, str):  # asyncpg hands jsonb over as text
+        limits = json.loads(limits)
+    return LeaderRecord(
+        leader_id=row["leader_id"],
+        epoch=int(row["leader_epoch"]),
+        since=row["leader_since"],
+        heartbeat_at=row["leader_heartbeat_at"],
+        limits=limits,
+    )
 
 
 class PgLeaderLock:
-    def __init__(self, dsn: str, key: int = LEADER_LOCK_KEY) -> None:
+    """The leader lock of one instance. `try_acquire` takes it (and a new epoch); `hold` returns
+    only by raising `LeadershipLost`; `release` gives it up."""
+
+    def __init__(
+        self,
+        dsn: str,
+        key: int = LEADER_LOCK_KEY,
+        *,
+        leader_id: str | None = None,
+        limits: Mapping[str, Any] | None = None,
+    ) -> None:
         self._dsn = dsn
         self._key = key
         self._conn: asyncpg.Connection | None = None
+        self.leader_id = leader_id or this_instance()
+        self._limits = json.dumps(dict(limits or {}))
+        self.epoch: int | None = None
+        self.since: datetime | None = None
+        self._lost: anyio.Event | None = None
+        self._lost_reason = ""
 
     @translating
     async def try_acquire(self) -> bool:
-        """Take the lock if it is free; keep the connection that holds it. Raises
-        `StoreUnavailable` while the database cannot be reached."""
+        """Take the lock if it is free, and with it a new epoch (`self.epoch`); keep the
+        connection that holds it. Raises `StoreUnavailable` while the database cannot be
+        reached."""
         if self._conn is None or self._conn.is_closed():
-            # Keepalives let the server notice a dead holder (and free the lock) in ~30 s even
+            # Keepalives let the server notice a dead holder (and free the lock) in ~25 s even
             # when the network dies without a FIN.
             self._conn = await asyncpg.connect(
                 self._dsn,
@@ -41,31 +133,88 @@ class PgLeaderLock:
                     "tcp_keepalives_count": "3",
                 },
             )
-        acquired = bool(await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key))
-        if not acquired:
+        conn = self._conn
+        try:
+            with anyio.fail_after(30):
+                # One transaction: the session lock survives the COMMIT; if the epoch cannot be
+                # written, the connection is closed below, which frees the lock again.
+                async with conn.transaction():
+                    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key):
+                        acquired = None
+                    else:
+                        acquired = await conn.fetchrow(TAKE_OVER, self.leader_id, self._limits)
+        except BaseException:
             await self._close()
-        return acquired
+            raise
+        if acquired is None:
+            await self._close()
+            return False
+        self.epoch = int(acquired["leader_epoch"])
+        self.since = acquired["leader_since"]
+        self._lost = anyio.Event()
+        self._lost_reason = ""
+        conn.add_termination_listener(self._on_terminated)
+        return True
+
+    def lose(self, reason: str) -> None:
+        """Mark the leadership lost (the connection closed, a fenced write): `hold` raises at
+        once. Synchronous, so it can be called from asyncpg's callbacks."""
+        if self._lost is not None and not self._lost.is_set():
+            self._lost_reason = reason
+            self._lost.set()
+
+    def _on_terminated(self, _conn: object) -> None:
+        self.lose("the leader lock's connection was closed by the server")
+
+    async def hold(self, interval: float, timeout: float) -> None:
+        """Heartbeat every `interval` s until the leadership is lost, then raise
+        `LeadershipLost`. Returns within moments of the connection's termination; within
+        `interval + timeout` of a silent network."""
+        lost = self._lost
+        if lost is None:
+            raise LeadershipLost("the leader lock is not held")
+        while True:
+            with anyio.move_on_after(interval):
+                await lost.wait()
+            if lost.is_set():
+                raise LeadershipLost(self._lost_reason)
+            await self.check(timeout)
 
     async def check(self, timeout: float) -> None:
-        """Raise LeadershipLost unless the lock's connection still answers."""
+        """One heartbeat. Raise LeadershipLost unless the lock's connection answers within
+        `timeout` and the leader's row still carries this instance's epoch."""
         conn = self._conn
         if conn is None or conn.is_closed():
             raise LeadershipLost("the leader lock's connection is closed")
         try:
             with anyio.fail_after(timeout):
-                await conn.fetchval("SELECT 1")
+                epoch = await conn.fetchval(HEARTBEAT, self.epoch, self.leader_id)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            raise LeadershipLost(f"the leader lock's connection failed: {error}") from error
+            raise LeadershipLost(
+                f"the leader lock's connection failed: {translate(error)}"
+            ) from error
+        if epoch is None:
+            raise LeadershipLost(f"another instance took over (this one led epoch {self.epoch})")
 
     async def release(self) -> None:
         await self._close()
 
     async def _close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None and not conn.is_closed():
+        if conn is None:
+            return
+        conn.remove_termination_listener(self._on_terminated)
+        if not conn.is_closed():
             try:
                 with anyio.move_on_after(2):
                     await conn.close()
             finally:
                 if not conn.is_closed():
                     conn.terminate()
+
+
+@translating
+async def read_leader(conn: asyncpg.Connection | asyncpg.Pool) -> LeaderRecord | None:
+    """The leader as `executor_control` records it (None: the row is missing)."""
+    row = await conn.fetchrow(READ_LEADER)
+    return leader_from_row(row) if row is not None else None

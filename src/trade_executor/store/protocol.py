@@ -6,13 +6,15 @@ retrying, `StoreError` otherwise) or, from `apply`, `IllegalTransition`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
+from trade_executor.domain.guardrails import GuardrailFacts
+from trade_executor.domain.ledger import OriginalTrade
 from trade_executor.domain.models import Approval, Signal
 from trade_executor.domain.states import ExecutionState, Transition
 
@@ -53,8 +55,36 @@ class ControlState:
 
 @dataclass(frozen=True, slots=True)
 class PendingApproval:
-    approval_id: UUID
+    approval_id: UUID | None  # None: a status approval
     signal_id: UUID
+    source: str = "trade_approvals"  # trade_approvals | signal_status
+
+
+APPROVAL_SOURCES = ("trade_approvals", "signal_status")
+
+
+@dataclass(frozen=True, slots=True)
+class OriginalTables:
+    """Which of the original service's (jax-trading-assistant's) HEAD tables exist."""
+
+    strategy_instances: bool = False
+    artifact_approvals: bool = False
+    strategy_artifacts: bool = False
+    order_intents: bool = False
+    fills: bool = False
+    audit_events: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """An `audit_events` row of the original's shape (written only where the table exists)."""
+
+    correlation_id: str
+    action: str
+    outcome: str
+    message: str
+    metadata: dict[str, Any]
+    category: str = "execution"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +101,52 @@ class Store(Protocol):
         """In one transaction: re-read the approval and its signal, and insert the `executions`
         row (state `received`). The unique `signal_id` makes a second claim fail in the database."""
 
-    async def pending_approvals(self, limit: int) -> list[PendingApproval]:
-        """Approved approvals whose signal has no execution yet (one per signal, oldest first)."""
+    async def claim_status(
+        self, signal_id: UUID, execution_id: UUID, client_order_id: str
+    ) -> ClaimOutcome:
+        """`claim` for a status approval (recorded in `signal_status_approvals` when the
+        original's UI set `strategy_signals.status = 'approved'`): the execution has no
+        approval id and `approval_source = 'signal_status'`; the approval's age is the time of
+        the status change. The same unique `signal_id` as `claim`: one execution per signal
+        whichever source or both."""
+
+    async def pending_approvals(
+        self, limit: int, sources: Collection[str] = APPROVAL_SOURCES
+    ) -> list[PendingApproval]:
+        """Approvals of `sources` whose signal has no execution yet (one per signal and source,
+        oldest first): approved `trade_approvals` rows, and status approvals whose signal is
+        still `approved`."""
+
+    async def status_approval(self, signal_id: UUID) -> Approval | None:
+        """The signal's status approval (see `Approval`), or None."""
+
+    async def original_order(self, signal_id: UUID) -> str | None:
+        """Evidence that the original service already placed an order for the signal (a
+        `trades` row not ours, a `trade_approvals.order_id` not ours, an `order_intents` row
+        with a broker order id not ours), described for the logs; None if there is none."""
+
+    async def original_trades_since(self, since: datetime) -> list[OriginalTrade]:
+        """The original service's `trades` rows (not ours) created at or after `since`."""
+
+    async def original_tables(self) -> OriginalTables:
+        """Which of the original's tables exist (read once, then remembered)."""
+
+    async def guardrail_facts(
+        self,
+        signal_id: UUID,
+        *,
+        instances: bool,
+        artifacts: bool,
+        day_start: datetime,
+        trading_day: date,
+    ) -> GuardrailFacts:
+        """What the original's guards need for the signal (see `domain.guardrails`): with
+        `instances`, its `strategy_instances` row and the instance's trades since `day_start`
+        (plus ours of `trading_day` without a trade row); with `artifacts`, its artifact's
+        approval state. Raises a store error when any of it cannot be read."""
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        """Append an `audit_events` row where that table exists; nothing otherwise."""
 
     async def apply(
         self,

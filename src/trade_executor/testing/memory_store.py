@@ -18,7 +18,18 @@ is `testing.notifications`).
   `SELECT DISTINCT ON (signal_id) ... ORDER BY signal_id, ...`;
 - `approve` returns the signal's approved approval or inserts one;
 - `set_control` and approved approvals notify, like the PostgreSQL triggers of migration 0002,
-  through the store's own hub, `store.notifications` (a `MemoryNotifications`).
+  through the store's own hub, `store.notifications` (a `MemoryNotifications`);
+- status approvals (`approve_by_status`, the original's UI) are recorded once per signal and
+  notify `{"signal_id", "source": "signal_status"}` like migration 0003's trigger; `claim_status`
+  claims them with no approval id;
+- the original's tables: `original` says which exist (none by default); where they do, an intent
+  is recorded with BEGIN_SUBMIT and kept up to date, a fill per increase of `filled_qty`, and
+  the audit rows of `store.audit`. Its orders and trades are test inputs: `original_orders`,
+  `original_trades`, and the guardrail facts per signal, `guardrails`.
+- fencing: `leader_epoch` is the database's `executor_control.leader_epoch` (`take_over()`
+  increments it, as a takeover does); once `fence(epoch)` is called, a claim of an existing
+  approval and every `BEGIN_SUBMIT` raise `Fenced`, changing nothing, while `leader_epoch`
+  differs from `epoch`.
 
 Every method is atomic: it does all its work between two checkpoints, as one transaction would.
 Faults for tests: `down = True` fails every call (an outage), `fail_next("apply")` fails the next
@@ -30,7 +41,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -41,16 +52,22 @@ import anyio
 import anyio.lowlevel
 
 from trade_executor.domain.execution import CHANGE_FIELDS, Changes, Execution, TradeRecord
+from trade_executor.domain.guardrails import GuardrailFacts
+from trade_executor.domain.ledger import OriginalTrade
 from trade_executor.domain.models import Approval, Signal
 from trade_executor.domain.states import EventKind, ExecutionState, IllegalTransition, Transition
-from trade_executor.store.errors import StoreConflict, StoreUnavailable
+from trade_executor.store.errors import Fenced, StoreConflict, StoreUnavailable
 from trade_executor.store.notifications import APPROVALS_CHANNEL, CONTROL_CHANNEL
+from trade_executor.store.original import audit_for_control, audit_for_transition, fill_delta
 from trade_executor.store.protocol import (
+    APPROVAL_SOURCES,
     AlreadyClaimed,
+    AuditEntry,
     Claimed,
     ClaimOutcome,
     ControlState,
     NotClaimable,
+    OriginalTables,
     PendingApproval,
     Trade,
 )
@@ -104,6 +121,10 @@ class _Tables:
     client_order_ids: set[str] = field(default_factory=set)
     events: list[MemoryEvent] = field(default_factory=list)
     trades: dict[str, dict[str, Any]] = field(default_factory=dict)
+    status_approvals: dict[UUID, datetime] = field(default_factory=dict)  # signal -> approved_at
+    order_intents: list[dict[str, Any]] = field(default_factory=list)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    audit_events: list[AuditEntry] = field(default_factory=list)
 
 
 class MemoryStore:
@@ -123,6 +144,38 @@ class MemoryStore:
         self._control = ControlState(halted=False, changed_at=clock())
         self.down = False  # True: every call raises StoreUnavailable (a database outage)
         self._failures: dict[str, int] = {}
+        # The original service's side (test inputs): which of its tables exist, the orders it
+        # placed (signal -> evidence), its trades, and the guardrail facts of each signal.
+        self.original = OriginalTables()
+        self.original_orders: dict[UUID, str] = {}
+        self.original_trades: list[OriginalTrade] = []
+        self.guardrails: dict[UUID, GuardrailFacts] = {}
+        self.leader_epoch = 0  # executor_control.leader_epoch
+        self._epoch: int | None = None  # the epoch this client is fenced with (None: unfenced)
+        self._on_fenced: Callable[[Fenced], None] | None = None
+
+    # -- fencing (as `PgStore.fence`) ------------------------------------------------------------
+
+    def take_over(self) -> int:
+        """A takeover by some instance: the database's epoch, incremented and returned."""
+        self.leader_epoch += 1
+        return self.leader_epoch
+
+    @property
+    def epoch(self) -> int | None:
+        return self._epoch
+
+    def fence(self, epoch: int | None, on_fenced: Callable[[Fenced], None] | None = None) -> None:
+        """Fence claims and intent writes with `epoch` (None: unfenced)."""
+        self._epoch = epoch
+        self._on_fenced = on_fenced
+
+    def _check_fence(self) -> None:
+        if self._epoch is not None and self._epoch != self.leader_epoch:
+            error = Fenced(self._epoch, self.leader_epoch)
+            if self._on_fenced is not None:
+                self._on_fenced(error)
+            raise error
 
     # -- test helpers (synchronous: each is one committed transaction) -------------------------
 
@@ -176,20 +229,21 @@ class MemoryStore:
         if signal_id not in self._t.signals:
             raise StoreConflict(f"trade_approvals: no signal {signal_id}")
         now = self._clock()
+        new_id = approval_id or uuid4()
         approval = Approval(
-            id=approval_id or uuid4(),
+            id=new_id,
             signal_id=signal_id,
             approved=approved,
             approved_at=(approved_at or now) if approved else approved_at,
             approved_by=approved_by,
             created_at=now,
         )
-        if approval.id in self._t.approvals:
-            raise StoreConflict(f"trade_approvals: duplicate id {approval.id}")
-        self._t.approvals[approval.id] = _ApprovalRow(approval)
+        if new_id in self._t.approvals:
+            raise StoreConflict(f"trade_approvals: duplicate id {new_id}")
+        self._t.approvals[new_id] = _ApprovalRow(approval)
         if approved and notify:
             self._notify_approval(approval)
-        return approval.id
+        return new_id
 
     def set_approved(
         self, approval_id: UUID, approved: bool = True, *, notify: bool = True
@@ -200,6 +254,33 @@ class MemoryStore:
         row.approval = replace(row.approval, approved=approved, approved_at=stamp)
         if approved and notify:
             self._notify_approval(row.approval)
+
+    def approve_by_status(self, signal_id: UUID, *, notify: bool = True) -> None:
+        """The original's UI: `UPDATE strategy_signals SET status = 'approved'`. The first such
+        change of a signal is recorded and (unless `notify=False`) announced, like 0003's
+        trigger."""
+        signal = self._t.signals[signal_id]
+        if signal.status == "approved":
+            return
+        self._t.signals[signal_id] = replace(signal, status="approved")
+        if signal_id in self._t.status_approvals:
+            return
+        self._t.status_approvals[signal_id] = self._clock()
+        if notify:
+            payload = {"signal_id": str(signal_id), "source": "signal_status"}
+            self._notify(APPROVALS_CHANNEL, json.dumps(payload))
+
+    @property
+    def order_intents(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._t.order_intents]
+
+    @property
+    def fills(self) -> list[dict[str, Any]]:
+        return [dict(row) for row in self._t.fills]
+
+    @property
+    def audit_events(self) -> list[AuditEntry]:
+        return list(self._t.audit_events)
 
     @property
     def signals(self) -> dict[UUID, Signal]:
@@ -239,6 +320,7 @@ class MemoryStore:
         row = self._t.approvals.get(approval_id)
         if row is None:
             return NotClaimable("approval not found")
+        self._check_fence()
         approval = row.approval
         if not approval.approved:
             return NotClaimable("not_approved")
@@ -275,18 +357,113 @@ class MemoryStore:
         )
         return Claimed(execution, signal, approval)
 
-    async def pending_approvals(self, limit: int) -> list[PendingApproval]:
+    async def claim_status(
+        self, signal_id: UUID, execution_id: UUID, client_order_id: str
+    ) -> ClaimOutcome:
+        await self._enter("claim_status")
+        approved_at = self._t.status_approvals.get(signal_id)
+        if approved_at is None:
+            return NotClaimable("approval not found")
+        self._check_fence()
+        signal = self._t.signals.get(signal_id)
+        if signal is None:
+            return NotClaimable("signal not found")
+        existing = self._t.by_signal.get(signal_id)
+        if existing is not None:
+            return AlreadyClaimed(self._t.executions[existing])
+        if signal.status != "approved":
+            return NotClaimable("not_approved")
+        if execution_id in self._t.executions:
+            raise StoreConflict(f"executions: duplicate id {execution_id}")
+        if client_order_id in self._t.client_order_ids:
+            raise StoreConflict(f"executions: duplicate client_order_id {client_order_id}")
+        now = self._clock()
+        execution = Execution(
+            id=execution_id,
+            signal_id=signal_id,
+            approval_id=None,
+            state=ExecutionState.RECEIVED,
+            client_order_id=client_order_id,
+            symbol=signal.symbol[:64] if signal.symbol else None,
+            action=signal.signal_type if signal.signal_type in ("BUY", "SELL") else None,
+            approval_source="signal_status",
+            created_at=now,
+            updated_at=now,
+        )
+        self._t.executions[execution_id] = execution
+        self._t.by_signal[signal_id] = execution_id
+        self._t.client_order_ids.add(client_order_id)
+        self._append_event(
+            execution_id,
+            EventKind.CLAIMED,
+            {"approval_source": "signal_status", "approved_at": approved_at},
+        )
+        return Claimed(execution, signal, _status_approval(signal_id, approved_at))
+
+    async def pending_approvals(
+        self, limit: int, sources: Collection[str] = APPROVAL_SOURCES
+    ) -> list[PendingApproval]:
         await self._enter("pending_approvals")
-        first: dict[UUID, Approval] = {}
-        for row in self._t.approvals.values():
-            approval = row.approval
-            if not approval.approved or approval.signal_id in self._t.by_signal:
-                continue
-            held = first.get(approval.signal_id)
-            if held is None or _approval_order(approval) < _approval_order(held):
-                first[approval.signal_id] = approval
-        chosen = sorted(first.values(), key=_approval_order)[: max(limit, 0)]
-        return [PendingApproval(a.id, a.signal_id) for a in chosen]
+        found: list[PendingApproval] = []
+        if "trade_approvals" in sources:
+            first: dict[UUID, Approval] = {}
+            for row in self._t.approvals.values():
+                approval = row.approval
+                if not approval.approved or approval.signal_id in self._t.by_signal:
+                    continue
+                held = first.get(approval.signal_id)
+                if held is None or _approval_order(approval) < _approval_order(held):
+                    first[approval.signal_id] = approval
+            chosen = sorted(first.values(), key=_approval_order)[: max(limit, 0)]
+            found += [PendingApproval(a.id, a.signal_id) for a in chosen]
+        if "signal_status" in sources:
+            waiting = sorted(
+                (at, signal_id)
+                for signal_id, at in self._t.status_approvals.items()
+                if signal_id not in self._t.by_signal
+                and self._t.signals[signal_id].status == "approved"
+            )[: max(limit, 0)]
+            found += [PendingApproval(None, signal_id, "signal_status") for _, signal_id in waiting]
+        return found
+
+    async def status_approval(self, signal_id: UUID) -> Approval | None:
+        await self._enter("status_approval")
+        approved_at = self._t.status_approvals.get(signal_id)
+        return None if approved_at is None else _status_approval(signal_id, approved_at)
+
+    async def original_order(self, signal_id: UUID) -> str | None:
+        await self._enter("original_order")
+        return self.original_orders.get(signal_id)
+
+    async def original_trades_since(self, since: datetime) -> list[OriginalTrade]:
+        await self._enter("original_trades_since")
+        return [trade for trade in self.original_trades if trade.created_at >= since]
+
+    async def original_tables(self) -> OriginalTables:
+        await self._enter("original_tables")
+        return self.original
+
+    async def guardrail_facts(
+        self,
+        signal_id: UUID,
+        *,
+        instances: bool,
+        artifacts: bool,
+        day_start: datetime,
+        trading_day: date,
+    ) -> GuardrailFacts:
+        await self._enter("guardrail_facts")
+        facts = self.guardrails.get(signal_id, GuardrailFacts())
+        return replace(
+            facts,
+            instance_checked=instances and facts.instance_checked,
+            artifact_checked=artifacts and facts.artifact_checked,
+        )
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        await self._enter("record_audit")
+        if self.original.audit_events:
+            self._t.audit_events.append(entry)
 
     async def apply(
         self,
@@ -297,6 +474,8 @@ class MemoryStore:
         trade: TradeRecord | None = None,
     ) -> Execution:
         await self._enter("apply")
+        if transition is Transition.BEGIN_SUBMIT:
+            self._check_fence()
         current = self._t.executions.get(execution_id)
         if current is None:
             raise IllegalTransition(transition, None)
@@ -318,6 +497,7 @@ class MemoryStore:
         self._append_event(
             execution_id, transition.event, {"state": new_state.value, **(detail or {})}
         )
+        self._write_original(current, updated, transition, detail, now)
         if trade is not None:
             self._write_trade(trade, now)
         elif updated.order_id is not None and (
@@ -368,7 +548,9 @@ class MemoryStore:
             if row.approval.signal_id == signal_id and row.approval.approved
         ]
         if candidates:
-            return min(candidates, key=_approval_order).id
+            first = min(candidates, key=_approval_order).id
+            assert first is not None  # rows of trade_approvals always have an id
+            return first
         return self.add_approval(signal_id, True, approved_by=approved_by)
 
     async def trade_for_signal(self, signal_id: UUID) -> Trade | None:
@@ -412,6 +594,8 @@ class MemoryStore:
     async def set_control(self, halted: bool, reason: str | None, changed_by: str) -> None:
         await self._enter("set_control")
         self._control = ControlState(halted, reason, self._clock(), changed_by)
+        if self.original.audit_events:
+            self._t.audit_events.append(audit_for_control(halted, reason, changed_by))
         self._notify(CONTROL_CHANNEL, json.dumps({"halted": halted, "reason": reason}))
 
     async def announce_change(self, execution_id: UUID) -> None:
@@ -441,6 +625,63 @@ class MemoryStore:
         self._t.events.append(
             MemoryEvent(next(self._event_ids), execution_id, self._clock(), kind, as_json(detail))
         )
+
+    def _write_original(
+        self,
+        before: Execution,
+        after: Execution,
+        transition: Transition,
+        detail: dict[str, Any] | None,
+        now: datetime,
+    ) -> None:
+        """The original's tables, as `PgStore` writes them in the transition's transaction."""
+        key = str(after.id)
+        if self.original.order_intents:
+            if transition is Transition.BEGIN_SUBMIT:
+                self._t.order_intents.append(
+                    {
+                        "signal_id": after.signal_id,
+                        "symbol": after.symbol,
+                        "side": after.action,
+                        "quantity": after.quantity,
+                        "order_type": after.order_type,
+                        "status": "pending",
+                        "metadata": {"executionId": key, "clientOrderId": after.client_order_id},
+                        "created_at": now,
+                    }
+                )
+            else:
+                for intent in self._t.order_intents:
+                    if intent["metadata"].get("executionId") != key:
+                        continue
+                    failed = after.state.value in ("failed", "unknown", "rejected")
+                    intent["status"] = (
+                        after.state.value
+                        if failed or after.broker_status is None
+                        else after.broker_status
+                    )
+                    if after.order_id is not None:
+                        intent["metadata"]["brokerOrderId"] = str(after.order_id)
+                    intent["metadata"]["filledQty"] = after.filled_qty
+        if self.original.fills and after.filled_qty > before.filled_qty:
+            delta = fill_delta(
+                before.filled_qty, before.avg_fill_price, after.filled_qty, after.avg_fill_price
+            )
+            if delta is not None:
+                self._t.fills.append(
+                    {
+                        "trade_id": key if key in self._t.trades else None,
+                        "broker_order_id": str(after.order_id),
+                        "symbol": after.symbol,
+                        "side": after.action,
+                        "filled_qty": delta[0],
+                        "avg_fill_price": delta[1],
+                    }
+                )
+        if self.original.audit_events:
+            entry = audit_for_transition(after, transition, detail)
+            if entry is not None:
+                self._t.audit_events.append(entry)
 
     def _write_trade(self, trade: TradeRecord, now: datetime) -> None:
         order_id = str(trade.order_id) if trade.order_id is not None else None
@@ -516,6 +757,18 @@ def _keep(value: T | None, current: T) -> T:
 
 def _decimal(value: str | Decimal | None) -> Decimal | None:
     return None if value is None else Decimal(value)
+
+
+def _status_approval(signal_id: UUID, approved_at: datetime) -> Approval:
+    return Approval(
+        id=None,
+        signal_id=signal_id,
+        approved=True,
+        approved_at=approved_at,
+        approved_by=None,
+        created_at=approved_at,
+        source="signal_status",
+    )
 
 
 def _approval_order(approval: Approval) -> tuple[bool, datetime, datetime]:

@@ -71,6 +71,7 @@ async def test_fills_are_recorded_by_the_poller(
         " FROM executions e JOIN trades t ON t.id = e.id::text WHERE e.signal_id = $1",
         signal_id,
     )
+    assert row is not None
     assert row["filled_qty"] == row["quantity"] == row["trade_filled"]
     assert row["order_status"] == "Filled"
 

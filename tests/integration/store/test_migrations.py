@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from asyncpg.pool import PoolConnectionProxy
 
 from trade_executor.domain.execution import TradeRecord
 from trade_executor.store import migrate as migrate_module
@@ -29,11 +31,6 @@ from trade_executor.store.migrate import (
 from trade_executor.store.postgres import PgStore
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"  # asyncpg runs on asyncio only
 
 
 # table -> column -> type as information_schema.columns shows it (udt_name for arrays).
@@ -891,7 +888,8 @@ async def test_original_queries_read_our_trade(
     # Daily risk: read before and after our write in one transaction (one now(), no midnight race).
     async with conn.transaction():
         risk_before = await conn.fetchval(ORIGINAL_DAILY_RISK)
-        await PgStore._write_trade(conn, trade)  # the service's own write of a trade row
+        # The service's own write of a trade row (it takes a pooled connection: the same API).
+        await PgStore._write_trade(cast("PoolConnectionProxy[asyncpg.Record]", conn), trade)
         risk_after = await conn.fetchval(ORIGINAL_DAILY_RISK)
     assert risk_after - risk_before == trade.risk_amount
 

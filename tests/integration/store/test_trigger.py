@@ -21,11 +21,6 @@ from trade_executor.store.migrate import migrate
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"  # asyncpg runs on asyncio only
-
-
 class Listener:
     """Collects the payloads of one channel; `until_sentinel()` returns those before a sentinel."""
 

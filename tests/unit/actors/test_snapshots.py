@@ -20,11 +20,6 @@ ACCOUNT = (
 POSITIONS = '{"positions": [], "count": 0}'
 
 
-@pytest.fixture(scope="module", params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 class Bridge:
     def __init__(self) -> None:
         self.reads = 0

@@ -21,12 +21,6 @@ from trade_executor.actors.supervisor import ChildGaveUp, Supervisor, describe
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module", params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    """No asyncpg here: both backends (overrides the directory's asyncio pin)."""
-    return str(request.param)
-
-
 ChildRun = Callable[..., Coroutine[Any, Any, None]]
 
 

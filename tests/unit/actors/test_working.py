@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from hypothesis import given, settings
@@ -30,9 +31,11 @@ held_maps = st.dictionaries(st.sampled_from(SYMBOLS), st.integers(0, 60), max_si
 
 @settings(max_examples=200, deadline=None)
 @given(operations, held_maps)
-def test_the_running_total_equals_the_naive_sum(ops: list[tuple], held: dict[str, int]) -> None:
+def test_the_running_total_equals_the_naive_sum(
+    ops: list[tuple[Any, ...]], held: dict[str, int]
+) -> None:
     book = WorkingOrders()
-    naive: dict[int, list] = {}  # key -> [symbol, quantity, entry, filled]
+    naive: dict[int, list[Any]] = {}  # key -> [symbol, quantity, entry, filled]
     for op in ops:
         key = op[1]
         execution_id = UUID(int=key)

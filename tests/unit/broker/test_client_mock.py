@@ -314,12 +314,12 @@ async def test_a_4xx_read_is_not_retried(anyio_backend: str, status: int) -> Non
 async def test_retries_wait_with_bounded_backoff(anyio_backend: str) -> None:
     broker = BrokerClient("http://x", timeout=1, backoff_base=0.1, backoff_max=0.5)
     try:
-        delays = [broker._backoff(n) for n in range(1, 8) for _ in range(20)]
+        delays = [broker._t.backoff(n) for n in range(1, 8) for _ in range(20)]
     finally:
         await broker.aclose()
     assert all(0 < d <= 0.5 for d in delays)
     assert len(set(delays)) > 1  # jittered
-    assert max(broker._backoff(1) for _ in range(50)) <= 0.1
+    assert max(broker._t.backoff(1) for _ in range(50)) <= 0.1
 
 
 # ---- orders are attempted exactly once -------------------------------------------------------

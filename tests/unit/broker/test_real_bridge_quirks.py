@@ -5,6 +5,7 @@ Every answer comes from `realbridge`, which reproduces the real bridge's JSON ex
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -60,7 +61,7 @@ class Recorder:
         return [r for r in self.requests if (r.method, r.url.path) == (method, path)]
 
 
-def bridge(table: dict[tuple[str, str], httpx.Response | list[httpx.Response]]) -> Recorder:
+def bridge(table: Mapping[tuple[str, str], httpx.Response | list[httpx.Response]]) -> Recorder:
     return Recorder(rb.routed(table))
 
 
@@ -450,6 +451,6 @@ async def test_protect_without_take_profit_omits_it(anyio_backend: str) -> None:
 
 async def test_the_default_timeout_covers_the_bridges_slowest_order(anyio_backend: str) -> None:
     async with BrokerClient("http://bridge.test") as broker:
-        timeout = broker._http.timeout
+        timeout = broker._t.http.timeout
     assert DEFAULT_TIMEOUT == 15.0
     assert (timeout.connect, timeout.read, timeout.write) == (15.0, 15.0, 15.0)

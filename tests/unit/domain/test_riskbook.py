@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from trade_executor.domain.models import Account, Action
-from trade_executor.domain.riskbook import Decision, Reservation, RiskBook
+from trade_executor.domain.riskbook import Decision, Halted, Reservation, RiskBook, TradingState
 from trade_executor.domain.sizing import RiskGate, RiskLimits, RiskRejection
 from trade_executor.domain.validation import ValidSignal
 
@@ -233,7 +233,7 @@ def test_restore() -> None:
 async def test_concurrent_decisions_grant_exactly_max_open_positions() -> None:
     rb = book(max_open_positions=3, max_daily_loss=D(1_000_000))
     start = anyio.Event()
-    outcomes: list[Decision | RiskRejection] = []
+    outcomes: list[Decision | RiskRejection | Halted] = []
 
     async def submit(symbol: str) -> None:
         await start.wait()
@@ -328,3 +328,46 @@ RiskBookMachine.TestCase.settings = settings(
     max_examples=100, stateful_step_count=40, deadline=None
 )
 TestRiskBookSequences = RiskBookMachine.TestCase
+
+
+# -- the realized-loss limit and the trading state ------------------------------------------------
+
+
+def test_realized_losses_reaching_the_limit_reject_new_entries() -> None:
+    rb = book(max_daily_realized_loss=Decimal("1000"))
+    day = rb.trading_day(NOW)
+    rb.set_realized(uuid4(), Decimal("-665.00"), day)
+    granted(rb, sig("AAPL"))
+    rb.set_realized(uuid4(), Decimal("-335.00"), day)
+    assert rb.realized_pnl(NOW) == Decimal("-1000.00")
+    assert refused(rb, sig("MSFT")) is RiskGate.MAX_DAILY_REALIZED_LOSS
+
+
+def test_realized_pnl_is_net_replaced_per_execution_and_per_day() -> None:
+    rb = book(max_daily_realized_loss=Decimal("500"))
+    day = rb.trading_day(NOW)
+    loser, winner = uuid4(), uuid4()
+    rb.set_realized(loser, Decimal("-300"), day)
+    rb.set_realized(loser, Decimal("-600"), day)  # a later partial exit: the running total
+    rb.set_realized(winner, Decimal("200"), day)
+    assert rb.realized_pnl(NOW) == Decimal("-400")
+    granted(rb, sig("AAPL"))  # net -400 has not reached -500
+    rb.set_realized(uuid4(), Decimal("-900"), day - timedelta(days=1))  # yesterday's
+    assert rb.realized_pnl(NOW) == Decimal("-400")
+
+
+def test_the_realized_loss_limit_off_by_default() -> None:
+    rb = book()
+    rb.set_realized(uuid4(), Decimal("-1000000"), rb.trading_day(NOW))
+    granted(rb, sig("AAPL"))
+
+
+def test_a_halted_book_refuses_everything_until_resumed() -> None:
+    rb = book()
+    assert rb.set_trading_state(TradingState(True, "maintenance"))
+    assert not rb.set_trading_state(TradingState(True, "maintenance"))  # no change
+    halted = rb.decide(uuid4(), sig(), ACCOUNT, NOW)
+    assert isinstance(halted, Halted) and halted.reason == "halted"
+    assert rb.in_flight() == 0
+    rb.set_trading_state(TradingState())
+    granted(rb, sig())

@@ -10,9 +10,10 @@ The bounds (`StateBounds`, measured from the moment the execution entered the st
   (15 + 30 = 45 s). Past it the execution is reconciled through the bridge
   (`Submitter.settle_submitting`: adopted, `not found` -> `unknown`); it ends
   `unknown: reconcile_failed: <error>` once reconciliation has raised as above.
-- `submitted` / `partially_filled`, from `submitted_at`: ORDER_POLL_TIMEOUT + a grace of
-  2 x ORDER_POLL_INTERVAL + 30 s (120 + 50 = 170 s). The pollers end them (final, or `unknown`
-  when the bridge cannot say); here the bound is what `resolve` checks.
+- `submitted` / `partially_filled`, from `submitted_at`: ORDER_POLL_TIMEOUT + the pollers'
+  grace, max(30 s, 3 x ORDER_POLL_INTERVAL) (120 + 30 = 150 s): `actors.following.judge`. The
+  pollers end them (final, or `unknown` when the bridge cannot say); here the bound is what
+  `resolve` checks.
 - `unknown`: no bound; it waits for an operator's `resolve`.
 
 Guarantees:
@@ -43,6 +44,7 @@ from trade_executor.actors.execution.recovery import Recovery
 from trade_executor.actors.execution.shared import Candidate, Shared, describe_error, log
 from trade_executor.actors.execution.shared import log_context as execution_context
 from trade_executor.actors.execution.submit import RECONCILE_WINDOW, Submitter
+from trade_executor.actors.following.judge import default_lost_grace
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.states import ExecutionState
@@ -52,7 +54,6 @@ S = ExecutionState
 
 SCAN_INTERVAL = 5.0  # seconds between two scans
 RECEIVED_BOUND = 30.0  # seconds a claim may stay `received` before it is decided again
-WORKING_GRACE_FIXED = 30.0  # + 2 poll intervals, past ORDER_POLL_TIMEOUT (see `working`)
 SAME_ERROR_LIMIT = 3  # the same error this many times in a row ends the execution
 MAX_ATTEMPTS = 5  # attempts that met an error, whatever the errors, before giving up
 
@@ -78,7 +79,7 @@ class StateBounds:
         received: float = RECEIVED_BOUND,
         reconcile_window: float = RECONCILE_WINDOW,
     ) -> StateBounds:
-        grace = 2 * settings.order_poll_interval + WORKING_GRACE_FIXED
+        grace = default_lost_grace(settings.order_poll_interval)  # the pollers' own bound
         return cls(
             received=received,
             submitting=settings.ib_bridge_timeout + reconcile_window,

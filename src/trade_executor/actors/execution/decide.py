@@ -5,6 +5,12 @@ by synchronous calls from this one task; a batch's account snapshot was read aft
 approval of the batch was seen; a bridge that cannot give the snapshot fails the batch
 (`bridge_unavailable`), it never decides on stale numbers. While draining, nothing is decided:
 the claims stay `received` and the next start decides them.
+
+Gates, in order (CONTRACT section 5): the kill switch; live or paper (the bridge's account mode,
+read at start and after every reconnect: a live or unknown account needs ALLOW_LIVE_TRADING);
+the original's guardrails that need no sizing (their read failing rejects: fail closed); the
+RiskBook (positions, budget, sizing, reservation); the instance's own limits with the new
+trade's risk (a refusal returns the reservation). Dry run passes the same gates.
 """
 
 from __future__ import annotations
@@ -16,8 +22,14 @@ import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from trade_executor.actors.execution.outcomes import Outcomes
-from trade_executor.actors.execution.shared import Candidate, Shared
+from trade_executor.actors.execution.shared import Candidate, Shared, log, log_context
 from trade_executor.broker.errors import BrokerError
+from trade_executor.domain.guardrails import (
+    UsageItem,
+    check_account_mode,
+    check_entry,
+    check_instance_limits,
+)
 from trade_executor.domain.riskbook import Decision, Halted
 from trade_executor.domain.sizing import RiskRejection
 
@@ -56,10 +68,12 @@ class Decider:
                 self._rejected(candidate, "halted")
             return
         assert s.tg is not None
+        await self.read_account_mode()
         try:
             since = max(candidate.seen_at for candidate in batch)
             account, positions = await s.snapshots.fresh(since, s.tg)
         except BrokerError as error:
+            s.account_mode_read = False  # read it again once the bridge is back
             for candidate in batch:
                 self._failed(candidate, f"bridge_unavailable: {error}")
             return
@@ -70,6 +84,12 @@ class Decider:
         available = replace(account, buying_power=account.buying_power - unfilled)
         now = s.clock()
         for candidate in batch:
+            refused = check_account_mode(
+                s.paper_trading, s.settings.allow_live_trading
+            ) or check_entry(candidate.guardrails, now)
+            if refused is not None:
+                self._rejected(candidate, refused.reason, refused.detail)
+                continue
             decision = s.riskbook.decide(candidate.execution.id, candidate.valid, available, now)
             if isinstance(decision, RiskRejection):
                 s.metrics.risk_rejections.labels(gate=decision.gate.value).inc()
@@ -77,6 +97,8 @@ class Decider:
                 continue
             if isinstance(decision, Halted):
                 self._rejected(candidate, decision.reason)
+                continue
+            if not self._within_instance_limits(candidate, decision):
                 continue
             sizing = decision.sizing
             s.working.add(
@@ -92,8 +114,48 @@ class Decider:
             self._submit(candidate, decision)
         s.metrics.set_daily_risk(s.riskbook.daily_risk_used(now))
 
-    def _rejected(self, candidate: Candidate, reason: str) -> None:
+    async def read_account_mode(self) -> None:
+        """The bridge's account mode, unless already read since the last (re)connection. A
+        failed read leaves it unknown, which is never taken as paper."""
+        s = self._s
+        if s.account_mode_read:
+            return
+        try:
+            health = await s.broker.health()
+        except BrokerError as error:
+            log.warning("bridge.account_mode_unknown", error=str(error))
+            s.paper_trading = None
+            return
+        s.paper_trading, s.account_mode_read = health.paper_trading, True
+        mode = {True: "paper", False: "live", None: "unknown"}[health.paper_trading]
+        log.info("bridge.account_mode", mode=mode, allow_live_trading=s.settings.allow_live_trading)
+
+    def _within_instance_limits(self, candidate: Candidate, decision: Decision) -> bool:
+        """The instance's config limits with the new trade counted; on a refusal the
+        reservation is returned. On success the trade joins the instance's tally."""
+        s = self._s
+        facts = candidate.guardrails
+        if not facts.instance_checked or facts.instance_id is None or facts.instance is None:
+            return True
+        day = decision.reservation.trading_day
+        decided = s.instance_tally.items(facts.instance_id, day)
+        refused = check_instance_limits(
+            facts, decided, candidate.valid.symbol, decision.sizing.risk_amount
+        )
+        if refused is not None:
+            s.riskbook.release(candidate.execution.id)
+            self._rejected(candidate, refused.reason, refused.detail)
+            return False
+        item = UsageItem(
+            str(candidate.execution.id), candidate.valid.symbol, decision.sizing.risk_amount, True
+        )
+        s.instance_tally.add(facts.instance_id, day, item)
+        return True
+
+    def _rejected(self, candidate: Candidate, reason: str, detail: str = "") -> None:
         execution = candidate.execution
+        if detail:
+            log.info("guardrail.refused", reason=reason, detail=detail, **log_context(execution))
         self._s.spawn("reject", lambda: self._outcomes.reject(execution, reason))
 
     def _failed(self, candidate: Candidate, reason: str) -> None:

@@ -127,10 +127,20 @@ class Outcomes:
         self._count_failure(reason)
 
     async def dry_run(
-        self, execution: Execution, plan: Changes, detail: dict[str, Any], trade: TradeRecord
+        self,
+        execution: Execution,
+        plan: Changes,
+        detail: dict[str, Any],
+        trade: TradeRecord | None = None,
     ) -> None:
-        updated = await self._s.recorder.apply(execution, Transition.DRY_RUN, plan, detail, trade)
-        self.forget(execution, release=True)
+        """What live would have done, without the broker: the decision keeps its budget and
+        its symbol for the day (CONTRACT section 5). `trade` is kept for callers of the old
+        signature and ignored: a dry run writes no `trades` row (the original's UI and its
+        daily-risk query read that table)."""
+        del trade
+        updated = await self._s.recorder.apply(execution, Transition.DRY_RUN, plan, detail)
+        self._s.working.remove(execution.id)
+        self._s.riskbook.hold_for_day(execution.id)
         log.info("execution.dry_run", **log_context(execution), **detail)
         self._s.metrics.executions.labels(state="dry_run").inc()
         self._publish(updated)
@@ -171,6 +181,7 @@ class Outcomes:
         self.let_go(execution)
         if release:
             self._s.riskbook.release(execution.id)
+            self._s.instance_tally.remove(str(execution.id))
 
     def let_go(self, execution: Execution) -> None:
         """No task of this run works on `execution` any more (see `Shared.in_hand`)."""

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 from functools import partial
-
-import anyio
 
 from trade_executor.actors.execution.outcomes import Outcomes
 from trade_executor.actors.execution.shared import Candidate, Shared, log, log_context
 from trade_executor.actors.execution.submit import Submitter
+from trade_executor.actors.execution.vetting import day_start, vet
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.ledger import holds_symbol, rebuild_riskbook
 from trade_executor.domain.riskbook import TradingState
 from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import NOT_FINAL_STATES, ExecutionState
-from trade_executor.domain.validation import Rejection, validate
 
 
 class Recovery:
@@ -37,13 +36,23 @@ class Recovery:
         control = await s.store.control()
         today = s.riskbook.trading_day(now)
         open_executions = await s.store.executions_in(sorted(NOT_FINAL_STATES))
+        # The original service's trades of today (a switch-over mid-day): their risk counts on
+        # today's budget and their working orders' symbols are open.
+        originals = await s.store.original_trades_since(day_start(today, s))
         s.riskbook = rebuild_riskbook(
             RiskLimits.from_settings(s.settings),
             s.settings.timezone,
             [*await s.store.executions_on(today), *open_executions],
             now,
             TradingState(control.halted, control.reason),
+            original_trades=originals,
         )
+        if originals:
+            log.info(
+                "recovery.original_trades",
+                trades=len(originals),
+                risk=str(sum((t.risk_amount for t in originals), Decimal(0))),
+            )
         for execution in open_executions:
             if holds_symbol(execution) and execution.quantity and execution.entry_price:
                 s.working.add(
@@ -86,19 +95,16 @@ class Recovery:
         Staleness is judged at the time of the claim, expiry now."""
         s = self._s
         signal = await s.store.get_signal(execution.signal_id)
-        approval = (
-            await s.store.get_approval(execution.approval_id)
-            if execution.approval_id is not None
-            else None
-        )
+        if execution.approval_id is not None:
+            approval = await s.store.get_approval(execution.approval_id)
+        else:  # a status approval has no row of its own
+            approval = await s.store.status_approval(execution.signal_id)
         if signal is None or approval is None:
             await self._outcomes.reject(execution, "invalid_signal: signal or approval not found")
             return
         now = s.clock()
         waited = now - (execution.created_at or now)
         max_age = timedelta(seconds=s.settings.approval_max_age) + waited
-        result = validate(signal, approval, now, max_age)
-        if isinstance(result, Rejection):
-            await self._outcomes.reject(execution, result.reason)
-        else:
-            decide(Candidate(execution, result, anyio.current_time()))
+        candidate = await vet(s, self._outcomes, execution, signal, approval, max_age)
+        if candidate is not None:
+            decide(candidate)

@@ -22,6 +22,7 @@ from trade_executor.actors.working import WorkingOrders
 from trade_executor.broker.protocol import Broker
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
+from trade_executor.domain.guardrails import NO_GUARDRAILS, GuardrailFacts, InstanceTally
 from trade_executor.domain.riskbook import RiskBook
 from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.validation import ValidSignal
@@ -67,6 +68,8 @@ class Candidate:
     execution: Execution
     valid: ValidSignal
     seen_at: float
+    # What the original's guardrails need, read in the prepare step (domain.guardrails).
+    guardrails: GuardrailFacts = NO_GUARDRAILS
 
 
 class Submissions:
@@ -139,6 +142,12 @@ class Shared:
     riskbook: RiskBook = field(init=False)
     working: WorkingOrders = field(default_factory=WorkingOrders)
     snapshots: AccountSnapshots = field(init=False)
+    # This run's decisions per strategy instance (the guardrails' usage since their read).
+    instance_tally: InstanceTally = field(default_factory=InstanceTally)
+    # The bridge's account mode (/health paper_trading), read at start and after every
+    # reconnect: None = not read or not said, which is never taken as paper.
+    paper_trading: bool | None = None
+    account_mode_read: bool = False
     tg: TaskGroup | None = None
     # Executions a task of this run is working on (claimed and being decided, submitted or
     # reconciled): the deadline scan leaves them alone. See `actors/execution/deadlines.py`.
@@ -155,6 +164,9 @@ class Shared:
         self.riskbook = RiskBook(RiskLimits.from_settings(self.settings), self.settings.timezone)
         self.working = WorkingOrders()
         self.snapshots = AccountSnapshots(self.broker)
+        self.instance_tally = InstanceTally()
+        self.paper_trading = None
+        self.account_mode_read = False
         self.in_hand = set()
         self.troubles = {}
 

@@ -12,7 +12,6 @@ Guarantees:
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 
 import anyio
@@ -20,7 +19,6 @@ import anyio
 from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.execution.outcomes import Outcomes
 from trade_executor.actors.execution.shared import Candidate, Shared, log, log_context
-from trade_executor.actors.recording import trade_from_execution
 from trade_executor.broker.errors import BrokerError, BrokerRejected, BrokerUnavailable
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import Action, AnyOrderRequest, OrderType, PlacedOrder
@@ -28,7 +26,7 @@ from trade_executor.domain.orders import build_order
 from trade_executor.domain.riskbook import Decision
 from trade_executor.domain.states import Transition
 from trade_executor.logging import bind_context
-from trade_executor.store.errors import StoreError
+from trade_executor.store.errors import Fenced, StoreError
 from trade_executor.testing.faults import fault_point
 
 RECONCILE_ATTEMPTS = 3
@@ -80,37 +78,43 @@ class Submitter:
                 "binding": sizing.binding,
             }
             if not s.settings.execution_enabled:
-                planned = replace(
-                    execution,
-                    action=plan.action,
-                    quantity=plan.quantity,
-                    entry_price=plan.entry_price,
-                    stop_loss=plan.stop_loss,
-                    take_profit=plan.take_profit,
-                    risk_amount=plan.risk_amount,
-                    risk_percent=plan.risk_percent,
-                    position_value=plan.position_value,
-                )
-                trade = trade_from_execution(planned, valid.strategy_id, None, "dry_run")
-                await self._outcomes.dry_run(execution, plan, sizing_detail, trade)
+                # The live decision, recorded; no `trades` row (see Outcomes.dry_run).
+                await self._outcomes.dry_run(execution, plan, sizing_detail)
                 return
-            try:
-                intent = await s.recorder.apply(
-                    execution, Transition.BEGIN_SUBMIT, plan, sizing_detail
-                )
-            except StoreError as error:
-                # Not `StoreUnavailable` (the Recorder retried that): the database refused the
-                # intent itself (a value out of a column's range, say) and would refuse it again.
-                # Nothing was sent: end it now, risk released, so no restart re-decides it.
-                await self._outcomes.fail(execution, f"internal: {error}", attempted=False)
-                return
+            # From the intent write until the bridge answers the POST, no cancellation (the
+            # leadership lost, a shutdown's grace over) may cut in: an intent committed whose
+            # POST never left ends `unknown` with nothing at the broker, its risk standing in
+            # for an order never placed. Finishing is safe: the intent write is fenced, so one
+            # that committed did so before any takeover, and the new leader (which counts the
+            # row) adopts the order by its order_ref. Bounded by RECORD_DEADLINE, then by the
+            # pacing queue and the bridge's timeout.
+            with anyio.CancelScope(shield=True):
+                try:
+                    intent = await s.recorder.apply(
+                        execution, Transition.BEGIN_SUBMIT, plan, sizing_detail
+                    )
+                except Fenced as error:
+                    # Deposed: the intent changed nothing, so nothing is sent or marked; the
+                    # row stays `received` for the new leader, whose recovery decides it.
+                    log.warning("execution.fenced", error=str(error), **log_context(execution))
+                    self._outcomes.forget(execution, release=True)
+                    return
+                except StoreError as error:
+                    # Not `StoreUnavailable` (the Recorder retried that), not `Fenced`: the
+                    # database refused the intent itself (a value out of a column's range, say)
+                    # and would refuse it again. Nothing was sent: end it now, risk released,
+                    # so no restart decides it into the same error.
+                    await self._outcomes.fail(execution, f"internal: {error}", attempted=False)
+                    return
+                if intent is not None:
+                    fault_point("after_submitting")
+                    answer = await self._send(order)
             if intent is None:
                 # Nothing was sent: free the risk. The claim stays `received` if the database
                 # was away, and the next start decides it again.
                 self._outcomes.forget(execution, release=True)
                 return
-            fault_point("after_submitting")
-            placed = await self._place(intent, order)
+            placed = await self._answered(intent, answer)
             if placed is None:
                 return
             fault_point("after_broker_accepted")
@@ -135,8 +139,23 @@ class Submitter:
 
     async def _place(self, intent: Execution, order: AnyOrderRequest) -> PlacedOrder | None:
         """POST exactly once. Returns the placed order, or None after recording the outcome."""
+        return await self._answered(intent, await self._send(order))
+
+    async def _send(self, order: AnyOrderRequest) -> PlacedOrder | BrokerError:
+        """The one POST: the placed order, or the bridge's error (never raised)."""
         try:
             return await self._s.broker.place(order)
+        except BrokerError as error:
+            return error
+
+    async def _answered(
+        self, intent: Execution, answer: PlacedOrder | BrokerError
+    ) -> PlacedOrder | None:
+        """The placed order, or None after recording what the bridge's error means."""
+        try:
+            if isinstance(answer, BrokerError):
+                raise answer
+            return answer
         except BrokerRejected as error:
             await self._outcomes.fail(intent, f"broker_rejected: {error.detail}", attempted=True)
         except BrokerUnavailable as error:

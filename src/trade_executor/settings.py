@@ -1,0 +1,352 @@
+"""The settings (CONTRACT section 3): every variable, its default, its validation, and how it is
+shown with secrets redacted. Where values come from is `config.load_settings`.
+
+Sources, strongest first: keyword overrides (tests, the demo), the process environment, systemd
+credentials (`$CREDENTIALS_DIRECTORY/database_password` and `.../api_token`, for
+`LoadCredential=`), the env file (`--env-file` or TRADE_EXECUTOR_ENV_FILE, read as systemd's
+`EnvironmentFile=` reads it: see `trade_executor.envfile`), then the defaults. Each value
+remembers where it came from (`Settings.origin`).
+
+Every invalid value stops start-up with `ConfigError`, whose message names the setting, the bad
+value (unless it is a secret) and where it came from (file:line, "environment", ...); the command
+line turns it into exit code 78 (EX_CONFIG). An env file is stricter than the environment: a key
+that is no setting is an error there (a misspelt limit must not fall back to its default), while
+the process environment may hold anything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import time
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    SettingsConfigDict,
+)
+
+from trade_executor.domain.sizing import POSITION_SIZE_CEILING
+from trade_executor.redact import MASK, redact_dsn
+
+EX_CONFIG = 78
+ENV_FILE_VARIABLE = "TRADE_EXECUTOR_ENV_FILE"
+CREDENTIALS_DIRECTORY_VARIABLE = "CREDENTIALS_DIRECTORY"
+
+OrderType = Literal["LMT", "MKT", "STP"]
+ApprovalSource = Literal["trade_approvals", "signal_status"]
+Toggle = Literal["auto", "on", "off"]
+# Display order of APPROVAL_SOURCES (the contract's default order).
+APPROVAL_SOURCE_NAMES: tuple[ApprovalSource, ...] = ("trade_approvals", "signal_status")
+
+# Settings whose values never appear in a message, a log line or check-config's output.
+SECRET_SETTINGS = frozenset({"database_url", "database_password", "api_token"})
+# Secrets that may also come from a systemd credential (LoadCredential=NAME:PATH): setting name
+# -> credential name.
+CREDENTIALS: Mapping[str, str] = {
+    "database_password": "database_password",
+    "api_token": "api_token",
+}
+# Limits where 0 means off (CONTRACT section 3), in the order warnings name them.
+OFF_WHEN_ZERO = (
+    "max_position_size",
+    "max_open_positions",
+    "max_daily_loss",
+    "max_daily_realized_loss",
+    "max_consecutive_failures",
+)
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the setting, the value unless secret,
+    and where it came from."""
+
+
+class Settings(BaseSettings):
+    """All settings; field names are the environment variables, lower-cased.
+
+    `Settings()` reads the process environment only; `load_settings` adds the env file and the
+    systemd credentials, checks the file's keys and records where each value came from."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", frozen=True, allow_inf_nan=False
+    )
+
+    execution_enabled: bool = False
+    allow_live_trading: bool = False
+    database_url: SecretStr | None = None
+    database_password: SecretStr | None = None  # optional: kept out of DATABASE_URL
+    ib_bridge_url: str = "http://localhost:8092"
+    # The real bridge can take over 5.7 s to place an order.
+    ib_bridge_timeout: float = Field(default=15.0, gt=0, le=300)
+    max_risk_per_trade: Decimal = Field(default=Decimal("0.01"), gt=0, le=1)
+    min_position_size: int = Field(default=1, ge=1, le=POSITION_SIZE_CEILING)
+    max_position_size: int = Field(default=1000, ge=0, le=POSITION_SIZE_CEILING)  # 0 = no cap
+    max_position_value_pct: Decimal = Field(default=Decimal("0.20"), gt=0, le=1)
+    max_open_positions: int = Field(default=5, ge=0)  # 0 = off
+    max_daily_loss: Decimal = Field(default=Decimal("1000.0"), ge=0)  # 0 = off
+    max_daily_realized_loss: Decimal = Field(default=Decimal(0), ge=0)  # 0 = off
+    max_consecutive_failures: int = Field(default=3, ge=0)  # 0 = off
+    # A bracket counts 3 messages; IB allows 50 a second.
+    bridge_max_messages_per_second: int = Field(default=45, ge=1, le=50)
+    default_order_type: OrderType = "LMT"
+    order_protection: Literal["bracket", "none"] = "bracket"
+    order_poll_interval: float = Field(default=10.0, gt=0)
+    order_poll_timeout: float = Field(default=120.0, gt=0)
+    order_timeout_action: Literal["cancel", "leave"] = "cancel"
+    reconcile_interval: float = Field(default=60.0, gt=0)
+    # NoDecode: a comma-separated list, not the JSON pydantic-settings expects for a set.
+    approval_sources: Annotated[frozenset[ApprovalSource], NoDecode] = frozenset(
+        APPROVAL_SOURCE_NAMES
+    )
+    instance_guardrails: Toggle = "auto"
+    require_artifact_approval: Toggle = "auto"
+    approval_max_age: float = Field(default=300.0, gt=0)
+    trading_day_timezone: str = "America/New_York"
+    flatten_at: time | None = None  # HH:MM in TRADING_DAY_TIMEZONE; unset = never
+    sweep_interval: float = Field(default=30.0, gt=0)
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8100, ge=0, le=65535)
+    api_token: SecretStr | None = None
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    # Operational knobs beyond the contract's table (all optional).
+    standby_retry_interval: float = Field(default=2.0, gt=0)
+    listener_health_interval: float = Field(default=5.0, gt=0)
+    shutdown_grace: float = Field(default=10.0, ge=0)
+    cancelled_recheck_delay: float = Field(default=3.0, ge=0)
+    # Polls in flight at once. Each costs client CPU in proportion to the pool's size, so few is
+    # fastest against a nearby bridge (measured in docs/BENCHMARKS.md); raise it for a slow one.
+    order_poll_concurrency: int = Field(default=4, ge=1, le=64)
+
+    # Where each value came from, by field name ("environment", "/etc/x.env:12", ...); a field
+    # missing here has its default. Filled by load_settings.
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("default_order_type", mode="before")
+    @classmethod
+    def _upper_order_type(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator(
+        "order_protection",
+        "order_timeout_action",
+        "log_format",
+        "log_level",
+        "instance_guardrails",
+        "require_artifact_approval",
+        mode="before",
+    )
+    @classmethod
+    def _lower_choice(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("database_password", "api_token", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value else value
+
+    @field_validator("approval_sources", mode="before")
+    @classmethod
+    def _source_list(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        names = [part.strip().lower() for part in value.split(",") if part.strip()]
+        unknown = [name for name in names if name not in APPROVAL_SOURCE_NAMES]
+        if unknown:
+            raise ValueError(
+                f"unknown approval source {', '.join(unknown)} "
+                f"(known: {', '.join(APPROVAL_SOURCE_NAMES)})"
+            )
+        if not names:
+            raise ValueError(f"must name at least one of {', '.join(APPROVAL_SOURCE_NAMES)}")
+        return frozenset(names)
+
+    @field_validator("flatten_at", mode="before")
+    @classmethod
+    def _clock_time(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text:
+            return None
+        match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", text)
+        if match is None:
+            raise ValueError("must be a time of day as HH:MM (24-hour), such as 15:55")
+        return time(int(match[1]), int(match[2]))
+
+    @field_validator("max_risk_per_trade", "max_position_value_pct", "max_daily_loss")
+    @classmethod
+    def _finite(cls, value: Decimal) -> Decimal:
+        if not value.is_finite():
+            raise ValueError("must be a finite number")
+        return value
+
+    @field_validator("max_daily_realized_loss")
+    @classmethod
+    def _finite_realized(cls, value: Decimal) -> Decimal:
+        if not value.is_finite():
+            raise ValueError("must be a finite number")
+        return value
+
+    @field_validator("ib_bridge_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise ValueError("is not a parsable URL") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as http://localhost:8092")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        try:
+            parts = urlsplit(value.get_secret_value())
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError:
+            raise ValueError("is not a parsable URL") from None
+        # A Unix-socket DSN names its directory in the query: postgresql:///db?host=/run/pg
+        has_host = bool(parts.hostname) or "host=" in parts.query
+        if parts.scheme not in ("postgresql", "postgres") or not has_host:
+            raise ValueError("must be a postgresql://user@host:port/db URL") from None
+        return value
+
+    @field_validator("trading_day_timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if 0 < self.max_position_size < self.min_position_size:
+            raise ValueError(
+                "MIN_POSITION_SIZE must not exceed MAX_POSITION_SIZE "
+                f"({self.min_position_size} > {self.max_position_size})"
+            )
+        if self.order_protection == "bracket" and self.bridge_max_messages_per_second < 3:
+            raise ValueError(
+                "BRIDGE_MAX_MESSAGES_PER_SECOND must be at least 3 with ORDER_PROTECTION=bracket "
+                f"(a bracket is 3 messages; it is {self.bridge_max_messages_per_second})"
+            )
+        return self
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.trading_day_timezone)
+
+    def origin(self, name: str) -> str:
+        """Where setting `name` (any case) came from: "default", "environment", "argument",
+        "credential NAME" or "FILE:LINE"."""
+        return self._origins.get(name.lower(), "default")
+
+    def limits_off(self) -> tuple[str, ...]:
+        """The limits set to 0 (off), by variable name, for the start-up warning and `status`:
+        any of MAX_POSITION_SIZE, MAX_OPEN_POSITIONS, MAX_DAILY_LOSS, MAX_DAILY_REALIZED_LOSS,
+        MAX_CONSECUTIVE_FAILURES."""
+        return tuple(name.upper() for name in OFF_WHEN_ZERO if getattr(self, name) == 0)
+
+    def limits_off_warning(self) -> str | None:
+        """One sentence naming the limits someone set to 0 (off), or None. A limit whose default
+        is 0 (MAX_DAILY_REALIZED_LOSS) is named only when it was set explicitly: a warning on
+        every default start-up would teach operators to ignore it."""
+        fields = type(self).model_fields
+        off = tuple(
+            name
+            for name in self.limits_off()
+            if fields[name.lower()].default != 0 or self.origin(name) != "default"
+        )
+        if not off:
+            return None
+        sentence = f"limits off (set to 0): {', '.join(off)}"
+        if "MAX_POSITION_SIZE" in off:
+            sentence += f"; orders stay capped at {POSITION_SIZE_CEILING:,} shares"
+        return sentence
+
+    def validate_for_run(self) -> None:
+        """Raise ConfigError unless `run` could start with these settings (DATABASE_URL set);
+        `check-config` calls it so that it accepts exactly what `run` accepts."""
+        if self.database_url is None:
+            where = self.origin("database_url")
+            how = "is empty" if where != "default" else "is not set"
+            source = f" ({where})" if where != "default" else ""
+            raise ConfigError(f"DATABASE_URL: required by run but {how}{source}")
+
+    def dsn(self) -> str:
+        """The database DSN with DATABASE_PASSWORD merged in; raises ConfigError if unset."""
+        if self.database_url is None:
+            raise ConfigError("DATABASE_URL: required by this command but not set")
+        dsn = self.database_url.get_secret_value()
+        if self.database_password is None:
+            return dsn
+        parts = urlsplit(dsn)
+        user = parts.username or "postgres"  # kept as written (already percent-encoded)
+        password = quote(self.database_password.get_secret_value(), safe="")
+        host = parts.hostname or ""
+        if ":" in host:  # IPv6: urlsplit dropped the brackets
+            host = f"[{host}]"
+        port = f":{parts.port}" if parts.port else ""
+        netloc = f"{user}:{password}@{host}{port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def secret_values(self) -> list[str]:
+        """Raw secret strings, for the log redactor: each as written and percent-decoded or
+        -encoded, since a library may print either form."""
+        raw: list[str] = []
+        for secret in (self.database_password, self.api_token):
+            if secret is not None and secret.get_secret_value():
+                raw.append(secret.get_secret_value())
+        if self.database_url is not None:
+            password = urlsplit(self.database_url.get_secret_value()).password
+            if password:
+                raw.append(password)
+        found: list[str] = []
+        for value in raw:
+            for form in (value, unquote(value), quote(value, safe="")):
+                if form and form not in found:
+                    found.append(form)
+        return found
+
+    def redacted(self) -> dict[str, str]:
+        """Every setting as an env-style string, secrets masked (for logs and check-config);
+        an unset or empty secret shows as "(unset)", never as the mask."""
+        view: dict[str, str] = {}
+        for name in type(self).model_fields:
+            view[name.upper()] = _shown(getattr(self, name), name)
+        return view
+
+
+def _shown(value: object, name: str) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, SecretStr):
+        if not value.get_secret_value():
+            return "(unset)"
+        return redact_dsn(value.get_secret_value()) if name == "database_url" else MASK
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, frozenset):
+        return ",".join(source for source in APPROVAL_SOURCE_NAMES if source in value)
+    if isinstance(value, time):
+        return value.strftime("%H:%M")
+    return str(value)
