@@ -115,9 +115,12 @@ def execution_in(
 
 def row(db: str, execution_id: UUID) -> asyncpg.Record:
     async def work(conn: asyncpg.Connection, store: PgStore) -> asyncpg.Record:
-        return await conn.fetchrow("SELECT * FROM executions WHERE id = $1", execution_id)
+        found = await conn.fetchrow("SELECT * FROM executions WHERE id = $1", execution_id)
+        assert found is not None
+        return found
 
-    return run(db, work)
+    found: asyncpg.Record = run(db, work)
+    return found
 
 
 def place_at_bridge(bridge: ThreadedBridge, symbol: str, quantity: int = 133) -> int:

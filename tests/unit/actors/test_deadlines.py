@@ -122,7 +122,7 @@ async def running(
         actors = build_actors(
             settings,
             store,
-            broker,  # type: ignore[arg-type]
+            broker,
             Metrics(),
             store.notifications.connect,
             bounds=fast_bounds(settings),
@@ -407,6 +407,7 @@ async def test_a_placed_order_resets_the_count(bridge: PaperServer) -> None:
     store = MemoryStore()
     settings = settings_for(bridge, max_consecutive_failures=3)
     failing = True
+    client_place: Callable[..., Any] = refused
 
     async def sometimes(*args: Any, **kwargs: Any) -> Any:
         if failing:
@@ -418,7 +419,6 @@ async def test_a_placed_order_resets_the_count(bridge: PaperServer) -> None:
         client_place = broker._inner.place
         broker.override("place", sometimes)
 
-    client_place: Callable[..., Any] = refused
     async with running(settings, store, prepare=prepare) as run:
         for n in range(2):
             assert (await approve_and_settle(store, f"RST{n}")).state is S.FAILED

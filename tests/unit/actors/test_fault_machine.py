@@ -339,7 +339,7 @@ async def run_machine(
             # The supervisor gives up on a child whose very first start fails (the service's
             # start-up reports that): faults begin once the actors have started.
             store.active = broker.active = False
-            async with actors_running(settings, store, broker, notifications) as actors:  # type: ignore[arg-type]
+            async with actors_running(settings, store, broker, notifications) as actors:
                 store.active = broker.active = True
                 next_crash = crash_at.pop(0) if crash_at else None
                 while approve_at and (next_crash is None or approve_at[0] < next_crash):

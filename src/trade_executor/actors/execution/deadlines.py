@@ -24,6 +24,8 @@ Guarantees:
   acts only on rows nobody here handles (left by a crash, a deposed leader, a database outage,
   an error). Each task that owns an execution is itself bounded (the POST by IB_BRIDGE_TIMEOUT,
   reconciliation by RECONCILE_WINDOW, a ledger write by the Recorder's deadline).
+- The RiskBook is kept equal to the ledger's: an execution in flight in it whose row is final
+  (the message that would have said so was lost) is settled as the ledger says.
 - Nothing loops without a bound: attempts per execution are counted (in this process; a restart
   counts afresh, but an error that repeats before the POST ends the execution at once, see
   `Submitter.submit`), and the scan's own failures are logged rate-limited.
@@ -47,7 +49,7 @@ from trade_executor.actors.execution.submit import RECONCILE_WINDOW, Submitter
 from trade_executor.actors.following.judge import default_lost_grace
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
-from trade_executor.domain.states import ExecutionState
+from trade_executor.domain.states import NOT_FINAL_STATES, ExecutionState
 from trade_executor.logging import clear_repeated, log_repeated
 
 S = ExecutionState
@@ -215,8 +217,10 @@ class DeadlineScan:
         if self._draining():
             return  # shutting down: what is left stays for the next start
         self.scans += 1
-        stuck = await s.store.executions_in(list(SCANNED_STATES))
+        not_final = await s.store.executions_in(sorted(NOT_FINAL_STATES))
+        stuck = [e for e in not_final if e.state in SCANNED_STATES]
         self.strikes.keep_only({e.id for e in stuck})
+        await self._heal_riskbook({e.id for e in not_final})
         now = s.clock()
         for execution in stuck:
             deadline = self.bounds.deadline(execution)
@@ -275,6 +279,23 @@ class DeadlineScan:
         s.in_hand.add(execution.id)
         s.submissions.begin()
         s.spawn("deadline_reconcile", lambda: self._submitter.settle_submitting(execution))
+
+    async def _heal_riskbook(self, not_final: set[UUID]) -> None:
+        """An execution in flight in the RiskBook whose row is final (the message that would
+        have said so was lost: a poller whose final write committed but whose answer did not
+        arrive stops without reporting) is settled as the ledger says, so the RiskBook stays
+        `rebuild_riskbook` of the ledger."""
+        s = self._s
+        for execution_id in s.riskbook.live_ids() - not_final - s.in_hand:
+            execution = await s.store.get_execution(execution_id)
+            if execution is None or not execution.state.is_final:
+                continue
+            log.warning(
+                "deadline.riskbook_healed",
+                state=execution.state.value,
+                **execution_context(execution),
+            )
+            self._outcomes.settled_elsewhere(execution)
 
     def _enter_riskbook(self, execution: Execution) -> None:
         """A `submitting` row this run never decided (written by an earlier leader after this

@@ -43,9 +43,19 @@ def new_client_order_id(execution_id: UUID) -> str:
     return f"te-{execution_id.hex}"
 
 
+REASON_LIMIT = 300  # characters of an error kept in a `reason`
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, at most REASON_LIMIT characters (PostgreSQL's
+    messages carry a DETAIL line with the whole row, which a `reason` must not)."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:REASON_LIMIT] if lines else ""
+
+
 def describe_error(error: BaseException) -> str:
     """An error as one line: its type and message (the same error twice gives the same text)."""
-    message = str(error)
+    message = first_line(error)
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 

@@ -18,7 +18,13 @@ import anyio
 
 from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.execution.outcomes import Outcomes
-from trade_executor.actors.execution.shared import Candidate, Shared, log, log_context
+from trade_executor.actors.execution.shared import (
+    Candidate,
+    Shared,
+    first_line,
+    log,
+    log_context,
+)
 from trade_executor.broker.errors import BrokerError, BrokerRejected, BrokerUnavailable
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import Action, AnyOrderRequest, OrderType, PlacedOrder
@@ -104,7 +110,9 @@ class Submitter:
                     # database refused the intent itself (a value out of a column's range, say)
                     # and would refuse it again. Nothing was sent: end it now, risk released,
                     # so no restart decides it into the same error.
-                    await self._outcomes.fail(execution, f"internal: {error}", attempted=False)
+                    await self._outcomes.fail(
+                        execution, f"internal: {first_line(error)}", attempted=False
+                    )
                     return
                 if intent is not None:
                     fault_point("after_submitting")
