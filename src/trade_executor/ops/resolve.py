@@ -26,10 +26,10 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from trade_executor.actors.execution.deadlines import StateBounds
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerError
 from trade_executor.config import Settings
+from trade_executor.domain.bounds import StateBounds
 from trade_executor.domain.breaker import RESOLVED_PREFIX
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import BrokerOrder, BrokerStatus

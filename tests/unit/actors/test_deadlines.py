@@ -534,3 +534,13 @@ def test_every_non_final_state_but_unknown_has_a_bound() -> None:
     created = datetime(2026, 3, 2, tzinfo=UTC)
     received = Execution(uuid4(), uuid4(), None, S.RECEIVED, "te-x", created_at=created)
     assert bounds.deadline(received) == created + timedelta(seconds=bounds.received)
+
+
+def test_the_working_bound_is_the_pollers_own() -> None:
+    """`resolve` accepts a working execution exactly when the pollers would give it up."""
+    from trade_executor.actors.following.judge import Bounds
+
+    for interval in (0.1, 10, 25):
+        settings = load_settings(database_url=None, order_poll_interval=interval)
+        bounds = StateBounds.from_settings(settings)
+        assert bounds.working == Bounds.from_settings(settings).lost_after

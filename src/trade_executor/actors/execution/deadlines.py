@@ -34,8 +34,7 @@ Guarantees:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from uuid import UUID
 
@@ -45,106 +44,22 @@ from trade_executor.actors.execution.outcomes import Outcomes
 from trade_executor.actors.execution.recovery import Recovery
 from trade_executor.actors.execution.shared import Candidate, Shared, describe_error, log
 from trade_executor.actors.execution.shared import log_context as execution_context
-from trade_executor.actors.execution.submit import RECONCILE_WINDOW, Submitter
-from trade_executor.actors.following.judge import default_lost_grace
-from trade_executor.config import Settings
+from trade_executor.actors.execution.submit import Submitter
+from trade_executor.domain.bounds import RECEIVED_BOUND, StateBounds
 from trade_executor.domain.execution import Execution
+from trade_executor.domain.ledger import holds_symbol
 from trade_executor.domain.states import NOT_FINAL_STATES, ExecutionState
 from trade_executor.logging import clear_repeated, log_repeated
 
 S = ExecutionState
 
 SCAN_INTERVAL = 5.0  # seconds between two scans
-RECEIVED_BOUND = 30.0  # seconds a claim may stay `received` before it is decided again
 SAME_ERROR_LIMIT = 3  # the same error this many times in a row ends the execution
 MAX_ATTEMPTS = 5  # attempts that met an error, whatever the errors, before giving up
 
 SCANNED_STATES = (S.RECEIVED, S.SUBMITTING)
 
-
-@dataclass(frozen=True, slots=True)
-class StateBounds:
-    """How long an execution may stay in each non-final state (seconds)."""
-
-    received: float
-    submitting: float
-    working: float
-    ib_bridge_timeout: float
-    reconcile_window: float
-    order_poll_timeout: float
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        received: float = RECEIVED_BOUND,
-        reconcile_window: float = RECONCILE_WINDOW,
-    ) -> StateBounds:
-        grace = default_lost_grace(settings.order_poll_interval)  # the pollers' own bound
-        return cls(
-            received=received,
-            submitting=settings.ib_bridge_timeout + reconcile_window,
-            working=settings.order_poll_timeout + grace,
-            ib_bridge_timeout=settings.ib_bridge_timeout,
-            reconcile_window=reconcile_window,
-            order_poll_timeout=settings.order_poll_timeout,
-        )
-
-    def started(self, execution: Execution) -> datetime | None:
-        """When `execution` entered its current state (as far as the ledger says)."""
-        match execution.state:
-            case S.RECEIVED:
-                return execution.created_at
-            case S.SUBMITTING:
-                return execution.attempted_at or execution.updated_at
-            case S.SUBMITTED | S.PARTIALLY_FILLED:
-                return execution.submitted_at or execution.updated_at
-            case _:
-                return None
-
-    def bound(self, state: ExecutionState) -> float | None:
-        match state:
-            case S.RECEIVED:
-                return self.received
-            case S.SUBMITTING:
-                return self.submitting
-            case S.SUBMITTED | S.PARTIALLY_FILLED:
-                return self.working
-            case _:
-                return None
-
-    def deadline(self, execution: Execution) -> datetime | None:
-        """When `execution` passes the bound of its current state; None for a state without
-        one (final, or `unknown`)."""
-        started = self.started(execution)
-        bound = self.bound(execution.state)
-        if started is None or bound is None:
-            return None
-        return started + timedelta(seconds=bound)
-
-    def describe(self, state: ExecutionState) -> str:
-        """The bound of `state` in words, for operators (`resolve` refusals)."""
-        match state:
-            case S.RECEIVED:
-                return f"{_seconds(self.received)} after its claim"
-            case S.SUBMITTING:
-                return (
-                    f"IB_BRIDGE_TIMEOUT ({_seconds(self.ib_bridge_timeout)}) plus the reconcile"
-                    f" window ({_seconds(self.reconcile_window)}) after its order was sent"
-                )
-            case S.SUBMITTED | S.PARTIALLY_FILLED:
-                grace = self.working - self.order_poll_timeout
-                return (
-                    f"ORDER_POLL_TIMEOUT ({_seconds(self.order_poll_timeout)}) plus a grace of"
-                    f" {_seconds(grace)} after its submission"
-                )
-            case _:
-                return "none"
-
-
-def _seconds(value: float) -> str:
-    return f"{value:g} s"
+__all__ = ["RECEIVED_BOUND", "SCAN_INTERVAL", "DeadlineScan", "StateBounds", "Strikes"]
 
 
 class Strikes:
@@ -286,10 +201,13 @@ class DeadlineScan:
         arrive stops without reporting) is settled as the ledger says, so the RiskBook stays
         `rebuild_riskbook` of the ledger."""
         s = self._s
+        today = s.riskbook.trading_day(s.clock())
         for execution_id in s.riskbook.live_ids() - not_final - s.in_hand:
             execution = await s.store.get_execution(execution_id)
             if execution is None or not execution.state.is_final:
                 continue
+            if holds_symbol(execution, today):
+                continue  # final yet held by the ledger's own rule (today's dry run)
             log.warning(
                 "deadline.riskbook_healed",
                 state=execution.state.value,

@@ -26,6 +26,7 @@ from trade_executor.actors.execution.shared import (
     log_context,
 )
 from trade_executor.broker.errors import BrokerError, BrokerRejected, BrokerUnavailable
+from trade_executor.domain.bounds import RECONCILE_WINDOW
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import Action, AnyOrderRequest, OrderType, PlacedOrder
 from trade_executor.domain.orders import build_order
@@ -37,8 +38,6 @@ from trade_executor.testing.faults import fault_point
 
 RECONCILE_ATTEMPTS = 3
 RECONCILE_DELAY = 1.0
-# How long reconciliation keeps trying to reach the bridge before the outcome is `unknown`.
-RECONCILE_WINDOW = 30.0
 CLOCK_SKEW = timedelta(seconds=5)  # the bridge's clock against ours, for the fallback match
 
 
