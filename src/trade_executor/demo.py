@@ -10,7 +10,10 @@ What it starts, in one process, and stops again before it returns:
 Then it inserts a few sample signals, approves them one at a time through `trade_approvals` (the
 trigger and the listener do the rest, as in production) and follows each one in the
 `executions` and `execution_events` tables (the executor's own ledger) until it settles, printing
-each step. The service's JSON logs go to a file, not the terminal. It ends with a summary table.
+each step. Then the trades run to their exits: the paper price of the long is moved to its
+stop-loss and that of the short to its take-profit, and the service's exits record each exit
+with its realized P&L and R multiple. The service's JSON logs go to a file, not the terminal. It
+ends with a summary table and the exits.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from typing import Any, TextIO
 
 import anyio
 import asyncpg
+import httpx
 from anyio.abc import TaskStatus
 from pydantic import SecretStr
 
+from trade_executor.broker.jsonnum import dumps
 from trade_executor.broker.paper import PaperConfig, serve
 from trade_executor.config import Settings
 from trade_executor.devdb.server import EmbeddedPostgresError, embedded_postgres
@@ -120,6 +125,7 @@ class Outcome:
     sample: Sample
     signal_id: uuid.UUID
     row: dict[str, Any] | None = None
+    exit: dict[str, Any] | None = None  # the execution once its position closed
 
 
 def run_demo(settings: Settings, *, keep: bool = False, out: TextIO | None = None) -> int:
@@ -235,6 +241,7 @@ async def _demo(settings: Settings, dsn: str, fresh: bool, terminal: Terminal) -
         with story:
             await _wait_active(service, terminal)
             outcomes = await _story(config, dsn, terminal)
+            await _exits(dsn, bridge_url, outcomes, terminal)
         service.request_stop()
         await stopped.wait()
         stop_bridge.set()
@@ -245,6 +252,11 @@ async def _demo(settings: Settings, dsn: str, fresh: bool, terminal: Terminal) -
     terminal.line(stamp=False)
     for line in summary_table(outcomes):
         terminal.line(line, stamp=False)
+    exits = exits_table(outcomes)
+    if exits:
+        terminal.line(stamp=False)
+        for line in exits:
+            terminal.line(line, stamp=False)
     return 0 if exit_codes == [0] and all(o.row is not None for o in outcomes) else EX_FAILURE
 
 
@@ -304,6 +316,92 @@ async def _story(settings: Settings, dsn: str, terminal: Terminal) -> list[Outco
         return outcomes
     finally:
         await conn.close()
+
+
+async def _exits(dsn: str, bridge_url: str, outcomes: list[Outcome], terminal: Terminal) -> None:
+    """Each filled trade to its exit: the long's price moved to its stop-loss, the short's to its
+    take-profit (unless the ticker got there first); the exits record P&L and R."""
+    filled = [o for o in outcomes if o.row is not None and o.row["state"] == "filled"]
+    if not filled:
+        return
+    terminal.line(stamp=False)
+    terminal.line("exits: each position's stop-loss and take-profit are followed after its fill")
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with httpx.AsyncClient(base_url=bridge_url, timeout=5) as bridge:
+            for outcome in filled:
+                row = await conn.fetchrow(EXECUTION, outcome.signal_id)
+                if row is None:
+                    continue
+                if row["position_state"] == "open":
+                    long = row["action"] == "BUY"
+                    price, which = (
+                        (row["stop_loss"], "stop-loss") if long else (row["take_profit"], "target")
+                    )
+                    terminal.line(
+                        f"  {row['symbol']}: the price moves to {_money(price)} (its {which})"
+                    )
+                    body = dumps({"symbol": row["symbol"], "price": price}).encode()
+                    await bridge.post("/admin/price", content=body)
+                closed = await _wait_closed(conn, outcome.signal_id)
+                if closed is None:
+                    terminal.line(f"  {row['symbol']}: still open after {SETTLE_TIMEOUT:.0f}s")
+                    continue
+                outcome.exit = closed
+                terminal.line(
+                    f"  {closed['symbol']}: position closed by {closed['exit_reason']}: "
+                    f"{closed['exit_qty']} @ {_money(closed['exit_avg_price'])}, realized P&L "
+                    f"{_money(closed['realized_pnl'])} ({_r(closed['r_multiple'])})"
+                )
+        total = sum((o.exit["realized_pnl"] for o in outcomes if o.exit), Decimal(0))
+        terminal.line(f"  realized P&L today: {_money(total)}")
+    finally:
+        await conn.close()
+
+
+async def _wait_closed(conn: asyncpg.Connection, signal_id: uuid.UUID) -> dict[str, Any] | None:
+    with anyio.move_on_after(SETTLE_TIMEOUT):
+        while True:
+            row = await conn.fetchrow(EXECUTION, signal_id)
+            if row is not None and row["position_state"] == "closed":
+                return dict(row)
+            await anyio.sleep(POLL)
+    return None
+
+
+def exits_table(outcomes: list[Outcome]) -> list[str]:
+    """The trades that reached their exit: how, at what price, and what they made."""
+    headers = ("exit", "symbol", "side", "qty", "entry", "exit price", "realized P&L", "R")
+    rows = [headers]
+    for outcome in outcomes:
+        row = outcome.exit
+        if row is None:
+            continue
+        rows.append(
+            (
+                str(row["exit_reason"]),
+                str(row["symbol"]),
+                str(row["action"]),
+                str(row["exit_qty"]),
+                _money(row["avg_fill_price"]),
+                _money(row["exit_avg_price"]),
+                _money(row["realized_pnl"]),
+                _r(row["r_multiple"]),
+            )
+        )
+    if len(rows) == 1:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(headers))]
+
+    def render(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return [render(rows[0]), rule, *(render(r) for r in rows[1:])]
+
+
+def _r(value: Any) -> str:
+    return "? R" if value is None else f"{Decimal(str(value)):+.2f} R"
 
 
 async def _follow(

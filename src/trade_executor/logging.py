@@ -157,6 +157,17 @@ def shared_processors() -> list[Processor]:
     ]
 
 
+class _CurrentStdout:
+    """Writes to whatever `sys.stdout` is at the time of the write, not at configuration: a
+    replaced stdout (a test's capture, then closed) must not keep receiving every later line."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 def configure_logging(
     log_format: str = "json",
     log_level: str = "info",
@@ -186,14 +197,15 @@ def configure_logging(
         tail = [redact_secrets, renderer]
     else:
         tail = [structlog.processors.format_exc_info, redact_secrets, _leading_keys, renderer]
+    sink: TextIO = out if stream is not None else _CurrentStdout()  # type: ignore[assignment]
     structlog.configure(
         processors=[*shared_processors(), structlog.processors.StackInfoRenderer(), *tail],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=structlog.PrintLoggerFactory(file=sink),
         cache_logger_on_first_use=False,
     )
     # Libraries (asyncpg, hypercorn, httpx) log through the standard library: same format.
-    handler = logging.StreamHandler(out)
+    handler = logging.StreamHandler(sink)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared_processors(),

@@ -68,7 +68,11 @@ RECONCILE_BREAK_KINDS: tuple[str, ...] = (
     "unexplained_position",
     "missing_position",
     "unprotected_position",
+    # IB reported `Cancelled` for an order that then showed fills (its error 10349).
+    "fill_after_cancel",
 )
+# How long an order message waited for the pacing window (BRIDGE_MAX_MESSAGES_PER_SECOND).
+PACING_BUCKETS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 HALT_CAUSES: tuple[str, ...] = ("operator", "breaker")
 ROLES: tuple[str, ...] = ("active", "standby")
@@ -174,6 +178,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.pacing_wait = Histogram(
+            "trade_executor_bridge_pacing_wait_seconds",
+            "How long each order message waited for BRIDGE_MAX_MESSAGES_PER_SECOND (0: not at all)",
+            buckets=PACING_BUCKETS,
+            registry=r,
+        )
         self.open_pollers = Gauge(
             "trade_executor_open_pollers", "Order pollers running", registry=r
         )
@@ -251,6 +261,10 @@ class Metrics:
         """BrokerClient's `on_request` hook: `endpoint` like `"GET /orders/{id}"`."""
         method, path = split_endpoint(endpoint)
         self.bridge_latency.labels(method=method, path=path, outcome=outcome).observe(seconds)
+
+    def observe_pacing_wait(self, seconds: float) -> None:
+        """`broker.pacing.Pacer`'s `on_wait` hook: one observation per order message sent."""
+        self.pacing_wait.observe(seconds)
 
     def set_bridge_up(self, up: bool) -> None:
         self.bridge_up.set(1 if up else 0)

@@ -25,28 +25,46 @@ from anyio.abc import TaskGroup
 
 from trade_executor import __version__
 from trade_executor.actors.backoff import Backoff
-from trade_executor.actors.execution.shared import OutcomeBoard
+from trade_executor.actors.execution.shared import Clock, OutcomeBoard, utcnow
+from trade_executor.actors.exits.flatten import instance_rules_from
 from trade_executor.actors.messages import ApprovalSeen
 from trade_executor.actors.supervisor import Supervisor, describe
 from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.api.gateway import HealthFacts
+from trade_executor.broker.capabilities import BridgeCapabilities
 from trade_executor.broker.client import BrokerClient
-from trade_executor.config import Settings
+from trade_executor.broker.errors import BrokerError, EndpointMissing
+from trade_executor.config import EX_CONFIG, Settings
+from trade_executor.domain.execution import Execution
+from trade_executor.domain.riskbook import RiskBook
 from trade_executor.effective_limits import effective_limits
-from trade_executor.logging import get_logger
+from trade_executor.failures import explain
+from trade_executor.gauges import GaugeKeeper, GaugeReading
+from trade_executor.identity import application_name, instance_id
+from trade_executor.logging import clear_repeated, get_logger, log_repeated
 from trade_executor.metrics import Metrics
-from trade_executor.store.errors import StoreUnavailable
+from trade_executor.store.errors import StoreError, StoreUnavailable
 from trade_executor.store.leadership import LeadershipLost, PgLeaderLock
 from trade_executor.store.migrate import migrate
 from trade_executor.store.notifications import connect_notifications
+from trade_executor.store.operator import read_control
 from trade_executor.store.pgerrors import translated
 from trade_executor.store.postgres import PgStore, create_pool
 from trade_executor.store.protocol import Store
-from trade_executor.systemd import SystemdNotifier, watchdog_interval
+from trade_executor.systemd import (
+    Account,
+    Role,
+    ServiceStatus,
+    SystemdNotifier,
+    status_line,
+    watchdog_interval,
+)
 
 log = get_logger("trade_executor.service")
 
 STARTUP_DATABASE_DEADLINE = 60.0
+# Seconds between refreshes of the state gauges (halted, needing an operator, today's risk).
+GAUGE_INTERVAL = 5.0
 # Signals that stop the service cleanly (CONTRACT section 10): never a silent death.
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 # The leader's heartbeat (and silent-network check) runs at most this far apart.
@@ -63,16 +81,30 @@ class Service:
         *,
         notifier: SystemdNotifier | None = None,
         with_api: bool = True,
+        clock: Clock = utcnow,
+        gauge_interval: float = GAUGE_INTERVAL,
     ) -> None:
         self.settings = settings
         self.notifier = notifier or SystemdNotifier.from_env()
         self.role = "starting"
         self.supervisor = Supervisor()
-        self.metrics = Metrics()
+        self.metrics = Metrics(settings)  # the limits are exported from the start
+        # Set when `run` ended on an error an operator can act on: one sentence (`failures`).
+        self.failure: str | None = None
+        self.account: Account | None = None  # what the bridge said at start: paper or live
+        self._clock = clock
+        self._gauge_interval = gauge_interval
+        self._reading: GaugeReading | None = None
+        self._status_sent: str | None = None
+        self._leader: str | None = None  # the active instance, as it published itself
         self.store: PgStore | None = None
         self.broker: BrokerClient | None = None
         self.actors: Actors | None = None
         self.http_port: int | None = None
+        # What the bridge said it can do at start (None: it could not be asked then).
+        self.capabilities: BridgeCapabilities | None = None
+        # Why the service refused to start (exit 78), as one sentence for stderr.
+        self.refusal: str | None = None
         self._poll_broker: BrokerClient | None = None
         self._with_api = with_api
         self._stop = anyio.Event()
@@ -90,8 +122,24 @@ class Service:
                 await self._stop.wait()
                 await self._shutdown(root)
         except Exception as error:
-            log.critical("supervisor.failed", error=describe(error), exc_info=error)
-            self.notifier.notify("STATUS=failed: " + describe(error)[:200])
+            refused = _refusal(error)
+            if refused is not None:
+                self.refusal = str(refused)
+                log.critical("supervisor.refused", error=self.refusal)
+                self.notifier.notify("STATUS=refused: " + self.refusal[:200])
+                return EX_CONFIG
+            settings = self.settings
+            sentence = explain(
+                error,
+                dsn=settings.dsn() if settings.database_url is not None else None,
+                http=(settings.http_host, settings.http_port),
+            )
+            if sentence is not None:  # a known cause: the sentence says it all
+                log.critical("supervisor.failed", error=sentence)
+            else:
+                log.critical("supervisor.failed", error=describe(error), exc_info=error)
+            self.failure = sentence or describe(error)
+            self.notifier.notify("STATUS=failed: " + self.failure[:200])
             return 1
         log.info("supervisor.stopped")
         return 0
@@ -105,6 +153,7 @@ class Service:
 
     async def _shutdown(self, root: TaskGroup) -> None:
         self.role = "stopping"
+        self.metrics.set_role(None)
         self.notifier.stopping()
         log.info("supervisor.stopping", grace=self.settings.shutdown_grace)
         with anyio.CancelScope(shield=True):
@@ -124,14 +173,20 @@ class Service:
     async def _serve(self) -> None:
         settings = self.settings
         dsn = settings.dsn()
-        await self._with_database_retry("migrate", lambda: _migrate(dsn))
-        pool = await self._with_database_retry("connect", lambda: create_pool(dsn))
-        self.store = PgStore(pool)
+        self._log_configuration()
         self.broker = BrokerClient(
             settings.ib_bridge_url,
             settings.ib_bridge_timeout,
             on_request=self.metrics.observe_bridge,
         )
+        # Before touching the database: a bridge that cannot serve this configuration refuses
+        # the start (exit 78) whatever the database's state.
+        await self._check_capabilities(self.broker)
+        await self._with_database_retry("migrate", lambda: _migrate(dsn))
+        pool = await self._with_database_retry(
+            "connect", lambda: create_pool(dsn, application_name=application_name())
+        )
+        self.store = PgStore(pool)
         # The pollers get a client of their own, as small as their concurrency: thousands of
         # polls never queue the executor's account reads and orders, and httpcore's per-request
         # pool scan stays short.
@@ -141,12 +196,14 @@ class Service:
             on_request=self.metrics.observe_bridge,
             max_connections=settings.order_poll_concurrency,
         )
+        await self._announce_mode()
         async with anyio.create_task_group() as tg:
             if self._with_api:
                 from trade_executor.api.server import serve_api
 
                 self.http_port = await tg.start(serve_api, settings, _ServiceGateway(self))
             tg.start_soon(self._pet_watchdog)
+            tg.start_soon(self._keep_gauges)
             lock = PgLeaderLock(dsn, limits=effective_limits(settings))
             while True:
                 await self._become_leader(lock)
@@ -159,8 +216,39 @@ class Service:
                 # leading now. Stand by; give a live standby the first go at the lock.
                 self.role = "standby"
                 self.actors = None
-                self.notifier.status("standby: leadership lost, waiting for the lock")
+                self.metrics.set_role("standby")
+                self._send_status()
                 await anyio.sleep(2 * settings.standby_retry_interval)
+
+    async def _check_capabilities(self, broker: BrokerClient) -> None:
+        """Ask the bridge what it can do, before READY: a configuration it cannot serve
+        (ORDER_PROTECTION=bracket against a bridge without POST /orders/bracket) refuses to
+        start (`BridgeRefused`, exit 78); missing optional endpoints are warnings. A bridge that
+        does not answer now is no reason to refuse: it is checked in the background later."""
+        caps: BridgeCapabilities | None = None
+        with anyio.move_on_after(self.settings.ib_bridge_timeout):
+            try:
+                caps = await broker.capabilities()
+            except BrokerError as error:
+                log.warning("bridge.capabilities_unknown", error=str(error))
+                return
+        if caps is None:
+            log.warning("bridge.capabilities_unknown", error="the bridge did not answer in time")
+            return
+        self.capabilities = caps
+        log.info(
+            "bridge.capabilities",
+            connected=caps.connected,
+            account=caps.account_mode,
+            missing=list(caps.missing),
+            description=caps.describe(),
+        )
+        for note in caps.warnings():
+            log.warning("bridge.limitation", note=note)
+        try:
+            caps.require(order_protection=self.settings.order_protection)
+        except EndpointMissing as missing:
+            raise BridgeRefused(missing.reason) from None
 
     async def _lead(self, lock: PgLeaderLock) -> None:
         """Run the actors while this instance holds the leader lock; return when it is lost
@@ -177,14 +265,22 @@ class Service:
                 self.metrics,
                 lambda: connect_notifications(dsn),
                 poll_broker=self._poll_broker,
+                clock=self._clock,
+                order_list=self.capabilities.order_list if self.capabilities else None,
+                instance_rules=(
+                    instance_rules_from(self.store.instance_flatten_times)
+                    if settings.instance_guardrails != "off"
+                    else None
+                ),
             )
             await self.actors.start(active, self.supervisor)
             self.role = "active"
+            self.metrics.set_role("active")
             if not self._announced_ready:
-                self.notifier.ready("active: executing approvals")
+                self.notifier.ready(self._status_text())
                 self._announced_ready = True
             else:
-                self.notifier.status("active: executing approvals")
+                self._send_status()
             log.info(
                 "supervisor.ready",
                 role="active",
@@ -216,9 +312,12 @@ class Service:
                 log.warning("supervisor.database_unavailable", step="leader_lock", error=str(error))
             if not announced:
                 self.role = "standby"
+                self.metrics.set_role("standby")
                 if not self._announced_ready:
-                    self.notifier.ready("standby: waiting for the leader lock")
+                    self.notifier.ready(self._status_text())
                     self._announced_ready = True
+                else:
+                    self._send_status()
                 log.info("supervisor.standby")
                 announced = True
             await anyio.sleep(self.settings.standby_retry_interval)
@@ -240,6 +339,103 @@ class Service:
             active.cancel()  # first: nothing more is claimed or sent by this instance
             log.critical("supervisor.leadership_lost", error=str(error), epoch=lock.epoch)
 
+    # -- what the service tells about itself: start-up lines, gauges, STATUS= --------------------
+
+    def _log_configuration(self) -> None:
+        """The effective configuration, secrets redacted, as the first line of a start."""
+        settings = self.settings
+        log.info(
+            "supervisor.starting",
+            version=__version__,
+            instance=instance_id(),
+            config=settings.redacted(),
+            limits_off=list(settings.limits_off()),
+        )
+
+    async def _announce_mode(self) -> None:
+        """LIVE, PAPER or DRY RUN, prominently: a line of its own (warning for a live account,
+        so `journalctl -p warning` shows it). The account type is what the bridge's /health
+        says; a bridge that does not answer yet leaves it unknown (said so, never assumed)."""
+        settings = self.settings
+        if settings.execution_enabled and self.broker is not None:
+            with anyio.move_on_after(min(3.0, settings.ib_bridge_timeout)):
+                try:
+                    health = await self.broker.health()
+                except Exception:  # any failure only leaves the account unknown
+                    health = None
+                if health is not None and health.paper_trading is not None:
+                    self.account = "paper" if health.paper_trading else "live"
+        mode = operating_mode(settings.execution_enabled, self.account)
+        level = "warning" if mode == "LIVE" else "info"
+        getattr(log, level)(
+            "supervisor.mode",
+            mode=mode,
+            banner=MODE_BANNERS[mode],
+            execution_enabled=settings.execution_enabled,
+            account=self.account,
+            allow_live_trading=settings.allow_live_trading,
+        )
+
+    async def _keep_gauges(self) -> None:
+        """Restore the state gauges at once, then keep them (and STATUS=) current; a day that
+        turns resets today's risk at the next refresh."""
+        assert self.store is not None
+        keeper = GaugeKeeper(
+            self.settings, self.store, self.metrics, self._clock, self._live_riskbook
+        )
+        while True:
+            try:
+                self._reading = await keeper.refresh()
+                if self.role == "standby":  # STATUS= names the active instance, when published
+                    self._leader = (await read_control(self.store.pool)).leader_id
+                clear_repeated("gauges", "supervisor.gauges_restored")
+            except StoreError as error:
+                log_repeated("gauges", "supervisor.gauges_failed", error=str(error))
+            self._send_status()
+            await anyio.sleep(self._gauge_interval)
+
+    def _live_riskbook(self) -> RiskBook | None:
+        actors = self.actors
+        if self.role != "active" or actors is None:
+            return None
+        return actors.executor.riskbook
+
+    def _status_text(self) -> str:
+        reading = self._reading
+        control = reading.control if reading is not None else None
+        actors = self.actors
+        # The switch as last read from the database (the executor applies the same within a
+        # second): reason and who always come with it, never a halt without its reason.
+        if control is not None:
+            halted = control.halted
+        else:
+            halted = self.role == "active" and actors is not None and actors.executor.halted
+        role: Role = "starting"
+        if self.role == "active":
+            role = "active"
+        elif self.role == "standby":
+            role = "standby"
+        return status_line(
+            ServiceStatus(
+                role=role,
+                execution_enabled=self.settings.execution_enabled,
+                account=self.account,
+                halted=halted,
+                halt_reason=control.reason if control is not None and halted else None,
+                halted_by=control.changed_by if control is not None and halted else None,
+                leader=self._leader if role == "standby" else None,
+            )
+        )
+
+    def _send_status(self) -> None:
+        """STATUS= when what it says changed (role, halt, mode); systemd shows the last one."""
+        if self.role not in ("active", "standby"):
+            return
+        text = self._status_text()
+        if text != self._status_sent:
+            self._status_sent = text
+            self.notifier.status(text)
+
     async def _pet_watchdog(self) -> None:
         interval = watchdog_interval()
         if interval is None:
@@ -257,6 +453,41 @@ class Service:
         if self.store is not None:
             with anyio.move_on_after(5):
                 await self.store.pool.close()
+
+
+MODE_BANNERS = {
+    "DRY RUN": "DRY RUN: EXECUTION_ENABLED=false, no order is sent to the broker",
+    "PAPER": "PAPER: orders are sent to the bridge's paper account",
+    "LIVE": "*** LIVE: orders are sent to the bridge's LIVE account: real money ***",
+    "LIVE?": "orders are sent to the bridge; whether its account is paper or live is not known yet",
+}
+
+
+def operating_mode(execution_enabled: bool, account: Account | None) -> str:
+    """DRY RUN, PAPER, LIVE, or LIVE? (orders sent, the account's type not known)."""
+    if not execution_enabled:
+        return "DRY RUN"
+    if account == "paper":
+        return "PAPER"
+    if account == "live":
+        return "LIVE"
+    return "LIVE?"
+
+
+class BridgeRefused(Exception):
+    """The bridge cannot serve this configuration: the service refuses to start (exit 78)."""
+
+
+def _refusal(error: BaseException) -> BridgeRefused | None:
+    """The `BridgeRefused` inside `error` (task groups wrap it in exception groups), if any."""
+    if isinstance(error, BridgeRefused):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        for inner in error.exceptions:
+            found = _refusal(inner)
+            if found is not None:
+                return found
+    return None
 
 
 async def _migrate(dsn: str) -> None:
@@ -286,6 +517,14 @@ class _ServiceGateway:
         if actors is not None:
             actors.mailbox.send_nowait(ApprovalSeen(approval_id, "api", anyio.current_time()))
 
+    async def close_positions(
+        self, symbol: str | None, reason: str, requested_by: str, wait: float
+    ) -> list[Execution] | None:
+        actors = self._service.actors
+        if self._service.role != "active" or actors is None:
+            return None
+        return await actors.exits.close_positions(symbol, reason, requested_by, wait=wait)
+
     def facts(self) -> HealthFacts:
         service, actors = self._service, self._service.actors
         return HealthFacts(
@@ -294,6 +533,7 @@ class _ServiceGateway:
             halted=actors.executor.halted if actors is not None else None,
             children={name: child.state for name, child in service.supervisor.children.items()},
             open_pollers=actors.pollers.active if actors is not None else 0,
+            reconcile_breaks=len(actors.reconciler.open_breaks) if actors is not None else 0,
         )
 
     async def check_bridge(self) -> None:

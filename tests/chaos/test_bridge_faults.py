@@ -106,7 +106,7 @@ async def test_accept_then_drop_is_adopted(
     bridge.set_faults(drop_after_accept=0)
     for row in rows:
         assert row["state"] in ("submitted", "partially_filled", "filled"), dict(row)
-        assert "order.submitted" in await kinds_of(conn, row["id"])
+        assert "order.adopted" in await kinds_of(conn, row["id"])  # recorded as ADOPT
     assert len(process.events("order.ambiguous")) == 3
     adopted = {r["execution_id"] for r in process.events("order.adopted")}
     assert adopted == {str(row["id"]) for row in rows}
@@ -118,8 +118,9 @@ async def test_accept_then_drop_is_adopted(
 
 # mode -> (allowed states, orders at the bridge per signal, reason prefix if not placed)
 POST_FAULTS: dict[str, tuple[set[str], set[int], str | None]] = {
-    # A 5xx other than the documented 503: the outcome is unknown; nothing is found -> unknown.
-    "500": ({"unknown"}, {0}, "ambiguous_submission"),
+    # A 5xx other than the documented 503: the outcome is unknown until the bridge's list is
+    # read; it does not show the order (the proxy never forwarded it) -> failed: not_placed.
+    "500": ({"failed"}, {0}, "not_placed: "),
     # The documented 503 "not connected": nothing was placed -> failed.
     "503": ({"failed"}, {0}, "bridge_unavailable: "),
     # Placed, answer unreadable / connection reset: found by order_ref -> adopted.
@@ -184,7 +185,9 @@ async def test_flaky_bridge_every_outcome_is_documented(
     for row in rows:
         match row["state"]:
             case "failed":
-                assert row["reason"].startswith(("bridge_unavailable: ", "broker_rejected: "))
+                assert row["reason"].startswith(
+                    ("bridge_unavailable: ", "broker_rejected: ", "not_placed: ")
+                )
             case "unknown":
                 assert row["reason"].startswith("ambiguous_submission")
             case "submitted" | "partially_filled" | "filled":

@@ -45,8 +45,9 @@ async def events_of(conn: asyncpg.Connection, signal_id: uuid.UUID) -> list[str]
 EXPECTED: dict[str, tuple[set[str], int]] = {
     # Claimed, nothing sent: the restart decides it again and places it once.
     "after_claim": ({"submitted", "partially_filled", "filled"}, 1),
-    # Intent persisted, POST never sent: reconciliation finds nothing -> unknown, never re-sent.
-    "after_submitting": ({"unknown"}, 0),
+    # Intent persisted, POST never sent: the bridge lists its orders and this one is not among
+    # them -> failed: not_placed (CONTRACT v2), never re-sent.
+    "after_submitting": ({"failed"}, 0),
     # At the broker, answer not recorded: reconciliation finds it by order_ref and adopts it.
     "after_broker_accepted": ({"submitted", "partially_filled", "filled"}, 1),
     # Recorded, poller not started: the restart resumes the poller.
@@ -97,9 +98,8 @@ async def test_one_signal_killed_at_fault_point(
         assert execution["quantity"] == SHARES and execution["risk_amount"] == RISK
         assert parents[0]["order_ref"] == execution["client_order_id"]
     else:
-        assert execution["reason"].startswith("ambiguous_submission"), dict(execution)
-        # An `unknown` execution keeps its risk reserved: the order may be working somewhere.
-        assert execution["risk_amount"] == RISK
+        assert execution["reason"].startswith("not_placed: "), dict(execution)
+        assert execution["order_id"] is None
     kinds = await events_of(conn, signal_id)
     assert kinds.count("execution.claimed") == 1
     assert kinds.count("order.submitting") <= 1
@@ -151,16 +151,18 @@ async def test_killed_mid_batch_loses_and_doubles_nothing(
     # The late approval never met the fault: it was placed, exactly once.
     assert by_signal[late_id]["state"] == "filled"
     # Only a crash between the persisted intent and the POST's arrival may leave an execution
-    # `unknown` (never rejected or failed here: the budget holds five trades of 200). An
-    # `unknown` one never has an order at the bridge: that one would have been adopted.
+    # without an order: the bridge's list does not show it -> `failed: not_placed` (never
+    # rejected otherwise here: the budget holds five trades of 200). One that reached the
+    # bridge is adopted, never failed.
     refs = {o["order_ref"] for o in snapshot.parents}
     for execution in snapshot.executions:
-        assert execution["state"] in ("filled", "unknown"), dict(execution)
-        if execution["state"] == "unknown":
+        assert execution["state"] in ("filled", "failed"), dict(execution)
+        if execution["state"] == "failed":
+            assert execution["reason"].startswith("not_placed: "), dict(execution)
             assert execution["client_order_id"] not in refs, dict(execution)
             kinds = await events_of(conn, execution["signal_id"])
             assert "order.submitting" in kinds and "order.submitted" not in kinds, kinds
-    unknown = [e for e in snapshot.executions if e["state"] == "unknown"]
+    not_placed = [e for e in snapshot.executions if e["state"] == "failed"]
     if fault == "after_submitting":
-        assert unknown, "the execution killed after its intent must end unknown"
-    assert len(snapshot.parents) == 5 - len(unknown)
+        assert not_placed, "the execution killed after its intent must end not_placed"
+    assert len(snapshot.parents) == 5 - len(not_placed)

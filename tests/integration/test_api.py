@@ -275,7 +275,9 @@ async def test_health_flips_when_postgresql_goes_away_and_back(bridge: ThreadedB
             before = service.actors.executor if service.actors else None
             await anyio.to_thread.run_sync(server.stop)
             body = await until_health(client, 503)
-            assert body["status"] == "degraded"
+            # Without its database the instance cannot hold the leader lock: it stands by
+            # (fencing), or reports itself degraded until it notices.
+            assert body["status"] in ("degraded", "standby")
             assert body["database"] == "unavailable"
             await anyio.to_thread.run_sync(server.start)
             # The leader lock's session died with the server: the service notices at its next
@@ -395,7 +397,8 @@ async def test_the_execute_command_goes_through_the_running_service(
         code = await anyio.to_thread.run_sync(main, argv)
     assert code == 0
     out = capsys.readouterr().out
-    answer = loads(out[out.index("{") :])
+    # The answer is one line; the in-process service's log lines may surround it.
+    answer = loads(next(line for line in out.splitlines() if line.startswith('{"success"')))
     assert answer["success"] is True and answer["trade"]["quantity"] == 133
     assert (
         await conn.fetchval(

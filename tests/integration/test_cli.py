@@ -224,11 +224,12 @@ def test_halt_status_resume(db: str, capsys: pytest.CaptureFixture[str]) -> None
     assert main(["status"]) == 0
     out = capsys.readouterr().out
     assert "yes: broker maintenance (by alice)" in out
-    assert "daily risk used    0.00 of 1000.00" in out
+    # No running service has published its budget: status says so rather than use this shell's.
+    assert "daily risk used    0.00 (the service's budget is not known)" in out
     assert "unavailable" in out  # the bridge does not answer: said so, not a crash
 
     assert main(["resume", "--by", "bob"]) == 0
-    assert capsys.readouterr().out.strip() == "resumed"
+    assert capsys.readouterr().out.startswith("resumed")
     [row] = query(db, "SELECT halted, changed_by FROM executor_control")
     assert (row["halted"], row["changed_by"]) == (False, "bob")
     assert main(["status"]) == 0
@@ -274,8 +275,7 @@ def test_status_lists_executions_in_flight_and_the_budget_used(
         assert main(["status"]) == 0
     out = capsys.readouterr().out
     # `unknown` counts against the budget (its order may be working at the broker): fail closed.
-    assert "daily risk used    715.00 of 1000.00" in out
-    assert "daily risk left    285.00" in out
+    assert "daily risk used    715.00" in out  # the budget left: tests/integration/test_status_*
     assert "open positions     0" in out
     assert "executions in flight  2" in out
     assert str(unknown) in out and str(submitted) in out
@@ -324,8 +324,10 @@ def test_resolve_an_unknown_execution_as_submitted(
 
 
 def test_resolve_errors_are_one_sentence(db: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["resolve", "not-a-uuid", "--as", "failed"]) == 2  # bad usage: not an id
-    assert "not an execution or signal id" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:  # not an id at all: bad usage
+        main(["resolve", "not-a-uuid", "--as", "failed"])
+    assert exited.value.code == EX_USAGE
+    assert "not an id" in capsys.readouterr().err
     missing = uuid.uuid4()
     assert main(["resolve", str(missing), "--as", "failed"]) == 1
     assert f"execution {missing} not found" in capsys.readouterr().err
@@ -342,8 +344,9 @@ def test_an_unreachable_database_is_one_sentence(
 
 
 def test_execute_without_a_running_service_is_one_sentence(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("API_TOKEN", "a-token")
     argv = ["execute", str(uuid.uuid4()), "--approved-by", "dave", "--url", "http://127.0.0.1:9"]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()

@@ -74,7 +74,12 @@ def run(db: str, work: Any) -> Any:
 
 
 def execution_in(
-    db: str, state: str, *, age: timedelta = timedelta(0), symbol: str = "RSLV"
+    db: str,
+    state: str,
+    *,
+    age: timedelta = timedelta(0),
+    symbol: str = "RSLV",
+    execution_id: UUID | None = None,
 ) -> Any:
     """An execution of `symbol` (BUY 133 @ 150) brought to `state` through the store's own
     transitions, its clock moved back by `age`."""
@@ -83,7 +88,7 @@ def execution_in(
         from trade_executor.domain.execution import Changes
         from trade_executor.domain.states import Transition
 
-        intent = await left_submitting(conn, store, symbol)
+        intent = await left_submitting(conn, store, symbol, execution_id)
         if state == "unknown":
             await store.apply(intent.id, Transition.LOSE_TRACK, Changes(reason="lost"))
         elif state in ("submitted", "partially_filled", "failed"):
@@ -276,26 +281,33 @@ def test_unknown_and_ambiguous_ids(db: str, capsys: pytest.CaptureFixture[str]) 
     assert f"execution {missing} not found" in refused(
         ["resolve", str(missing), "--as", "failed"], capsys
     )
-    for n in range(17):  # 17 executions: two of them share a first hex digit
-        execution_in(db, "unknown", symbol=f"AMB{n}")
-    digits = [str(r["id"])[0] for r in _ids(db)]
-    shared = next(d for d in digits if digits.count(d) > 1)
-    assert "is ambiguous" in refused(["resolve", shared, "--as", "failed"], capsys)
+    for n in (1, 2):  # two executions whose ids start alike
+        execution_in(
+            db,
+            "unknown",
+            symbol=f"AMB{n}",
+            execution_id=UUID(f"abcd0000-0000-4000-8000-00000000000{n}"),
+        )
+    err = refused(["resolve", "abcd", "--as", "failed"], capsys)
+    assert "abcd is ambiguous" in err
+    assert main(["resolve", "abcd0000-0000-4000-8000-000000000002", "--as", "failed"]) == 0
 
 
-def _ids(db: str) -> list[asyncpg.Record]:
-    async def work(conn: asyncpg.Connection, store: PgStore) -> list[asyncpg.Record]:
-        return list(await conn.fetch("SELECT id FROM executions"))
-
-    return list(run(db, work))
-
-
-@pytest.mark.parametrize("text", ["not-a-uuid", "3f1e0c1a-0000-0000-0000-0000000000001", ""])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("not-a-uuid", "not an id"),
+        ("3f1e0c1a-0000-0000-0000-0000000000001", "longer than a UUID"),
+        ("3f", "too short"),
+    ],
+)
 def test_a_malformed_id_is_bad_usage(
-    db: str, text: str, capsys: pytest.CaptureFixture[str]
+    db: str, text: str, says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["resolve", text, "--as", "failed"]) == 2
-    assert "is not an execution or signal id" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exited:
+        main(["resolve", text, "--as", "failed"])
+    assert exited.value.code == 2
+    assert says in capsys.readouterr().err
 
 
 # -- the running service applies it ---------------------------------------------------------------
@@ -311,14 +323,14 @@ async def test_the_running_executor_applies_a_resolve(
     settings = settings_for(db, paper)
 
     async def unreachable(*args: Any, **kwargs: Any) -> Any:
-        from trade_executor.broker.errors import BrokerUnavailable
+        from trade_executor.broker.locate import Unreachable
 
-        raise BrokerUnavailable("connection refused", endpoint="GET /orders")
+        return Unreachable("GET /orders: connection refused")
 
     conn = await asyncpg.connect(db)
     try:
         async with pg_actors(
-            settings, prepare=lambda broker: broker.override("find_order", unreachable)
+            settings, prepare=lambda broker: broker.override("locate_submission", unreachable)
         ) as running:
             intent = await left_submitting(conn, running.store, "LIVE")
             with anyio.fail_after(15):

@@ -48,12 +48,39 @@ class ThreadedBridge:
     def set_price(self, symbol: str, price: str) -> Any:
         return self.admin("POST", "/admin/price", {"symbol": symbol, "price": Decimal(price)})
 
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log (`/admin/requests`): every IB API request, stamped on arrival."""
+        return list(self.admin("GET", "/admin/requests")["requests"])
+
+    def order_posts(self) -> list[dict[str, Any]]:
+        """The order POSTs the bridge received (`/orders`, `/orders/bracket`), without the
+        capability probes (a JSON array the bridge must refuse: see broker/capabilities.py)."""
+        return [
+            r
+            for r in self.requests()
+            if r["method"] == "POST"
+            and r["path"] in ("/orders", "/orders/bracket")
+            and isinstance(r["body"], dict)
+        ]
+
+
+# The real bridge's own waits (0.5 s per order, 0.7 s per bracket, up to 5 s to identify a new
+# symbol), scaled down for the integration and chaos suites; the slow suite may pass 1.0.
+JAX_LATENCY_SCALE = 0.01
+
 
 @contextmanager
 def threaded_bridge(*, port: int = 0, **overrides: Any) -> Iterator[ThreadedBridge]:
-    """The deterministic paper bridge (`paper_config(**overrides)`) served in its own thread, on
-    `port` (0: an ephemeral one)."""
-    config = paper_config(**overrides)
+    """A paper bridge in its own thread, on `port` (0: an ephemeral one). By default it behaves
+    like the real jax-trading-assistant bridge (`profile="jax"`: no order_ref kept, unset
+    prices, 500s, DAY orders, ...) with its waits scaled by JAX_LATENCY_SCALE; pass
+    `profile="ideal"` for the polite one. Otherwise `paper_config(**overrides)`."""
+    settings: dict[str, Any] = {
+        "profile": "jax",
+        "faults": Faults(latency_scale=JAX_LATENCY_SCALE),
+        **overrides,
+    }
+    config = paper_config(**settings)
     ports: list[int] = []
     started = threading.Event()
     stop = threading.Event()

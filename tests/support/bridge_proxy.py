@@ -8,7 +8,8 @@ POST itself while the reads pass through untouched:
 - "503": answer the documented 503 "not connected" without forwarding (nothing placed);
 - "late": forward after `delay` seconds (past the client's timeout: the order lands later);
 - "html": forward, then answer an HTML page (placed, answer unreadable);
-- "reset": forward, then close the connection without an answer (placed, answer lost).
+- "reset": forward, then close the connection without an answer (placed, answer lost);
+- "500-after": forward, then answer 500 `{"detail"}` (placed, and the answer says it failed).
 """
 
 from __future__ import annotations
@@ -62,6 +63,9 @@ class _Handler(BaseHTTPRequestHandler):
         upstream = self._forward(body)
         if mode == "html":
             self._answer(200, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
+            return
+        if mode == "500-after":
+            self._answer(500, b'{"detail": "Internal Server Error"}')
             return
         if mode == "reset":
             self.close_connection = True

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from trade_executor.actors.execution.corrections import Corrections
 from trade_executor.actors.execution.deadlines import SCAN_INTERVAL, DeadlineScan, StateBounds
 from trade_executor.actors.execution.decide import Decider
 from trade_executor.actors.execution.outcomes import Outcomes
@@ -46,17 +47,20 @@ from trade_executor.actors.messages import (
     ApprovalSeen,
     ControlChanged,
     ExecutionChanged,
+    FillsFound,
     Message,
     OrderProgress,
     OrderStatusLost,
+    PositionExited,
 )
 from trade_executor.broker.protocol import Broker
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.riskbook import Decision, RiskBook, TradingState
+from trade_executor.identity import instance_id
 from trade_executor.logging import bind_context
 from trade_executor.metrics import Metrics
-from trade_executor.store.errors import Fenced
+from trade_executor.store.errors import Fenced, StoreError
 from trade_executor.store.protocol import AlreadyClaimed, Claimed, NotClaimable, Store
 from trade_executor.testing.faults import fault_point
 
@@ -95,10 +99,12 @@ class Executor:
             self._s, self._outcomes, reconcile_window=self.bounds.reconcile_window
         )
         self._recovery = Recovery(self._s, self._outcomes, self._submitter)
+        self._corrections = Corrections(self._s)
         self._scan_interval = scan_interval
         self.deadlines: DeadlineScan | None = None  # the current run's scan (tests read it)
         self._preparing: set[UUID] = set()
         self._draining = False
+        self._acknowledged: datetime | None = None  # the last kill-switch change acknowledged
         self._candidates: MemoryObjectSendStream[Candidate] | None = None
 
     @property
@@ -122,6 +128,7 @@ class Executor:
         """Recover from the ledger, then serve the mailbox until cancelled."""
         self._s.reset()
         self._preparing.clear()
+        self._acknowledged = None
         limiter = anyio.CapacityLimiter(PREPARE_CONCURRENCY)
         candidates_send, candidates = anyio.create_memory_object_stream[Candidate](math.inf)
         self._candidates = candidates_send
@@ -172,18 +179,43 @@ class Executor:
                 s.working.filled(message.execution_id, message.filled_qty)
                 self._outcomes.count_failure(message.reason)
             case ControlChanged():
-                if not message.halted and self._outcomes.holds_halt:
-                    return  # the breaker's halt is not in the table yet: a stale "running"
-                state = TradingState(message.halted, message.reason)
-                if s.riskbook.set_trading_state(state):
-                    log.warning(
-                        "executor.halted" if message.halted else "executor.resumed",
-                        reason=message.reason,
-                    )
-                    if not message.halted:
-                        self._outcomes.resumed()  # the breaker counts afresh after `resume`
+                self._on_control(message)
             case ExecutionChanged():
                 s.spawn("settled", lambda: self._on_changed(message.execution_id))
+            case FillsFound():
+                s.spawn("fills_found", lambda: self._corrections.fills_found(message))
+
+            case PositionExited():
+                self._on_exit(message)
+
+    def _on_control(self, message: ControlChanged) -> None:
+        """Apply the kill switch, log a change (a new reason too) with who made it, and
+        acknowledge each newly written state once (`halt` waits for it)."""
+        s = self._s
+        if not message.halted and self._outcomes.holds_halt:
+            return  # the breaker's halt is not in the table yet: a stale "running"
+        previous = s.riskbook.trading_state
+        if s.riskbook.set_trading_state(TradingState(message.halted, message.reason)):
+            log.warning(
+                "executor.halted" if message.halted else "executor.resumed",
+                reason=message.reason,
+                by=message.changed_by,
+                previous_reason=previous.reason if previous.halted else None,
+            )
+            if not message.halted:
+                self._outcomes.resumed()  # the breaker counts afresh after `resume`
+        s.metrics.set_halted(message.halted, message.reason)
+        changed_at = message.changed_at
+        if changed_at is not None and changed_at != self._acknowledged:
+            self._acknowledged = changed_at
+            s.spawn("control_ack", lambda: self._acknowledge(changed_at, message.halted))
+
+    async def _acknowledge(self, changed_at: datetime, halted: bool) -> None:
+        try:
+            await self._store.acknowledge_control(changed_at, halted, instance_id())
+        except StoreError as error:
+            self._acknowledged = None  # the next sweep's reading acknowledges it again
+            log.warning("executor.control_ack_failed", error=str(error))
 
     # -- prepare: claim and validate -------------------------------------------------------------
 
@@ -219,9 +251,14 @@ class Executor:
                 bind_context(**log_context(execution))  # this task's log lines carry the ids
                 fault_point("after_claim")
                 self._s.metrics.approvals_received.inc()
+                # An approval the HTTP API is waiting for came through the API, whichever hint
+                # (its own, or the trigger's NOTIFY of the row it inserted) reached us first.
+                api = self._s.outcomes.waiting_for(execution.signal_id)
                 log.info(
                     "approval.received",
-                    source=seen.source,
+                    source="api" if api else seen.source,
+                    hint=seen.source,
+                    approved_by=approval.approved_by,
                     **log_context(execution),
                     approval_id=str(approval.id) if approval.id is not None else None,
                     approval_source=approval.source,
@@ -262,12 +299,21 @@ class Executor:
             self._s.working.remove(progress.execution_id)
             self._s.riskbook.finish(progress.execution_id, filled_qty=progress.filled_qty)
 
+    def _on_exit(self, exited: PositionExited) -> None:
+        """An exit's realized P&L (its running total): MAX_DAILY_REALIZED_LOSS gates on it."""
+        riskbook = self._s.riskbook
+        riskbook.set_realized(exited.execution_id, exited.realized_pnl, exited.trading_day)
+        self._s.metrics.set_realized_pnl_today(riskbook.realized_pnl(self._s.clock()))
+
     async def _on_changed(self, execution_id: UUID) -> None:
         """An execution changed outside this process (an operator's `resolve`): re-read it."""
         execution = await self._store.get_execution(execution_id)
         if execution is not None:
             log.info(
-                "executor.execution_settled", state=execution.state.value, **log_context(execution)
+                "executor.execution_settled",
+                state=execution.state.value,
+                reason=execution.reason,
+                **log_context(execution),
             )
             self._outcomes.settled_elsewhere(execution)
 

@@ -25,6 +25,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from trade_executor.actors.backoff import Backoff
+from trade_executor.actors.exits.requests import parse_close_request
 from trade_executor.actors.messages import (
     ApprovalSeen,
     ControlChanged,
@@ -185,7 +186,9 @@ class ApprovalListener:
     async def _catch_up(self, source: str) -> None:
         """Forward every approved signal that has no execution yet, and the kill switch."""
         control = await self._store.control()
-        self._forward(ControlChanged(control.halted, control.reason))
+        self._forward(
+            ControlChanged(control.halted, control.reason, control.changed_by, control.changed_at)
+        )
         sources = self._settings.approval_sources
         pending = await self._store.pending_approvals(SWEEP_LIMIT, sources)
         now = anyio.current_time()
@@ -197,6 +200,10 @@ class ApprovalListener:
 
     def _on_notification(self, notification: Notification) -> None:
         if notification.channel == CONTROL_CHANNEL:
+            close = parse_close_request(notification.payload)
+            if close is not None:  # `close` from another shell: for the exits
+                self._forward(close)
+                return
             changed = parse_execution_payload(notification.payload)
             if changed is not None:
                 self._forward(ExecutionChanged(changed))

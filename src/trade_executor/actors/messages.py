@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
 from uuid import UUID
 
 
@@ -49,10 +51,13 @@ class OrderStatusLost:
 
 @dataclass(frozen=True, slots=True)
 class ControlChanged:
-    """The kill switch was set or cleared."""
+    """The kill switch as read from `executor_control` (set, cleared, or unchanged): who set it
+    and when, so the executor can log who halted and acknowledge the change it applied."""
 
     halted: bool
     reason: str | None = None
+    changed_by: str | None = None
+    changed_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,4 +68,48 @@ class ExecutionChanged:
     execution_id: UUID
 
 
-Message = ApprovalSeen | OrderProgress | OrderStatusLost | ControlChanged | ExecutionChanged
+@dataclass(frozen=True, slots=True)
+class FillsFound:
+    """Reconciliation found fills the ledger missed for a `cancelled` entry (IB reported
+    `Cancelled` for an order that filled): the executor records them (`CORRECT_FILL`) and
+    counts the risk again. The reconciler never writes the ledger itself."""
+
+    execution_id: UUID
+    filled_qty: int
+    avg_fill_price: Decimal | None
+    broker_status: str
+
+
+@dataclass(frozen=True, slots=True)
+class PositionExited:
+    """The exits recorded (part of) a position's exit: `realized_pnl` is the execution's running
+    total (a repeated report replaces, never adds), booked on `trading_day` (of the exit). The
+    executor keeps MAX_DAILY_REALIZED_LOSS on it."""
+
+    execution_id: UUID
+    realized_pnl: Decimal
+    trading_day: date
+    closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRequested:
+    """An operator asked for positions to be closed (`close` from another shell, through the
+    control channel): `symbol` None means every open position. For the exits actor, which
+    carries it out; the executor never sees it."""
+
+    symbol: str | None
+    reason: str
+    requested_by: str
+
+
+Message = (
+    ApprovalSeen
+    | OrderProgress
+    | OrderStatusLost
+    | ControlChanged
+    | ExecutionChanged
+    | FillsFound
+    | PositionExited
+    | CloseRequested
+)

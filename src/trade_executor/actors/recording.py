@@ -51,6 +51,11 @@ def trade_from_execution(
     )
 
 
+def _text(value: Decimal | None) -> str | None:
+    """A Decimal for a log line, exactly as recorded (never through a float)."""
+    return None if value is None else format(value, "f")
+
+
 class Recorder:
     def __init__(self, store: Store, metrics: Metrics) -> None:
         self._store = store
@@ -79,7 +84,13 @@ class Recorder:
         if recorded is not None:
             log.info(
                 transition.event,
+                side=recorded.action,
                 quantity=recorded.quantity,
+                order_type=recorded.order_type,
+                price=_text(recorded.entry_price),
+                stop_loss=_text(recorded.stop_loss),
+                take_profit=_text(recorded.take_profit),
+                risk_amount=_text(recorded.risk_amount),
                 child_order_ids=list(placed.child_order_ids),
                 order_id=placed.order_id,
             )

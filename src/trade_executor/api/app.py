@@ -1,4 +1,5 @@
-"""The HTTP API (CONTRACT section 6): /api/v1/execute, /health, /metrics.
+"""The HTTP API (CONTRACT section 6): /api/v1/execute, /api/v1/close, /api/v1/executions/{id},
+/health, /metrics.
 
 `POST /api/v1/execute` goes through the executor's mailbox like a notification does: there is no
 second execution path. The claim in the database decides who executes; the API only waits for
@@ -17,6 +18,7 @@ from uuid import UUID
 
 import anyio
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -27,7 +29,16 @@ from trade_executor.broker.jsonnum import dumps
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.states import ExecutionState
-from trade_executor.logging import get_logger
+from trade_executor.logging import get_logger, log_repeated
+from trade_executor.lookup import (
+    AmbiguousId,
+    IdSyntaxError,
+    NoSuchExecution,
+    event_view,
+    execution_view,
+    parse_id,
+)
+from trade_executor.lookup import load as load_execution
 from trade_executor.store.protocol import Store
 
 log = get_logger("trade_executor.api")
@@ -35,6 +46,8 @@ log = get_logger("trade_executor.api")
 MAX_BODY = 16 * 1024
 MAX_APPROVER = 200
 EXECUTE_WAIT = 30.0
+CLOSE_WAIT = 30.0
+MAX_REASON = 500
 DEPENDENCY_TIMEOUT = 2.0
 SUCCESS_STATES = frozenset(
     {
@@ -55,14 +68,28 @@ def error(message: str, status: int, **extra: Any) -> Response:
     return json_response({"error": message, **extra}, status)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own answers (404 no such route, 405 wrong method) as JSON, like ours."""
+    assert isinstance(exc, HTTPException)
+    messages = {404: "not found", 405: "method not allowed"}
+    message = messages.get(exc.status_code) or str(exc.detail)
+    response = error(f"{message}: {request.method} {request.url.path}", exc.status_code)
+    if exc.headers:
+        response.headers.update(exc.headers)  # 405's Allow
+    return response
+
+
 def create_app(settings: Settings, gateway: Gateway) -> Starlette:
     api = _Api(settings, gateway)
     return Starlette(
         routes=[
             Route("/api/v1/execute", api.execute, methods=["POST"]),
+            Route("/api/v1/close", api.close, methods=["POST"]),
+            Route("/api/v1/executions/{id}", api.execution, methods=["GET"]),
             Route("/health", api.health, methods=["GET"]),
             Route("/metrics", api.metrics, methods=["GET"]),
-        ]
+        ],
+        exception_handlers={HTTPException: _http_error},
     )
 
 
@@ -79,6 +106,16 @@ class _Api:
         if token is None or not token.get_secret_value():
             return error("POST endpoints are disabled: API_TOKEN is not set", 403)
         if not _authorised(request, token.get_secret_value()):
+            # Rate-limited per client: a caller left on an old token (after a rotation) is seen
+            # once, then once a minute with a count, never a line per request.
+            client = request.client.host if request.client is not None else None
+            log_repeated(
+                ("api.unauthorized", client),
+                "api.unauthorized",
+                client=client,
+                path=request.url.path,
+                header="present" if request.headers.get("authorization") else "missing",
+            )
             return error("missing or invalid bearer token", 401)
         gateway = self._gateway
         outcomes, store = gateway.outcomes, gateway.store
@@ -132,6 +169,65 @@ class _Api:
             duration=duration,
         )
 
+    # -- GET /api/v1/executions/{id} ---------------------------------------------------------------
+
+    async def execution(self, request: Request) -> Response:
+        """One execution and its events; {id} is an execution id, a signal id, or an unambiguous
+        prefix of either (at least 4 hex digits)."""
+        store = self._gateway.store
+        if store is None:
+            return error(f"not ready: this instance is {self._gateway.facts().role}", 503)
+        try:
+            pattern = parse_id(request.path_params["id"])
+        except IdSyntaxError as bad:
+            return error(str(bad), 400)
+        try:
+            execution, events = await load_execution(store, pattern)
+        except AmbiguousId as ambiguous:
+            return error(str(ambiguous), 400)
+        except NoSuchExecution as missing:
+            return error(str(missing), 404)
+        return json_response(
+            {
+                "execution": execution_view(execution),
+                "events": [event_view(event) for event in events],
+            }
+        )
+
+    # -- POST /api/v1/close ---------------------------------------------------------------------
+
+    async def close(self, request: Request) -> Response:
+        """`{"symbol": "AAPL", "reason": "..."}` or `{"all": true, "reason": "..."}`: the open
+        positions are closed through the bridge by the exits (their children cancelled first);
+        waits up to CLOSE_WAIT s for the close orders to fill and answers the positions as then
+        recorded (`position_state` "closed" once filled). 404: no open position for the symbol."""
+        token = self._settings.api_token
+        if token is None or not token.get_secret_value():
+            return error("POST endpoints are disabled: API_TOKEN is not set", 403)
+        if not _authorised(request, token.get_secret_value()):
+            return error("missing or invalid bearer token", 401)
+        data = await _read_json(request)
+        if isinstance(data, Response):
+            return data
+        target = _close_target(data)
+        if isinstance(target, Response):
+            return target
+        symbol, reason = target
+        by = "api"
+        positions = await self._gateway.close_positions(symbol, reason, by, CLOSE_WAIT)
+        if positions is None:
+            return error(f"not ready: this instance is {self._gateway.facts().role}", 503)
+        if not positions and symbol is not None:
+            return error(f"no open position for {symbol}", 404)
+        log.info("api.close", symbol=symbol or "all", reason=reason, positions=len(positions))
+        return json_response(
+            {
+                "success": True,
+                "closed": sum(1 for p in positions if p.position_state == "closed"),
+                "positions": [_position(p) for p in positions],
+            }
+        )
+
     # -- GET /health -----------------------------------------------------------------------------
 
     async def health(self, request: Request) -> Response:
@@ -142,7 +238,13 @@ class _Api:
         facts = gateway.facts()
         if facts.role == "standby":
             status = "standby"
-        elif facts.role == "active" and database and bridge and facts.listener_connected:
+        elif (
+            facts.role == "active"
+            and database
+            and bridge
+            and facts.listener_connected
+            and not facts.reconcile_breaks
+        ):
             status = "ok"
         else:
             status = "degraded"
@@ -158,6 +260,7 @@ class _Api:
             "version": __version__,
             "children": facts.children,
             "open_pollers": facts.open_pollers,
+            "reconcile_breaks": facts.reconcile_breaks,
         }
         return json_response(body, 200 if status == "ok" else 503)
 
@@ -174,6 +277,60 @@ def _authorised(request: Request, token: str) -> bool:
     if scheme.lower() != "bearer" or not presented:
         return False
     return hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+async def _read_json(request: Request) -> dict[str, Any] | Response:
+    """The body as a JSON object, or the 400 answer."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+        return error(f"request body too large (at most {MAX_BODY} bytes)", 400)
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            return error(f"request body too large (at most {MAX_BODY} bytes)", 400)
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        return error("request body is not valid JSON", 400)
+    if not isinstance(data, dict):
+        return error("request body must be a JSON object", 400)
+    return data
+
+
+def _close_target(data: dict[str, Any]) -> tuple[str | None, str] | Response:
+    """(symbol or None for all, reason) of a close request, or the 400 answer."""
+    symbol, every, reason = data.get("symbol"), data.get("all"), data.get("reason")
+    if (symbol is None) == (every is None or every is False):
+        return error('give either "symbol" or "all": true', 400)
+    if symbol is not None and (not isinstance(symbol, str) or not symbol.strip()):
+        return error("symbol must be a non-empty string", 400)
+    if every is not None and every is not True and symbol is None:
+        return error('"all" must be true', 400)
+    if not isinstance(reason, str) or not reason.strip():
+        return error("reason is required and must be a non-empty string", 400)
+    if len(reason) > MAX_REASON or not reason.isprintable():
+        return error(f"reason must be printable and at most {MAX_REASON} characters", 400)
+    return (symbol.strip().upper() if isinstance(symbol, str) else None), reason.strip()
+
+
+def _position(execution: Execution) -> dict[str, Any]:
+    return {
+        "execution_id": str(execution.id),
+        "signal_id": str(execution.signal_id),
+        "symbol": execution.symbol,
+        "direction": execution.action,
+        "quantity": execution.filled_qty,
+        "entry_price": execution.avg_fill_price,
+        "position_state": execution.position_state,
+        "exit_reason": execution.exit_reason,
+        "close_order_id": execution.exit_order_id if (execution.exit_order_id or 0) > 0 else None,
+        "exit_qty": execution.exit_qty,
+        "exit_avg_price": execution.exit_avg_price,
+        "realized_pnl": execution.realized_pnl,
+        "r_multiple": execution.r_multiple,
+        "closed_at": execution.closed_at,
+    }
 
 
 async def _read_body(request: Request) -> tuple[UUID, str] | Response:

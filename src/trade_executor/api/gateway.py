@@ -8,6 +8,7 @@ from typing import Protocol
 from uuid import UUID
 
 from trade_executor.actors.execution.shared import OutcomeBoard
+from trade_executor.domain.execution import Execution
 from trade_executor.store.protocol import Store
 
 
@@ -18,6 +19,7 @@ class HealthFacts:
     halted: bool | None = None
     children: dict[str, str] = field(default_factory=dict)
     open_pollers: int = 0
+    reconcile_breaks: int = 0  # breaks the last reconciliation pass found (0: none, or no pass)
 
 
 class Gateway(Protocol):
@@ -33,6 +35,13 @@ class Gateway(Protocol):
         """Hand an approval to the executor (as a notification would)."""
 
     def facts(self) -> HealthFacts: ...
+
+    async def close_positions(
+        self, symbol: str | None, reason: str, requested_by: str, wait: float
+    ) -> list[Execution] | None:
+        """Close the open positions of `symbol` (None: all) through the active instance's
+        exits, waiting up to `wait` s for them to be recorded closed; the positions as
+        recorded then. None unless this instance is active."""
 
     async def check_bridge(self) -> None:
         """Raises unless the bridge answers and is connected to IB."""

@@ -81,7 +81,11 @@ class Ambiguous:
 
 @dataclass(frozen=True, slots=True)
 class Unreachable:
+    """`permanent`: the bridge has no order list at all (before March 2026), so asking again
+    can never settle the submission."""
+
     reason: str
+    permanent: bool = False
 
 
 Located = Adopted | NotPlaced | Ambiguous | Unreachable
@@ -115,7 +119,7 @@ async def locate_submission(
         try:
             orders = await broker.orders()
         except EndpointMissing as error:
-            return Unreachable(f"cannot look the order up: {error.reason}")
+            return Unreachable(f"cannot look the order up: {error.reason}", permanent=True)
         except BrokerError as error:
             return Unreachable(f"the order list could not be read: {error}")
         reads += 1

@@ -33,8 +33,10 @@ from trade_executor.domain.models import (
 from .jsonnum import CENT
 from .unset import value_or_none
 
-# The real bridge ignores the order_ref it is sent and stamps every entry order with this.
-BRIDGE_STAMPED_REFS = frozenset({"manual-entry"})
+# The real bridge ignores the order_ref it is sent and stamps every entry order with
+# "manual-entry", and every close of a position (`/positions/{symbol}/close`, which takes no
+# reference at all) with "manual-close": an exit whose answer was lost is found the same way.
+BRIDGE_STAMPED_REFS = frozenset({"manual-entry", "manual-close"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@ is stranded"). Pure: the executor's deadline scan (`actors/execution/deadlines.p
 passed its bound; `resolve` (`ops/resolve.py`) accepts an execution only once past it.
 
 - `received`: RECEIVED_BOUND (30 s) after the claim;
-- `submitting`: IB_BRIDGE_TIMEOUT + RECONCILE_WINDOW (15 + 30 s) after the intent;
+- `submitting`: IB_BRIDGE_TIMEOUT + RECONCILE_WINDOW (15 + 300 s) after the intent;
 - `submitted` / `partially_filled`: ORDER_POLL_TIMEOUT + the pollers' grace, max(30 s,
   3 x ORDER_POLL_INTERVAL) (120 + 30 s) after the submission; the pollers give up at the same
   moment (`actors.following.judge.default_lost_grace`, checked equal by a test);
@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 S = ExecutionState
 
 RECEIVED_BOUND = 30.0  # seconds a claim may stay `received` before it is decided again
-RECONCILE_WINDOW = 30.0  # seconds reconciliation keeps trying to reach the bridge
+# Seconds reconciliation keeps trying to read the bridge's order list before the outcome is
+# `unknown` (the bridge helper's UNREACHABLE_BOUND of 5 minutes).
+RECONCILE_WINDOW = 300.0
 MIN_WORKING_GRACE = 30.0
 WORKING_GRACE_INTERVALS = 3
 

@@ -53,6 +53,11 @@ class Execution:
     realized_pnl: Decimal | None = None
     r_multiple: Decimal | None = None
     closed_at: datetime | None = None
+    # The exit order this service placed for the position (`close`, flatten): its intent is
+    # written before the POST (`exit_order_id` 0 = sent, answer not yet recorded), so a crash
+    # in between is settled by looking the order up, never by sending it again.
+    exit_order_id: int | None = None
+    exit_attempted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,8 @@ class Changes:
     realized_pnl: Decimal | None = None
     r_multiple: Decimal | None = None
     closed_at: datetime | None = None
+    exit_order_id: int | None = None
+    exit_attempted_at: datetime | None = None
 
 
 EXECUTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Execution))

@@ -99,6 +99,7 @@ class Transition(StrEnum):
     RESOLVE_SUBMITTED = "resolve_submitted"
     RESOLVE_FILLED = "resolve_filled"
     RESOLVE_CANCELLED = "resolve_cancelled"
+    CORRECT_FILL = "correct_fill"
 
     @property
     def sources(self) -> frozenset[ExecutionState]:
@@ -146,6 +147,10 @@ _RULES: dict[Transition, _Rule] = {
     ),
     T.RESOLVE_FILLED: _Rule(_SETTLEABLE, S.FILLED, "execution.resolved"),
     T.RESOLVE_CANCELLED: _Rule(_SETTLEABLE, S.CANCELLED, "execution.resolved"),
+    # Reconciliation with the broker found fills after IB reported the entry `Cancelled` (its
+    # error 10349): the broker is authoritative for fills, so `filled_qty` and the average price
+    # are corrected; the state stays final (`cancelled`, whose `filled_qty` tells the fill).
+    T.CORRECT_FILL: _Rule(frozenset({S.CANCELLED}), None, "reconcile.fill_corrected"),
 }
 assert set(_RULES) == set(Transition), "every transition needs its rule"
 

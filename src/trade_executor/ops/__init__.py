@@ -1,10 +1,21 @@
 """The operator commands of CONTRACT section 2 that act on a running service's database or API:
 one module per command, sharing `common`."""
 
+from trade_executor.ops.close import close
 from trade_executor.ops.common import OperationError
 from trade_executor.ops.control import halt, resume
 from trade_executor.ops.execute import execute
 from trade_executor.ops.resolve import resolve
+from trade_executor.ops.show import show
 from trade_executor.ops.status import status
 
-__all__ = ["OperationError", "execute", "halt", "resolve", "resume", "status"]
+__all__ = [
+    "OperationError",
+    "close",
+    "execute",
+    "halt",
+    "resolve",
+    "resume",
+    "show",
+    "status",
+]

@@ -1,20 +1,103 @@
-"""`halt` and `resume`: the kill switch (CONTRACT section 5)."""
+"""`halt` and `resume`: the kill switch (CONTRACT section 5).
+
+Halting needs only the database: the switch is written in `executor_control`, whose trigger
+notifies the running service. The command then says whether the running service acknowledged it
+(its executor answers on `trade_executor_control_ack` once the new state is applied); it listens
+before writing, so an acknowledgement cannot be missed. Without `--wait` it waits
+ACK_GLANCE seconds and says what it saw; with `--wait` it returns once the service applied the
+change, or fails (exit 1) after `--timeout` seconds, the switch staying written either way.
+
+A second `halt` while halted with another reason is refused (exit 1, naming the current halt)
+unless `--force`; then the new reason replaces it, and the service logs both (`executor.halted`
+with `previous_reason`). The same halt again changes nothing and says so.
+"""
 
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 
 from trade_executor.config import Settings
-from trade_executor.ops.common import who, with_store
+from trade_executor.ops.common import OperationError, who, with_store
+from trade_executor.store import operator
+from trade_executor.store.operator import Acknowledgement, SwitchChange
+from trade_executor.store.postgres import PgStore
+
+# The running service applies a change within a second (CONTRACT section 5).
+ACK_GLANCE = 2.0
+DEFAULT_WAIT = 30.0
+
+
+def _since(moment: datetime | None) -> str:
+    return moment.isoformat(timespec="seconds") if moment is not None else "an unknown time"
+
+
+def _change(
+    settings: Settings, halted: bool, reason: str | None, by: str, force: bool, wait: float
+) -> tuple[SwitchChange, Acknowledgement | None]:
+    dsn = settings.dsn()
+
+    async def work(store: PgStore) -> tuple[SwitchChange, Acknowledgement | None]:
+        async with operator.listening_for_acks(dsn) as acks:
+            change = await operator.change_switch(
+                store.pool, halted, reason, by, replace_reason=force
+            )
+            if change.changed_at is None:
+                return change, None
+            return change, await acks.wait_for(change.changed_at, wait)
+
+    return with_store(settings, work)
+
+
+def _report_ack(what: str, ack: Acknowledgement | None, waited: float, wait_requested: bool) -> int:
+    if ack is not None:
+        print(f"{what}; the running service ({ack.instance}) applied it")
+        return 0
+    if wait_requested:
+        raise OperationError(
+            f"{what} in the database, but no running service acknowledged it within "
+            f"{waited:g} s (is one running? trade-executor status)"
+        )
+    print(
+        f"{what}; no running service acknowledged it within {waited:g} s "
+        "(a service that starts later applies it)"
+    )
+    return 0
 
 
 def halt(settings: Settings, args: argparse.Namespace) -> int:
-    with_store(settings, lambda store: store.set_control(True, args.reason, who(args)))
-    print(f"halted: {args.reason}")
-    return 0
+    by = who(args)
+    wait_requested = bool(getattr(args, "wait", False))
+    waited = float(getattr(args, "timeout", None) or DEFAULT_WAIT) if wait_requested else ACK_GLANCE
+    force = bool(getattr(args, "force", False))
+    change, ack = _change(settings, True, args.reason, by, force, waited)
+    before = change.before
+    if change.changed_at is None:
+        if before.reason == args.reason:
+            print(
+                f"already halted: {before.reason} (by {before.changed_by}, "
+                f"since {_since(before.changed_at)}); nothing changed"
+            )
+            return 0
+        raise OperationError(
+            f"already halted by {before.changed_by} since {_since(before.changed_at)}: "
+            f"{before.reason!r}; use --force to replace the reason with {args.reason!r}"
+        )
+    what = f"halted: {args.reason} (by {by})"
+    if before.halted:
+        what += f", replacing {before.reason!r} (by {before.changed_by})"
+    return _report_ack(what, ack, waited, wait_requested)
 
 
 def resume(settings: Settings, args: argparse.Namespace) -> int:
-    with_store(settings, lambda store: store.set_control(False, None, who(args)))
-    print("resumed")
-    return 0
+    by = who(args)
+    wait_requested = bool(getattr(args, "wait", False))
+    waited = float(getattr(args, "timeout", None) or DEFAULT_WAIT) if wait_requested else ACK_GLANCE
+    change, ack = _change(settings, False, None, by, False, waited)
+    if change.changed_at is None:
+        print("not halted; nothing changed")
+        return 0
+    before = change.before
+    return _report_ack(
+        f"resumed (by {by}; the halt was: {before.reason})", ack, waited, wait_requested
+    )

@@ -13,14 +13,14 @@ overwritten), then announced (`store.announce_change`), so the running service's
 re-reads it within a second: risk released and symbol freed for `failed` and for `cancelled`
 without a fill, risk kept for `filled`, the order followed for `submitted`.
 
-The id is an execution id, a signal id, or an unambiguous prefix of either. Exit codes: 2 for
-an id that is not hex digits and dashes (bad usage), 1 with one sentence for every refusal.
+The id is an execution id, a signal id, or an unambiguous prefix of either (`lookup`, as
+`show` reads it). Exit codes: 2 for a malformed id (bad usage), 1 with one sentence for every
+refusal.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +35,13 @@ from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import BrokerOrder, BrokerStatus
 from trade_executor.domain.states import ExecutionState, IllegalTransition, Transition
 from trade_executor.exits import EX_USAGE, CommandError
+from trade_executor.lookup import (
+    ExecutionLookupError,
+    IdSyntaxError,
+    NoSuchExecution,
+    find_execution,
+    parse_id,
+)
 from trade_executor.ops.common import fail, who, with_store
 from trade_executor.store.postgres import PgStore
 
@@ -47,20 +54,6 @@ _TRANSITIONS = {
     "cancelled": Transition.RESOLVE_CANCELLED,
 }
 _PAST_BOUND_STATES = frozenset({S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED})
-_ID_TEXT = re.compile(r"[0-9a-f-]{1,36}")
-
-
-def parse_id(text: str) -> str:
-    """The id (or prefix) as the database spells it: lower case, with dashes. Raises a usage
-    error (exit 2) for anything that cannot be part of a UUID."""
-    candidate = text.strip().lower()
-    if re.fullmatch(r"[0-9a-f]{32}", candidate):
-        return str(UUID(candidate))  # a whole id typed without dashes
-    if not _ID_TEXT.fullmatch(candidate):
-        raise CommandError(
-            f"{text!r} is not an execution or signal id (a UUID, or the start of one)", EX_USAGE
-        )
-    return candidate
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +172,10 @@ async def _bridge_order(settings: Settings, order_id: int) -> BrokerOrder | str:
 
 
 def resolve(settings: Settings, args: argparse.Namespace) -> int:
-    prefix = parse_id(args.execution_id)
+    try:
+        pattern = parse_id(str(args.execution_id))
+    except IdSyntaxError as error:  # the parser checks it already; a direct call lands here
+        raise CommandError(str(error), EX_USAGE) from None
     outcome = str(args.outcome)
     if outcome == "submitted" and args.order_id is None:
         raise CommandError("--as submitted needs the broker's --order-id", EX_USAGE)
@@ -189,12 +185,12 @@ def resolve(settings: Settings, args: argparse.Namespace) -> int:
     resolved: list[UUID] = []
 
     async def work(store: PgStore) -> str:
-        found = await store.executions_by_prefix(prefix, limit=2)
-        if not found:
-            return f"execution {args.execution_id} not found (no execution or signal id starts so)"
-        if len(found) > 1:
-            return f"{args.execution_id!r} is ambiguous: it starts more than one execution's id"
-        [execution] = found
+        try:
+            execution = await find_execution(store, pattern)
+        except NoSuchExecution as error:
+            return f"execution {pattern.text} not found: {error}"
+        except ExecutionLookupError as error:  # ambiguous: it names the candidates
+            return str(error)
         now = datetime.now(UTC)
         problem = refusal(execution, outcome, bounds, now)
         if problem:
@@ -231,4 +227,4 @@ def resolve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["OUTCOMES", "parse_id", "plan", "refusal", "resolve"]
+__all__ = ["OUTCOMES", "order_mismatch", "plan", "refusal", "resolve"]

@@ -1,83 +1,401 @@
-"""`status`: what the running service sees, read from the database."""
+"""`status [--json]`: what the *running* service sees, read from the database.
+
+Never this shell's settings where the service's are known: the limits, the trading-day time zone
+and the switches come from what the active instance published in `executor_control` (`limits`),
+the instance from its leader columns and heartbeat, standbys from the sessions connected to the
+database (`pg_stat_activity`, application name `trade-executor host:pid`). Today's risk is
+computed with `domain.ledger.rebuild_riskbook`, the rule the executor rebuilds its RiskBook with.
+Times are the database's clock, so a heartbeat's age does not depend on this host's.
+
+Where something cannot be known it is said so, never guessed: no leader recorded yet, no
+heartbeat for a while (no running service), a role that may not see other sessions, a bridge
+that does not answer.
+"""
 
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime, time
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerError
+from trade_executor.broker.jsonnum import dumps
 from trade_executor.config import Settings
-from trade_executor.domain.ledger import rebuild_riskbook
-from trade_executor.domain.riskbook import RiskBook
+from trade_executor.domain.attention import Bounds, needing_operator
+from trade_executor.domain.execution import Execution
+from trade_executor.domain.ledger import OriginalTrade, rebuild_riskbook
 from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import NOT_FINAL_STATES
+from trade_executor.lookup import plain
 from trade_executor.ops.common import with_store
+from trade_executor.ops.ids import short
+from trade_executor.store import operator
+from trade_executor.store.operator import ControlRow, Instance
 from trade_executor.store.postgres import PgStore
+
+# A leader that has not written its heartbeat for this long is taken as not running.
+STALE_HEARTBEAT = timedelta(seconds=30)
+BRIDGE_TIMEOUT = 5.0
+# The limits `status` shows and off-checks, by setting name (CONTRACT section 3).
+RISK_LIMIT_NAMES = (
+    "max_risk_per_trade",
+    "min_position_size",
+    "max_position_size",
+    "max_position_value_pct",
+    "max_open_positions",
+    "max_daily_loss",
+    "max_daily_realized_loss",
+    "max_consecutive_failures",
+)
+OFF_WHEN_ZERO = (
+    "max_position_size",
+    "max_open_positions",
+    "max_daily_loss",
+    "max_daily_realized_loss",
+    "max_consecutive_failures",
+)
+
+
+def published_limits(control: ControlRow) -> dict[str, Any]:
+    """The service's published limits and switches, keys lower-cased (a writer may use the
+    variables' names)."""
+    return {str(key).lower(): value for key, value in control.limits.items()}
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None
+
+
+def risk_limits(values: dict[str, Any]) -> RiskLimits | None:
+    """RiskLimits from the published values, or None if any risk limit is missing."""
+    numbers = {name: _decimal(values.get(name)) for name in RISK_LIMIT_NAMES[:7]}
+    if any(number is None for number in numbers.values()):
+        return None
+    n = {name: number for name, number in numbers.items() if number is not None}
+    return RiskLimits(
+        max_risk_per_trade=n["max_risk_per_trade"],
+        min_position_size=int(n["min_position_size"]),
+        max_position_size=int(n["max_position_size"]),
+        max_position_value_pct=n["max_position_value_pct"],
+        max_open_positions=int(n["max_open_positions"]),
+        max_daily_loss=n["max_daily_loss"],
+        max_daily_realized_loss=n["max_daily_realized_loss"],
+    )
+
+
+def _timezone(values: dict[str, Any]) -> ZoneInfo | None:
+    name = values.get("trading_day_timezone")
+    if not isinstance(name, str):
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _number(value: Any) -> Any:
+    """A published decimal string (the service writes money exactly, as text) as a number."""
+    if isinstance(value, str):
+        number = _decimal(value)
+        if number is not None:
+            return number
+    return value
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Gathered:
+    now: datetime
+    control: ControlRow
+    instances: list[Instance] | None
+    today: list[Execution]
+    in_flight: list[Execution]
+    originals: list[OriginalTrade]
+
+
+async def _gather(store: PgStore, zone: ZoneInfo) -> Gathered:
+    now = await operator.database_now(store.pool)
+    control = await operator.read_control(store.pool)
+    instances = await operator.connected_instances(store.pool)
+    day = now.astimezone(zone).date()
+    today = await store.executions_on(day)
+    in_flight = await store.executions_in(sorted(NOT_FINAL_STATES))
+    # The original service's trades of today count too (the executor's rule at start-up).
+    originals = await store.original_trades_since(datetime.combine(day, time(0), tzinfo=zone))
+    return Gathered(now, control, instances, today, in_flight, originals)
+
+
+async def _bridge_positions(url: str) -> tuple[list[dict[str, Any]] | None, str | None]:
+    try:
+        async with BrokerClient(url, BRIDGE_TIMEOUT, read_retries=0) as broker:
+            positions = await broker.positions()
+    except BrokerError as error:
+        return None, str(error)
+    held = [
+        {"symbol": p.symbol, "quantity": p.quantity, "avg_cost": p.avg_cost}
+        for p in positions
+        if p.quantity != 0
+    ]
+    return held, None
+
+
+def _service_view(g: Gathered, values: dict[str, Any]) -> dict[str, Any]:
+    control = g.control
+    leader = control.leader_id
+    heartbeat = control.leader_heartbeat_at
+    age = (g.now - heartbeat).total_seconds() if heartbeat is not None else None
+    running = age is not None and age <= STALE_HEARTBEAT.total_seconds()
+    active: dict[str, Any] | None = None
+    if leader:
+        active = {
+            "instance": leader,
+            "epoch": control.leader_epoch,
+            "since": control.leader_since,
+            "heartbeat_at": heartbeat,
+            "heartbeat_age_seconds": round(age, 1) if age is not None else None,
+        }
+    if not leader:
+        note = "no leader recorded yet: no instance has published itself in executor_control"
+    elif not running:
+        ago = f"{int(age)} s ago" if age is not None else "never"
+        note = f"no running service: the last leader ({leader}) wrote its heartbeat {ago}"
+    else:
+        note = f"active instance {leader}"
+    standbys: list[dict[str, Any]] | None
+    if g.instances is None:
+        standbys = None
+        standby_note = (
+            "cannot be known: this database role may not see other sessions (pg_stat_activity)"
+        )
+    else:
+        standbys = [
+            {"instance": i.instance, "connected_since": i.since, "client_addr": i.client_addr}
+            for i in g.instances
+            if i.instance != leader
+        ]
+        standby_note = (
+            f"{len(standbys)} connected" if standbys else "none connected to this database"
+        )
+    return {
+        "running": running,
+        "active": active if running else None,
+        "last_leader": active if not running else None,
+        "note": note,
+        "standbys": standbys,
+        "standby_note": standby_note,
+        "connected_instances": None if g.instances is None else [i.instance for i in g.instances],
+    }
+
+
+def _execution_line(e: Execution) -> dict[str, Any]:
+    return {
+        "execution_id": str(e.id),
+        "signal_id": str(e.signal_id),
+        "symbol": e.symbol,
+        "side": e.action,
+        "state": e.state.value,
+        "reason": e.reason,
+        "quantity": e.quantity,
+        "filled_qty": e.filled_qty,
+        "order_id": e.order_id,
+        "risk_amount": e.risk_amount,
+        "trading_day": plain(e.trading_day),
+        "updated_at": e.updated_at,
+    }
+
+
+def gather_view(settings: Settings) -> dict[str, Any]:
+    """Everything `status` prints, as a JSON-ready mapping (Decimals kept)."""
+    shell_zone = settings.timezone
+
+    async def work(store: PgStore) -> Gathered:
+        # A first read tells the service's trading-day zone; the executions of its day follow.
+        control = await operator.read_control(store.pool)
+        zone = _timezone(published_limits(control)) or shell_zone
+        return await _gather(store, zone)
+
+    g = with_store(settings, work)
+    values = published_limits(g.control)
+    zone = _timezone(values)
+    limits = risk_limits(values)
+    service = _service_view(g, values)
+    book = rebuild_riskbook(
+        limits or RiskLimits.from_settings(settings),
+        zone or shell_zone,
+        [*g.today, *g.in_flight],
+        g.now,
+        original_trades=g.originals,
+    )
+    used = book.daily_risk_used(g.now)
+    left = book.daily_risk_left(g.now) if limits is not None else None
+    budget = limits.daily_loss_cap if limits is not None else None
+    bounds = Bounds.from_values(values)
+    attention = needing_operator(g.in_flight, bounds, g.now)
+    bridge_url = values.get("ib_bridge_url")
+    url = bridge_url if isinstance(bridge_url, str) else settings.ib_bridge_url
+    positions, bridge_error = _run_bridge(url)
+    ledger_positions = [
+        {"symbol": e.symbol, "side": e.action, "quantity": e.filled_qty, "state": e.position_state}
+        for e in [*g.today, *g.in_flight]
+        if e.position_state in ("open", "unprotected")
+    ]
+    control = g.control
+    return {
+        "as_of": g.now,
+        "service": service,
+        "halted": {
+            "halted": control.halted,
+            "reason": control.reason,
+            "by": control.changed_by,
+            "since": control.changed_at,
+        },
+        "execution_enabled": _bool(values.get("execution_enabled")),
+        "limits": {name: _number(values[name]) for name in sorted(values)} if values else None,
+        "limits_source": "service" if values else "unknown: no service has published its limits",
+        "limits_off": [name.upper() for name in OFF_WHEN_ZERO if _decimal(values.get(name)) == 0],
+        "trading_day": book.trading_day(g.now).isoformat(),
+        "trading_day_timezone": (zone or shell_zone).key,
+        "trading_day_timezone_source": "service" if zone else "this shell (not published)",
+        "daily_risk": {"used": used, "left": left, "budget": budget},
+        "positions": {
+            "bridge": positions,
+            "bridge_url": url,
+            "bridge_error": bridge_error,
+            "ledger": ledger_positions,
+        },
+        "in_flight": [_execution_line(e) for e in g.in_flight],
+        "needing_operator": [{**_execution_line(e), "why": why} for e, why in attention],
+    }
+
+
+def _run_bridge(url: str) -> tuple[list[dict[str, Any]] | None, str | None]:
+    import asyncio
+
+    return asyncio.run(_bridge_positions(url))
+
+
+def _money(value: Decimal | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _time(value: Any) -> str:
+    return value.isoformat(timespec="seconds") if isinstance(value, datetime) else "-"
+
+
+def render_text(view: dict[str, Any]) -> str:
+    out: list[str] = []
+
+    def line(label: str, text: str) -> None:
+        out.append(f"{label:<19}{text}")
+
+    service = view["service"]
+    line("as of", _time(view["as_of"]))
+    active = service["active"]
+    if active is not None:
+        line(
+            "active",
+            f"{active['instance']} (epoch {active['epoch']}) since {_time(active['since'])}, "
+            f"heartbeat {active['heartbeat_age_seconds']} s ago",
+        )
+    else:
+        line("active", service["note"])
+    standbys = service["standbys"]
+    if standbys:
+        line("standby", ", ".join(s["instance"] for s in standbys))
+    else:
+        line("standby", service["standby_note"])
+    halted = view["halted"]
+    if halted["halted"]:
+        line(
+            "halted", f"yes: {halted['reason']} (by {halted['by']}) since {_time(halted['since'])}"
+        )
+    else:
+        line("halted", "no")
+    enabled = view["execution_enabled"]
+    line(
+        "mode",
+        "unknown (not published)"
+        if enabled is None
+        else (
+            "orders sent (EXECUTION_ENABLED=true)"
+            if enabled
+            else "DRY RUN (EXECUTION_ENABLED=false)"
+        ),
+    )
+    line(
+        "trading day",
+        f"{view['trading_day']} ({view['trading_day_timezone']}"
+        + ("" if view["trading_day_timezone_source"] == "service" else ", this shell's setting")
+        + ")",
+    )
+    risk = view["daily_risk"]
+    if view["limits"] is None:
+        line("daily risk used", f"{_money(risk['used'])} (the service's budget is not known)")
+    elif risk["budget"] is None:
+        line("daily risk used", f"{_money(risk['used'])} of no limit (MAX_DAILY_LOSS=0)")
+    else:
+        line("daily risk used", f"{_money(risk['used'])} of {_money(risk['budget'])}")
+        line("daily risk left", _money(risk["left"]))
+    limits = view["limits"]
+    if limits is None:
+        line("limits", view["limits_source"])
+    else:
+        shown = [name for name in RISK_LIMIT_NAMES if name in limits]
+        line("limits", " ".join(f"{n.upper()}={_plain_text(limits[n])}" for n in shown))
+        line("limits off", ", ".join(view["limits_off"]) or "none")
+    positions = view["positions"]
+    out.append("")
+    if positions["bridge"] is None:
+        line(
+            "open positions",
+            f"bridge unavailable at {positions['bridge_url']} ({positions['bridge_error']})",
+        )
+    else:
+        line("open positions", str(len(positions["bridge"])))
+        for p in positions["bridge"]:
+            out.append(f"  {p['symbol']:<10} {p['quantity']:>8}  avg cost {_money(p['avg_cost'])}")
+    out.append("")
+    out.append(f"executions in flight  {len(view['in_flight'])}")
+    for e in view["in_flight"]:
+        out.append(
+            f"  {e['execution_id']}  {e['symbol'] or '-':<8} {e['state']:<17} "
+            f"{e['quantity'] or 0:>6} {e['filled_qty']:>6} {e['order_id'] or '-'}"
+        )
+    out.append("")
+    need = view["needing_operator"]
+    line("need an operator", str(len(need)))
+    for e in need:
+        out.append(f"  {short(e['execution_id'])}  {e['symbol'] or '-':<8} {e['why']}")
+    if need:
+        out.append("  settle each: trade-executor show ID, then trade-executor resolve ID --as ...")
+    return "\n".join(out)
+
+
+def _plain_text(value: Any) -> str:
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
 def status(settings: Settings, args: argparse.Namespace) -> int:
-    limits = RiskLimits.from_settings(settings)
-    now = datetime.now(UTC)
-
-    async def work(store: PgStore) -> dict[str, Any]:
-        control = await store.control()
-        day = RiskBook(limits, settings.timezone).trading_day(now)
-        today = await store.executions_on(day)
-        in_flight = await store.executions_in(sorted(NOT_FINAL_STATES))
-        # The original service's trades of today count too (the executor's rule at start-up).
-        originals = await store.original_trades_since(
-            datetime.combine(day, time(0), tzinfo=settings.timezone)
-        )
-        positions: list[Any] | str
-        try:
-            async with BrokerClient(settings.ib_bridge_url, settings.ib_bridge_timeout) as broker:
-                positions = [p for p in await broker.positions() if p.quantity != 0]
-        except BrokerError as error:
-            positions = f"unavailable ({error})"
-        return {
-            "control": control,
-            "today": today,
-            "in_flight": in_flight,
-            "originals": originals,
-            "positions": positions,
-        }
-
-    found = with_store(settings, work)
-    # The executor's own rule: the same function rebuilds its RiskBook at start-up.
-    book = rebuild_riskbook(
-        limits,
-        settings.timezone,
-        [*found["today"], *found["in_flight"]],
-        now,
-        original_trades=found["originals"],
-    )
-    used, left = book.daily_risk_used(now), book.daily_risk_left(now)
-    control = found["control"]
-    day = book.trading_day(now)
-    print(f"trading day        {day.isoformat()} ({settings.trading_day_timezone})")
-    budget = f"{settings.max_daily_loss:.2f}" if left is not None else "no limit (MAX_DAILY_LOSS=0)"
-    print(f"daily risk used    {used:.2f} of {budget}")
-    print(f"daily risk left    {f'{left:.2f}' if left is not None else 'unlimited'}")
-    halted = f"yes: {control.reason} (by {control.changed_by})" if control.halted else "no"
-    print(f"halted             {halted}")
-    print(f"execution enabled  {str(settings.execution_enabled).lower()}")
-    positions = found["positions"]
-    print()
-    if isinstance(positions, str):
-        print(f"open positions     {positions}")
+    view = gather_view(settings)
+    if getattr(args, "json", False):
+        print(dumps(view))
     else:
-        print(f"open positions     {len(positions)}")
-        for p in positions:
-            print(f"  {p.symbol:<10} {p.quantity:>8}  avg cost {p.avg_cost:.2f}")
-    print()
-    print(f"executions in flight  {len(found['in_flight'])}")
-    if found["in_flight"]:
-        print(f"  {'execution':<36}  {'symbol':<8} {'state':<17} {'qty':>6} {'filled':>6} order")
-        for e in found["in_flight"]:
-            print(
-                f"  {e.id!s:<36}  {e.symbol or '-':<8} {e.state.value:<17} "
-                f"{e.quantity or 0:>6} {e.filled_qty:>6} {e.order_id or '-'}"
-            )
+        print(render_text(view))
     return 0

@@ -18,6 +18,8 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 APPROVALS_CHANNEL = "trade_approvals"
 CONTROL_CHANNEL = "trade_executor_control"
+# The running service's acknowledgement of a kill-switch change (`halt --wait` listens to it).
+CONTROL_ACK_CHANNEL = "trade_executor_control_ack"
 
 
 @dataclass(frozen=True, slots=True)

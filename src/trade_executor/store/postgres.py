@@ -12,6 +12,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from trade_executor.domain.breaks import ReconcileBreak, RecordedBreak
 from trade_executor.domain.execution import (
     CHANGE_FIELDS,
     EXECUTION_FIELDS,
@@ -43,6 +44,7 @@ from trade_executor.store.protocol import (
     NotClaimable,
     OriginalTables,
     PendingApproval,
+    StoredEvent,
     Trade,
 )
 
@@ -160,11 +162,19 @@ def _writes_original(tables: OriginalTables, transition: Transition, changes: Ch
     )
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    """A connection pool; raises the store's own errors (`StoreUnavailable`, ...)."""
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 10, application_name: str | None = None
+) -> asyncpg.Pool:
+    """A connection pool; raises the store's own errors (`StoreUnavailable`, ...).
+    `application_name` names its sessions in `pg_stat_activity` (`status` finds instances so)."""
+    settings = {"application_name": application_name[:63]} if application_name else None
     with translated():
         pool = await asyncpg.create_pool(
-            dsn, min_size=min_size, max_size=max_size, command_timeout=30
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            command_timeout=30,
+            server_settings=settings,
         )
     assert pool is not None
     return pool
@@ -394,6 +404,8 @@ class PgStore:
         changes: Changes,
         detail: dict[str, Any] | None = None,
         trade: TradeRecord | None = None,
+        *,
+        trade_notes: str | None = None,
     ) -> Execution:
         target = transition.target
         values: dict[str, Any] = {
@@ -414,7 +426,7 @@ class PgStore:
         args = query.args(values)
         tables = await self.original_tables()
         writes_original = _writes_original(tables, transition, changes)
-        if trade is None and not writes_original:
+        if trade is None and trade_notes is None and not writes_original:
             # One statement, one round trip: the hot path of every poll.
             row = await self._pool.fetchrow(query.sql, *args)
         else:
@@ -426,7 +438,10 @@ class PgStore:
                 if row is not None:
                     if trade is not None:
                         await self._write_trade(conn, trade, tables)
-                    await self._write_original(conn, tables, transition, row, before, detail)
+                    if trade is not None or writes_original:
+                        await self._write_original(conn, tables, transition, row, before, detail)
+                    if trade_notes is not None:  # an exit, on the original's trade list
+                        await conn.execute(q.SET_TRADE_NOTES, str(execution_id), trade_notes)
         if row is None:
             if fenced:
                 leader_epoch = await self._pool.fetchval(q.READ_LEADER_EPOCH)
@@ -520,15 +535,13 @@ class PgStore:
         return [execution_from_row(row) for row in rows]
 
     @translating
-    async def executions_by_prefix(self, prefix: str, limit: int = 2) -> list[Execution]:
-        """Executions whose id or signal id starts with `prefix` (hex digits and dashes, lower
-        case), oldest first, at most `limit` (2 is enough to tell an ambiguous prefix)."""
-        rows = await self._pool.fetch(q.EXECUTIONS_BY_PREFIX, prefix, limit)
+    async def executions_on(self, trading_day: date) -> list[Execution]:
+        rows = await self._pool.fetch(q.EXECUTIONS_ON_DAY, trading_day)
         return [execution_from_row(row) for row in rows]
 
     @translating
-    async def executions_on(self, trading_day: date) -> list[Execution]:
-        rows = await self._pool.fetch(q.EXECUTIONS_ON_DAY, trading_day)
+    async def positions_to_follow(self, closed_since: datetime) -> list[Execution]:
+        rows = await self._pool.fetch(q.POSITIONS_TO_FOLLOW, closed_since)
         return [execution_from_row(row) for row in rows]
 
     @translating
@@ -583,5 +596,101 @@ class PgStore:
         return await read_leader(self._pool)
 
     @translating
+    async def instance_flatten_times(
+        self, execution_ids: Sequence[UUID]
+    ) -> dict[UUID, tuple[str, str | None, str | None]] | None:
+        """Each execution's strategy instance (id, `flatten_by_close_time`, `session_timezone`);
+        None when this database has no strategy instances (not the original's)."""
+        if not await self._pool.fetchval(q.INSTANCE_FLATTEN_READY):
+            return None
+        rows = await self._pool.fetch(q.INSTANCE_FLATTEN_TIMES, list(execution_ids))
+        return {r["execution_id"]: (r["instance_id"], r["at"], r["zone"]) for r in rows}
+
+    @translating
+    async def announce_close(self, payload: str) -> None:
+        """NOTIFY the running service of a `close` request (see `store.closing`)."""
+        await self._pool.execute(q.ANNOUNCE_CLOSE, payload)
+
+    @translating
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
+
+    @translating
+    async def find_executions(self, low: UUID, high: UUID, limit: int) -> list[Execution]:
+        rows = await self._pool.fetch(q.FIND_EXECUTIONS, low, high, limit)
+        return [execution_from_row(row) for row in rows]
+
+    @translating
+    async def execution_events(self, execution_id: UUID) -> list[StoredEvent]:
+        rows = await self._pool.fetch(q.EXECUTION_EVENTS, execution_id)
+        return [
+            StoredEvent(
+                row["id"], row["execution_id"], row["at"], row["kind"], _detail(row["detail"])
+            )
+            for row in rows
+        ]
+
+    # ---- reconciliation with the broker ------------------------------------------------------
+
+    @translating
+    async def executions_for_reconcile(self, order_ids: Sequence[int]) -> list[Execution]:
+        rows = await self._pool.fetch(q.EXECUTIONS_FOR_RECONCILE, list(order_ids))
+        return [execution_from_row(row) for row in rows]
+
+    @translating
+    async def record_breaks(self, breaks: Sequence[ReconcileBreak], now: datetime) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            # One pass at a time: a deposed leader's last pass cannot interleave with ours.
+            await conn.execute(q.LOCK_BREAKS)
+            open_rows = await conn.fetch(q.OPEN_BREAKS)
+            seen = {b.key for b in breaks}
+            for row in open_rows:
+                key = (row["kind"], row["symbol"], row["execution_id"])
+                if key not in seen:
+                    await conn.execute(q.CLEAR_BREAK, *key, now)
+            already = {(r["kind"], r["symbol"], r["execution_id"]) for r in open_rows}
+            for found in breaks:
+                detail = to_json(found.detail)
+                if found.key in already:
+                    await conn.execute(q.TOUCH_BREAK, *found.key, now, found.order_id, detail)
+                else:
+                    await conn.execute(q.INSERT_BREAK, *found.key, found.order_id, detail, now)
+
+    @translating
+    async def open_breaks(self) -> list[RecordedBreak]:
+        rows = await self._pool.fetch(q.OPEN_BREAKS)
+        return [
+            RecordedBreak(
+                kind=row["kind"],
+                symbol=row["symbol"],
+                execution_id=row["execution_id"],
+                order_id=row["order_id"],
+                detail=_json_object(row["detail"]),
+                first_seen=row["first_seen"],
+                last_seen=row["last_seen"],
+                cleared_at=row["cleared_at"],
+            )
+            for row in rows
+        ]
+
+    @translating
+    async def acknowledge_control(
+        self, changed_at: datetime | None, halted: bool, instance: str
+    ) -> None:
+        await self._pool.execute(q.ACKNOWLEDGE_CONTROL, changed_at, halted, instance)
+
+
+def _detail(raw: str | None) -> dict[str, Any]:
+    """A stored `jsonb` detail, fractions as Decimal; anything but an object is kept whole."""
+    if raw is None:
+        return {}
+    value = json.loads(raw, parse_float=Decimal)
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _json_object(value: object) -> dict[str, Any]:
+    """A jsonb column as asyncpg returns it (text, unless a codec is set) as a dict."""
+    if isinstance(value, str):
+        loaded = json.loads(value)
+        return loaded if isinstance(loaded, dict) else {}
+    return dict(value) if isinstance(value, dict) else {}

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from trade_executor.domain.breaks import ReconcileBreak, RecordedBreak
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
 from trade_executor.domain.guardrails import GuardrailFacts
 from trade_executor.domain.ledger import OriginalTrade
@@ -51,6 +52,17 @@ class ControlState:
     reason: str | None = None
     changed_at: datetime | None = None
     changed_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """A row of `execution_events`; `detail` as stored (fractions as Decimal)."""
+
+    id: int
+    execution_id: UUID
+    at: datetime
+    kind: str
+    detail: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,12 +167,15 @@ class Store(Protocol):
         changes: Changes,
         detail: dict[str, Any] | None = None,
         trade: TradeRecord | None = None,
+        *,
+        trade_notes: str | None = None,
     ) -> Execution:
         """In one transaction: move the execution along `transition`, set `changes` (None leaves
         a field as it is), append the transition's event, write the trade row and link the
-        approvals to the order id when `trade` is given. Raises `IllegalTransition`, changing
-        nothing, if the execution's current state does not allow the transition (the table's
-        guard decides, under the row lock)."""
+        approvals to the order id when `trade` is given, and set the `trades` row's `notes` when
+        `trade_notes` is given (how an exit shows in the original's UI). Raises
+        `IllegalTransition`, changing nothing, if the execution's current state does not allow
+        the transition (the table's guard decides, under the row lock)."""
 
     async def add_event(self, execution_id: UUID, kind: str, detail: dict[str, Any]) -> None:
         """Append an event that is not a transition (see `EventKind`)."""
@@ -173,6 +188,11 @@ class Store(Protocol):
 
     async def executions_on(self, trading_day: date) -> list[Execution]:
         """Executions of one trading day (for the daily budget at start-up)."""
+
+    async def positions_to_follow(self, closed_since: datetime) -> list[Execution]:
+        """Executions whose position is open or unprotected (of any day), and those whose
+        position closed at or after `closed_since` (their realized P&L counts today, and a
+        sibling exit order may still need its cancel), oldest first."""
 
     async def get_signal(self, signal_id: UUID) -> Signal | None: ...
 
@@ -193,3 +213,29 @@ class Store(Protocol):
 
     async def ping(self) -> None:
         """Raises if the database does not answer."""
+
+    async def find_executions(self, low: UUID, high: UUID, limit: int) -> list[Execution]:
+        """Executions whose id or signal id lies in [low, high] (an id or an id prefix, see
+        `ops.ids`), oldest first, at most `limit`."""
+
+    async def execution_events(self, execution_id: UUID) -> list[StoredEvent]:
+        """The execution's audit trail, in the order it was written."""
+
+    async def acknowledge_control(
+        self, changed_at: datetime | None, halted: bool, instance: str
+    ) -> None:
+        """Tell whoever waits (NOTIFY on `trade_executor_control_ack`) that this running
+        instance applied the kill switch as written at `changed_at`."""
+
+    async def executions_for_reconcile(self, order_ids: Sequence[int]) -> list[Execution]:
+        """What reconciliation compares with the broker: executions in flight (`submitting`,
+        `submitted`, `partially_filled`, `unknown`), `filled`/`cancelled` ones holding shares
+        whose position is not `closed`, and `cancelled` ones whose order id is in `order_ids`."""
+
+    async def record_breaks(self, breaks: Sequence[ReconcileBreak], now: datetime) -> None:
+        """In one transaction: the breaks of a reconciliation pass become the open ones. A break
+        already open is refreshed (`last_seen`), a new one inserted, an open one not in `breaks`
+        cleared (`cleared_at`)."""
+
+    async def open_breaks(self) -> list[RecordedBreak]:
+        """The breaks the last reconciliation pass found (for `status` and /health)."""

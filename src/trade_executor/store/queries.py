@@ -76,13 +76,30 @@ EXECUTION_BY_ID = "SELECT * FROM executions WHERE id = $1"
 EXECUTION_BY_SIGNAL = "SELECT * FROM executions WHERE signal_id = $1"
 EXECUTIONS_IN_STATES = "SELECT * FROM executions WHERE state = ANY($1::text[]) ORDER BY created_at"
 EXECUTIONS_ON_DAY = "SELECT * FROM executions WHERE trading_day = $1 ORDER BY created_at"
-# Operators name an execution by a prefix of its id or of its signal's id ($1: lower-case hex
-# and dashes only, so it holds no LIKE wildcard).
-EXECUTIONS_BY_PREFIX = """
+# Positions the exits follow: open ones (any day) and those closed since $1 (today's P&L).
+POSITIONS_TO_FOLLOW = """
 SELECT * FROM executions
-WHERE id::text LIKE $1 || '%' OR signal_id::text LIKE $1 || '%'
-ORDER BY created_at LIMIT $2
+WHERE position_state IN ('open', 'unprotected') OR closed_at >= $1
+ORDER BY created_at
 """
+# The strategy instances' flatten times of some executions (the original's guardrails). Only
+# run where strategy_instances and strategy_signals.instance_id exist (INSTANCE_FLATTEN_READY).
+INSTANCE_FLATTEN_READY = """
+SELECT to_regclass('strategy_instances') IS NOT NULL AND EXISTS (
+    SELECT 1 FROM information_schema.columns
+    WHERE table_schema = current_schema() AND table_name = 'strategy_signals'
+      AND column_name = 'instance_id')
+"""
+INSTANCE_FLATTEN_TIMES = """
+SELECT e.id AS execution_id, i.id::text AS instance_id, i.flatten_by_close_time::text AS at,
+       i.session_timezone::text AS zone
+FROM executions e
+JOIN strategy_signals s ON s.id = e.signal_id
+JOIN strategy_instances i ON i.id = s.instance_id
+WHERE e.id = ANY($1::uuid[])
+"""
+# How an exit shows on the original's trade list (see actors/exits/notes.py).
+SET_TRADE_NOTES = "UPDATE trades SET notes = $2, updated_at = now() WHERE id = $1::text"
 
 # The first approval of each signal (DISTINCT ON), then the oldest of those first.
 PENDING_APPROVALS = """
@@ -200,6 +217,9 @@ INSERT INTO executor_control (id, halted, reason, changed_at, changed_by)
 VALUES (1, $1, $2, now(), $3)
 ON CONFLICT (id) DO UPDATE SET halted = $1, reason = $2, changed_at = now(), changed_by = $3
 """
+
+# `close` from another shell: the running service's exits carry it out (actors/exits).
+ANNOUNCE_CLOSE = "SELECT pg_notify('trade_executor_control', $1::text)"
 
 # The control channel's payload names the execution an operator changed.
 ANNOUNCE_CHANGE = """
@@ -429,3 +449,56 @@ INSERT_AUDIT = """
 INSERT INTO audit_events (id, correlation_id, category, action, outcome, message, metadata)
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)
 """
+
+# An id or an id prefix (`ops.ids`) is a range of uuids: two index range scans (BitmapOr).
+FIND_EXECUTIONS = """
+SELECT * FROM executions
+WHERE id BETWEEN $1 AND $2 OR signal_id BETWEEN $1 AND $2
+ORDER BY created_at LIMIT $3
+"""
+
+EXECUTION_EVENTS = """
+SELECT id, execution_id, at, kind, detail FROM execution_events WHERE execution_id = $1 ORDER BY id
+"""
+
+# The running service's answer to a change of the kill switch (`halt`/`resume` wait for it).
+ACKNOWLEDGE_CONTROL = """
+SELECT pg_notify('trade_executor_control_ack',
+                 json_build_object('changed_at', $1::timestamptz, 'halted', $2::boolean,
+                                   'instance', $3::text)::text)
+"""
+
+# ---- reconciliation with the broker (actors/reconciler.py) ----------------------------------
+
+# What the reconciler compares with the broker: executions in flight (their order may fill at
+# any moment), executions holding shares whose position is not known closed, and cancelled ones
+# whose order the broker still lists (IB can report Cancelled for an order that filled).
+EXECUTIONS_FOR_RECONCILE = """
+SELECT * FROM executions
+WHERE state IN ('submitting', 'submitted', 'partially_filled', 'unknown')
+   OR (state IN ('filled', 'cancelled') AND filled_qty > 0
+       AND coalesce(position_state, '') <> 'closed')
+   OR (state = 'cancelled' AND order_id = ANY($1::bigint[]))
+ORDER BY created_at
+"""
+
+OPEN_BREAKS = """
+SELECT kind, symbol, execution_id, order_id, detail, first_seen, last_seen, cleared_at
+FROM trade_executor_reconcile_breaks WHERE cleared_at IS NULL ORDER BY first_seen, id
+"""
+# A break seen again: refresh it (the execution_id comparison must treat NULL as equal).
+TOUCH_BREAK = """
+UPDATE trade_executor_reconcile_breaks
+SET last_seen = $4, order_id = $5, detail = $6::jsonb
+WHERE cleared_at IS NULL AND kind = $1 AND symbol = $2 AND execution_id IS NOT DISTINCT FROM $3
+"""
+INSERT_BREAK = """
+INSERT INTO trade_executor_reconcile_breaks
+    (kind, symbol, execution_id, order_id, detail, first_seen, last_seen)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $6)
+"""
+CLEAR_BREAK = """
+UPDATE trade_executor_reconcile_breaks SET cleared_at = $4
+WHERE cleared_at IS NULL AND kind = $1 AND symbol = $2 AND execution_id IS NOT DISTINCT FROM $3
+"""
+LOCK_BREAKS = "LOCK TABLE trade_executor_reconcile_breaks IN SHARE ROW EXCLUSIVE MODE"

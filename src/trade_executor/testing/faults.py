@@ -18,6 +18,11 @@ FAULT_POINTS = frozenset(
         "after_broker_accepted",
         "after_recorded",
         "poller_after_fill_read",
+        # The exits (actors/exits): an exit order's fill read but not written; an exit written
+        # but not yet reported; a close POSTed but its answer not recorded.
+        "exit_after_fill_read",
+        "exit_after_recorded",
+        "exit_after_close_post",
     }
 )
 

@@ -51,13 +51,18 @@ from uuid import UUID, uuid4
 import anyio
 import anyio.lowlevel
 
+from trade_executor.domain.breaks import ReconcileBreak, RecordedBreak
 from trade_executor.domain.execution import CHANGE_FIELDS, Changes, Execution, TradeRecord
 from trade_executor.domain.guardrails import GuardrailFacts
 from trade_executor.domain.ledger import OriginalTrade
 from trade_executor.domain.models import Approval, Signal
 from trade_executor.domain.states import EventKind, ExecutionState, IllegalTransition, Transition
 from trade_executor.store.errors import Fenced, StoreConflict, StoreUnavailable
-from trade_executor.store.notifications import APPROVALS_CHANNEL, CONTROL_CHANNEL
+from trade_executor.store.notifications import (
+    APPROVALS_CHANNEL,
+    CONTROL_ACK_CHANNEL,
+    CONTROL_CHANNEL,
+)
 from trade_executor.store.original import audit_for_control, audit_for_transition, fill_delta
 from trade_executor.store.protocol import (
     APPROVAL_SOURCES,
@@ -69,6 +74,7 @@ from trade_executor.store.protocol import (
     NotClaimable,
     OriginalTables,
     PendingApproval,
+    StoredEvent,
     Trade,
 )
 from trade_executor.testing.notifications import MemoryNotifications
@@ -143,6 +149,7 @@ class MemoryStore:
         self._event_ids = itertools.count(1)
         self._control = ControlState(halted=False, changed_at=clock())
         self.down = False  # True: every call raises StoreUnavailable (a database outage)
+        self.breaks: list[RecordedBreak] = []  # every reconcile break ever recorded
         self._failures: dict[str, int] = {}
         # The original service's side (test inputs): which of its tables exist, the orders it
         # placed (signal -> evidence), its trades, and the guardrail facts of each signal.
@@ -472,6 +479,8 @@ class MemoryStore:
         changes: Changes,
         detail: dict[str, Any] | None = None,
         trade: TradeRecord | None = None,
+        *,
+        trade_notes: str | None = None,
     ) -> Execution:
         await self._enter("apply")
         if transition is Transition.BEGIN_SUBMIT:
@@ -504,6 +513,8 @@ class MemoryStore:
             changes.filled_qty is not None or changes.broker_status is not None
         ):
             self._update_trade_status(str(execution_id), changes, now)
+        if trade_notes is not None and str(execution_id) in self._t.trades:
+            self._t.trades[str(execution_id)].update(notes=trade_notes, updated_at=now)
         return updated
 
     async def add_event(self, execution_id: UUID, kind: str, detail: dict[str, Any]) -> None:
@@ -529,6 +540,15 @@ class MemoryStore:
         await self._enter("executions_on")
         return self._by_creation(
             e for e in self._t.executions.values() if e.trading_day == trading_day
+        )
+
+    async def positions_to_follow(self, closed_since: datetime) -> list[Execution]:
+        await self._enter("positions_to_follow")
+        return self._by_creation(
+            e
+            for e in self._t.executions.values()
+            if e.position_state in ("open", "unprotected")
+            or (e.closed_at is not None and e.closed_at >= closed_since)
         )
 
     async def get_signal(self, signal_id: UUID) -> Signal | None:
@@ -605,7 +625,90 @@ class MemoryStore:
     async def ping(self) -> None:
         await self._enter("ping")
 
+    async def find_executions(self, low: UUID, high: UUID, limit: int) -> list[Execution]:
+        await self._enter("find_executions")
+        found = [
+            e
+            for e in self._t.executions.values()
+            if low <= e.id <= high or low <= e.signal_id <= high
+        ]
+        return self._by_creation(found)[: max(limit, 0)]
+
+    async def execution_events(self, execution_id: UUID) -> list[StoredEvent]:
+        await self._enter("execution_events")
+        return [
+            StoredEvent(e.id, e.execution_id, e.at, e.kind, dict(e.detail))
+            for e in self.events_of(execution_id)
+        ]
+
+    async def acknowledge_control(
+        self, changed_at: datetime | None, halted: bool, instance: str
+    ) -> None:
+        await self._enter("acknowledge_control")
+        payload = {
+            "changed_at": changed_at.isoformat() if changed_at else None,
+            "halted": halted,
+            "instance": instance,
+        }
+        self._notify(CONTROL_ACK_CHANNEL, json.dumps(payload))
+
     # -- internals -------------------------------------------------------------------------------
+
+    # -- reconciliation with the broker ----------------------------------------------------------
+
+    async def executions_for_reconcile(self, order_ids: Sequence[int]) -> list[Execution]:
+        await self._enter("executions_for_reconcile")
+        listed = frozenset(order_ids)
+        in_flight = {
+            ExecutionState.SUBMITTING,
+            ExecutionState.SUBMITTED,
+            ExecutionState.PARTIALLY_FILLED,
+            ExecutionState.UNKNOWN,
+        }
+
+        def wanted(e: Execution) -> bool:
+            if e.state in in_flight:
+                return True
+            holding = e.state in (ExecutionState.FILLED, ExecutionState.CANCELLED)
+            if holding and e.filled_qty > 0 and e.position_state != "closed":
+                return True
+            return e.state is ExecutionState.CANCELLED and e.order_id in listed
+
+        return self._by_creation(e for e in self._t.executions.values() if wanted(e))
+
+    async def record_breaks(self, breaks: Sequence[ReconcileBreak], now: datetime) -> None:
+        await self._enter("record_breaks")
+        seen = {b.key: b for b in breaks}
+        kept: list[RecordedBreak] = []
+        for recorded in self.breaks:
+            key = (recorded.kind, recorded.symbol, recorded.execution_id)
+            if recorded.cleared_at is not None:
+                kept.append(recorded)
+            elif key in seen:
+                found = seen.pop(key)
+                kept.append(
+                    replace(recorded, last_seen=now, order_id=found.order_id, detail=found.detail)
+                )
+            else:
+                kept.append(replace(recorded, cleared_at=now))
+        for found in breaks:
+            if found.key in seen:
+                kept.append(
+                    RecordedBreak(
+                        kind=found.kind.value,
+                        symbol=found.symbol,
+                        execution_id=found.execution_id,
+                        order_id=found.order_id,
+                        detail=dict(found.detail),
+                        first_seen=now,
+                        last_seen=now,
+                    )
+                )
+        self.breaks = kept
+
+    async def open_breaks(self) -> list[RecordedBreak]:
+        await self._enter("open_breaks")
+        return [b for b in self.breaks if b.cleared_at is None]
 
     def fail_next(self, method: str, times: int = 1) -> None:
         """Make the next `times` calls of `method` (say "apply") raise `StoreUnavailable`,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import anyio
 import asyncpg
@@ -110,7 +110,9 @@ async def pg_actors(
         await pool.close()
 
 
-async def claim_quietly(conn: asyncpg.Connection, store: PgStore, symbol: str) -> Execution:
+async def claim_quietly(
+    conn: asyncpg.Connection, store: PgStore, symbol: str, execution_id: UUID | None = None
+) -> Execution:
     """A claim nobody decides (a crash right after it, a deposed leader): the approval is
     inserted with triggers off for this session (no NOTIFY reaches the listener), then claimed
     directly, as the lost process did."""
@@ -120,14 +122,16 @@ async def claim_quietly(conn: asyncpg.Connection, store: PgStore, symbol: str) -
         approval_id = await approve(conn, signal_id)
     finally:
         await conn.execute("SET session_replication_role = DEFAULT")
-    execution_id = uuid4()
+    execution_id = execution_id or uuid4()
     claim = await store.claim(approval_id, execution_id, f"te-{execution_id.hex}")
     assert isinstance(claim, Claimed), claim
     return claim.execution
 
 
-async def left_submitting(conn: asyncpg.Connection, store: PgStore, symbol: str) -> Execution:
-    claimed = await claim_quietly(conn, store, symbol)
+async def left_submitting(
+    conn: asyncpg.Connection, store: PgStore, symbol: str, execution_id: UUID | None = None
+) -> Execution:
+    claimed = await claim_quietly(conn, store, symbol, execution_id)
     plan = Changes(
         action="BUY",
         order_type="LMT",
@@ -211,12 +215,12 @@ async def test_a_reconciliation_that_raises_ends_unknown_on_postgres(
         raise ValueError("asked for order 0, answer is for 7")
 
     def prepare(broker: ProxyBroker) -> None:
-        broker.override("find_order", raising)
+        broker.override("locate_submission", raising)
 
     async with pg_actors(settings_for(db_url, bridge), prepare=prepare) as run:
         intent = await left_submitting(conn, run.store, "RAISE")
         await wait_for(conn, STATE, intent.signal_id, expect="unknown")
-        assert run.broker.calls["find_order"] == 3
+        assert run.broker.calls["locate_submission"] == 3
     reason = await conn.fetchval("SELECT reason FROM executions WHERE id = $1", intent.id)
     assert reason == "reconcile_failed: ValueError: asked for order 0, answer is for 7"
 

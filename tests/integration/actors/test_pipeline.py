@@ -315,16 +315,18 @@ async def test_a_submission_left_by_a_crash_is_adopted_not_resent(
     assert [o["order_id"] for o in await paper.parent_orders()] == [placed.order_id]
 
 
-async def test_a_submission_lost_by_a_crash_becomes_unknown_not_resent(
+async def test_a_submission_lost_by_a_crash_is_not_placed_and_not_resent(
     ledger: Ledger, paper: PaperServer
 ) -> None:
+    """CONTRACT v2: the bridge lists its orders and this one is not among them -> `failed:
+    not_placed` (its risk released), never sent again."""
     intent = await _crashed_while_submitting(ledger, "LOST")
 
     async with running_actors(actor_settings(paper.url), ledger):
         outcome = await settled(ledger, intent.signal_id)
 
-    assert outcome.state is S.UNKNOWN
-    assert outcome.reason is not None and outcome.reason.startswith("ambiguous_submission")
+    assert outcome.state is S.FAILED
+    assert outcome.reason is not None and outcome.reason.startswith("not_placed: ")
     assert await paper.parent_orders() == []
 
 

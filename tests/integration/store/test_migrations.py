@@ -116,6 +116,8 @@ EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
         "realized_pnl": "numeric",
         "r_multiple": "numeric",
         "closed_at": "timestamp with time zone",
+        "exit_order_id": "bigint",
+        "exit_attempted_at": "timestamp with time zone",
     },
     "execution_events": {
         "id": "bigint",

@@ -29,7 +29,8 @@ from trade_executor.actors.execution.deadlines import StateBounds
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.broker.client import BrokerClient
-from trade_executor.broker.errors import BrokerRejected, BrokerUnavailable
+from trade_executor.broker.errors import BrokerRejected
+from trade_executor.broker.locate import Unreachable
 from trade_executor.config import Settings, load_settings
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
 from trade_executor.domain.ledger import rebuild_riskbook
@@ -230,11 +231,15 @@ class RefusingIntentStore(MemoryStore):
         changes: Changes,
         detail: dict[str, Any] | None = None,
         trade: TradeRecord | None = None,
+        *,
+        trade_notes: str | None = None,
     ) -> Execution:
         if transition is Transition.BEGIN_SUBMIT:
             self.refusals += 1
             raise StoreError('value "2500000000" is out of range for type integer')
-        return await super().apply(execution_id, transition, changes, detail, trade)
+        return await super().apply(
+            execution_id, transition, changes, detail, trade, trade_notes=trade_notes
+        )
 
 
 async def test_an_error_that_repeats_before_the_post_fails_internal_at_once(
@@ -329,11 +334,11 @@ async def test_a_reconciliation_that_raises_ends_unknown_after_bounded_retries(
 
     store = MemoryStore()
     settings = settings_for(bridge)
-    prepare: Callable[[ProxyBroker], None] = lambda b: b.override("find_order", raising)  # noqa: E731
+    prepare: Callable[[ProxyBroker], None] = lambda b: b.override("locate_submission", raising)  # noqa: E731
     async with running(settings, store, prepare=prepare) as run:
         intent = await left_submitting(store, "RAISES")
         await until(lambda: final_or_unknown(store, intent.signal_id))
-        calls = run.broker.calls["find_order"]
+        calls = run.broker.calls["locate_submission"]
         book = run.actors.executor.riskbook
         assert book.is_open("RAISES")  # unknown: the order may be working, the risk stays
     unknown = store.execution_of(intent.signal_id)
@@ -344,10 +349,10 @@ async def test_a_reconciliation_that_raises_ends_unknown_after_bounded_retries(
 
 async def test_a_bridge_away_for_the_whole_window_ends_unknown(bridge: PaperServer) -> None:
     async def unreachable(*args: Any, **kwargs: Any) -> Any:
-        raise BrokerUnavailable("connection refused", endpoint="GET /orders")
+        return Unreachable("GET /orders: connection refused")
 
     store = MemoryStore()
-    prepare: Callable[[ProxyBroker], None] = lambda b: b.override("find_order", unreachable)  # noqa: E731
+    prepare: Callable[[ProxyBroker], None] = lambda b: b.override("locate_submission", unreachable)  # noqa: E731
     async with running(settings_for(bridge), store, prepare=prepare):
         intent = await left_submitting(store, "AWAY")
         await until(lambda: final_or_unknown(store, intent.signal_id))
@@ -497,11 +502,11 @@ async def test_a_resolve_reaches_the_running_executor(
     bridge: PaperServer, transition: Transition, frees: bool
 ) -> None:
     async def unreachable(*args: Any, **kwargs: Any) -> Any:
-        raise BrokerUnavailable("connection refused", endpoint="GET /orders")
+        return Unreachable("GET /orders: connection refused")
 
     store = MemoryStore()
     settings = settings_for(bridge)
-    prepare: Callable[[ProxyBroker], None] = lambda b: b.override("find_order", unreachable)  # noqa: E731
+    prepare: Callable[[ProxyBroker], None] = lambda b: b.override("locate_submission", unreachable)  # noqa: E731
     async with running(settings, store, prepare=prepare) as run:
         intent = await left_submitting(store, "OPER")
         await until(lambda: state_of(store, intent.signal_id) is S.UNKNOWN)

@@ -39,6 +39,7 @@ from trade_executor.actors.supervisor import Supervisor
 from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import AmbiguousSubmission, BrokerRejected, BrokerUnavailable
+from trade_executor.broker.locate import Unreachable
 from trade_executor.config import Settings, load_settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.ledger import rebuild_riskbook
@@ -211,6 +212,16 @@ class FaultyBroker:
         if kind is not None:
             raise self._unavailable("GET /orders", kind)
         return await self._inner.find_order(*args, **kwargs)
+
+    async def locate_submission(self, *args: Any, **kwargs: Any) -> Any:
+        kind = self._roll("locate_submission", ("unreachable", "hang", "raises", "repeat"))
+        if kind == "raises":  # reproduction 6: a look-up that raises something unexpected
+            raise ValueError("asked for order 0, answer is for 7")
+        if kind == "hang":
+            await anyio.sleep(self.hang)
+        if kind is not None:
+            return Unreachable(f"GET /orders: injected {kind}")
+        return await self._inner.locate_submission(*args, **kwargs)
 
     async def place(self, req: Any) -> Any:
         kind = self._roll("place", ("error", "hang", "dropped", "dropped"))

@@ -40,10 +40,14 @@ def test_illegal_transition_raises(state: ExecutionState, transition: Transition
 
 @pytest.mark.parametrize("state", sorted(FINAL_STATES))
 def test_final_states_have_no_way_out(state: ExecutionState) -> None:
-    """Only field updates that keep the state (the position after a fill) touch a final one."""
+    """Only field updates that keep the state (the position after a fill, fills reconciliation
+    found after a `Cancelled`) touch a final one."""
     assert state.is_final
     assert all(t.apply(state) is state for t in Transition if t.allows(state))
-    assert {t for t in Transition if t.allows(state)} <= {Transition.POSITION}
+    assert {t for t in Transition if t.allows(state)} <= {
+        Transition.POSITION,
+        Transition.CORRECT_FILL,
+    }
 
 
 def test_every_transition_is_reachable_from_received() -> None:

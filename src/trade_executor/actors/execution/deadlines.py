@@ -7,7 +7,7 @@ The bounds (`StateBounds`, measured from the moment the execution entered the st
   error has repeated SAME_ERROR_LIMIT (3) times in a row, or after MAX_ATTEMPTS (5) attempts that
   each met an error.
 - `submitting`, from `attempted_at` (the intent): IB_BRIDGE_TIMEOUT + RECONCILE_WINDOW
-  (15 + 30 = 45 s). Past it the execution is reconciled through the bridge
+  (15 + 300 = 315 s). Past it the execution is reconciled through the bridge
   (`Submitter.settle_submitting`: adopted, `not found` -> `unknown`); it ends
   `unknown: reconcile_failed: <error>` once reconciliation has raised as above.
 - `submitted` / `partially_filled`, from `submitted_at`: ORDER_POLL_TIMEOUT + the pollers'

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
+from typing import Any
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from trade_executor.actors.execution.outcomes import Outcomes
 from trade_executor.actors.execution.shared import Candidate, Shared, log, log_context
-from trade_executor.broker.errors import BrokerError
+from trade_executor.broker.errors import BrokerError, BrokerUnavailable
 from trade_executor.domain.guardrails import (
     UsageItem,
     check_account_mode,
@@ -68,7 +70,12 @@ class Decider:
                 self._rejected(candidate, "halted")
             return
         assert s.tg is not None
-        await self.read_account_mode()
+        unread = await self.read_account_mode()
+        if unread is not None:
+            # Not knowing whether the account is live is a bridge failure, not a live account.
+            for candidate in batch:
+                self._failed(candidate, f"bridge_unavailable: account mode unreadable: {unread}")
+            return
         try:
             since = max(candidate.seen_at for candidate in batch)
             account, positions = await s.snapshots.fresh(since, s.tg)
@@ -93,10 +100,10 @@ class Decider:
             decision = s.riskbook.decide(candidate.execution.id, candidate.valid, available, now)
             if isinstance(decision, RiskRejection):
                 s.metrics.risk_rejections.labels(gate=decision.gate.value).inc()
-                self._rejected(candidate, decision.reason)
+                self._rejected(candidate, decision.reason, numbers=self._numbers(decision, now))
                 continue
             if isinstance(decision, Halted):
-                self._rejected(candidate, decision.reason)
+                self._rejected(candidate, decision.reason, numbers={"halt_reason": decision.detail})
                 continue
             if not self._within_instance_limits(candidate, decision):
                 continue
@@ -114,21 +121,40 @@ class Decider:
             self._submit(candidate, decision)
         s.metrics.set_daily_risk(s.riskbook.daily_risk_used(now))
 
-    async def read_account_mode(self) -> None:
-        """The bridge's account mode, unless already read since the last (re)connection. A
-        failed read leaves it unknown, which is never taken as paper."""
+    def _numbers(self, rejection: RiskRejection, now: datetime) -> dict[str, Any]:
+        """What a risk rejection was decided on, for the log line and the audit trail."""
+        book = self._s.riskbook
+        return {
+            "gate": rejection.gate.value,
+            "detail": rejection.detail,
+            "daily_risk_used": book.daily_risk_used(now),
+            "daily_risk_left": book.daily_risk_left(now),  # None: no daily budget
+            "daily_budget": book.limits.daily_loss_cap,
+            "open_positions": book.open_count(),
+            "max_open_positions": book.limits.open_positions_cap,
+        }
+
+    async def read_account_mode(self) -> BrokerError | None:
+        """The bridge's account mode, unless already read since the last (re)connection.
+        Returns the error when the bridge could not be asked (the batch then fails
+        `bridge_unavailable`); a bridge that answers without saying leaves the mode unknown,
+        which is never taken as paper."""
         s = self._s
         if s.account_mode_read:
-            return
+            return None
         try:
             health = await s.broker.health()
         except BrokerError as error:
             log.warning("bridge.account_mode_unknown", error=str(error))
             s.paper_trading = None
-            return
+            return error
+        if not health.connected:  # its account is unknown until it reconnects to IB
+            log.warning("bridge.account_mode_unknown", error="the bridge is not connected to IB")
+            return BrokerUnavailable("the bridge is not connected to IB", endpoint="GET /health")
         s.paper_trading, s.account_mode_read = health.paper_trading, True
         mode = {True: "paper", False: "live", None: "unknown"}[health.paper_trading]
         log.info("bridge.account_mode", mode=mode, allow_live_trading=s.settings.allow_live_trading)
+        return None
 
     def _within_instance_limits(self, candidate: Candidate, decision: Decision) -> bool:
         """The instance's config limits with the new trade counted; on a refusal the
@@ -152,11 +178,19 @@ class Decider:
         s.instance_tally.add(facts.instance_id, day, item)
         return True
 
-    def _rejected(self, candidate: Candidate, reason: str, detail: str = "") -> None:
+    def _rejected(
+        self,
+        candidate: Candidate,
+        reason: str,
+        detail: str = "",
+        numbers: dict[str, Any] | None = None,
+    ) -> None:
+        """`detail`: a guardrail's words (logged); `numbers`: what a risk decision was made on
+        (in the rejection's log line and audit trail)."""
         execution = candidate.execution
         if detail:
             log.info("guardrail.refused", reason=reason, detail=detail, **log_context(execution))
-        self._s.spawn("reject", lambda: self._outcomes.reject(execution, reason))
+        self._s.spawn("reject", lambda: self._outcomes.reject(execution, reason, numbers))
 
     def _failed(self, candidate: Candidate, reason: str) -> None:
         execution = candidate.execution

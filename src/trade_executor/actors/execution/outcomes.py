@@ -109,10 +109,16 @@ class Outcomes:
 
     # -- outcomes --------------------------------------------------------------------------------
 
-    async def reject(self, execution: Execution, reason: str) -> None:
-        updated = await self._s.recorder.apply(execution, Transition.REJECT, Changes(reason=reason))
+    async def reject(
+        self, execution: Execution, reason: str, numbers: dict[str, Any] | None = None
+    ) -> None:
+        """`numbers`: what the decision was made on (budget used and left, the gate's detail),
+        written to the audit trail and the log line."""
+        updated = await self._s.recorder.apply(
+            execution, Transition.REJECT, Changes(reason=reason), numbers
+        )
         self.forget(execution, release=True)
-        log.info("execution.rejected", reason=reason, **log_context(execution))
+        log.info("execution.rejected", reason=reason, **(numbers or {}), **log_context(execution))
         self._s.metrics.executions.labels(state="rejected").inc()
         self._publish(updated)
 

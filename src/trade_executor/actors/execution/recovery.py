@@ -36,13 +36,16 @@ class Recovery:
         control = await s.store.control()
         today = s.riskbook.trading_day(now)
         open_executions = await s.store.executions_in(sorted(NOT_FINAL_STATES))
+        # Exits booked today include positions entered on an earlier day (held overnight):
+        # neither today's executions nor unfinished ones, so they are read on their own.
+        positions = await s.store.positions_to_follow(day_start(today, s))
         # The original service's trades of today (a switch-over mid-day): their risk counts on
         # today's budget and their working orders' symbols are open.
         originals = await s.store.original_trades_since(day_start(today, s))
         s.riskbook = rebuild_riskbook(
             RiskLimits.from_settings(s.settings),
             s.settings.timezone,
-            [*await s.store.executions_on(today), *open_executions],
+            [*await s.store.executions_on(today), *open_executions, *positions],
             now,
             TradingState(control.halted, control.reason),
             original_trades=originals,
@@ -81,6 +84,7 @@ class Recovery:
             halted=s.riskbook.halted,
         )
         s.metrics.set_daily_risk(s.riskbook.daily_risk_used(now))
+        s.metrics.set_realized_pnl_today(s.riskbook.realized_pnl(now))
 
     async def resume_received(
         self, execution: Execution, decide: Callable[[Candidate], None]

@@ -120,6 +120,10 @@ class OutcomeBoard:
     def expect(self, signal_id: UUID) -> _Slot:
         return self._slots.setdefault(signal_id, _Slot(anyio.Event()))
 
+    def waiting_for(self, signal_id: UUID) -> bool:
+        """Whether a caller (the HTTP API) waits for this signal's outcome."""
+        return signal_id in self._slots
+
     def publish(self, execution: Execution) -> None:
         slot = self._slots.pop(execution.signal_id, None)
         if slot is not None:

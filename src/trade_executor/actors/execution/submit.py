@@ -2,17 +2,21 @@
 
 Guarantees:
 - the intent (`submitting`, with its `client_order_id`) is committed before the POST, so a crash
-  at any instant leaves a row that recovery reconciles;
-- the POST is attempted once; a definite refusal fails the execution (risk released); an answer
-  that was lost is reconciled through the bridge's order list and never re-sent: the order is
-  adopted, or the execution ends `unknown` with its risk kept;
-- while the bridge cannot be reached at all, reconciliation keeps the execution `submitting`
-  (risk held) and retries the look-up with capped backoff.
+  at any instant leaves a row that recovery settles the same way as a lost answer;
+- the POST is attempted once and never re-sent; a definite refusal fails the execution (risk
+  released);
+- an answer that was lost (timeout, reset, a 5xx) is settled through the bridge's order list
+  (`Broker.locate_submission`): found -> adopted (`ADOPT`, followed like any order); not listed
+  while the bridge lists orders -> `failed: not_placed: <detail>` (risk released); several
+  matches -> `unknown` (error log, risk kept); the list cannot be read -> the execution stays
+  `submitting` (risk held) and the look-up is retried with capped backoff for at most
+  `UNREACHABLE_BOUND`, then `unknown`. A bridge that has no order list at all cannot settle
+  anything: `unknown` at once.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import anyio
 
@@ -25,7 +29,14 @@ from trade_executor.actors.execution.shared import (
     log,
     log_context,
 )
-from trade_executor.broker.errors import BrokerError, BrokerRejected, BrokerUnavailable
+from trade_executor.broker.errors import (
+    AmbiguousSubmission,
+    BrokerError,
+    BrokerRejected,
+    BrokerUnavailable,
+)
+from trade_executor.broker.locate import Adopted, Ambiguous, NotPlaced, Unreachable
+from trade_executor.broker.reconcile import SubmissionKey
 from trade_executor.domain.bounds import RECONCILE_WINDOW
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import Action, AnyOrderRequest, OrderType, PlacedOrder
@@ -36,9 +47,26 @@ from trade_executor.logging import bind_context
 from trade_executor.store.errors import Fenced, StoreError
 from trade_executor.testing.faults import fault_point
 
-RECONCILE_ATTEMPTS = 3
-RECONCILE_DELAY = 1.0
-CLOCK_SKEW = timedelta(seconds=5)  # the bridge's clock against ours, for the fallback match
+# How long a lost answer may wait for the bridge's order list to become readable again before
+# the execution is given up as `unknown` (its risk kept; an operator resolves it).
+UNREACHABLE_BOUND = timedelta(seconds=RECONCILE_WINDOW)  # the default; see `reconcile_window`
+UNREACHABLE_BACKOFF_BASE = 1.0
+UNREACHABLE_BACKOFF_CAP = 30.0
+
+
+def submission_key(execution: Execution) -> SubmissionKey:
+    """The key of the order `execution`'s intent describes (what `build_order` sent): a bracket
+    is found by its entry; LMT by its limit price, STP by its stop price (both the entry), MKT
+    by having no price."""
+    order_type = OrderType(execution.order_type or OrderType.LMT.value)
+    return SubmissionKey(
+        order_ref=execution.client_order_id,
+        symbol=execution.symbol or "",
+        action=Action(execution.action or Action.BUY.value),
+        quantity=execution.quantity or 0,
+        order_type=order_type,
+        price=None if order_type is OrderType.MKT else execution.entry_price,
+    )
 
 
 class Submitter:
@@ -121,16 +149,19 @@ class Submitter:
                 # was away, and the next start decides it again.
                 self._outcomes.forget(execution, release=True)
                 return
-            placed = await self._answered(intent, answer)
-            if placed is None:
+            result = await self._answered(intent, order, answer)
+            if result is None:
                 return
+            placed, transition = result
             fault_point("after_broker_accepted")
             bind_context(order_id=placed.order_id)
             s.riskbook.commit(execution.id)
             self._outcomes.placed()
             s.metrics.orders_submitted.inc()
             s.metrics.approval_to_submit.observe(anyio.current_time() - candidate.seen_at)
-            recorded = await s.recorder.accepted(intent, placed, valid.strategy_id, s.clock())
+            recorded = await s.recorder.accepted(
+                intent, placed, valid.strategy_id, s.clock(), transition=transition
+            )
             fault_point("after_recorded")
             if recorded is not None:
                 s.outcomes.publish(recorded)
@@ -144,9 +175,12 @@ class Submitter:
             s.in_hand.discard(execution.id)
             s.submissions.end()
 
-    async def _place(self, intent: Execution, order: AnyOrderRequest) -> PlacedOrder | None:
-        """POST exactly once. Returns the placed order, or None after recording the outcome."""
-        return await self._answered(intent, await self._send(order))
+    async def _place(
+        self, intent: Execution, order: AnyOrderRequest
+    ) -> tuple[PlacedOrder, Transition] | None:
+        """POST exactly once. Returns the placed order and how to record it (ACCEPT, or ADOPT
+        after a lost answer was found), or None after recording the outcome."""
+        return await self._answered(intent, order, await self._send(order))
 
     async def _send(self, order: AnyOrderRequest) -> PlacedOrder | BrokerError:
         """The one POST: the placed order, or the bridge's error (never raised)."""
@@ -156,80 +190,93 @@ class Submitter:
             return error
 
     async def _answered(
-        self, intent: Execution, answer: PlacedOrder | BrokerError
-    ) -> PlacedOrder | None:
-        """The placed order, or None after recording what the bridge's error means."""
+        self, intent: Execution, order: AnyOrderRequest, answer: PlacedOrder | BrokerError
+    ) -> tuple[PlacedOrder, Transition] | None:
+        """The placed order and how to record it, or None after recording what the bridge's
+        error means (a lost answer is located through the order list, never re-sent)."""
         try:
             if isinstance(answer, BrokerError):
                 raise answer
-            return answer
+            return answer, Transition.ACCEPT
         except BrokerRejected as error:
             await self._outcomes.fail(intent, f"broker_rejected: {error.detail}", attempted=True)
         except BrokerUnavailable as error:
             await self._outcomes.fail(intent, f"bridge_unavailable: {error}", attempted=True)
-        except BrokerError as error:  # AmbiguousSubmission, or anything else after sending
+        except AmbiguousSubmission as error:
             log.warning("order.ambiguous", error=str(error), **log_context(intent))
-            return await self.reconcile(intent)
+            key = SubmissionKey.of(order, order_ref=intent.client_order_id)
+            placed = await self.locate(
+                intent, key, attempted_at=error.attempted_at, detail=error.detail
+            )
+            return None if placed is None else (placed, Transition.ADOPT)
+        except BrokerError as error:  # anything else after sending: the outcome is unknown too
+            log.warning("order.ambiguous", error=str(error), **log_context(intent))
+            key = SubmissionKey.of(order, order_ref=intent.client_order_id)
+            placed = await self.locate(intent, key, detail=str(error))
+            return None if placed is None else (placed, Transition.ADOPT)
         return None
 
-    async def reconcile(self, execution: Execution) -> PlacedOrder | None:
-        """Find a submission whose answer was lost; adopt it, or mark the execution `unknown`.
-        Never re-sends. While the bridge does not answer at all, nothing can be concluded:
-        the execution stays `submitting` (its risk held) and the look-up is retried."""
+    async def locate(
+        self,
+        execution: Execution,
+        key: SubmissionKey | None = None,
+        *,
+        attempted_at: datetime | None = None,
+        detail: str | None = None,
+    ) -> PlacedOrder | None:
+        """Settle a submission whose answer was lost, through the bridge's order list. Returns
+        the order to record as adopted, or None once the outcome (`failed: not_placed`,
+        `unknown`) is recorded. Never re-sends. While the list cannot be read the execution stays
+        `submitting`, its risk held, for at most the reconcile window (RECONCILE_WINDOW)."""
         s = self._s
         bound = log_context(execution)
-        unreachable = Backoff(base=1.0, cap=30.0)
-        misses = 0
-        ambiguous = False
-        # Bounded (CONTRACT section 5, "no execution is stranded"): a bridge that stays away for
-        # the whole reconcile window leaves the outcome unknown, for an operator to settle.
-        give_up_at = anyio.current_time() + self.reconcile_window
-        while misses < RECONCILE_ATTEMPTS and not ambiguous:
-            if anyio.current_time() >= give_up_at:
-                await self._outcomes.unknown(
-                    execution,
-                    "ambiguous_submission: the bridge could not be reached to look the order up",
-                )
-                return None
-            try:
-                found = await s.broker.find_order(
-                    execution.client_order_id,
-                    symbol=execution.symbol or "",
-                    action=Action(execution.action or "BUY"),
-                    quantity=execution.quantity or 0,
-                    price=execution.entry_price
-                    if execution.order_type != OrderType.MKT.value
-                    else None,
-                    placed_after=(execution.attempted_at or s.clock()) - CLOCK_SKEW,
-                )
-            except BrokerError as error:
-                log.warning("order.reconcile_retry", error=str(error), **bound)
-                delay = min(unreachable.next(), give_up_at - anyio.current_time())
-                await anyio.sleep(max(0.0, delay))
-                continue
-            if found.found is not None:
-                children = await self._children_of(found.found.order_id)
-                log.warning("order.adopted", order_id=found.found.order_id, **bound)
-                return PlacedOrder(found.found.order_id, children, "adopted by reconciliation")
-            ambiguous = found.ambiguous
-            misses += 1
-            if misses < RECONCILE_ATTEMPTS and not ambiguous:
-                await anyio.sleep(RECONCILE_DELAY)  # a slow bridge may list the order late
-        reason = (
-            "ambiguous_submission: several orders at the broker match"
-            if ambiguous
-            else "ambiguous_submission: the order could not be found at the broker"
-        )
-        await self._outcomes.unknown(execution, reason)
-        return None
+        key = key or submission_key(execution)
+        # The client's own attempt time is the POST's start; the intent's is a little earlier
+        # (both are fine for "placed after", the later one is better for "not placed yet").
+        started = attempted_at or execution.attempted_at or s.clock()
+        # Bounded (CONTRACT section 5, "no execution is stranded"): the reconcile window.
+        give_up_at = s.clock() + timedelta(seconds=self.reconcile_window)
+        backoff = Backoff(base=UNREACHABLE_BACKOFF_BASE, cap=UNREACHABLE_BACKOFF_CAP)
+        while True:
+            located = await s.broker.locate_submission(key, attempted_at=started, detail=detail)
+            match located:
+                case Adopted():
+                    log.warning(
+                        "order.adopted",
+                        order_id=located.order.order_id,
+                        matched_by=located.matched_by,
+                        child_order_ids=list(located.child_order_ids),
+                        **bound,
+                    )
+                    return located.placed
+                case NotPlaced():
+                    await self._outcomes.fail(execution, located.failure_reason, attempted=True)
+                    return None
+                case Ambiguous():
+                    await self._outcomes.unknown(execution, located.unknown_reason)
+                    return None
+                case Unreachable():
+                    if located.permanent or s.clock() >= give_up_at:
+                        await self._outcomes.unknown(
+                            execution, f"ambiguous_submission: {located.reason}"
+                        )
+                        return None
+                    log.warning("order.reconcile_retry", error=located.reason, **bound)
+                    left = (give_up_at - s.clock()).total_seconds()
+                    await anyio.sleep(max(0.0, min(backoff.next(), left)))
+
+    async def reconcile(self, execution: Execution) -> PlacedOrder | None:
+        """`locate` with the key the execution's intent describes (the name recovery used)."""
+        return await self.locate(execution)
 
     async def settle_submitting(self, execution: Execution) -> None:
-        """Recovery of a `submitting` row a crash left behind (`Submissions.begin` done)."""
+        """Recovery of a `submitting` row a crash left behind (`Submissions.begin` done): the
+        same path as a lost answer, so it is adopted, `not_placed` or `unknown`, never re-sent."""
         s = self._s
         bind_context(**log_context(execution))
         s.in_hand.add(execution.id)
         try:
-            placed = await self.reconcile(execution)
+            placed = await self.locate(execution)
             if placed is None:
                 return
             self._outcomes.placed()
@@ -242,6 +289,7 @@ class Submitter:
                 transition=Transition.ADOPT,
             )
             if recorded is not None:
+                s.outcomes.publish(recorded)
                 s.follow(recorded)
         except Exception as error:
             log.exception("recovery.reconcile_crashed", **log_context(execution))
@@ -249,10 +297,3 @@ class Submitter:
         finally:
             s.in_hand.discard(execution.id)
             s.submissions.end()
-
-    async def _children_of(self, parent_id: int) -> tuple[int, ...]:
-        try:
-            orders = await self._s.broker.orders()
-        except BrokerError:
-            return ()
-        return tuple(o.order_id for o in orders if o.parent_id == parent_id)

@@ -35,6 +35,18 @@ CANCEL_FAILED = ("poller", "cancel_failed")
 
 Report = Callable[[OrderProgress], None]
 ReportLost = Callable[[OrderStatusLost], None]
+OnPosition = Callable[[Execution], None]
+
+
+def position_after(execution: Execution, transition: Transition, filled: int) -> str | None:
+    """The position an entry leaves when its order ends: none without a fill; `open` after a
+    fill; `unprotected` when a cancel after a partial fill took the bracket's children with it
+    (IB cancels them with their parent): the exits protect the filled quantity again."""
+    if filled <= 0:
+        return None
+    if transition is Transition.CANCEL and execution.child_order_ids:
+        return "unprotected"
+    return "open"
 
 
 def context(execution: Execution) -> dict[str, Any]:
@@ -54,12 +66,14 @@ class Acts:
         metrics: Metrics,
         report: Report,
         report_lost: ReportLost | None,
+        on_position: OnPosition | None = None,
     ) -> None:
         self._store = store
         self._broker = broker
         self._metrics = metrics
         self._report = report
         self._report_lost = report_lost
+        self._on_position = on_position
 
     async def record(self, execution: Execution, seen: Seen) -> Execution:
         """A working order's new status or fills; returns the execution as now recorded."""
@@ -96,6 +110,7 @@ class Acts:
             filled_qty=filled,
             avg_fill_price=seen.avg_fill_price if filled else None,
             broker_status=seen.status.value,
+            position_state=position_after(execution, transition, filled),
         )
         updated = await self._store.apply(execution.id, transition, changes)
         log.info(
@@ -107,6 +122,8 @@ class Acts:
         )
         self._metrics.executions.labels(state=updated.state.value).inc()
         self._report(OrderProgress(execution.id, filled, final=True))
+        if self._on_position is not None and updated.position_state is not None:
+            self._on_position(updated)
 
     async def give_up(self, execution: Execution, reason: str, seen: Seen | None) -> None:
         """`unknown`: risk kept, symbol held, an operator settles it (`resolve`)."""

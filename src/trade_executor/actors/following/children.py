@@ -39,6 +39,8 @@ class BracketChildren:
     read_at: datetime
     by_id: Mapping[int, ChildStatus]
     by_parent: Mapping[int, tuple[int, ...]]
+    # The whole list read (close and protection orders have no parent): the exits use it.
+    index: OrderIndex | None = None
 
     def of(self, parent_id: int) -> tuple[ChildStatus, ...]:
         return tuple(self.by_id[child] for child in self.by_parent.get(parent_id, ()))
@@ -61,4 +63,4 @@ def bracket_children(index: OrderIndex, read_at: datetime) -> BracketChildren:
                 limit_price=order.limit_price,
                 stop_price=order.stop_price,
             )
-    return BracketChildren(read_at, MappingProxyType(by_id), index.children)
+    return BracketChildren(read_at, MappingProxyType(by_id), index.children, index)

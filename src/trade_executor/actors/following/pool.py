@@ -46,7 +46,7 @@ from trade_executor.logging import bind_context
 from trade_executor.metrics import Metrics
 from trade_executor.store.protocol import Store
 
-from .acting import Acts, Report, ReportLost, context, log
+from .acting import Acts, OnPosition, Report, ReportLost, context, log
 from .children import BracketChildren, bracket_children
 from .judge import (
     Bounds,
@@ -96,11 +96,14 @@ class PollerPool:
         clock: Clock = _utcnow,
         report_lost: ReportLost | None = None,
         on_children: OnChildren | None = None,
+        on_position: OnPosition | None = None,
         order_list: bool | None = None,
         lost_grace: float | None = None,
     ) -> None:
         """`report` receives `OrderProgress`; `report_lost` an `OrderStatusLost` when an order
-        ends `unknown`; `on_children` each list read's bracket children. `order_list` False
+        ends `unknown`; `on_children` each list read's bracket children (and the whole list);
+        `on_position` each execution that ended holding shares (filled, or cancelled after a
+        fill), as recorded, for the exits to follow. `order_list` False
         says the bridge has no `GET /orders` (None: find out from its first answer).
         `lost_grace` overrides the grace after ORDER_POLL_TIMEOUT (`judge.default_lost_grace`)."""
         self._settings = settings
@@ -109,7 +112,7 @@ class PollerPool:
         self._metrics = metrics
         self._clock = clock
         self._bounds = Bounds.from_settings(settings, lost_grace=lost_grace)
-        self._acts = Acts(store, broker, metrics, report, report_lost)
+        self._acts = Acts(store, broker, metrics, report, report_lost, on_position)
         self._on_children = on_children
         self._order_list_hint = order_list
         self.stats = FollowStats()
@@ -305,7 +308,7 @@ class PollerPool:
         await self._start(poller, self._carry_out, poller, step)
 
     def _publish_children(self, index: OrderIndex) -> None:
-        if self._on_children is None or not index.children:
+        if self._on_children is None:
             return
         try:
             self._on_children(bracket_children(index, self._clock()))

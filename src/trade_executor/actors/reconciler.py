@@ -1,0 +1,304 @@
+"""Reconciliation with the broker (CONTRACT section 5): every RECONCILE_INTERVAL the broker's
+positions and orders are compared with the ledger.
+
+Breaks (`domain.breaks.BreakKind`):
+- `unexplained_position`: the broker holds a quantity of a symbol that the ledger's executions
+  cannot add up to (an orphan: a manual trade, the original service's order);
+- `missing_position`: the ledger holds shares of a symbol (a filled entry not known closed) and
+  the broker has no position in it;
+- `unprotected_position` (ORDER_PROTECTION=bracket): a position the ledger explains with no
+  working stop at the broker (the bracket's DAY children expired at the close, or were cancelled);
+- `fill_after_cancel`: an entry the ledger recorded `cancelled` that the broker lists with more
+  fills (IB's error 10349). This one is corrected: the fills are posted to the executor
+  (`FillsFound`), which records them; the reconciler never writes the ledger itself.
+
+Each break is logged `reconcile.break` (error, with its kind and ids), counted in
+`trade_executor_reconcile_breaks_total{kind}`, and stored (`Store.record_breaks`, table
+`trade_executor_reconcile_breaks`) so that `status` lists it and /health reports degraded until a
+pass no longer finds it. The reconciler only reads from the bridge: it never places, cancels or
+changes an order.
+
+How the ledger "explains" a position: each execution contributes the shares its entry filled,
+signed by its side, as the broker's order list shows them (the ledger's own count where the list
+does not show the order), minus what its bracket children the list shows filled (the recorded
+exit where they are not listed, e.g. a previous bridge session's), nothing once its position is
+`closed`. An entry in flight that the list does not show by id (`submitting`, `unknown`, a
+previous session's order) may hold anything from its recorded fills to its quantity: a range.
+A broker position outside the sum of its symbol's ranges is a break. Reads race with fills (the
+list is read before the positions), so a pass that finds anything reads everything again after
+`confirm_delay` and reports only what both reads found.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import anyio
+from anyio.abc import TaskStatus
+
+from trade_executor.actors.messages import FillsFound, Message
+from trade_executor.broker.errors import BrokerError
+from trade_executor.broker.protocol import Broker
+from trade_executor.config import Settings
+from trade_executor.domain.breaks import BreakKind, ReconcileBreak
+from trade_executor.domain.execution import Execution
+from trade_executor.domain.models import Action, BrokerOrder, BrokerStatus, Position
+from trade_executor.domain.states import ExecutionState
+from trade_executor.logging import clear_repeated, get_logger, log_repeated
+from trade_executor.metrics import Metrics
+from trade_executor.store.errors import StoreError
+from trade_executor.store.protocol import Store
+
+log = get_logger("trade_executor.reconciler")
+
+S = ExecutionState
+CONFIRM_DELAY = 2.0
+
+# Entries whose order may still fill: anything between their recorded fills and their quantity.
+_IN_FLIGHT = frozenset({S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED, S.UNKNOWN})
+# Order types that protect a position (a stop of some kind).
+_STOP_TYPES = ("STP", "STOP", "TRAIL")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _symbol(text: str | None) -> str:
+    return (text or "").strip().upper()
+
+
+@dataclass(slots=True)
+class _Range:
+    """Signed shares a symbol may hold according to the ledger, and who holds them."""
+
+    low: int = 0
+    high: int = 0
+    holders: list[UUID] = field(default_factory=list)
+
+    def add(self, low: int, high: int, holder: UUID) -> None:
+        self.low += low
+        self.high += high
+        if high or low:
+            self.holders.append(holder)
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """What one set of reads shows: the breaks, and the fills the ledger missed."""
+
+    breaks: tuple[ReconcileBreak, ...]
+    fills_found: tuple[FillsFound, ...]
+
+
+def _working(order: BrokerOrder) -> bool:
+    return not order.status.is_final and order.status is not BrokerStatus.UNKNOWN
+
+
+def _entry_shares(execution: Execution, entry: BrokerOrder | None) -> tuple[int, int]:
+    """Shares (unsigned) the entry bought or sold: (at least, at most). The broker's list is
+    exact where it lists the order; an order it does not list by id (not yet answered, or a
+    previous bridge session's) may be anything from its recorded fills to its quantity while
+    it is in flight."""
+    recorded = execution.filled_qty
+    if entry is not None:
+        filled = max(recorded, entry.filled_qty)
+        return filled, filled
+    if execution.state in _IN_FLIGHT:
+        return recorded, max(recorded, execution.quantity or 0)
+    return recorded, recorded
+
+
+def _exit_shares(
+    execution: Execution, orders: dict[int, BrokerOrder], held_low: int, held_high: int
+) -> tuple[int, int]:
+    """Shares (unsigned) still held after the exits: what the listed bracket children filled,
+    else the exit the ledger recorded (children of a previous bridge session are not listed)."""
+    children = [orders[i] for i in execution.child_order_ids if i in orders]
+    exited = sum(c.filled_qty for c in children) if children else (execution.exit_qty or 0)
+    return max(0, held_low - exited), max(0, held_high - exited)
+
+
+def compare(
+    executions: Iterable[Execution],
+    orders: Sequence[BrokerOrder],
+    positions: Sequence[Position],
+    *,
+    protection: bool,
+) -> Comparison:
+    """The breaks between the ledger and the broker's reads (pure; see the module docstring).
+    `protection`: positions must have a working stop (ORDER_PROTECTION=bracket)."""
+    by_id = {o.order_id: o for o in orders if o.order_id != 0}
+    ranges: dict[str, _Range] = defaultdict(_Range)
+    breaks: list[ReconcileBreak] = []
+    fills: list[FillsFound] = []
+    for execution in executions:
+        symbol = _symbol(execution.symbol)
+        if not symbol or execution.state in (S.RECEIVED, S.REJECTED, S.FAILED, S.DRY_RUN):
+            continue
+        entry = by_id.get(execution.order_id) if execution.order_id is not None else None
+        if (
+            execution.state is S.CANCELLED
+            and entry is not None
+            and entry.filled_qty > execution.filled_qty
+        ):
+            breaks.append(
+                ReconcileBreak(
+                    BreakKind.FILL_AFTER_CANCEL,
+                    symbol,
+                    execution.id,
+                    entry.order_id,
+                    {
+                        "recorded_filled_qty": execution.filled_qty,
+                        "broker_filled_qty": entry.filled_qty,
+                        "broker_status": entry.status.value,
+                    },
+                )
+            )
+            fills.append(
+                FillsFound(execution.id, entry.filled_qty, entry.avg_fill_price, entry.status.value)
+            )
+        if execution.position_state == "closed":
+            continue
+        low, high = _entry_shares(execution, entry)
+        low, high = _exit_shares(execution, by_id, low, high)
+        if execution.action == Action.SELL.value:
+            low, high = -high, -low
+        ranges[symbol].add(low, high, execution.id)
+
+    held = {_symbol(p.symbol): p.quantity for p in positions if p.quantity != 0}
+    for symbol in sorted(set(held) | set(ranges)):
+        actual = held.get(symbol, 0)
+        expected = ranges.get(symbol, _Range())
+        detail: dict[str, Any] = {
+            "broker_quantity": actual,
+            "ledger_min": expected.low,
+            "ledger_max": expected.high,
+            "execution_ids": [str(i) for i in expected.holders],
+        }
+        if not expected.low <= actual <= expected.high:
+            kind = BreakKind.MISSING_POSITION if actual == 0 else BreakKind.UNEXPLAINED_POSITION
+            holder = expected.holders[0] if len(expected.holders) == 1 else None
+            breaks.append(ReconcileBreak(kind, symbol, holder, None, detail))
+        elif actual != 0 and protection and not _has_working_stop(symbol, actual, orders):
+            holder = expected.holders[0] if len(expected.holders) == 1 else None
+            breaks.append(
+                ReconcileBreak(BreakKind.UNPROTECTED_POSITION, symbol, holder, None, detail)
+            )
+    return Comparison(tuple(breaks), tuple(fills))
+
+
+def _has_working_stop(symbol: str, quantity: int, orders: Iterable[BrokerOrder]) -> bool:
+    closing = Action.SELL if quantity > 0 else Action.BUY
+    return any(
+        _symbol(o.symbol) == symbol
+        and o.action is closing
+        and o.order_type.strip().upper().startswith(_STOP_TYPES)
+        and _working(o)
+        for o in orders
+    )
+
+
+class Reconciler:
+    """The actor: a pass at start, then one every RECONCILE_INTERVAL, until cancelled.
+
+    `report` is the executor's mailbox (`FillsFound`); `on_breaks(n)` is told how many breaks the
+    last pass found (the service's /health fact)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        broker: Broker,
+        metrics: Metrics,
+        report: Callable[[Message], None],
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        confirm_delay: float = CONFIRM_DELAY,
+    ) -> None:
+        self._settings = settings
+        self._store = store
+        self._broker = broker
+        self._metrics = metrics
+        self._report = report
+        self._clock = clock
+        self._confirm_delay = confirm_delay
+        self.open_breaks: tuple[ReconcileBreak, ...] = ()
+        self.passes = 0  # completed passes, for tests and /health
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await self.reconcile_once()
+            await anyio.sleep(self._settings.reconcile_interval)
+
+    async def reconcile_once(self) -> tuple[ReconcileBreak, ...] | None:
+        """One pass. Returns the breaks it reported, or None when a read failed (nothing is
+        concluded from a partial picture; the next pass tries again)."""
+        first = await self._read_and_compare()
+        if first is None:
+            return None
+        result = first
+        if first.breaks:
+            await anyio.sleep(self._confirm_delay)
+            second = await self._read_and_compare()
+            if second is None:
+                return None
+            seen_first = {b.key for b in first.breaks}
+            missed = {f.execution_id for f in first.fills_found}
+            result = Comparison(
+                tuple(b for b in second.breaks if b.key in seen_first),
+                tuple(f for f in second.fills_found if f.execution_id in missed),
+            )
+        for fill in result.fills_found:
+            self._report(fill)
+        for found in result.breaks:
+            log.error(
+                "reconcile.break",
+                kind=found.kind.value,
+                symbol=found.symbol,
+                execution_id=str(found.execution_id) if found.execution_id else None,
+                order_id=found.order_id,
+                **{k: v for k, v in found.detail.items() if k not in ("symbol", "kind")},
+            )
+            self._metrics.reconcile_break(found.kind.value)
+        try:
+            await self._store.record_breaks(result.breaks, self._clock())
+        except StoreError as error:
+            log_repeated("reconcile.record_failed", "reconcile.record_failed", error=str(error))
+        else:
+            clear_repeated("reconcile.record_failed")
+        self.open_breaks = result.breaks
+        self.passes += 1
+        log.info("reconcile.done", breaks=len(result.breaks))
+        return result.breaks
+
+    async def _read_and_compare(self) -> Comparison | None:
+        # Orders first, then positions: a fill between the two reads then shows as an order
+        # still working (a range that allows it), never as shares no order explains.
+        try:
+            orders = await self._broker.orders()
+            positions = await self._broker.positions()
+        except BrokerError as error:
+            log_repeated("reconcile.bridge_unavailable", "reconcile.skipped", error=str(error))
+            return None
+        try:
+            executions = await self._store.executions_for_reconcile(
+                sorted({o.order_id for o in orders if o.order_id != 0})
+            )
+        except StoreError as error:
+            log_repeated("reconcile.database_unavailable", "reconcile.skipped", error=str(error))
+            return None
+        clear_repeated("reconcile.bridge_unavailable")
+        clear_repeated("reconcile.database_unavailable")
+        return compare(
+            executions,
+            orders,
+            positions,
+            protection=self._settings.order_protection == "bracket",
+        )

@@ -1,0 +1,101 @@
+"""`show ID`: one execution and its whole event trail, read from the ledger.
+
+ID is an execution id, a signal id, or an unambiguous prefix of either (`trade_executor.lookup`).
+Event kinds are shown by their dotted names whichever version wrote them. Amounts stay Decimal
+from the database to the output: `--json` prints them as exact JSON numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+from decimal import Decimal
+
+from trade_executor.broker.jsonnum import dumps
+from trade_executor.config import Settings
+from trade_executor.domain.execution import Execution
+from trade_executor.domain.states import event_kind
+from trade_executor.lookup import (
+    AmbiguousId,
+    ExecutionLookupError,
+    IdPattern,
+    NoSuchExecution,
+    event_view,
+    execution_view,
+    load,
+    parse_id,
+    plain,
+)
+from trade_executor.ops.common import OperationError, with_store
+from trade_executor.store.postgres import PgStore
+from trade_executor.store.protocol import StoredEvent
+
+__all__ = ["AmbiguousId", "NoSuchExecution", "event_view", "execution_view", "plain", "show"]
+
+
+def _money(value: Decimal | None) -> str:
+    return "-" if value is None else format(value, "f")
+
+
+def render_text(execution: Execution, events: list[StoredEvent]) -> str:
+    e = execution
+    lines = [
+        f"execution        {e.id}",
+        f"signal           {e.signal_id}",
+        f"approval         {e.approval_id or '-'} ({e.approval_source or 'trade_approvals'})",
+        f"state            {e.state.value}" + (f": {e.reason}" if e.reason else ""),
+        f"order            {e.action or '-'} {e.quantity if e.quantity is not None else '-'} "
+        f"{e.symbol or '-'} {e.order_type or ''} @ {_money(e.entry_price)}"
+        f"  stop {_money(e.stop_loss)}  target {_money(e.take_profit)}",
+        f"risk             {_money(e.risk_amount)} (position value {_money(e.position_value)})",
+        f"broker           order {e.order_id or '-'}"
+        + (f", children {', '.join(map(str, e.child_order_ids))}" if e.child_order_ids else "")
+        + f", status {e.broker_status or '-'}, client_order_id {e.client_order_id}",
+        f"filled           {e.filled_qty}"
+        + (f" @ {_money(e.avg_fill_price)}" if e.filled_qty else ""),
+    ]
+    if e.position_state is not None:
+        lines.append(
+            f"position         {e.position_state}"
+            + (
+                f", exit {e.exit_reason} {e.exit_qty} @ {_money(e.exit_avg_price)}"
+                if e.exit_reason
+                else ""
+            )
+            + (f", realized {_money(e.realized_pnl)}" if e.realized_pnl is not None else "")
+        )
+    lines.append(f"trading day      {e.trading_day.isoformat() if e.trading_day else '-'}")
+    for label, moment in (
+        ("created", e.created_at),
+        ("attempted", e.attempted_at),
+        ("submitted", e.submitted_at),
+        ("finished", e.finished_at),
+    ):
+        if moment is not None:
+            lines.append(f"{label:<17}{moment.isoformat()}")
+    lines.append("")
+    lines.append(f"events ({len(events)})")
+    for event in events:
+        detail = " ".join(f"{k}={dumps(plain(v))}" for k, v in event.detail.items())
+        lines.append(f"  {event.at.isoformat()}  {event_kind(event.kind):<24} {detail}".rstrip())
+    return "\n".join(lines)
+
+
+def show(settings: Settings, args: argparse.Namespace) -> int:
+    pattern = args.id if isinstance(args.id, IdPattern) else parse_id(str(args.id))
+
+    async def work(store: PgStore) -> tuple[Execution, list[StoredEvent]]:
+        try:
+            return await load(store, pattern)
+        except ExecutionLookupError as error:
+            raise OperationError(str(error)) from None
+
+    execution, events = with_store(settings, work)
+    if getattr(args, "json", False):
+        body = {
+            "execution": execution_view(execution),
+            "events": [event_view(event) for event in events],
+        }
+        print(dumps(body))
+    else:
+        print(render_text(execution, events))
+    return 0
