@@ -217,7 +217,7 @@ def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 @pytest.mark.parametrize(
     ("state", "bound"),
     [
-        ("submitting", "IB_BRIDGE_TIMEOUT (15 s) plus the reconcile window (30 s)"),
+        ("submitting", "IB_BRIDGE_TIMEOUT (15 s) plus the reconcile window (300 s)"),
         ("submitted", "ORDER_POLL_TIMEOUT (120 s) plus a grace of 30 s"),
         ("partially_filled", "ORDER_POLL_TIMEOUT (120 s) plus a grace of 30 s"),
     ],

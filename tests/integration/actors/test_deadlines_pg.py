@@ -164,7 +164,10 @@ async def test_an_error_that_repeats_before_the_post_fails_internal_on_postgres(
             await approve(conn, signal_id)
             await wait_for(conn, STATE, signal_id, expect="failed", timeout=60)
             book = run.actors.executor.riskbook
-            assert (book.in_flight(), book.is_open("HUGE")) == (0, False)
+            with anyio.fail_after(15):  # the row is committed just before the book is told
+                while book.in_flight():
+                    await anyio.sleep(0.02)
+            assert not book.is_open("HUGE")  # risk and symbol released
         row = await conn.fetchrow(
             "SELECT id, reason, quantity FROM executions WHERE signal_id = $1", signal_id
         )
