@@ -211,15 +211,28 @@ def build_parser() -> argparse.ArgumentParser:
     resolve = _command(
         commands,
         "resolve",
-        "settle an execution left `unknown`",
-        "For an execution whose broker outcome could not be established (see docs/RUNBOOK.md,\n"
-        "executions that need an operator). The running service applies it within a second.",
+        "settle an execution the service cannot settle itself",
+        "An `unknown` execution, or one left in submitting, submitted or partially_filled\n"
+        "past its bound (the refusal names the bound). ID is an execution id, a signal id, or\n"
+        "an unambiguous prefix of either. With --order-id the order is looked up at the bridge\n"
+        "and must match the execution's symbol, side and quantity. The running service\n"
+        "applies the change within a second (risk released or kept, symbol freed).",
         "  trade-executor resolve 3f2a --as failed\n"
+        "  trade-executor resolve 3f2a --as cancelled --order-id 4242\n"
         "  trade-executor resolve 3f2a --as submitted --order-id 4242",
     )
-    resolve.add_argument("execution_id", metavar="EXECUTION_ID", type=_id_text)
-    resolve.add_argument("--as", dest="outcome", required=True, choices=["failed", "submitted"])
-    resolve.add_argument("--order-id", type=int, help="the broker's order id (with submitted)")
+    resolve.add_argument("execution_id", metavar="ID", type=_id_text)
+    resolve.add_argument(
+        "--as",
+        dest="outcome",
+        required=True,
+        choices=["failed", "submitted", "filled", "cancelled"],
+    )
+    resolve.add_argument(
+        "--order-id",
+        type=int,
+        help="the broker's order id (checked at the bridge; needed by submitted)",
+    )
     resolve.add_argument(
         "--by", default=None, help="who resolves (default: SUDO_USER under sudo, else the OS user)"
     )

@@ -27,6 +27,7 @@ from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from trade_executor.actors.execution.corrections import Corrections
+from trade_executor.actors.execution.deadlines import SCAN_INTERVAL, DeadlineScan, StateBounds
 from trade_executor.actors.execution.decide import Decider
 from trade_executor.actors.execution.outcomes import Outcomes
 from trade_executor.actors.execution.recovery import Recovery
@@ -49,6 +50,7 @@ from trade_executor.actors.messages import (
     FillsFound,
     Message,
     OrderProgress,
+    OrderStatusLost,
     PositionExited,
 )
 from trade_executor.broker.protocol import Broker
@@ -84,15 +86,22 @@ class Executor:
         follow: Callable[[Execution], None],
         *,
         clock: Clock = utcnow,
+        bounds: StateBounds | None = None,
+        scan_interval: float = SCAN_INTERVAL,
     ) -> None:
         self._settings = settings
         self._store = store
         self._receive = mailbox
         self._s = Shared(settings, store, broker, metrics, follow, clock)
         self._outcomes = Outcomes(self._s)
-        self._submitter = Submitter(self._s, self._outcomes)
+        self.bounds = bounds or StateBounds.from_settings(settings)
+        self._submitter = Submitter(
+            self._s, self._outcomes, reconcile_window=self.bounds.reconcile_window
+        )
         self._recovery = Recovery(self._s, self._outcomes, self._submitter)
         self._corrections = Corrections(self._s)
+        self._scan_interval = scan_interval
+        self.deadlines: DeadlineScan | None = None  # the current run's scan (tests read it)
         self._preparing: set[UUID] = set()
         self._draining = False
         self._acknowledged: datetime | None = None  # the last kill-switch change acknowledged
@@ -110,6 +119,11 @@ class Executor:
     def riskbook(self) -> RiskBook:
         return self._s.riskbook
 
+    @property
+    def breaker_failures(self) -> int:
+        """`failed`/`unknown` outcomes in a row, as the circuit breaker counts them."""
+        return self._outcomes.breaker.failures
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Recover from the ledger, then serve the mailbox until cancelled."""
         self._s.reset()
@@ -119,10 +133,22 @@ class Executor:
         candidates_send, candidates = anyio.create_memory_object_stream[Candidate](math.inf)
         self._candidates = candidates_send
         decider = Decider(self._s, self._outcomes, self._start_submit, lambda: self._draining)
+        self.deadlines = DeadlineScan(
+            self._s,
+            self._outcomes,
+            self._submitter,
+            self._recovery,
+            self._enqueue,
+            lambda: self._draining,
+            self.bounds,
+            interval=self._scan_interval,
+        )
         async with anyio.create_task_group() as tg:
             self._s.tg = tg
             tg.start_soon(decider.decide_forever, candidates)
-            await self._recovery.recover(candidates_send.send_nowait)
+            await self._recovery.recover(self._enqueue)
+            await self._outcomes.restore_breaker()
+            tg.start_soon(self.deadlines.run_forever)  # re-examines, not only at start-up
             task_status.started()
             async for message in self._receive:
                 self._dispatch(message, limiter)
@@ -147,6 +173,11 @@ class Executor:
                 s.snapshots.prefetch(s.tg)  # overlaps the claim (see snapshots.py)
             case OrderProgress():
                 self._on_progress(message)
+            case OrderStatusLost():
+                # Now `unknown`: its risk stays committed and its symbol held (the RiskBook
+                # keeps it live); it counts for the circuit breaker like any `unknown`.
+                s.working.filled(message.execution_id, message.filled_qty)
+                self._outcomes.count_failure(message.reason)
             case ControlChanged():
                 self._on_control(message)
             case ExecutionChanged():
@@ -161,6 +192,8 @@ class Executor:
         """Apply the kill switch, log a change (a new reason too) with who made it, and
         acknowledge each newly written state once (`halt` waits for it)."""
         s = self._s
+        if not message.halted and self._outcomes.holds_halt:
+            return  # the breaker's halt is not in the table yet: a stale "running"
         previous = s.riskbook.trading_state
         if s.riskbook.set_trading_state(TradingState(message.halted, message.reason)):
             log.warning(
@@ -169,6 +202,8 @@ class Executor:
                 by=message.changed_by,
                 previous_reason=previous.reason if previous.halted else None,
             )
+            if not message.halted:
+                self._outcomes.resumed()  # the breaker counts afresh after `resume`
         s.metrics.set_halted(message.halted, message.reason)
         changed_at = message.changed_at
         if changed_at is not None and changed_at != self._acknowledged:
@@ -185,6 +220,7 @@ class Executor:
     # -- prepare: claim and validate -------------------------------------------------------------
 
     async def _prepare(self, seen: ApprovalSeen, limiter: anyio.CapacityLimiter) -> None:
+        claimed: Execution | None = None
         try:
             async with limiter:
                 execution_id = uuid4()
@@ -210,7 +246,8 @@ class Executor:
                         )
                         return
                     case Claimed(execution=execution, signal=signal, approval=approval):
-                        pass
+                        self._s.in_hand.add(execution.id)
+                        claimed = execution
                 bind_context(**log_context(execution))  # this task's log lines carry the ids
                 fault_point("after_claim")
                 self._s.metrics.approvals_received.inc()
@@ -232,16 +269,23 @@ class Executor:
                 )
                 if candidate is None:
                     return
-                assert self._candidates is not None
-                self._candidates.send_nowait(candidate)
+                self._enqueue(candidate)
         except Fenced as error:
             # Another instance leads now: the claim inserted nothing; the approval is its.
             log.warning("approval.fenced", **_hint_ids(seen), error=str(error))
-        except Exception:
-            # The claim is in the database: the periodic sweep or the next start picks it up.
+        except Exception as error:
+            # The claim is in the database: the deadline scan (or the next start) decides it.
             log.exception("approval.prepare_failed", **_hint_ids(seen))
+            if claimed is not None:
+                self._s.trouble(claimed.id, error)
         finally:
             self._preparing.discard(seen.key)
+
+    def _enqueue(self, candidate: Candidate) -> None:
+        """Hand a valid claim to the decider; it is in this run's hands until its outcome."""
+        assert self._candidates is not None
+        self._s.in_hand.add(candidate.execution.id)
+        self._candidates.send_nowait(candidate)
 
     # -- submit and progress ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from anyio.abc import TaskGroup
 
+from trade_executor.actors.execution.deadlines import SCAN_INTERVAL, StateBounds
 from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.executor import Executor, Mailbox, create_mailbox
 from trade_executor.actors.exits import ExitFollower, InstanceRules
@@ -66,6 +67,8 @@ def build_actors(
     order_list: bool | None = None,
     pacer: Pacer | None = None,
     instance_rules: InstanceRules | None = None,
+    bounds: StateBounds | None = None,
+    scan_interval: float = SCAN_INTERVAL,
 ) -> Actors:
     """The actors of an active instance. `poll_broker` (default `broker`) serves the pollers
     and the reconciler, so thousands of polls never queue the executor's account reads and
@@ -74,7 +77,8 @@ def build_actors(
     new one at BRIDGE_MAX_MESSAGES_PER_SECOND) paces the order messages of both brokers
     together; the exits place their orders (closes, protection) through the same paced
     broker as the executor. `instance_rules` gives the strategy instances' flatten times
-    (None: only FLATTEN_AT)."""
+    (None: only FLATTEN_AT). `bounds` and `scan_interval` (default: from `settings`, every
+    5 s) drive the executor's deadline scan."""
     mailbox, inbox = create_mailbox()
     pacer = pacer or Pacer(
         settings.bridge_max_messages_per_second, on_wait=metrics.observe_pacing_wait
@@ -110,7 +114,17 @@ def build_actors(
         on_children=exits.on_children,
         on_position=exits.on_position,
     )
-    executor = Executor(settings, store, orders_broker, metrics, inbox, pollers.follow, clock=clock)
+    executor = Executor(
+        settings,
+        store,
+        orders_broker,
+        metrics,
+        inbox,
+        pollers.follow,
+        clock=clock,
+        bounds=bounds,
+        scan_interval=scan_interval,
+    )
     listener = ApprovalListener(settings, store, notifications, from_listener)
     reconciler = Reconciler(
         settings,

@@ -52,9 +52,24 @@ FINAL_BROKER_STATUSES = frozenset(
 )
 
 
+# What `normalise_symbol` strips: ASCII whitespace only, exactly what the claim's SQL strips
+# (`btrim(symbol, SYMBOL_BLANKS)`), so the signal and its execution row always agree.
+SYMBOL_BLANKS = " \t\n\r\f\v"
+
+
+def normalise_symbol(raw: str | None) -> str | None:
+    """A symbol as every later use sees it: blanks stripped, upper case (CONTRACT section 4).
+    Applied once, when a signal is read; None stays None (validation rejects it)."""
+    if not isinstance(raw, str):
+        return raw  # not text at all: left as read, for validation to reject
+    return raw.strip(SYMBOL_BLANKS).upper()
+
+
 @dataclass(frozen=True, slots=True)
 class Signal:
-    """A row of `strategy_signals`, as read: fields are unvalidated (see `validation`)."""
+    """A row of `strategy_signals`, as read: fields are unvalidated (see `validation`), except
+    the symbol, which is normalised here (`normalise_symbol`) so that the order, reconciliation,
+    the trade row and the RiskBook all see one form of it (' amb4 ' is AMB4 everywhere)."""
 
     id: UUID
     symbol: str | None
@@ -69,6 +84,10 @@ class Signal:
     expires_at: datetime | None = None
     status: str | None = None
     created_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        # Frozen: set through object.__setattr__, once, at construction (that is, when read).
+        object.__setattr__(self, "symbol", normalise_symbol(self.symbol))
 
 
 @dataclass(frozen=True, slots=True)

@@ -149,6 +149,14 @@ class RiskBook:
             return frozenset()
         return frozenset(s for held in self._day_held.values() for s in held)
 
+    def knows(self, execution_id: UUID) -> bool:
+        """Whether the execution is in the book (in flight, or settled with its risk kept)."""
+        return execution_id in self._live or execution_id in self._settled
+
+    def live_ids(self) -> frozenset[UUID]:
+        """The executions in flight (reserved, or committed and not yet finished)."""
+        return frozenset(self._live)
+
     def in_flight(self) -> int:
         return len(self._live)
 

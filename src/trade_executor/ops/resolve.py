@@ -1,52 +1,230 @@
-"""`resolve`: an operator settles an execution the service cannot settle itself."""
+"""`resolve`: an operator settles an execution the service cannot settle itself (CONTRACT
+sections 2 and 5, "operator settlement").
+
+What may be resolved: an `unknown` execution at any time; one in `submitting`, `submitted` or
+`partially_filled` only once it is past the bound of its state (`StateBounds`: before that the
+service is still settling it, and the refusal names the bound). Final executions never.
+
+`--as failed|submitted|filled|cancelled`; `submitted` needs `--order-id`. With `--order-id`
+the order is looked up at the bridge (`GET /orders`) and must match the execution's symbol,
+side and quantity; what the bridge says is printed, and a mismatch is refused. The change is
+one guarded transition (`Transition.RESOLVE_*`, so a row that moved meanwhile is not
+overwritten), then announced (`store.announce_change`), so the running service's executor
+re-reads it within a second: risk released and symbol freed for `failed` and for `cancelled`
+without a fill, risk kept for `filled`, the order followed for `submitted`.
+
+The id is an execution id, a signal id, or an unambiguous prefix of either (`lookup`, as
+`show` reads it). Exit codes: 2 for a malformed id (bad usage), 1 with one sentence for every
+refusal.
+"""
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
+from trade_executor.broker.client import BrokerClient
+from trade_executor.broker.errors import BrokerError
 from trade_executor.config import Settings
-from trade_executor.domain.execution import Changes
+from trade_executor.domain.bounds import StateBounds
+from trade_executor.domain.breaker import RESOLVED_PREFIX
+from trade_executor.domain.execution import Changes, Execution
+from trade_executor.domain.models import BrokerOrder, BrokerStatus
 from trade_executor.domain.states import ExecutionState, IllegalTransition, Transition
 from trade_executor.exits import EX_USAGE, CommandError
+from trade_executor.lookup import (
+    ExecutionLookupError,
+    IdSyntaxError,
+    NoSuchExecution,
+    find_execution,
+    parse_id,
+)
 from trade_executor.ops.common import fail, who, with_store
 from trade_executor.store.postgres import PgStore
+
+S = ExecutionState
+OUTCOMES = ("failed", "submitted", "filled", "cancelled")
+_TRANSITIONS = {
+    "failed": Transition.RESOLVE_FAILED,
+    "submitted": Transition.RESOLVE_SUBMITTED,
+    "filled": Transition.RESOLVE_FILLED,
+    "cancelled": Transition.RESOLVE_CANCELLED,
+}
+_PAST_BOUND_STATES = frozenset({S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    transition: Transition
+    changes: Changes
+    detail: dict[str, Any]
+
+
+def refusal(execution: Execution, outcome: str, bounds: StateBounds, now: datetime) -> str | None:
+    """Why `execution` cannot be resolved as `outcome` now (one sentence), or None."""
+    name = f"execution {execution.id}"
+    state = execution.state
+    if state.is_final:
+        return (
+            f"{name} is {state.value}, not unknown or past its bound: a final execution "
+            "cannot be resolved"
+        )
+    if state is S.RECEIVED:
+        return f"{name} is received: no order was attempted, the service decides it itself"
+    if state in _PAST_BOUND_STATES:
+        deadline = bounds.deadline(execution)
+        if deadline is None or now < deadline:
+            left = "" if deadline is None else f"; {(deadline - now).total_seconds():.0f} s left"
+            return (
+                f"{name} is {state.value} and within its bound ({bounds.describe(state)}"
+                f"{left}): the service is still settling it"
+            )
+    if not _TRANSITIONS[outcome].allows(state):
+        return f"{name} is {state.value} already, it cannot be resolved as {outcome}"
+    return None
+
+
+def describe_order(order: BrokerOrder) -> str:
+    filled = f", filled {order.filled_qty}" if order.filled_qty else ""
+    price = f" @ {order.avg_fill_price}" if order.filled_qty and order.avg_fill_price else ""
+    return (
+        f"order {order.order_id} at the bridge: {order.action.value} {order.quantity} "
+        f"{order.symbol}, {order.status.value}{filled}{price}"
+    )
+
+
+def order_mismatch(execution: Execution, order: BrokerOrder, outcome: str) -> str | None:
+    """Why the bridge's `order` cannot be this execution's (one sentence), or None."""
+    theirs = (order.symbol.strip().upper(), order.action.value, order.quantity)
+    ours = (execution.symbol, execution.action, execution.quantity)
+    if theirs != ours:
+        return (
+            f"order {order.order_id} is {theirs[1]} {theirs[2]} {theirs[0]} at the bridge, but "
+            f"execution {execution.id} is {ours[1]} {ours[2]} {ours[0]}: not resolved"
+        )
+    if outcome == "filled" and order.filled_qty <= 0:
+        return f"order {order.order_id} has no fill at the bridge ({order.status.value})"
+    if outcome == "cancelled" and order.status is BrokerStatus.FILLED:
+        return f"order {order.order_id} is Filled at the bridge, not cancelled"
+    return None
+
+
+def plan(
+    execution: Execution, outcome: str, by: str, order: BrokerOrder | None, now: datetime
+) -> Resolution:
+    """The transition and fields that settle `execution` as `outcome`."""
+    reason = f"{RESOLVED_PREFIX}_{outcome} by {by}"
+    order_id = order.order_id if order is not None else None
+    detail: dict[str, Any] = {"by": by, "as": outcome, "order_id": order_id}
+    if order is not None:
+        detail["bridge"] = {
+            "status": order.status.value,
+            "filled_qty": order.filled_qty,
+            "avg_fill_price": order.avg_fill_price,
+        }
+    match outcome:
+        case "failed":
+            changes = Changes(reason=reason)
+        case "submitted":
+            changes = Changes(
+                order_id=order_id,
+                submitted_at=now,
+                broker_status=order.status.value if order is not None else "Submitted",
+            )
+        case "filled":
+            filled = order.filled_qty if order is not None else (execution.quantity or 1)
+            changes = Changes(
+                reason=reason,
+                order_id=order_id,
+                filled_qty=max(filled, execution.filled_qty, 1),
+                avg_fill_price=order.avg_fill_price if order is not None else None,
+                broker_status=BrokerStatus.FILLED.value,
+            )
+        case _:  # cancelled: whatever filled stays filled (the risk of a fill is kept)
+            filled = max(order.filled_qty if order is not None else 0, execution.filled_qty)
+            changes = Changes(
+                reason=reason,
+                order_id=order_id,
+                filled_qty=filled,
+                avg_fill_price=order.avg_fill_price if order is not None and filled else None,
+                broker_status=order.status.value if order is not None else "Cancelled",
+            )
+    return Resolution(_TRANSITIONS[outcome], changes, detail)
+
+
+async def _bridge_order(settings: Settings, order_id: int) -> BrokerOrder | str:
+    """The bridge's listing of `order_id`, or one sentence saying why it cannot be checked."""
+    try:
+        async with BrokerClient(settings.ib_bridge_url, settings.ib_bridge_timeout) as broker:
+            orders = await broker.orders()
+    except (BrokerError, ValueError) as error:
+        return f"cannot check order {order_id} at the bridge ({settings.ib_bridge_url}): {error}"
+    for order in orders:
+        if order.order_id == order_id and order.parent_id in (None, 0):
+            return order
+    return (
+        f"order {order_id} is not in the bridge's order list, so its symbol, side and quantity "
+        "cannot be checked"
+    )
 
 
 def resolve(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        execution_id = UUID(args.execution_id)
-    except ValueError:
-        return fail(f"{args.execution_id!r} is not an execution id (a UUID)")
-    if args.outcome == "submitted" and args.order_id is None:
+        pattern = parse_id(str(args.execution_id))
+    except IdSyntaxError as error:  # the parser checks it already; a direct call lands here
+        raise CommandError(str(error), EX_USAGE) from None
+    outcome = str(args.outcome)
+    if outcome == "submitted" and args.order_id is None:
         raise CommandError("--as submitted needs the broker's --order-id", EX_USAGE)
+    bounds = StateBounds.from_settings(settings)
+    by = who(args)
+    said: list[str] = []
+    resolved: list[UUID] = []
 
     async def work(store: PgStore) -> str:
-        execution = await store.get_execution(execution_id)
-        if execution is None:
-            return f"execution {execution_id} not found"
-        if execution.state is not ExecutionState.UNKNOWN:
-            return f"execution {execution_id} is {execution.state.value}, not unknown"
-        detail = {"by": who(args), "order_id": args.order_id}
-        if args.outcome == "failed":
-            transition = Transition.RESOLVE_FAILED
-            changes = Changes(reason=f"resolved_failed by {who(args)}")
-        else:
-            transition = Transition.RESOLVE_SUBMITTED
-            changes = Changes(
-                order_id=args.order_id, submitted_at=datetime.now(UTC), broker_status="Submitted"
-            )
         try:
-            await store.apply(execution_id, transition, changes, detail)
-        except IllegalTransition:
-            return f"execution {execution_id} changed meanwhile"
+            execution = await find_execution(store, pattern)
+        except NoSuchExecution as error:
+            return f"execution {pattern.text} not found: {error}"
+        except ExecutionLookupError as error:  # ambiguous: it names the candidates
+            return str(error)
+        now = datetime.now(UTC)
+        problem = refusal(execution, outcome, bounds, now)
+        if problem:
+            return problem
+        order: BrokerOrder | None = None
+        if args.order_id is not None:
+            looked_up = await _bridge_order(settings, args.order_id)
+            if isinstance(looked_up, str):
+                return looked_up
+            order = looked_up
+            said.append(describe_order(order))
+            mismatch = order_mismatch(execution, order, outcome)
+            if mismatch:
+                return mismatch
+        resolution = plan(execution, outcome, by, order, now)
+        try:
+            await store.apply(
+                execution.id, resolution.transition, resolution.changes, resolution.detail
+            )
+        except IllegalTransition as moved:
+            now_in = moved.current.value if moved.current is not None else "gone"
+            return f"execution {execution.id} changed meanwhile (it is {now_in}): not resolved"
         # The running service re-reads it at once: risk released or kept, symbol freed.
-        await store.announce_change(execution_id)
+        await store.announce_change(execution.id)
+        resolved.append(execution.id)
         return ""
 
     problem = with_store(settings, work)
+    for line in said:  # what the bridge says, whether or not it matched
+        print(line)
     if problem:
         return fail(problem)
-    print(f"execution {execution_id} resolved as {args.outcome}")
+    print(f"execution {resolved[0]} resolved as {outcome}")
     return 0
+
+
+__all__ = ["OUTCOMES", "order_mismatch", "plan", "refusal", "resolve"]

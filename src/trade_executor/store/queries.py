@@ -45,7 +45,7 @@ WITH fence AS (
     FROM strategy_signals s JOIN approval a ON s.id = a.signal_id
 ), claimed AS (
     INSERT INTO executions (id, signal_id, approval_id, state, client_order_id, symbol, action)
-    SELECT $2, s.id, a.id, 'received', $3, left(s.symbol, 64),
+    SELECT $2, s.id, a.id, 'received', $3, left(upper(btrim(s.symbol, E' \\t\\n\\r\\f\\v')), 64),
            CASE WHEN s.signal_type IN ('BUY', 'SELL') THEN s.signal_type END
     FROM approval a JOIN signal s ON s.id = a.signal_id
     WHERE a.approved AND (SELECT ok FROM fence)

@@ -86,6 +86,12 @@ class Recovery:
         s.metrics.set_daily_risk(s.riskbook.daily_risk_used(now))
         s.metrics.set_realized_pnl_today(s.riskbook.realized_pnl(now))
 
+    async def resume_received(
+        self, execution: Execution, decide: Callable[[Candidate], None]
+    ) -> None:
+        """Decide a `received` row again (the deadline scan calls this for one past its bound)."""
+        await self._resume_received(execution, decide)
+
     async def _resume_received(
         self, execution: Execution, decide: Callable[[Candidate], None]
     ) -> None:

@@ -43,6 +43,22 @@ def new_client_order_id(execution_id: UUID) -> str:
     return f"te-{execution_id.hex}"
 
 
+REASON_LIMIT = 300  # characters of an error kept in a `reason`
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, at most REASON_LIMIT characters (PostgreSQL's
+    messages carry a DETAIL line with the whole row, which a `reason` must not)."""
+    lines = str(error).strip().splitlines()
+    return lines[0][:REASON_LIMIT] if lines else ""
+
+
+def describe_error(error: BaseException) -> str:
+    """An error as one line: its type and message (the same error twice gives the same text)."""
+    message = first_line(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
 def log_context(execution: Execution) -> dict[str, Any]:
     """The ids every log line about an execution carries."""
     context: dict[str, Any] = {
@@ -147,6 +163,11 @@ class Shared:
     paper_trading: bool | None = None
     account_mode_read: bool = False
     tg: TaskGroup | None = None
+    # Executions a task of this run is working on (claimed and being decided, submitted or
+    # reconciled): the deadline scan leaves them alone. See `actors/execution/deadlines.py`.
+    in_hand: set[UUID] = field(default_factory=set)
+    # The last error a task met for an execution, for the deadline scan to count repeats.
+    troubles: dict[UUID, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.store, self.metrics)
@@ -160,6 +181,13 @@ class Shared:
         self.instance_tally = InstanceTally()
         self.paper_trading = None
         self.account_mode_read = False
+        self.in_hand = set()
+        self.troubles = {}
+
+    def trouble(self, execution_id: UUID, error: BaseException) -> None:
+        """Note the error a task met for `execution_id` and let go of it (see `in_hand`)."""
+        self.troubles[execution_id] = describe_error(error)
+        self.in_hand.discard(execution_id)
 
     def spawn(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run `work` in the executor's task group. An exception it raises is logged and ends

@@ -22,7 +22,13 @@ import anyio
 
 from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.execution.outcomes import Outcomes
-from trade_executor.actors.execution.shared import Candidate, Shared, log, log_context
+from trade_executor.actors.execution.shared import (
+    Candidate,
+    Shared,
+    first_line,
+    log,
+    log_context,
+)
 from trade_executor.broker.errors import (
     AmbiguousSubmission,
     BrokerError,
@@ -31,18 +37,19 @@ from trade_executor.broker.errors import (
 )
 from trade_executor.broker.locate import Adopted, Ambiguous, NotPlaced, Unreachable
 from trade_executor.broker.reconcile import SubmissionKey
+from trade_executor.domain.bounds import RECONCILE_WINDOW
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import Action, AnyOrderRequest, OrderType, PlacedOrder
 from trade_executor.domain.orders import build_order
 from trade_executor.domain.riskbook import Decision
 from trade_executor.domain.states import Transition
 from trade_executor.logging import bind_context
-from trade_executor.store.errors import Fenced
+from trade_executor.store.errors import Fenced, StoreError
 from trade_executor.testing.faults import fault_point
 
 # How long a lost answer may wait for the bridge's order list to become readable again before
 # the execution is given up as `unknown` (its risk kept; an operator resolves it).
-UNREACHABLE_BOUND = timedelta(minutes=5)
+UNREACHABLE_BOUND = timedelta(seconds=RECONCILE_WINDOW)  # the default; see `reconcile_window`
 UNREACHABLE_BACKOFF_BASE = 1.0
 UNREACHABLE_BACKOFF_CAP = 30.0
 
@@ -63,9 +70,12 @@ def submission_key(execution: Execution) -> SubmissionKey:
 
 
 class Submitter:
-    def __init__(self, shared: Shared, outcomes: Outcomes) -> None:
+    def __init__(
+        self, shared: Shared, outcomes: Outcomes, *, reconcile_window: float = RECONCILE_WINDOW
+    ) -> None:
         self._s = shared
         self._outcomes = outcomes
+        self.reconcile_window = reconcile_window
 
     async def submit(self, candidate: Candidate, decision: Decision) -> None:
         """Run by the executor for each decided candidate (`Submissions.begin` already done)."""
@@ -122,6 +132,15 @@ class Submitter:
                     log.warning("execution.fenced", error=str(error), **log_context(execution))
                     self._outcomes.forget(execution, release=True)
                     return
+                except StoreError as error:
+                    # Not `StoreUnavailable` (the Recorder retried that), not `Fenced`: the
+                    # database refused the intent itself (a value out of a column's range, say)
+                    # and would refuse it again. Nothing was sent: end it now, risk released,
+                    # so no restart decides it into the same error.
+                    await self._outcomes.fail(
+                        execution, f"internal: {first_line(error)}", attempted=False
+                    )
+                    return
                 if intent is not None:
                     fault_point("after_submitting")
                     answer = await self._send(order)
@@ -137,6 +156,7 @@ class Submitter:
             fault_point("after_broker_accepted")
             bind_context(order_id=placed.order_id)
             s.riskbook.commit(execution.id)
+            self._outcomes.placed()
             s.metrics.orders_submitted.inc()
             s.metrics.approval_to_submit.observe(anyio.current_time() - candidate.seen_at)
             recorded = await s.recorder.accepted(
@@ -146,10 +166,13 @@ class Submitter:
             if recorded is not None:
                 s.outcomes.publish(recorded)
                 s.follow(recorded)
-        except Exception:
+        except Exception as error:
             log.exception("execution.submit_crashed", **log_context(execution))
-            # Whatever was persisted stays; start-up recovery settles a `submitting` row.
+            # Whatever was persisted stays; the deadline scan (and start-up recovery) settles a
+            # `received` or `submitting` row, counting how often the same error repeats.
+            s.trouble(execution.id, error)
         finally:
+            s.in_hand.discard(execution.id)
             s.submissions.end()
 
     async def _place(
@@ -204,14 +227,15 @@ class Submitter:
         """Settle a submission whose answer was lost, through the bridge's order list. Returns
         the order to record as adopted, or None once the outcome (`failed: not_placed`,
         `unknown`) is recorded. Never re-sends. While the list cannot be read the execution stays
-        `submitting`, its risk held, for at most UNREACHABLE_BOUND."""
+        `submitting`, its risk held, for at most the reconcile window (RECONCILE_WINDOW)."""
         s = self._s
         bound = log_context(execution)
         key = key or submission_key(execution)
         # The client's own attempt time is the POST's start; the intent's is a little earlier
         # (both are fine for "placed after", the later one is better for "not placed yet").
         started = attempted_at or execution.attempted_at or s.clock()
-        give_up_at = s.clock() + UNREACHABLE_BOUND
+        # Bounded (CONTRACT section 5, "no execution is stranded"): the reconcile window.
+        give_up_at = s.clock() + timedelta(seconds=self.reconcile_window)
         backoff = Backoff(base=UNREACHABLE_BACKOFF_BASE, cap=UNREACHABLE_BACKOFF_CAP)
         while True:
             located = await s.broker.locate_submission(key, attempted_at=started, detail=detail)
@@ -238,7 +262,8 @@ class Submitter:
                         )
                         return None
                     log.warning("order.reconcile_retry", error=located.reason, **bound)
-                    await anyio.sleep(backoff.next())
+                    left = (give_up_at - s.clock()).total_seconds()
+                    await anyio.sleep(max(0.0, min(backoff.next(), left)))
 
     async def reconcile(self, execution: Execution) -> PlacedOrder | None:
         """`locate` with the key the execution's intent describes (the name recovery used)."""
@@ -249,10 +274,12 @@ class Submitter:
         same path as a lost answer, so it is adopted, `not_placed` or `unknown`, never re-sent."""
         s = self._s
         bind_context(**log_context(execution))
+        s.in_hand.add(execution.id)
         try:
             placed = await self.locate(execution)
             if placed is None:
                 return
+            self._outcomes.placed()
             signal = await s.store.get_signal(execution.signal_id)
             recorded = await s.recorder.accepted(
                 execution,
@@ -264,7 +291,9 @@ class Submitter:
             if recorded is not None:
                 s.outcomes.publish(recorded)
                 s.follow(recorded)
-        except Exception:
+        except Exception as error:
             log.exception("recovery.reconcile_crashed", **log_context(execution))
+            s.trouble(execution.id, error)  # the deadline scan retries, a bounded number of times
         finally:
+            s.in_hand.discard(execution.id)
             s.submissions.end()
