@@ -21,7 +21,7 @@ from trade_executor.broker.errors import BrokerError, EndpointMissing
 from trade_executor.broker.protocol import Broker
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import BrokerStatus
-from trade_executor.domain.states import EventKind, Transition
+from trade_executor.domain.states import EventKind, ExecutionState, Transition
 from trade_executor.logging import get_logger, log_repeated
 from trade_executor.metrics import Metrics
 from trade_executor.store.protocol import Store
@@ -146,6 +146,17 @@ class Acts:
         self._metrics.executions.labels(state=updated.state.value).inc()
         if self._report_lost is not None:
             self._report_lost(OrderStatusLost(execution.id, updated.filled_qty, reason))
+
+    def settled_meanwhile(self, execution: Execution) -> None:
+        """A followed execution found no longer working when re-read (its final write committed
+        but the answer was lost, or another path settled it): tell the executor what the
+        ledger says, as `finish`/`give_up` would have, so its RiskBook never keeps a ghost."""
+        if execution.state is ExecutionState.UNKNOWN:
+            if self._report_lost is not None:
+                reason = execution.reason or "status_lost"
+                self._report_lost(OrderStatusLost(execution.id, execution.filled_qty, reason))
+        elif execution.state.is_final:
+            self._report(OrderProgress(execution.id, execution.filled_qty, final=True))
 
     async def leave(self, execution: Execution) -> None:
         log.warning("poller.timeout", action="leave", **context(execution))

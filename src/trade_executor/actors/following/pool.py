@@ -364,7 +364,10 @@ class PollerPool:
     async def _act(self, poller: Poller, seen: Observation) -> bool:
         if poller.stale:
             refreshed = await self._store.get_execution(poller.execution.id)
-            if refreshed is None or not refreshed.state.is_working:
+            if refreshed is None:
+                return False
+            if not refreshed.state.is_working:
+                self._acts.settled_meanwhile(refreshed)
                 return False
             poller.execution, poller.stale = refreshed, False
         return await self._carry_out(poller, judge(poller, seen, self._clock(), self._bounds))
