@@ -100,8 +100,14 @@ async def test_status_and_the_executor_agree_on_todays_risk(
         running: RunningActors
         async with running_actors(settings, ledger) as running:
             await settled(ledger, seeded.signal_id)  # what recovery settles, it has settled
-            executor_view = running.actors.executor.riskbook.daily_risk_used(datetime.now(UTC))
             status_view = await anyio.to_thread.run_sync(status_risk_used, settings)
+            # The row commits before the executor's RiskBook follows it (same task, right
+            # after): give it that moment, bounded, then compare.
+            book = running.actors.executor.riskbook
+            with anyio.move_on_after(5):
+                while book.daily_risk_used(datetime.now(UTC)) != status_view:
+                    await anyio.sleep(0.01)
+            executor_view = book.daily_risk_used(datetime.now(UTC))
 
     assert executor_view == status_view == expected
 
