@@ -26,6 +26,7 @@ from trade_executor.broker.errors import BrokerError
 from trade_executor.broker.jsonnum import dumps
 from trade_executor.config import Settings
 from trade_executor.domain.attention import Bounds, needing_operator
+from trade_executor.domain.breaks import RecordedBreak
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.ledger import OriginalTrade, rebuild_riskbook
 from trade_executor.domain.sizing import RiskLimits
@@ -128,6 +129,8 @@ class Gathered:
     today: list[Execution]
     in_flight: list[Execution]
     originals: list[OriginalTrade]
+    positions: list[Execution]  # open (any day) or closed today
+    breaks: list[RecordedBreak]
 
 
 async def _gather(store: PgStore, zone: ZoneInfo) -> Gathered:
@@ -138,8 +141,11 @@ async def _gather(store: PgStore, zone: ZoneInfo) -> Gathered:
     today = await store.executions_on(day)
     in_flight = await store.executions_in(sorted(NOT_FINAL_STATES))
     # The original service's trades of today count too (the executor's rule at start-up).
-    originals = await store.original_trades_since(datetime.combine(day, time(0), tzinfo=zone))
-    return Gathered(now, control, instances, today, in_flight, originals)
+    day_start = datetime.combine(day, time(0), tzinfo=zone)
+    originals = await store.original_trades_since(day_start)
+    positions = await store.positions_to_follow(day_start)
+    breaks = await store.open_breaks()
+    return Gathered(now, control, instances, today, in_flight, originals, positions, breaks)
 
 
 async def _bridge_positions(url: str) -> tuple[list[dict[str, Any]] | None, str | None]:
@@ -221,6 +227,29 @@ def _execution_line(e: Execution) -> dict[str, Any]:
     }
 
 
+def _position_line(e: Execution) -> dict[str, Any]:
+    """An open position as the ledger has it: what is still held, its planned risk, and whether
+    a stop protects it (`none`: entered without protection, ORDER_PROTECTION=none)."""
+    held = e.filled_qty - (e.exit_qty or 0)
+    if e.position_state == "unprotected":
+        protection = "unprotected"
+    else:
+        protection = "protected" if e.child_order_ids else "none"
+    return {
+        "execution_id": str(e.id),
+        "symbol": e.symbol,
+        "side": e.action,
+        "quantity": held,
+        "avg_fill_price": e.avg_fill_price,
+        "stop_loss": e.stop_loss,
+        "take_profit": e.take_profit,
+        "planned_risk": e.risk_amount,
+        "state": e.position_state,
+        "protection": protection,
+        "realized_pnl": e.realized_pnl,
+    }
+
+
 def gather_view(settings: Settings) -> dict[str, Any]:
     """Everything `status` prints, as a JSON-ready mapping (Decimals kept)."""
     shell_zone = settings.timezone
@@ -239,7 +268,7 @@ def gather_view(settings: Settings) -> dict[str, Any]:
     book = rebuild_riskbook(
         limits or RiskLimits.from_settings(settings),
         zone or shell_zone,
-        [*g.today, *g.in_flight],
+        [*g.today, *g.in_flight, *g.positions],
         g.now,
         original_trades=g.originals,
     )
@@ -251,11 +280,7 @@ def gather_view(settings: Settings) -> dict[str, Any]:
     bridge_url = values.get("ib_bridge_url")
     url = bridge_url if isinstance(bridge_url, str) else settings.ib_bridge_url
     positions, bridge_error = _run_bridge(url)
-    ledger_positions = [
-        {"symbol": e.symbol, "side": e.action, "quantity": e.filled_qty, "state": e.position_state}
-        for e in [*g.today, *g.in_flight]
-        if e.position_state in ("open", "unprotected")
-    ]
+    ledger_positions = [_position_line(e) for e in g.positions if e.position_state != "closed"]
     control = g.control
     return {
         "as_of": g.now,
@@ -274,6 +299,17 @@ def gather_view(settings: Settings) -> dict[str, Any]:
         "trading_day_timezone": (zone or shell_zone).key,
         "trading_day_timezone_source": "service" if zone else "this shell (not published)",
         "daily_risk": {"used": used, "left": left, "budget": budget},
+        "realized_pnl_today": book.realized_pnl(g.now),
+        "reconcile_breaks": [
+            {
+                "kind": b.kind,
+                "symbol": b.symbol,
+                "execution_id": str(b.execution_id) if b.execution_id else None,
+                "order_id": b.order_id,
+                "first_seen": b.first_seen,
+            }
+            for b in g.breaks
+        ],
         "positions": {
             "bridge": positions,
             "bridge_url": url,
@@ -353,6 +389,7 @@ def render_text(view: dict[str, Any]) -> str:
     else:
         line("daily risk used", f"{_money(risk['used'])} of {_money(risk['budget'])}")
         line("daily risk left", _money(risk["left"]))
+    line("realized P&L today", _money(view["realized_pnl_today"]))
     limits = view["limits"]
     if limits is None:
         line("limits", view["limits_source"])
@@ -371,6 +408,17 @@ def render_text(view: dict[str, Any]) -> str:
         line("open positions", str(len(positions["bridge"])))
         for p in positions["bridge"]:
             out.append(f"  {p['symbol']:<10} {p['quantity']:>8}  avg cost {_money(p['avg_cost'])}")
+    held = positions["ledger"]
+    line("positions (ledger)", str(len(held)))
+    for p in held:
+        out.append(
+            f"  {p['symbol'] or '-':<10} {p['side'] or '-':<4} {p['quantity']:>8}  "
+            f"risk {_money(p['planned_risk'])}  {p['protection']}"
+        )
+    breaks = view["reconcile_breaks"]
+    line("reconcile breaks", str(len(breaks)))
+    for b in breaks:
+        out.append(f"  {b['kind']:<22} {b['symbol'] or '-':<8} since {_time(b['first_seen'])}")
     out.append("")
     out.append(f"executions in flight  {len(view['in_flight'])}")
     for e in view["in_flight"]:
