@@ -174,7 +174,9 @@ async def test_flaky_bridge_every_outcome_is_documented(
     seed: int, harness: Harness, bridge: ThreadedBridge, conn: asyncpg.Connection
 ) -> None:
     """A bridge that fails a fraction of every kind of request, at random: each execution ends in
-    a documented state with a documented reason, and no signal gets two orders."""
+    a documented state with a documented reason, and no signal gets two orders. Failures in a
+    row trip the circuit breaker: what follows is rejected `halted` and the switch says
+    `breaker: <last reason>`."""
     process = harness.start(IB_BRIDGE_TIMEOUT="1", environment=ROOMY)
     await process.wait_ready()
     bridge.admin("POST", "/admin/reset")
@@ -192,8 +194,14 @@ async def test_flaky_bridge_every_outcome_is_documented(
                 assert row["reason"].startswith("ambiguous_submission")
             case "submitted" | "partially_filled" | "filled":
                 assert row["order_id"] is not None
+            case "rejected":
+                assert row["reason"] == "halted", dict(row)
+                halt = await conn.fetchrow("SELECT halted, reason FROM executor_control")
+                assert halt is not None and halt["halted"]
+                assert halt["reason"].startswith("breaker: "), dict(halt)
             case other:
                 raise AssertionError(f"undocumented outcome {other}: {dict(row)}")
+    await conn.execute("UPDATE executor_control SET halted = false, reason = NULL")  # resume
     await still_live(conn, bridge)
     assert await process.stop() == 0
     await check_invariants(conn, bridge, max_daily_loss=1000000, max_open_positions=100)
