@@ -28,6 +28,7 @@ from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.exits.flatten import instance_rules_from
 from trade_executor.actors.supervisor import Supervisor, describe
 from trade_executor.actors.wiring import Actors, build_actors
+from trade_executor.bridge_watch import BridgeWatch
 from trade_executor.broker.capabilities import BridgeCapabilities
 from trade_executor.broker.client import BrokerClient
 from trade_executor.config import EX_CONFIG, Settings
@@ -105,6 +106,7 @@ class Service:
         self.capabilities: BridgeCapabilities | None = None
         # Why the service refused to start (exit 78), as one sentence for stderr.
         self.refusal: str | None = None
+        self.bridge_watch = BridgeWatch(settings.ib_bridge_url, self.metrics)
         self._poll_broker: BrokerClient | None = None
         self._with_api = with_api
         self._stop = anyio.Event()
@@ -204,6 +206,7 @@ class Service:
                 self.http_port = await tg.start(serve_api, settings, ServiceGateway(self))
             tg.start_soon(self._pet_watchdog)
             tg.start_soon(self._keep_gauges)
+            tg.start_soon(self.bridge_watch.run)
             lock = PgLeaderLock(dsn, limits=effective_limits(settings))
             while True:
                 await self._become_leader(lock)

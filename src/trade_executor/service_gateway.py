@@ -59,12 +59,13 @@ class ServiceGateway:
         )
 
     async def check_bridge(self) -> None:
-        broker = self._service.broker
-        if broker is None:
-            raise ConnectionError("the bridge client is not set up yet")
-        health = await broker.health()
-        if not health.connected:  # orders would fail
-            raise ConnectionError("the bridge is not connected to IB")
+        """The background watcher's last word (CONTRACT: checked in the background): no probe
+        per /health request, so a scraper never multiplies the bridge's load or its warnings."""
+        watch = self._service.bridge_watch
+        if watch.up is None:
+            raise ConnectionError("the bridge has not been checked yet")
+        if not watch.up:
+            raise ConnectionError(watch.problem or "the bridge is down")
 
     def render_metrics(self) -> bytes:
         return self._service.metrics.render()

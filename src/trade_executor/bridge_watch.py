@@ -1,0 +1,56 @@
+"""The bridge checked in the background (CONTRACT sections 6 and 9), not only when an approval
+needs it: `/health`, the `bridge_up` gauge and the `bridge.down` / `bridge.up` log lines all
+read this one watcher.
+
+Guarantees: one `GET /health` every CHECK_INTERVAL on a client of its own that never retries
+(so a down bridge costs one failed request per interval, not a burst of retry warnings); the
+outage is logged once when it starts (`bridge.down`, then at most once a minute with a count
+while it lasts) and once when it ends (`bridge.up`); a bridge that answers but is not connected
+to IB counts as down (orders would fail).
+"""
+
+from __future__ import annotations
+
+import anyio
+
+from trade_executor.broker.client import BrokerClient
+from trade_executor.broker.errors import BrokerError
+from trade_executor.logging import clear_repeated, log_repeated
+from trade_executor.metrics import Metrics
+
+CHECK_INTERVAL = 5.0
+CHECK_TIMEOUT = 3.0
+_KEY = "bridge"
+
+
+class BridgeWatch:
+    def __init__(self, url: str, metrics: Metrics, *, interval: float = CHECK_INTERVAL) -> None:
+        self._url = url
+        self._metrics = metrics
+        self._interval = interval
+        self.up: bool | None = None  # None until the first check
+        self.problem: str | None = None
+
+    async def run(self) -> None:
+        """Check until cancelled."""
+        async with BrokerClient(self._url, CHECK_TIMEOUT, read_retries=0) as client:
+            while True:
+                await self.check(client)
+                await anyio.sleep(self._interval)
+
+    async def check(self, client: BrokerClient) -> None:
+        problem: str | None = None
+        try:
+            with anyio.fail_after(CHECK_TIMEOUT + 1):
+                health = await client.health()
+            if not health.connected:
+                problem = "the bridge is not connected to IB"
+        except (BrokerError, TimeoutError) as error:
+            problem = str(error) or type(error).__name__
+        self.problem = problem
+        self.up = problem is None
+        self._metrics.set_bridge_up(self.up)
+        if problem is not None:
+            log_repeated(_KEY, "bridge.down", error=problem, url=self._url)
+        else:
+            clear_repeated(_KEY, "bridge.up", url=self._url)
