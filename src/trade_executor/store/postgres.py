@@ -17,12 +17,7 @@ import asyncpg
 
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
 from trade_executor.domain.models import Approval, Signal
-from trade_executor.domain.states import (
-    FINAL_STATES,
-    ExecutionState,
-    IllegalTransition,
-    Transition,
-)
+from trade_executor.domain.states import FINAL_STATES, ExecutionState, IllegalTransition, Transition
 from trade_executor.store import queries as q
 from trade_executor.store.jsonb import to_json
 from trade_executor.store.pgbreaks import PgBreaks
