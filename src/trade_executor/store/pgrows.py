@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import fields
 from decimal import Decimal
 from typing import Any
 
@@ -12,6 +13,8 @@ import asyncpg
 from trade_executor.domain.execution import CHANGE_FIELDS, EXECUTION_FIELDS, Changes, Execution
 from trade_executor.domain.models import Approval, Signal
 from trade_executor.domain.states import ExecutionState
+
+_SIGNAL_FIELDS = tuple(field.name for field in fields(Signal))
 
 # Columns whose database form differs from the dataclass's.
 _FROM_DB: dict[str, Callable[[Any], Any]] = {
@@ -38,21 +41,8 @@ def changes_to_db(changes: Changes) -> dict[str, Any]:
 
 
 def signal_from_row(row: asyncpg.Record, prefix: str = "") -> Signal:
-    return Signal(
-        id=row[f"{prefix}id"],
-        symbol=row[f"{prefix}symbol"],
-        signal_type=row[f"{prefix}signal_type"],
-        entry_price=row[f"{prefix}entry_price"],
-        stop_loss=row[f"{prefix}stop_loss"],
-        take_profit=row[f"{prefix}take_profit"],
-        strategy_id=row[f"{prefix}strategy_id"],
-        confidence=row[f"{prefix}confidence"],
-        reasoning=row[f"{prefix}reasoning"],
-        generated_at=row[f"{prefix}generated_at"],
-        expires_at=row[f"{prefix}expires_at"],
-        status=row[f"{prefix}status"],
-        created_at=row[f"{prefix}created_at"],
-    )
+    """Every field of `Signal` from the column of the same name (after `prefix`)."""
+    return Signal(**{name: row[f"{prefix}{name}"] for name in _SIGNAL_FIELDS})
 
 
 def approval_from_row(row: asyncpg.Record, prefix: str = "") -> Approval:
