@@ -106,6 +106,45 @@ class Trade:
     fields: dict[str, Any]
 
 
+def claimed_execution(
+    execution_id: UUID,
+    approval: Approval,
+    client_order_id: str,
+    *,
+    symbol: str | None,
+    action: str | None,
+    created_at: datetime | None,
+    updated_at: datetime | None,
+) -> Execution:
+    """The execution a claim of `approval` inserts: received, nothing decided yet, its
+    `approval_source` the approval's."""
+    return Execution(
+        id=execution_id,
+        signal_id=approval.signal_id,
+        approval_id=approval.id,
+        state=ExecutionState.RECEIVED,
+        client_order_id=client_order_id,
+        symbol=symbol,
+        action=action,
+        approval_source=approval.source,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
+def status_approval(signal_id: UUID, approved_at: datetime | None) -> Approval:
+    """A status approval: no row of its own, approved when the status changed, by whom unknown."""
+    return Approval(
+        id=None,
+        signal_id=signal_id,
+        approved=True,
+        approved_at=approved_at,
+        approved_by=None,
+        created_at=approved_at,
+        source="signal_status",
+    )
+
+
 class Store(Protocol):
     async def claim(
         self, approval_id: UUID, execution_id: UUID, client_order_id: str

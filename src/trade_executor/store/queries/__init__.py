@@ -1,0 +1,11 @@
+"""SQL of the store, as named constants, one module per concern. Every value is a bind parameter;
+every price is cast through `numeric` so that a legacy `DOUBLE PRECISION` column still receives an
+exact Decimal. Every name is importable from here:
+`from trade_executor.store import queries as q`."""
+
+from trade_executor.store.queries.breaks import *  # noqa: F403
+from trade_executor.store.queries.claims import *  # noqa: F403
+from trade_executor.store.queries.exits import *  # noqa: F403
+from trade_executor.store.queries.ledger import *  # noqa: F403
+from trade_executor.store.queries.operator import *  # noqa: F403
+from trade_executor.store.queries.original import *  # noqa: F403
