@@ -82,10 +82,15 @@ async def executor_process(
     *,
     ready_timeout: float = 120,
     unpaced: bool = False,
+    entry: Path | None = None,
+    prefix: list[str] | None = None,
     **env: str,
 ) -> AsyncIterator[ExecutorProcess]:
     """Start `python -m trade_executor run` (`unpaced`: bench/unpaced.py, the pacing bucket
-    bypassed); yield once it has sent READY=1; SIGTERM at the end."""
+    bypassed; `entry`: another bench-only wrapper script; `prefix`: a command that runs it, such
+    as `py-spy record ... --`); yield once it has sent READY=1; SIGTERM at the end."""
+    if unpaced:
+        entry = BENCH / "unpaced.py"
     notify_path, log_path, log_fd = _prepare(workdir)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify_path))
@@ -103,8 +108,9 @@ async def executor_process(
     started = time.monotonic()
     try:
         process = await asyncio.create_subprocess_exec(
+            *(prefix or []),
             PROJECT_PYTHON,
-            *([str(BENCH / "unpaced.py")] if unpaced else ["-m", "trade_executor"]),
+            *([str(entry)] if entry is not None else ["-m", "trade_executor"]),
             "run",
             cwd=ROOT,
             env=child_env,

@@ -210,11 +210,11 @@ def targets(results: dict[str, Any]) -> list[Target]:
     return rows
 
 
-def _profile_section(title: str, profile: dict[str, Any] | None) -> list[str]:
+def _profile_section(title: str, profile: dict[str, Any] | None, hz: int = 100) -> list[str]:
     if not profile:
         return [f"### {title}", "", "py-spy could not attach (or was not run); no profile.", ""]
     total = max(int(profile["samples"]), 1)
-    lines = [f"### {title}", "", f"{total} samples at 100 Hz (CPU only: idle waits excluded).", ""]
+    lines = [f"### {title}", "", f"{total} samples at {hz} Hz (CPU only: idle waits excluded).", ""]
     lines += ["| project function (inclusive) | share |", "|---|---|"]
     lines += [f"| `{name}` | {count / total:.0%} |" for name, count in profile["inclusive"][:12]]
     lines += ["", "| where the CPU was (leaf frame) | share |", "|---|---|"]
@@ -328,8 +328,14 @@ def render(results: dict[str, Any]) -> tuple[str, str]:
         "| probe COMMIT → intent p50 / max |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for key, label in (("alone", "burst alone"), ("probed", "burst + other symbols")):
-        p = paced[key]
+    runs = [(paced, "alone", "burst alone"), (paced, "probed", "burst + other symbols")]
+    wide_pool = results.get("pace_wide_pool")
+    if wide_pool:
+        note = " (experiment: order client's pool 200)"
+        runs += [(wide_pool, "alone", "burst alone" + note)]
+        runs += [(wide_pool, "probed", "burst + other symbols" + note)]
+    for run, key, label in runs:
+        p = run[key]
         probe = (
             f"{p['probes_decided']}/{p['probes']} | {_ms(p['probe_decisions']['p50'])} / "
             f"{_ms(p['probe_decisions']['max'])} ms"
@@ -494,6 +500,12 @@ def render(results: dict[str, Any]) -> tuple[str, str]:
         *_profile_section(
             f"{working['open']:,} working orders, nothing else happening",
             results.get("profile_following"),
+        ),
+        *_profile_section(
+            f"start-up to READY=1 with {sizes['recover']:,} executions to recover (py-spy "
+            "starts the executor; includes the imports and the shutdown)",
+            results.get("profile_startup"),
+            hz=200,
         ),
     ]
     if ANALYSIS.exists():

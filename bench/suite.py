@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Coroutine
@@ -42,7 +43,7 @@ from scenarios import (
     rotate,
     seed_open_executions,
 )
-from spy import Profile, record
+from spy import Profile, children, record, startup_command, summarise
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -170,6 +171,22 @@ async def profile_while(
     return _profile(await spy)
 
 
+async def profile_startup(dsn: str, bridge: Bridge, workdir: Path) -> dict[str, object] | None:
+    """py-spy from the executor's first instruction to READY=1 (plus the shutdown)."""
+    out = workdir / "startup.txt"
+    async with executor_process(
+        dsn,
+        bridge.url,
+        workdir,
+        prefix=startup_command(PY_SPY, out),
+        ORDER_POLL_INTERVAL="3600",
+    ) as spied:
+        for child in children(spied.pid):
+            os.kill(child, signal.SIGTERM)  # py-spy writes its samples once the program exits
+        await spied.process.wait()
+    return _profile(summarise(out)) if out.exists() else None
+
+
 async def run_all(server: str, sizes: Sizes, profile: bool) -> dict[str, Any]:
     workdir = scratch_dir()
     results: dict[str, Any] = {"sizes": sizes.__dict__, "load_before": other_load()}
@@ -254,6 +271,9 @@ async def run_all(server: str, sizes: Sizes, profile: bool) -> dict[str, Any]:
                     times.append(executor.ready_after)
             startup[str(open_count)] = times
             log(f"target 4: start-up with {open_count} to recover: {median(times):.3f} s")
+            if profile and open_count == sizes.recover:
+                log("  profiling the start-up with py-spy (the executor started under it)")
+                results["profile_startup"] = await profile_startup(dsn, bridge, workdir)
     results["startup"] = startup
     checkpoint(results)
 
@@ -308,6 +328,27 @@ async def run_all(server: str, sizes: Sizes, profile: bool) -> dict[str, Any]:
             f"  last POST at {paced['alone']['last_post']:.2f} s for "
             f"{paced['imposed_seconds']:.2f} s imposed; probes decided p50 "
             f"{paced['probed']['probe_decisions']['p50']:.1f} ms"
+        )
+
+    # What target 5 would take: the same, with the order client's pool widened (experiment).
+    log("target 5, experiment: the same with the order client's pool at 200")
+    async with (
+        scratch_database(server) as dsn,
+        bench_bridge(profile="jax", latency_scale=1.0) as bridge,
+        executor_process(
+            dsn,
+            bridge.url,
+            workdir,
+            entry=BENCH / "experiments" / "wide_pool.py",
+            BRIDGE_MAX_MESSAGES_PER_SECOND=str(PACE_LIMIT),
+        ),
+    ):
+        wide = await pace(dsn, bridge, sizes.pace, PACE_LIMIT)
+        results["pace_wide_pool"] = wide
+        log(
+            f"  last POST at {wide['alone']['last_post']:.2f} s; probes decided p50 "
+            f"{wide['probed']['probe_decisions']['p50']:.1f} ms, max "
+            f"{wide['probed']['probe_decisions']['max']:.0f} ms"
         )
     results["load_after"] = other_load()
     return results
