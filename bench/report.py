@@ -312,6 +312,17 @@ def render(results: dict[str, Any]) -> tuple[str, str]:
         ]
     )
 
+    parts = working.get("memory_parts")
+    if parts:
+        following_table += (
+            f"\n\nOne copy of the working set, measured with tracemalloc in the driver: "
+            f"{parts['executions']:,} executions as the store returns them "
+            f"{parts['executions_kept_mb']:.1f} MB ({parts['bytes_per_execution']:.0f} bytes "
+            f"each; {parts['executions_peak_mb']:.1f} MB while reading); one order list read "
+            f"{parts['list_kept_mb']:.1f} MB kept as the `OrderIndex`, "
+            f"{parts['list_peak_mb']:.1f} MB at its peak while parsing."
+        )
+
     startup_rows = ["| executions to recover | READY=1 (median) | runs |", "|---|---|---|"]
     for count, times in results["startup"].items():
         shown = ", ".join(f"{t:.2f}" for t in times)

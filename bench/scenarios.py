@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import gc
 import itertools
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -409,6 +411,45 @@ async def measure_following(
         "gap_p99": gap_p99,
         "gap_max": max(gaps) if gaps else float("nan"),
         "on_time": bool(gaps) and fraction >= 0.99 and gap_p99 <= 1.2 * interval,
+    }
+
+
+async def memory_parts(dsn: str, bridge: Bridge) -> dict[str, float]:
+    """What one copy of the working set costs in memory, measured in this process with
+    tracemalloc (MB): the not-final executions as the store returns them (the pollers, the
+    recovery, the gauges and the reconciler each read them), and one order list read as the
+    client parses it (kept: the `OrderIndex`; peak: while parsing)."""
+    from trade_executor.broker.client import BrokerClient
+    from trade_executor.domain.states import ExecutionState
+    from trade_executor.store.postgres import PgStore, create_pool
+
+    pool = await create_pool(dsn)
+    client = BrokerClient(bridge.url)
+    try:
+        store = PgStore(pool)
+        gc.collect()
+        tracemalloc.start()
+        executions = await store.executions_in(
+            [ExecutionState.SUBMITTED, ExecutionState.PARTIALLY_FILLED]
+        )
+        kept, peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        index = await client.order_index()
+        listed, list_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        count = len(executions)
+        del executions, index
+    finally:
+        await client.aclose()
+        await pool.close()
+    return {
+        "executions": count,
+        "executions_kept_mb": kept / 2**20,
+        "executions_peak_mb": peak / 2**20,
+        "bytes_per_execution": kept / max(count, 1),
+        "list_kept_mb": (listed - base) / 2**20,
+        "list_peak_mb": (list_peak - base) / 2**20,
     }
 
 

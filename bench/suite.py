@@ -39,6 +39,7 @@ from scenarios import (
     floor_post,
     floor_target,
     measure_following,
+    memory_parts,
     pace,
     rotate,
     seed_open_executions,
@@ -309,6 +310,7 @@ async def run_all(server: str, sizes: Sizes, profile: bool) -> dict[str, Any]:
                     asyncio.sleep(2 * sizes.poll_interval - 1),
                 )
             entry["log"] = executor.log_events()
+        entry["memory_parts"] = await memory_parts(dsn, bridge)
         results["working"] = entry
     checkpoint(results)
 
