@@ -14,6 +14,7 @@ BENCH = Path(__file__).resolve().parent
 ANALYSIS = BENCH / "ANALYSIS.md"
 BRACKET = 3  # IB messages per bracket
 MAX_PACING = 50  # BRIDGE_MAX_MESSAGES_PER_SECOND's maximum
+DECISION_CEILING_MS = 100.0  # target 5: the slowest decision while a paced burst waits
 
 
 def _ms(value: float) -> str:
@@ -195,16 +196,22 @@ def targets(results: dict[str, Any]) -> list[Target]:
     idle_decision = paced["idle_decision"]["p50"]
     decisions = probed["probe_decisions"]
     ratio = decisions["p50"] / idle_decision if idle_decision else float("nan")
+    # A decision that waited for a POST would take at least the 0.7 s a bracket holds its
+    # request; 100 ms (or 10× the idle p50) is far above this machine's noise and far below that.
+    ceiling = max(10 * idle_decision, DECISION_CEILING_MS)
     rows.append(
         (
             "5",
-            "decisions for other symbols keep being made while POSTs wait (decision p50 ≤ 2× "
-            "idle, every one decided)",
-            f"COMMIT → intent p50 {_ms(decisions['p50'])} ms, max {_ms(decisions['max'])} ms "
-            f"({probed['probes_decided']}/{probed['probes']}) vs idle "
+            "decisions for other symbols keep being made while POSTs wait (every one decided, "
+            f"p50 ≤ 2× idle, slowest ≤ {ceiling:.0f} ms)",
+            f"COMMIT → intent p50 {_ms(decisions['p50'])} ms, slowest {_ms(decisions['max'])} ms "
+            f"({probed['probes_decided']}/{probed['probes']} decided) vs idle p50 "
             f"{_ms(idle_decision)} ms",
-            _x(ratio),
-            probed["probes"] > 0 and probed["probes_decided"] == probed["probes"] and ratio <= 2,
+            f"{_x(ratio)}; slowest {_x(decisions['max'] / ceiling)} the ceiling",
+            probed["probes"] > 0
+            and probed["probes_decided"] == probed["probes"]
+            and ratio <= 2
+            and decisions["max"] <= ceiling,
         )
     )
     return rows

@@ -572,4 +572,6 @@ async def _paced_burst(
         "probe_decisions": Dist.of_seconds(decisions).summary(),
         "probe_decision_max_s": max(decisions) if decisions else float("nan"),
         "probes_decided": len(decisions),
+        "post_arrivals": [round(t, 3) for t in burst_posts],
+        "probe_decision_seconds": [round(t, 4) for t in decisions],
     }
