@@ -472,10 +472,12 @@ def render(results: dict[str, Any]) -> tuple[str, str]:
         "`latency_scale` 1 (a bracket holds its request 0.7 s, a symbol seen for the first time "
         "costs `qualify_seconds` 5 s first), every symbol new; the executor at the default "
         "pacing (45 messages/s). A few approvals one at a time first (their COMMIT → intent "
-        "written is the idle decision time); then a burst in one COMMIT, its POSTs' arrival "
-        "taken from the request log; then the same burst again while an approval for another "
-        "symbol is committed every 0.3 s: their COMMIT → intent times say whether decisions go "
-        "on while the burst's POSTs wait in the pacer.",
+        "written is the idle decision time); once their POSTs are answered, a burst in one "
+        "COMMIT, its POSTs' arrival taken from the request log; once those are answered, the "
+        "same burst again while an approval for another symbol is committed every 0.3 s: their "
+        "COMMIT → intent times say whether decisions go on while the burst's POSTs wait. The "
+        "same three steps again with `bench/experiments/wide_pool.py` (the order client's "
+        "connection pool at 200 instead of 50): what target 5 would take.",
         "",
     ]
     doc = [

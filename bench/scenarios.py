@@ -484,12 +484,17 @@ async def pace(
     try:
         idle: dict[UUID, float] = {}
         idle_signals = await insert_signals(conn, [f"IDLE{i:03d}" for i in range(idle_probes)])
+        before = (await bridge.get("/bench/order-posts", count=0, timeout=0))["order_posts"]
         for signal_id, _ in idle_signals:
             await asyncio.sleep(0.25)
             idle[signal_id] = await commit_in(conn, APPROVE_ONE, signal_id)
+        # Their POSTs answered (5.7 s each at the bridge): the burst starts with no request of
+        # ours in flight.
+        await bridge.get("/bench/order-posts", count=before + idle_probes, timeout=30)
         await bridge.clear_requests()
         alone = await _paced_burst(conn, bridge, n, "PACEA", limit, probe_every=None)
-        await asyncio.sleep(2.0)  # the first burst's last answers
+        # The first burst's POSTs answered (the last ones 5.7 s after they arrived).
+        await bridge.get("/bench/order-posts", count=before + idle_probes + n, timeout=30)
         await bridge.clear_requests()
         probed = await _paced_burst(conn, bridge, n, "PACEB", limit, probe_every=probe_every)
         idle_decisions = await decision_times(conn, idle)
