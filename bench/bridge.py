@@ -4,7 +4,9 @@ Run with the project's interpreter: `python bench/bridge.py --port 0 ...`; it pr
 `PORT <n>` on stdout once it serves. On top of the paper bridge's API (unchanged) it serves:
 
 - `GET /bench/stats`: requests counted by endpoint, and for `GET /orders/{id}` the requests per
-  second and the gaps between successive polls of each order (since the last reset);
+  second and the gaps between successive polls of each order (since the last reset); the order
+  list reads (`GET /orders`) are counted from the paper bridge's own request log
+  (`GET /admin/requests`), not here;
 - `POST /bench/reset-stats`;
 - `POST /bench/seed` `{"count": n, "prefix": "SEED"}`: places n LMT orders straight into the book
   (fill_mode never keeps them working) and answers their ids and symbols;
@@ -95,12 +97,14 @@ class Counting:
 
             await self.app(scope, tapped, send)
             try:
-                symbol = json.loads(bytes(body)).get("symbol")
+                parsed = json.loads(bytes(body))
             except ValueError:
-                symbol = None
+                parsed = None
+            # The executor's capability probe POSTs a JSON array (refused): no order.
+            symbol = parsed.get("symbol") if isinstance(parsed, dict) else None
             if isinstance(symbol, str):
                 self.arrived[symbol.upper()].set()
-            self.order_posts += 1
+                self.order_posts += 1
             for target, event in self.order_waiters:
                 if self.order_posts >= target:
                     event.set()
@@ -228,6 +232,10 @@ async def main() -> None:
     parser.add_argument("--buying-power", default="1000000000000")
     parser.add_argument("--fill-mode", choices=["normal", "never"], default="never")
     parser.add_argument("--nagle", action="store_true", help="leave TCP_NODELAY off")
+    parser.add_argument("--profile", choices=["ideal", "jax", "legacy"], default="ideal")
+    parser.add_argument("--latency-scale", type=float, default=0.0, help="jax/legacy: 1 = real")
+    parser.add_argument("--qualify-seconds", type=float, default=5.0)
+    parser.add_argument("--request-log", type=int, default=20_000)
     args = parser.parse_args()
     nodelay = not args.nagle
     config = PaperConfig(
@@ -235,7 +243,13 @@ async def main() -> None:
         net_liquidation=Decimal(args.net_liquidation),
         buying_power=Decimal(args.buying_power),
         tick_interval=0.0,
-        faults=Faults(fill_mode=args.fill_mode),
+        faults=Faults(
+            fill_mode=args.fill_mode,
+            latency_scale=args.latency_scale,
+            qualify_seconds=args.qualify_seconds,
+        ),
+        profile=args.profile,
+        request_log=args.request_log,
     )
     app = create_app(config)
     counting = Counting(cast(ASGIApp, app), app.state.bridge)

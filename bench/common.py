@@ -158,6 +158,15 @@ class Bridge:
         response.raise_for_status()
         return response.json()
 
+    async def requests(self) -> list[dict[str, Any]]:
+        """The paper bridge's own request log (`GET /admin/requests`), stamped on arrival."""
+        answer = await self.get("/admin/requests")
+        return list(answer["requests"])
+
+    async def clear_requests(self) -> None:
+        response = await self.client.delete(self.url + "/admin/requests")
+        response.raise_for_status()
+
     async def wait_order(self, symbol: str, timeout: float = 30) -> dict[str, Any]:
         response = await self.client.get(
             f"{self.url}/bench/wait/{symbol}",
@@ -170,9 +179,16 @@ class Bridge:
 
 
 @asynccontextmanager
-async def bench_bridge(fill_mode: str = "never", *, nagle: bool = False) -> AsyncIterator[Bridge]:
+async def bench_bridge(
+    fill_mode: str = "never",
+    *,
+    nagle: bool = False,
+    profile: str = "ideal",
+    latency_scale: float = 0.0,
+) -> AsyncIterator[Bridge]:
     """The paper bridge in its own process (bench/bridge.py), 10^12 of buying power.
-    `nagle`: leave TCP_NODELAY off, as `trade-executor paper-bridge` does."""
+    `nagle`: leave TCP_NODELAY off. `profile` "jax" with `latency_scale` 1 is the real
+    jax-trading-assistant bridge's pace (its sleeps, its symbol look-up)."""
     process = await asyncio.create_subprocess_exec(
         PROJECT_PYTHON,
         str(BENCH / "bridge.py"),
@@ -180,6 +196,10 @@ async def bench_bridge(fill_mode: str = "never", *, nagle: bool = False) -> Asyn
         "0",
         "--fill-mode",
         fill_mode,
+        "--profile",
+        profile,
+        "--latency-scale",
+        str(latency_scale),
         *(["--nagle"] if nagle else []),
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
@@ -221,3 +241,32 @@ def scratch_dir() -> Path:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     return work
+
+
+# ---- the floor processes ------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def floor_process(
+    dsn: str, bridge_url: str, channel: str, *, durable: bool
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """bench/floor.py in its own process, listening on `channel`; terminated at the end."""
+    command = [PROJECT_PYTHON, str(BENCH / "floor.py"), "--dsn", dsn, "--bridge", bridge_url]
+    command += ["--channel", channel, *(["--durable"] if durable else [])]
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=ROOT, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        line = await asyncio.wait_for(process.stdout.readline(), 60)
+        if line.strip() != b"READY":
+            raise RuntimeError(f"the floor process did not start: {line!r}")
+        yield process
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import PROJECT_PYTHON, ROOT
+from common import BENCH, PROJECT_PYTHON, ROOT
 
 # Limits raised so that every benchmark approval passes the risk gates.
 BASE_ENV = {
@@ -26,6 +26,9 @@ BASE_ENV = {
     "ORDER_POLL_INTERVAL": "5",
     "ORDER_POLL_TIMEOUT": "86400",
     "APPROVAL_MAX_AGE": "3600",
+    # The most the settings allow (IB's limit): approvals timed one at a time are spaced so
+    # that the pacer never holds one (scenarios.SPACING).
+    "BRIDGE_MAX_MESSAGES_PER_SECOND": "50",
 }
 
 
@@ -78,9 +81,16 @@ async def executor_process(
     workdir: Path,
     *,
     ready_timeout: float = 120,
+    unpaced: bool = False,
+    entry: Path | None = None,
+    prefix: list[str] | None = None,
     **env: str,
 ) -> AsyncIterator[ExecutorProcess]:
-    """Start `python -m trade_executor run`; yield once it has sent READY=1; SIGTERM at the end."""
+    """Start `python -m trade_executor run` (`unpaced`: bench/unpaced.py, the pacing bucket
+    bypassed; `entry`: another bench-only wrapper script; `prefix`: a command that runs it, such
+    as `py-spy record ... --`); yield once it has sent READY=1; SIGTERM at the end."""
+    if unpaced:
+        entry = BENCH / "unpaced.py"
     notify_path, log_path, log_fd = _prepare(workdir)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(notify_path))
@@ -98,9 +108,9 @@ async def executor_process(
     started = time.monotonic()
     try:
         process = await asyncio.create_subprocess_exec(
+            *(prefix or []),
             PROJECT_PYTHON,
-            "-m",
-            "trade_executor",
+            *([str(entry)] if entry is not None else ["-m", "trade_executor"]),
             "run",
             cwd=ROOT,
             env=child_env,

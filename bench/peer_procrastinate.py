@@ -7,7 +7,8 @@ process (as the executor runs in its own), then measures:
 - defer -> job start, N jobs deferred one at a time (each waits for its start before the next):
   t0 = time.time() just before `defer_async` (the INSERT + COMMIT round trip), start =
   time.time() at the first line of the task;
-- burst: M jobs deferred in one statement (`batch_defer_async`), until the last one started.
+- bursts (`--bursts`, default 3): M jobs deferred in one statement (`batch_defer_async`), until
+  the last one started.
 The task reports its start over a UNIX datagram socket: no polling on either side.
 """
 
@@ -60,7 +61,7 @@ async def run_worker(dsn: str, report_to: str) -> None:
         )
 
 
-async def drive(dsn: str, latency_n: int, burst_n: int) -> dict[str, object]:
+async def drive(dsn: str, latency_n: int, burst_n: int, bursts_n: int) -> dict[str, object]:
     workdir = Path(tempfile.mkdtemp(prefix="bench-peer-"))
     address = str(workdir / "starts.sock")
     receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -92,9 +93,9 @@ async def drive(dsn: str, latency_n: int, burst_n: int) -> dict[str, object]:
                 t0 = time.time()
                 await job.defer_async(i=i)
                 latencies.append(await asyncio.wait_for(started(i), 30) - t0)
-            burst: dict[str, float] = {}
-            if burst_n:
-                ids = range(100_000, 100_000 + burst_n)
+            bursts: list[dict[str, float]] = []
+            for run in range(bursts_n if burst_n else 0):
+                ids = range(100_000 * (run + 1), 100_000 * (run + 1) + burst_n)
                 t0 = time.time()
                 await job.batch_defer_async(*({"i": i} for i in ids))
                 committed = time.time()
@@ -102,18 +103,20 @@ async def drive(dsn: str, latency_n: int, burst_n: int) -> dict[str, object]:
                 while len(seen) < burst_n:
                     data = await asyncio.wait_for(loop.sock_recv(receiver, 256), 120)
                     index, at = data.decode().split()
-                    if int(index) >= 100_000:
+                    if int(index) in ids:
                         seen.append(float(at))
                 last = max(seen) - t0
-                burst = {
-                    "n": burst_n,
-                    "defer_seconds": committed - t0,
-                    "all_started_seconds": last,
-                    "per_second": burst_n / last,
-                }
+                bursts.append(
+                    {
+                        "n": burst_n,
+                        "defer_seconds": committed - t0,
+                        "all_started_seconds": last,
+                        "per_second": burst_n / last,
+                    }
+                )
             return {
                 "latency_seconds": latencies,
-                "burst": burst,
+                "bursts": bursts,
                 "worker_concurrency": WORKER_CONCURRENCY,
                 "version": importlib.metadata.version("procrastinate"),
             }
@@ -135,12 +138,13 @@ def main() -> None:
     parser.add_argument("--report-to")
     parser.add_argument("--latency", type=int, default=1000)
     parser.add_argument("--burst", type=int, default=500)
+    parser.add_argument("--bursts", type=int, default=3, help="how many bursts")
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.mode == "worker":
         asyncio.run(run_worker(args.dsn, args.report_to))
         return
-    result = asyncio.run(drive(args.dsn, args.latency, args.burst))
+    result = asyncio.run(drive(args.dsn, args.latency, args.burst, args.bursts))
     text = json.dumps(result)
     if args.out:
         Path(args.out).write_text(text)

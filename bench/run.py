@@ -1,4 +1,4 @@
-"""trade-executor benchmarks (issue 7): the single entry point of `make bench`.
+"""trade-executor benchmarks (issues 7 and 16): the single entry point of `make bench`.
 
     .venv/bin/python bench/run.py [--quick] [--runs N] [--no-profile] [--worktree]
                                   [--report-only] [--out docs/BENCHMARKS.md]
@@ -70,7 +70,7 @@ def source_tree(worktree: bool) -> tuple[Path, str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="trade-executor benchmarks (issue 7)")
+    parser = argparse.ArgumentParser(description="trade-executor benchmarks (issues 7 and 16)")
     parser.add_argument("--quick", action="store_true", help="small N, for development")
     parser.add_argument("--runs", type=int, help="repetitions of the cheap measurements")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy passes")

@@ -1,11 +1,16 @@
-"""The measurements of issue 7, each a coroutine returning plain data (seconds unless named)."""
+"""The measurements of issue 16, each a coroutine returning plain data (seconds unless named)."""
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import gc
+import itertools
 import time
-from dataclasses import dataclass
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -38,18 +43,6 @@ SELECT gen_random_uuid(), gen_random_uuid(), 'submitted', 'bench-' || s, s, 'BUY
        o, 1, 1, 0.5, 2, 0.5, 0.0000001, 1, 'Submitted', now(), now()
 FROM unnest($1::bigint[], $2::text[]) AS t(o, s)
 """
-# The bench's own probe (its scratch database only): a NOTIFY when an executions row commits.
-CLAIM_PROBE = """
-CREATE OR REPLACE FUNCTION bench_claimed() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_notify('bench_claims', NEW.signal_id::text);
-    RETURN NEW;
-END
-$$;
-DROP TRIGGER IF EXISTS bench_claimed ON executions;
-CREATE TRIGGER bench_claimed AFTER INSERT ON executions
-    FOR EACH ROW WHEN (NEW.state = 'received') EXECUTE FUNCTION bench_claimed();
-"""
 PENDING_OF_PREFIX = """
 SELECT (SELECT count(*) FROM strategy_signals s
         WHERE s.symbol LIKE $1
@@ -60,19 +53,29 @@ SELECT (SELECT count(*) FROM strategy_signals s
 # Where the time goes: the ledger's own event times (clock_timestamp(), same machine clock).
 STAGES = """
 SELECT e.signal_id::text AS signal_id,
-       extract(epoch FROM min(v.at) FILTER (WHERE v.kind = 'claimed'))::float8 AS claimed,
-       extract(epoch FROM min(v.at) FILTER (WHERE v.kind = 'submitting'))::float8 AS submitting
+       extract(epoch FROM min(v.at) FILTER (WHERE v.kind = 'execution.claimed'))::float8
+           AS claimed,
+       extract(epoch FROM min(v.at) FILTER (WHERE v.kind = 'order.submitting'))::float8
+           AS submitting
 FROM executions e JOIN execution_events v ON v.execution_id = e.id
 WHERE e.signal_id = ANY($1::uuid[])
 GROUP BY e.signal_id
 """
-CLAIM_CREATED_AT = """
-SELECT signal_id::text AS signal_id, extract(epoch FROM created_at)::float8 AS at
-FROM executions WHERE signal_id = ANY($1::uuid[])
+# The floors' own tables (in the floor's scratch database): the driver's approval-like row, and
+# the row the durable floor commits before its POST (unique, as a claim is).
+FLOOR_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bench_floor_approvals (symbol text PRIMARY KEY, at timestamptz);
+CREATE TABLE IF NOT EXISTS bench_floor_claims (symbol text PRIMARY KEY, at timestamptz);
 """
+FLOOR_APPROVE = "INSERT INTO bench_floor_approvals (symbol, at) VALUES ($1, clock_timestamp())"
+
+# The executor's pacer (BRIDGE_MAX_MESSAGES_PER_SECOND=50, a bracket is 3 messages, window
+# 1.05 s) spaces brackets 63 ms apart. Approvals timed one at a time are committed at least this
+# long after the previous one, so that what is timed is the executor, never the pacer's wait.
+SPACING = 0.025  # before each commit; three targets in rotation: >= 75 ms per target
 
 
-# ---- 2. the floor -------------------------------------------------------------------------------
+# ---- the parts of the floor, alone --------------------------------------------------------------
 
 
 async def floor_notify(dsn: str, n: int) -> Dist:
@@ -109,24 +112,31 @@ async def floor_notify(dsn: str, n: int) -> Dist:
     return Dist.of_seconds(samples)
 
 
+def bracket_body(symbol: str) -> dict[str, Any]:
+    """The body the executor POSTs for a benchmark signal (entry 150, stop 145, target 160)."""
+    return {
+        "symbol": symbol,
+        "action": "BUY",
+        "quantity": 1,
+        "entry_order_type": "LMT",
+        "entry_limit_price": 150,
+        "stop_loss": 145,
+        "take_profit": 160,
+        "order_ref": symbol,
+    }
+
+
 async def floor_post(bridge: Bridge, n: int, prefix: str) -> dict[str, Dist]:
-    """Bare httpx: POST /orders to the same bridge. `arrival` = the bridge's created_at minus
-    the time just before the POST (what the pipeline measures); `round_trip` = the whole call."""
+    """Bare httpx: POST /orders/bracket to the same bridge. `arrival` = the bridge's created_at
+    minus the time just before the POST; `round_trip` = the whole call."""
     sent: dict[str, float] = {}
     round_trips: list[float] = []
     async with httpx.AsyncClient(base_url=bridge.url, timeout=10) as client:
         for i in range(-20, n):
             symbol = f"{prefix}{i + 20:05d}"
-            body = {
-                "symbol": symbol,
-                "action": "BUY",
-                "quantity": 1,
-                "order_type": "LMT",
-                "limit_price": 1,
-            }
             t0 = time.time()
             start = time.perf_counter()
-            response = await client.post("/orders", json=body)
+            response = await client.post("/orders/bracket", json=bracket_body(symbol))
             elapsed = time.perf_counter() - start
             response.raise_for_status()
             if i >= 0:
@@ -137,25 +147,63 @@ async def floor_post(bridge: Bridge, n: int, prefix: str) -> dict[str, Dist]:
     return {"arrival": Dist.of_seconds(arrival), "round_trip": Dist.of_seconds(round_trips)}
 
 
-# ---- 1. approval -> order, one at a time ---------------------------------------------------------
+# ---- approval -> order, one at a time, floors and executor in rotation --------------------------
 
 
 @dataclass
-class LatencyResult:
-    order: Dist  # commit -> order created at the bridge
-    claim: Dist  # commit -> executions row committed (heard through the bench's probe)
-    claim_started: Dist  # commit -> executions.created_at (the claim transaction's now())
-    missing: int
-    stages: dict[str, Dist] | None = None  # commit -> claimed -> submitting -> at the bridge
+class Target:
+    """Something that turns a committed row into an order at the bridge: the executor, or one
+    of the floor processes. `commit(symbol)` commits the row and returns t0 (just before COMMIT)."""
 
-    def summary(self) -> dict[str, Any]:
-        return {
-            "order": self.order.summary(),
-            "claim": self.claim.summary(),
-            "claim_started": self.claim_started.summary(),
-            "missing": self.missing,
-            "stages": {k: v.summary() for k, v in (self.stages or {}).items()},
-        }
+    name: str
+    prefix: str
+    commit: Callable[[str], Awaitable[float]]
+    prepare: Callable[[list[str]], Awaitable[None]] | None = None
+    samples: list[float] = field(default_factory=list)
+    committed: dict[str, float] = field(default_factory=dict)  # symbol -> t0
+    arrived: dict[str, float] = field(default_factory=dict)  # symbol -> created_at
+    missing: int = 0
+
+
+async def commit_in(conn: asyncpg.Connection, sql: str, *args: Any) -> float:
+    transaction = conn.transaction()
+    await transaction.start()
+    await conn.execute(sql, *args)
+    t0 = time.time()
+    await transaction.commit()
+    return t0
+
+
+async def floor_target(conn: asyncpg.Connection, name: str, channel: str, prefix: str) -> Target:
+    """A floor process listening on `channel` (bench/floor.py): the row and its NOTIFY are
+    committed in one transaction, as an approval and its trigger's NOTIFY are."""
+    await conn.execute(FLOOR_SCHEMA)
+
+    async def commit(symbol: str) -> float:
+        transaction = conn.transaction()
+        await transaction.start()
+        await conn.execute(FLOOR_APPROVE, symbol)
+        await conn.execute("SELECT pg_notify($1, $2)", channel, symbol)
+        t0 = time.time()
+        await transaction.commit()
+        return t0
+
+    return Target(name, prefix, commit)
+
+
+def executor_target(conn: asyncpg.Connection, prefix: str, name: str = "executor") -> Target:
+    signal_ids: dict[str, UUID] = {}
+
+    async def prepare(symbols: list[str]) -> None:
+        for signal_id, symbol in await insert_signals(conn, symbols):
+            signal_ids[symbol] = signal_id
+
+    async def commit(symbol: str) -> float:
+        return await commit_in(conn, APPROVE_ONE, signal_ids[symbol])
+
+    target = Target(name, prefix, commit, prepare)
+    target.signal_ids = signal_ids  # type: ignore[attr-defined]
+    return target
 
 
 async def insert_signals(conn: asyncpg.Connection, symbols: list[str]) -> list[tuple[UUID, str]]:
@@ -164,74 +212,62 @@ async def insert_signals(conn: asyncpg.Connection, symbols: list[str]) -> list[t
     return [(by_symbol[s], s) for s in symbols]
 
 
-async def approval_latency(
-    dsn: str, bridge: Bridge, n: int, prefix: str, *, budget: float = 900
-) -> LatencyResult:
-    """n approvals one at a time (fewer if `budget` seconds run out: see `.order.n`)."""
-    conn = await asyncpg.connect(dsn)
-    listener = await asyncpg.connect(dsn)
-    await conn.execute(CLAIM_PROBE)
-    claims: dict[str, float] = {}
-
-    def on_claim(_c: object, _pid: int, _channel: str, payload: str) -> None:
-        claims.setdefault(payload, time.time())
-
-    await listener.add_listener("bench_claims", on_claim)
-    try:
-        signals = await insert_signals(conn, [f"{prefix}{i:05d}" for i in range(n)])
-        committed: dict[str, float] = {}
-        order_latency: list[float] = []
-        arrived: dict[str, float] = {}
-        missing = 0
-        stop_at = time.monotonic() + budget
-        for signal_id, symbol in signals:
-            if time.monotonic() > stop_at:
-                break
-            transaction = conn.transaction()
-            await transaction.start()
-            await conn.execute(APPROVE_ONE, signal_id)
-            t0 = time.time()
-            await transaction.commit()
-            committed[str(signal_id)] = t0
+async def rotate(
+    bridge: Bridge, targets: list[Target], n: int, *, warmup: int = 20, budget: float = 600
+) -> None:
+    """n approvals per target, one at a time, the targets in turn (so every target sees the
+    same machine at the same moments); each waits for its order before the next commit.
+    The first `warmup` rounds are not counted. Stops early when `budget` seconds run out."""
+    for target in targets:
+        if target.prepare is not None:
+            await target.prepare([f"{target.prefix}{i:05d}" for i in range(n + warmup)])
+    stop_at = time.monotonic() + budget
+    for i in range(n + warmup):
+        if time.monotonic() > stop_at:
+            break
+        for target in targets:
+            await asyncio.sleep(SPACING)
+            symbol = f"{target.prefix}{i:05d}"
+            t0 = await target.commit(symbol)
             try:
                 order = await bridge.wait_order(symbol, timeout=30)
             except httpx.HTTPStatusError:
-                missing += 1
+                target.missing += 1
                 continue
-            order_latency.append(order["created_at"] - t0)
-            arrived[str(signal_id)] = order["created_at"]
-        await asyncio.sleep(0.2)
-        claim_latency = [claims[s] - t0 for s, t0 in committed.items() if s in claims]
-        rows = await conn.fetch(CLAIM_CREATED_AT, [UUID(s) for s in committed])
-        claim_started = [row["at"] - committed[row["signal_id"]] for row in rows]
-        stages: dict[str, list[float]] = {
-            "to_claimed": [],
-            "to_submitting": [],
-            "to_bridge": [],
-            "to_snapshot": [],
-            "snapshot_to_submitting": [],
-        }
-        snapshots = snapshot_answers(committed, (await bridge.get("/bench/reads"))["reads"])
-        for row in await conn.fetch(STAGES, [UUID(s) for s in committed]):
-            sid, claimed, submitting = row["signal_id"], row["claimed"], row["submitting"]
-            if claimed is None or submitting is None or sid not in arrived:
-                continue
-            stages["to_claimed"].append(claimed - committed[sid])
-            stages["to_submitting"].append(submitting - claimed)
-            stages["to_bridge"].append(arrived[sid] - submitting)
-            if sid in snapshots:
-                stages["to_snapshot"].append(snapshots[sid] - committed[sid])
-                stages["snapshot_to_submitting"].append(submitting - snapshots[sid])
-    finally:
-        await listener.close()
-        await conn.close()
-    return LatencyResult(
-        Dist.of_seconds(order_latency),
-        Dist.of_seconds(claim_latency),
-        Dist.of_seconds(claim_started),
-        missing,
-        {k: Dist.of_seconds(v) for k, v in stages.items()},
-    )
+            if i >= warmup:
+                target.samples.append(order["created_at"] - t0)
+                target.committed[symbol] = t0
+                target.arrived[symbol] = order["created_at"]
+
+
+async def executor_stages(
+    conn: asyncpg.Connection, bridge: Bridge, target: Target
+) -> dict[str, Dist]:
+    """Where the executor's time goes, from the ledger's event times and the bridge's clock."""
+    signal_ids: dict[str, UUID] = target.signal_ids  # type: ignore[attr-defined]
+    by_signal = {str(signal_ids[s]): s for s in target.committed}
+    committed = {sid: target.committed[s] for sid, s in by_signal.items()}
+    stages: dict[str, list[float]] = {
+        "to_claimed": [],
+        "to_submitting": [],
+        "to_bridge": [],
+        "to_snapshot": [],
+        "snapshot_to_submitting": [],
+    }
+    snapshots = snapshot_answers(committed, (await bridge.get("/bench/reads"))["reads"])
+    rows = await conn.fetch(STAGES, [UUID(s) for s in committed])
+    for row in rows:
+        sid, claimed, submitting = row["signal_id"], row["claimed"], row["submitting"]
+        arrived = target.arrived.get(by_signal[sid])
+        if claimed is None or submitting is None or arrived is None:
+            continue
+        stages["to_claimed"].append(claimed - committed[sid])
+        stages["to_submitting"].append(submitting - claimed)
+        stages["to_bridge"].append(arrived - submitting)
+        if sid in snapshots:
+            stages["to_snapshot"].append(snapshots[sid] - committed[sid])
+            stages["snapshot_to_submitting"].append(submitting - snapshots[sid])
+    return {k: Dist.of_seconds(v) for k, v in stages.items()}
 
 
 def snapshot_answers(
@@ -254,7 +290,7 @@ def snapshot_answers(
     return {sid: at for sid, at in answered.items() if len(paths[sid]) == 2}
 
 
-# ---- 4. burst -----------------------------------------------------------------------------------
+# ---- burst --------------------------------------------------------------------------------------
 
 
 async def burst(dsn: str, bridge: Bridge, n: int, prefix: str) -> dict[str, Any]:
@@ -263,11 +299,10 @@ async def burst(dsn: str, bridge: Bridge, n: int, prefix: str) -> dict[str, Any]
     try:
         signals = await insert_signals(conn, [f"{prefix}{i:05d}" for i in range(n)])
         before = (await bridge.get("/bench/order-posts", count=0, timeout=0))["order_posts"]
-        transaction = conn.transaction()
-        await transaction.start()
-        await conn.execute(APPROVE_MANY, [signal_id for signal_id, _ in signals])
+        # t0 before the INSERT, as the peer's is before its batch INSERT: both include writing
+        # and committing the n rows.
         t0 = time.time()
-        await transaction.commit()
+        await conn.execute(APPROVE_MANY, [signal_id for signal_id, _ in signals])
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             answer = await bridge.get("/bench/order-posts", count=before + n, timeout=2)
@@ -297,7 +332,7 @@ async def burst(dsn: str, bridge: Bridge, n: int, prefix: str) -> dict[str, Any]
     }
 
 
-# ---- 5. pollers ----------------------------------------------------------------------------------
+# ---- following 10,000 working orders ------------------------------------------------------------
 
 
 async def seed_open_executions(dsn: str, bridge: Bridge, n: int, prefix: str) -> None:
@@ -312,45 +347,236 @@ async def seed_open_executions(dsn: str, bridge: Bridge, n: int, prefix: str) ->
         await conn.close()
 
 
-async def measure_pollers(
+async def measure_following(
     bridge: Bridge, pid: int, n: int, interval: float, windows: int
 ) -> dict[str, Any]:
-    """Over `windows` poll intervals (after one interval of warm-up): GET /orders/{id} counted at
-    the bridge, the gaps between successive polls of one order, RSS and CPU of the executor."""
+    """Over `windows` intervals (after one interval of warm-up), from the paper bridge's own
+    request log: the order list reads (`GET /orders`, each answering every working order) and the
+    per-order reads (`GET /orders/{id}`); RSS and CPU of the executor.
+
+    An order's read is needed once per interval: the window is cut into `windows` slots of one
+    interval, and a slot is served when at least one list read arrived in it (every one of the n
+    orders is in every list: the bench bridge's orders never fill). Gaps are between successive
+    list reads, each one a gap for every order."""
     await asyncio.sleep(interval + 1.0)
-    await bridge.post("/bench/reset-stats", {})
+    await bridge.clear_requests()
     executor_cpu, bridge_cpu = CpuMeter(pid), CpuMeter(bridge.pid)
+    start = time.monotonic()
+    end = start + interval * windows
     rss: list[int] = []
-    end = time.monotonic() + interval * windows
     while time.monotonic() < end:
         rss.append(rss_bytes(pid))
         await asyncio.sleep(0.5)
     executor_share, bridge_share = executor_cpu.share(), bridge_cpu.share()
+    requests = await bridge.requests()
     stats = await bridge.get("/bench/stats")
-    polls = stats["counts"].get("GET /orders/{id}", 0)
-    gaps: list[float] = stats["gaps"]
-    elapsed: float = stats["elapsed"]
-    needed = n / interval
-    achieved = polls / elapsed if elapsed else 0.0
-    late = sum(1 for g in gaps if g > interval * 1.2)
+    lists = sorted(
+        r["received_at"]
+        for r in requests
+        if r["method"] == "GET" and r["path"] == "/orders" and start <= r["received_at"] < end
+    )
+    per_order = sum(
+        1
+        for r in requests
+        if r["method"] == "GET"
+        and r["path"].startswith("/orders/")
+        and start <= r["received_at"] < end
+    )
+    served = sum(
+        1
+        for k in range(windows)
+        if any(start + k * interval <= t < start + (k + 1) * interval for t in lists)
+    )
+    gaps = [b - a for a, b in itertools.pairwise(lists)]
     gap_p99 = percentile(gaps, 99)
+    fraction = served / windows
     return {
         "n": n,
         "interval": interval,
-        "window_seconds": elapsed,
+        "window_seconds": end - start,
         "rss_mb": max(rss) / 2**20 if rss else float("nan"),
         "cpu_share": executor_share,
         "bridge_cpu_share": bridge_share,
-        "polls": polls,
-        "polls_per_second_needed": needed,
-        "polls_per_second": achieved,
-        "polled_orders": stats["polled_orders"],
+        "list_reads": len(lists),
+        "slots": windows,
+        "slots_served": served,
+        "order_reads_needed": n * windows,
+        "order_reads_done": n * served,
+        "read_fraction": fraction,
+        "per_order_reads": per_order,
+        "requests_logged": len(requests),
+        "bridge_orders": stats["order_count"],
+        "gaps": gaps,
         "gap_p50": percentile(gaps, 50),
         "gap_p99": gap_p99,
         "gap_max": max(gaps) if gaps else float("nan"),
-        "late_fraction": late / len(gaps) if gaps else 1.0,
-        "on_time": bool(gaps)
-        and achieved >= 0.95 * needed
-        and stats["polled_orders"] >= n
-        and gap_p99 <= interval * 1.2,
+        "on_time": bool(gaps) and fraction >= 0.99 and gap_p99 <= 1.2 * interval,
+    }
+
+
+async def memory_parts(dsn: str, bridge: Bridge) -> dict[str, float]:
+    """What one copy of the working set costs in memory, measured in this process with
+    tracemalloc (MB): the not-final executions as the store returns them (the pollers, the
+    recovery, the gauges and the reconciler each read them), and one order list read as the
+    client parses it (kept: the `OrderIndex`; peak: while parsing)."""
+    from trade_executor.broker.client import BrokerClient
+    from trade_executor.domain.states import ExecutionState
+    from trade_executor.store.postgres import PgStore, create_pool
+
+    pool = await create_pool(dsn)
+    client = BrokerClient(bridge.url)
+    try:
+        store = PgStore(pool)
+        gc.collect()
+        tracemalloc.start()
+        executions = await store.executions_in(
+            [ExecutionState.SUBMITTED, ExecutionState.PARTIALLY_FILLED]
+        )
+        kept, peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        base, _ = tracemalloc.get_traced_memory()
+        index = await client.order_index()
+        listed, list_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        count = len(executions)
+        del executions, index
+    finally:
+        await client.aclose()
+        await pool.close()
+    return {
+        "executions": count,
+        "executions_kept_mb": kept / 2**20,
+        "executions_peak_mb": peak / 2**20,
+        "bytes_per_execution": kept / max(count, 1),
+        "list_kept_mb": (listed - base) / 2**20,
+        "list_peak_mb": (list_peak - base) / 2**20,
+    }
+
+
+# ---- the real bridge's pace ---------------------------------------------------------------------
+
+
+def _wall(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+async def decision_times(conn: asyncpg.Connection, committed: dict[UUID, float]) -> list[float]:
+    """COMMIT -> `order.submitting` (the decision made and the intent written), per signal."""
+    rows = await conn.fetch(STAGES, list(committed))
+    return [
+        row["submitting"] - committed[UUID(row["signal_id"])]
+        for row in rows
+        if row["submitting"] is not None
+    ]
+
+
+async def pace(
+    dsn: str, bridge: Bridge, n: int, limit: int, *, probe_every: float = 0.3, idle_probes: int = 8
+) -> dict[str, Any]:
+    """Against the jax profile at its real latencies, BRIDGE_MAX_MESSAGES_PER_SECOND=`limit`:
+
+    1. `idle_probes` approvals one at a time, nothing else going on: COMMIT -> decision;
+    2. a burst of n approvals in one COMMIT: when each bracket POST reached the bridge (its
+       request log, stamped on arrival) and when the bridge had placed it;
+    3. the same burst again, with an approval for another symbol committed every `probe_every`
+       seconds while its POSTs wait in the pacer: COMMIT -> decision of each of those."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        idle: dict[UUID, float] = {}
+        idle_signals = await insert_signals(conn, [f"IDLE{i:03d}" for i in range(idle_probes)])
+        before = (await bridge.get("/bench/order-posts", count=0, timeout=0))["order_posts"]
+        for signal_id, _ in idle_signals:
+            await asyncio.sleep(0.25)
+            idle[signal_id] = await commit_in(conn, APPROVE_ONE, signal_id)
+        # Their POSTs answered (5.7 s each at the bridge): the burst starts with no request of
+        # ours in flight.
+        await bridge.get("/bench/order-posts", count=before + idle_probes, timeout=30)
+        await bridge.clear_requests()
+        alone = await _paced_burst(conn, bridge, n, "PACEA", limit, probe_every=None)
+        # The first burst's POSTs answered (the last ones 5.7 s after they arrived).
+        await bridge.get("/bench/order-posts", count=before + idle_probes + n, timeout=30)
+        await bridge.clear_requests()
+        probed = await _paced_burst(conn, bridge, n, "PACEB", limit, probe_every=probe_every)
+        idle_decisions = await decision_times(conn, idle)
+    finally:
+        await conn.close()
+    return {
+        "n": n,
+        "limit": limit,
+        "imposed_seconds": n * 3 / limit,
+        "alone": alone,
+        "probed": probed,
+        "idle_decision": Dist.of_seconds(idle_decisions).summary(),
+    }
+
+
+async def _paced_burst(
+    conn: asyncpg.Connection,
+    bridge: Bridge,
+    n: int,
+    prefix: str,
+    limit: int,
+    *,
+    probe_every: float | None,
+) -> dict[str, Any]:
+    signals = await insert_signals(conn, [f"{prefix}{i:03d}" for i in range(n)])
+    probe_signals = await insert_signals(conn, [f"{prefix}P{i:03d}" for i in range(200)])
+    before = (await bridge.get("/bench/order-posts", count=0, timeout=0))["order_posts"]
+    t0 = await commit_in(conn, APPROVE_MANY, [signal_id for signal_id, _ in signals])
+    probes: dict[UUID, float] = {}
+    imposed = n * 3 / limit
+    if probe_every is not None:
+        # Approvals for other symbols while the burst's POSTs wait in the pacer.
+        for signal_id, _ in probe_signals:
+            await asyncio.sleep(probe_every)
+            if time.time() - t0 > imposed * 0.9:
+                break
+            probes[signal_id] = await commit_in(conn, APPROVE_ONE, signal_id)
+    expected = before + n + len(probes)
+    deadline = time.monotonic() + 60 + imposed
+    while time.monotonic() < deadline:
+        answer = await bridge.get("/bench/order-posts", count=expected, timeout=2)
+        if answer["order_posts"] >= expected:
+            break
+        if await conn.fetchval(PENDING_OF_PREFIX, prefix + "%") == 0:
+            break
+    requests = await bridge.requests()
+    posts = [
+        r
+        for r in requests
+        if r["method"] == "POST"
+        and r["path"] == "/orders/bracket"
+        and isinstance(r["body"], dict)
+        and str(r["body"].get("symbol", "")).startswith(prefix)
+    ]
+    burst_posts = sorted(
+        _wall(r["received_wall"]) - t0
+        for r in posts
+        if not str(r["body"]["symbol"]).startswith(prefix + "P")
+    )
+    listed = (await bridge.get("/bench/orders", prefix=prefix))["orders"]
+    placed = sorted(
+        o["created_at"] - t0 for o in listed if not o["symbol"].startswith(prefix + "P")
+    )
+    # The limit at the bridge's side: the most order messages in any one-second window.
+    arrivals = sorted(r["received_at"] for r in posts)
+    busiest = 0
+    for i, at in enumerate(arrivals):
+        j = bisect.bisect_left(arrivals, at + 1.0)
+        busiest = max(busiest, 3 * (j - i))
+    decisions = await decision_times(conn, probes) if probes else []
+    last_post = burst_posts[-1] if burst_posts else float("nan")
+    return {
+        "orders": len(burst_posts),
+        "first_post": burst_posts[0] if burst_posts else float("nan"),
+        "last_post": last_post,
+        "last_placed": placed[-1] if placed else float("nan"),
+        "ratio": last_post / imposed,
+        "busiest_second_messages": busiest,
+        "probes": len(probes),
+        "probe_decisions": Dist.of_seconds(decisions).summary(),
+        "probe_decision_max_s": max(decisions) if decisions else float("nan"),
+        "probes_decided": len(decisions),
+        "post_arrivals": [round(t, 3) for t in burst_posts],
+        "probe_decision_seconds": [round(t, 4) for t in decisions],
     }

@@ -84,3 +84,18 @@ def record(py_spy: Path, pid: int, seconds: float, out: Path) -> Profile | None:
     if result.returncode != 0 or not out.exists():
         return None
     return summarise(out)
+
+
+def startup_command(py_spy: Path, out: Path) -> list[str]:
+    """The prefix that starts a program under py-spy from its first instruction (the samples
+    are written when the program exits)."""
+    return [str(py_spy), "record", "--rate", "200", "--format", "raw", "--output", str(out), "--"]
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of `pid` (Linux /proc)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found += [int(child) for child in text]
+    return found
