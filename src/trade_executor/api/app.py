@@ -291,7 +291,7 @@ async def _read_json(request: Request) -> dict[str, Any] | Response:
             return error(f"request body too large (at most {MAX_BODY} bytes)", 400)
     try:
         data = json.loads(raw)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested thousands deep
         return error("request body is not valid JSON", 400)
     if not isinstance(data, dict):
         return error("request body must be a JSON object", 400)
@@ -334,20 +334,9 @@ def _position(execution: Execution) -> dict[str, Any]:
 
 
 async def _read_body(request: Request) -> tuple[UUID, str] | Response:
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        return error(f"request body too large (at most {MAX_BODY} bytes)", 400)
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            return error(f"request body too large (at most {MAX_BODY} bytes)", 400)
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested thousands deep
-        return error("request body is not valid JSON", 400)
-    if not isinstance(data, dict):
-        return error("request body must be a JSON object", 400)
+    data = await _read_json(request)
+    if isinstance(data, Response):
+        return data
     signal_text, approved_by = data.get("signal_id"), data.get("approved_by")
     if not isinstance(signal_text, str):
         return error("signal_id is required and must be a UUID string", 400)
