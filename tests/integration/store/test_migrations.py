@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 from asyncpg.pool import PoolConnectionProxy
 
+from tests.support.pglisten import Listener
 from trade_executor.domain.execution import TradeRecord
 from trade_executor.store import migrate as migrate_module
 from trade_executor.store.migrate import (
@@ -601,7 +602,7 @@ async def test_leader_heartbeat_does_not_notify_control(
     await migrate(fresh_database_url)
     writer = await conn_to(fresh_database_url)
     listener = await conn_to(fresh_database_url)
-    channel = Channel(listener, "trade_executor_control")
+    channel = Listener(listener, "trade_executor_control")
     await channel.start()
 
     await writer.execute(
@@ -920,43 +921,13 @@ async def test_original_queries_read_our_trade(
     assert newest["notes"] is None and json.loads(newest["targets"]) == [160]
 
 
-class Channel:
-    """Collects one channel's payloads; `until_sentinel()` returns those sent before a sentinel.
-
-    Notifications arrive in commit order: once a sentinel committed after the statement under
-    test has arrived, everything that statement sent has arrived before it (no clock involved).
-    """
-
-    def __init__(self, conn: asyncpg.Connection, channel: str) -> None:
-        self.conn = conn
-        self.channel = channel
-        self.queue: asyncio.Queue[str] = asyncio.Queue()
-
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        self.queue.put_nowait(str(payload))
-
-    async def start(self) -> None:
-        await self.conn.add_listener(self.channel, self._on_notify)
-
-    async def until_sentinel(self, writer: asyncpg.Connection) -> list[str]:
-        sentinel = f"sentinel-{uuid.uuid4()}"
-        await writer.execute("SELECT pg_notify($1, $2)", self.channel, sentinel)
-        received: list[str] = []
-        while True:
-            # The timeout only guards against a hang; it asserts nothing about speed.
-            payload = await asyncio.wait_for(self.queue.get(), timeout=30)
-            if payload == sentinel:
-                return received
-            received.append(payload)
-
-
 async def test_status_approval_recorded_and_announced_once(
     fresh_database_url: str, conn_to: Connect, original: OriginalDatabase
 ) -> None:
     await load_original(fresh_database_url, original, conn_to)
     await migrate(fresh_database_url)
     writer = await conn_to(fresh_database_url)
-    channel = Channel(await conn_to(fresh_database_url), "trade_approvals")
+    channel = Listener(await conn_to(fresh_database_url), "trade_approvals")
     await channel.start()
     signal_id = original.pending_signal
 

@@ -7,7 +7,6 @@ the sentinel arrives, anything the statement would have sent has arrived before 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -16,35 +15,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.support.pglisten import Listener
 from trade_executor.store.migrate import migrate
 
 pytestmark = pytest.mark.anyio
-
-
-class Listener:
-    """Collects the payloads of one channel; `until_sentinel()` returns those before a sentinel."""
-
-    def __init__(self, conn: asyncpg.Connection, channel: str) -> None:
-        self.conn = conn
-        self.channel = channel
-        self.queue: asyncio.Queue[str] = asyncio.Queue()
-
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
-        self.queue.put_nowait(str(payload))
-
-    async def start(self) -> None:
-        await self.conn.add_listener(self.channel, self._on_notify)
-
-    async def until_sentinel(self, writer: asyncpg.Connection) -> list[str]:
-        sentinel = f"sentinel-{uuid.uuid4()}"
-        await writer.execute("SELECT pg_notify($1, $2)", self.channel, sentinel)
-        received: list[str] = []
-        while True:
-            # The timeout only guards against a hang; it asserts nothing about speed.
-            payload = await asyncio.wait_for(self.queue.get(), timeout=30)
-            if payload == sentinel:
-                return received
-            received.append(payload)
 
 
 @pytest.fixture
