@@ -321,8 +321,16 @@ def _main(argv: Sequence[str] | None) -> int:
     except ConfigError as error:
         print(f"trade-executor: {error}", file=sys.stderr)
         return EX_CONFIG
-    if args.command in ("run", "migrate"):
+    if args.command == "run":
         configure_logging(settings.log_format, settings.log_level, secrets=settings.secret_values())
+    elif args.command == "migrate":
+        # Its answer (the JSON of what it applied) is stdout; its log lines go to stderr.
+        configure_logging(
+            settings.log_format,
+            settings.log_level,
+            stream=CurrentStream("stderr"),
+            secrets=settings.secret_values(),
+        )
     else:
         # One-shot commands print their answer on stdout: keep log lines apart, on stderr.
         level = "warning" if settings.log_level in ("debug", "info") else settings.log_level

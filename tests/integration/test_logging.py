@@ -381,8 +381,9 @@ def test_journald_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_real_process_under_journald(fresh_database_url: str) -> None:
-    """`trade-executor migrate` with its stdout a pipe that JOURNAL_STREAM names: every log line
-    it writes carries its priority (and what it prints as its answer is not a log line)."""
+    """`trade-executor migrate` with its stderr a pipe that JOURNAL_STREAM names: every log line
+    it writes carries its priority, and its stdout holds only its answer (the JSON of what it
+    applied), never a log line."""
     read_end, write_end = os.pipe()
     stat = os.fstat(write_end)
     env = {k: v for k, v in os.environ.items() if k.upper() not in _setting_names()}
@@ -394,10 +395,14 @@ def test_a_real_process_under_journald(fresh_database_url: str) -> None:
     script = Path(sys.executable).with_name("trade-executor")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "trade_executor"]
     with os.fdopen(read_end, encoding="utf-8") as reader:
-        process = subprocess.Popen([*command, "migrate"], env=env, stdout=write_end)
+        process = subprocess.Popen(
+            [*command, "migrate"], env=env, stderr=write_end, stdout=subprocess.PIPE
+        )
         os.close(write_end)
         output = reader.read()
-        assert process.wait(timeout=60) == 0
+        answer, _ = process.communicate(timeout=60)
+        assert process.returncode == 0
+    assert json.loads(answer) == {"applied": [1, 2, 3, 4, 5]}
     log_lines = [line for line in output.splitlines() if '"event"' in line]
     assert log_lines, output
     for line in log_lines:
