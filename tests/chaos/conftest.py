@@ -11,7 +11,6 @@ import pytest
 
 from tests.support import ThreadedBridge, threaded_bridge
 from tests.support.chaos import Harness
-from trade_executor.broker.paper import Faults
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +21,10 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 def bridge() -> Iterator[ThreadedBridge]:
-    """The chaos suite's bridge stays on the polite `ideal` profile for now: `check_invariants`
-    ties every order at the bridge to its execution by the `order_ref` the bridge keeps, and
-    the real bridge (the `jax` profile, the default elsewhere) stamps every order
-    "manual-entry" instead. Moving it to jax needs the invariants rewritten to tie orders by
-    the request log's POST bodies (symbol -> order_ref sent); the lost-answer paths themselves
-    run against jax in tests/integration/test_bridge_lost_answers.py."""
-    with threaded_bridge(profile="ideal", faults=Faults()) as running:
+    """The real bridge's behaviour (the `jax` profile, its waits scaled by JAX_LATENCY_SCALE):
+    no order_ref kept (the invariants tie orders to executions by the order_ref each POST was
+    sent with, from the bridge's request log), unset prices, 500s, DAY orders."""
+    with threaded_bridge() as running:
         yield running
 
 

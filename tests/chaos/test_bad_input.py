@@ -85,7 +85,7 @@ async def still_alive(
     await approve(conn, signal_id)
     [execution] = await wait_settled(conn, [signal_id], timeout=30, process=process)
     assert execution["state"] in AT_BROKER_OK, dict(execution)
-    refs = [o["order_ref"] for o in bridge.parent_orders()]
+    refs = [o["order_ref"] for o in bridge.parent_orders(sent_refs=True)]
     assert refs.count(execution["client_order_id"]) == 1
     assert process.returncode() is None
 

@@ -36,11 +36,22 @@ class ThreadedBridge:
         assert response.status_code == 200, response.text
         return loads(response.content)
 
-    def orders(self) -> list[dict[str, Any]]:
-        return list(self.admin("GET", "/admin/orders")["orders"])
+    def orders(self, *, sent_refs: bool = False) -> list[dict[str, Any]]:
+        """Every order the bridge holds (`/admin/orders`). With `sent_refs`, each parent order's
+        `order_ref` is the one its POST was SENT with (see `with_sent_refs`): the jax profile,
+        like the real bridge, stamps its own ("manual-entry") and keeps nothing of the client's."""
+        orders = list(self.admin("GET", "/admin/orders")["orders"])
+        return with_sent_refs(orders, self.requests_checked()) if sent_refs else orders
 
-    def parent_orders(self) -> list[dict[str, Any]]:
-        return [o for o in self.orders() if o.get("parent_id") in (None, 0)]
+    def parent_orders(self, *, sent_refs: bool = False) -> list[dict[str, Any]]:
+        return [o for o in self.orders(sent_refs=sent_refs) if o.get("parent_id") in (None, 0)]
+
+    def requests_checked(self) -> list[dict[str, Any]]:
+        """The whole request log; refuses one that dropped entries (it could no longer tell
+        which POST placed which order)."""
+        log = self.admin("GET", "/admin/requests")
+        assert log["dropped"] == 0, f"the bridge's request log dropped {log['dropped']} entries"
+        return list(log["requests"])
 
     def set_faults(self, **changes: Any) -> None:
         self.admin("POST", "/admin/faults", changes)
@@ -62,6 +73,64 @@ class ThreadedBridge:
             and r["path"] in ("/orders", "/orders/bracket")
             and isinstance(r["body"], dict)
         ]
+
+
+ORDER_POSTS = ("/orders", "/orders/bracket")
+
+
+def _order_key(symbol: Any, action: Any, quantity: Any) -> tuple[str, str, str]:
+    # The bridge upper-cases and strips the symbol and side; quantities compare as text so a
+    # malformed body (a string, a float) can never match a placed order by accident.
+    return (str(symbol).upper().strip(), str(action).upper().strip(), str(quantity))
+
+
+def with_sent_refs(
+    orders: list[dict[str, Any]], requests: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """`orders` (from `/admin/orders`) with each parent order's `order_ref` replaced by the
+    `order_ref` of the order POST that placed it, found in the request log; the bridge's own is
+    kept as `bridge_order_ref`. A parent no POST explains gets `order_ref` None.
+
+    The POST that placed an order is one to `/orders` or `/orders/bracket` with the same
+    symbol, action and quantity that was in progress when the bridge took the order (it arrived
+    before, and was not answered before); among several, the earliest not yet used, orders taken
+    in the order the bridge took them. Each POST places at most one parent order, so two orders
+    from one POST can never both be credited to it."""
+    posts = [
+        r
+        for r in requests
+        if r["method"] == "POST" and r["path"] in ORDER_POSTS and isinstance(r["body"], dict)
+    ]
+    used: set[int] = set()
+    out: list[dict[str, Any]] = []
+    placed: dict[int, str | None] = {}
+    parents = [o for o in orders if o.get("parent_id") in (None, 0)]
+    for order in sorted(parents, key=lambda o: float(o["received_at"])):
+        key = _order_key(order["symbol"], order["action"], order["quantity"])
+        taken = float(order["received_at"])
+        placed[order["order_id"]] = None
+        for index, post in enumerate(posts):
+            body = post["body"]
+            answered = post["answered_at"]
+            if (
+                index not in used
+                and _order_key(body.get("symbol"), body.get("action"), body.get("quantity")) == key
+                and float(post["received_at"]) <= taken
+                and (answered is None or float(answered) >= taken)
+            ):
+                used.add(index)
+                ref = body.get("order_ref")
+                placed[order["order_id"]] = ref if isinstance(ref, str) else None
+                break
+    for order in orders:
+        if order["order_id"] in placed:
+            order = {
+                **order,
+                "bridge_order_ref": order.get("order_ref"),
+                "order_ref": placed[order["order_id"]],
+            }
+        out.append(order)
+    return out
 
 
 # The real bridge's own waits (0.5 s per order, 0.7 s per bracket, up to 5 s to identify a new

@@ -227,12 +227,14 @@ async def check_invariants(
 ) -> Snapshot:
     """CONTRACT section 5 against the bridge's own book. Returns what it looked at."""
     executions = await conn.fetch("SELECT * FROM executions ORDER BY created_at")
-    orders = bridge.orders()
+    # Each parent's `order_ref` is the one its POST was sent with (from the request log): the
+    # jax bridge, like the real one, keeps none of the client's.
+    orders = bridge.orders(sent_refs=True)
     parents = [o for o in orders if o.get("parent_id") in (None, 0)]
     by_ref = {e["client_order_id"]: e for e in executions}
 
-    # 1. At most one order per signal: by order_ref (the paper bridge keeps it) and by symbol
-    #    (every test signal has its own symbol).
+    # 1. At most one order per signal: by the order_ref sent and by symbol (every test signal
+    #    has its own symbol).
     refs = Counter(o["order_ref"] for o in parents)
     assert all(n == 1 for n in refs.values()), f"duplicate orders by order_ref: {refs}"
     symbols = Counter(o["symbol"] for o in parents)
