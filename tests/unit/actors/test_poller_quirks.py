@@ -14,8 +14,8 @@ import anyio
 import httpx
 import pytest
 
+from trade_executor.actors.following import PollerPool
 from trade_executor.actors.messages import OrderProgress
-from trade_executor.actors.pollers import PollerPool
 from trade_executor.broker.client import BrokerClient
 from trade_executor.config import load_settings
 from trade_executor.domain.execution import Changes, Execution
