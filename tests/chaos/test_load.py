@@ -41,6 +41,10 @@ class Scenario:
     daily_loss: Decimal
     entry: Decimal  # stop 1 % below, target 2 % above; at most 2 shares a trade
     rejections: frozenset[str]
+    # Seconds between bursts. Orders reach the bridge at the pacing limit (45 messages/s, a
+    # bracket counting 3: 15 a second), so open slots turn over at about that rate: a pause
+    # long enough for the open ones to reach the bridge and close lets the daily budget bind.
+    pause: float = 1.0
 
     def env(self) -> dict[str, str]:
         return {
@@ -65,6 +69,7 @@ SCENARIOS = {
         Decimal(300),
         Decimal(100),
         frozenset({"risk: max_open_positions", "risk: max_daily_loss"}),
+        pause=3.0,
     ),
     # Nothing binds: 1000 orders at the bridge (20.00 each, 20000 of buying power), each once.
     "all-placed": Scenario(2000, Decimal(1000000), Decimal(10), frozenset()),
@@ -131,7 +136,7 @@ async def test_a_thousand_approvals_in_bursts(
                 await conn.execute(INSERT_SIGNALS, burst, scenario.entry)
                 await conn.execute(APPROVE_ALL, burst)
             signal_ids += burst
-            await anyio.sleep(1.0)
+            await anyio.sleep(scenario.pause)
         rows = await wait_settled(conn, signal_ids, timeout=240, process=process)
         settled_after = time.monotonic() - started
         # Let brackets close and pollers finish a while, still under the market's motion.
