@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 
 from tests.support import ThreadedBridge, approve, insert_signal, threaded_bridge, wait_for
+from tests.support.proxybroker import ProxyBroker
 from trade_executor.actors.execution.deadlines import StateBounds
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.actors.wiring import Actors, build_actors
@@ -55,22 +56,6 @@ def settings_for(db_url: str, bridge: ThreadedBridge, **overrides: Any) -> Setti
     }
     values.update(overrides)
     return load_settings(**values)
-
-
-class ProxyBroker:
-    def __init__(self, inner: BrokerClient) -> None:
-        self._inner = inner
-        self.calls: dict[str, int] = {}
-
-    def override(self, name: str, replacement: Callable[..., Any]) -> None:
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] = self.calls.get(name, 0) + 1
-            return await replacement(*args, **kwargs)
-
-        setattr(self, name, counted)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 @dataclass

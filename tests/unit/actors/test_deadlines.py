@@ -25,6 +25,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.support import PaperServer, paper_config, paper_in_this_loop
+from tests.support.proxybroker import ProxyBroker
 from trade_executor.actors.execution.deadlines import StateBounds
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.actors.wiring import Actors, build_actors
@@ -82,24 +83,6 @@ def settings_for(bridge: PaperServer, **overrides: Any) -> Settings:
 
 def fast_bounds(settings: Settings) -> StateBounds:
     return StateBounds.from_settings(settings, received=0.3, reconcile_window=0.5)
-
-
-class ProxyBroker:
-    """The real client, with chosen methods replaced (`override`)."""
-
-    def __init__(self, inner: BrokerClient) -> None:
-        self._inner = inner
-        self.calls: dict[str, int] = {}
-
-    def override(self, name: str, replacement: Callable[..., Any]) -> None:
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] = self.calls.get(name, 0) + 1
-            return await replacement(*args, **kwargs)
-
-        setattr(self, name, counted)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
 
 @dataclass
