@@ -31,6 +31,30 @@ def is_open(execution: Execution) -> bool:
     return execution.position_state in ("open", "unprotected")
 
 
+async def request_close(
+    store: PgStore, symbol: str | None, reason: str, by: str, wait: float
+) -> tuple[list[Execution], list[Execution]]:
+    """The typed operation behind `close`: record the request in each open position of
+    `symbol` (None: all), ask the running service to close them, and watch the ledger up to
+    `wait` s. (the positions asked for, the same as last read); none asked for: ([], [])."""
+    rows = await store.positions_to_follow(datetime.now(UTC))
+    wanted = [e for e in rows if is_open(e) and (symbol is None or e.symbol == symbol)]
+    if not wanted:
+        return [], []
+    for execution in wanted:
+        detail = {"reason": reason, "by": by, "symbol": symbol or "all"}
+        await store.add_event(execution.id, "position.close_requested", detail)
+    await store.announce_close(close_payload(symbol, reason, by))
+    latest = wanted
+    with anyio.move_on_after(max(0.0, wait)):
+        while True:
+            latest = [await store.get_execution(e.id) or e for e in wanted]
+            if all(not is_open(e) for e in latest):
+                break
+            await anyio.sleep(POLL)
+    return wanted, latest
+
+
 def close(settings: Settings, args: argparse.Namespace) -> int:
     symbol: str | None = args.symbol.strip().upper() if args.symbol else None
     if (symbol is None) == (not args.all):
@@ -40,32 +64,16 @@ def close(settings: Settings, args: argparse.Namespace) -> int:
         raise CommandError("--reason must not be empty", EX_USAGE)
     by = who(args)
 
-    async def work(store: PgStore) -> tuple[list[Execution], list[Execution]]:
-        rows = await store.positions_to_follow(datetime.now(UTC))
-        wanted = [e for e in rows if is_open(e) and (symbol is None or e.symbol == symbol)]
-        if not wanted:
-            return [], []
-        for execution in wanted:
-            detail = {"reason": reason, "by": by, "symbol": symbol or "all"}
-            await store.add_event(execution.id, "position.close_requested", detail)
-        await store.announce_close(close_payload(symbol, reason, by))
-        latest = wanted
-        with anyio.move_on_after(max(0.0, float(args.wait))):
-            while True:
-                latest = [await store.get_execution(e.id) or e for e in wanted]
-                if all(not is_open(e) for e in latest):
-                    break
-                await anyio.sleep(POLL)
-        return wanted, latest
-
-    wanted, latest = with_store(settings, work)
+    wanted, latest = with_store(
+        settings, lambda store: request_close(store, symbol, reason, by, float(args.wait))
+    )
     if not wanted:
         return fail(f"no open position for {symbol}" if symbol else "no open positions")
     if args.json:
         print(json.dumps([_summary(e) for e in latest], default=str))
     else:
         for e in latest:
-            print(_line(e))
+            print(describe(e))
     still_open = [e.symbol or "?" for e in latest if is_open(e)]
     if still_open:
         return fail(
@@ -89,7 +97,8 @@ def _summary(e: Execution) -> dict[str, Any]:
     }
 
 
-def _line(e: Execution) -> str:
+def describe(e: Execution) -> str:
+    """One position as `close` prints it."""
     if e.position_state == "closed":
         r = f" ({e.r_multiple} R)" if e.r_multiple is not None else ""
         return (

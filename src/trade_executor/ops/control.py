@@ -15,6 +15,7 @@ with `previous_reason`). The same halt again changes nothing and says so.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from datetime import datetime
 
 from trade_executor.config import Settings
@@ -32,36 +33,110 @@ def _since(moment: datetime | None) -> str:
     return moment.isoformat(timespec="seconds") if moment is not None else "an unknown time"
 
 
+@dataclass(frozen=True, slots=True)
+class SwitchOutcome:
+    """What a halt or resume did, in one sentence; `ok` False: the CLI exits 1 with it."""
+
+    ok: bool
+    message: str
+    acknowledged_by: str | None = None  # the running instance that applied it
+
+
+async def change_switch(
+    store: PgStore,
+    dsn: str,
+    halted: bool,
+    reason: str | None,
+    by: str,
+    force: bool,
+    wait: float,
+) -> tuple[SwitchChange, Acknowledgement | None]:
+    """Write the switch, then wait up to `wait` s for the running service's acknowledgement
+    (listening before the write, so it cannot be missed)."""
+    async with operator.listening_for_acks(dsn) as acks:
+        change = await operator.change_switch(store.pool, halted, reason, by, replace_reason=force)
+        if change.changed_at is None:
+            return change, None
+        return change, await acks.wait_for(change.changed_at, wait)
+
+
 def _change(
     settings: Settings, halted: bool, reason: str | None, by: str, force: bool, wait: float
 ) -> tuple[SwitchChange, Acknowledgement | None]:
     dsn = settings.dsn()
-
-    async def work(store: PgStore) -> tuple[SwitchChange, Acknowledgement | None]:
-        async with operator.listening_for_acks(dsn) as acks:
-            change = await operator.change_switch(
-                store.pool, halted, reason, by, replace_reason=force
-            )
-            if change.changed_at is None:
-                return change, None
-            return change, await acks.wait_for(change.changed_at, wait)
-
-    return with_store(settings, work)
-
-
-def _report_ack(what: str, ack: Acknowledgement | None, waited: float, wait_requested: bool) -> int:
-    if ack is not None:
-        print(f"{what}; the running service ({ack.instance}) applied it")
-        return 0
-    if wait_requested:
-        raise OperationError(
-            f"{what} in the database, but no running service acknowledged it within "
-            f"{waited:g} s (is one running? trade-executor status)"
-        )
-    print(
-        f"{what}; no running service acknowledged it within {waited:g} s "
-        "(a service that starts later applies it)"
+    return with_store(
+        settings, lambda store: change_switch(store, dsn, halted, reason, by, force, wait)
     )
+
+
+def _report_ack(
+    what: str, ack: Acknowledgement | None, waited: float, wait_requested: bool
+) -> SwitchOutcome:
+    if ack is not None:
+        return SwitchOutcome(
+            True, f"{what}; the running service ({ack.instance}) applied it", ack.instance
+        )
+    if wait_requested:
+        return SwitchOutcome(
+            False,
+            f"{what} in the database, but no running service acknowledged it within "
+            f"{waited:g} s (is one running? trade-executor status)",
+        )
+    return SwitchOutcome(
+        True,
+        f"{what}; no running service acknowledged it within {waited:g} s "
+        "(a service that starts later applies it)",
+    )
+
+
+def halt_outcome(
+    change: SwitchChange,
+    ack: Acknowledgement | None,
+    reason: str,
+    by: str,
+    waited: float,
+    wait_requested: bool,
+) -> SwitchOutcome:
+    """What a halt did (`change_switch` with halted=True), as `halt` says it."""
+    before = change.before
+    if change.changed_at is None:
+        if before.reason == reason:
+            return SwitchOutcome(
+                True,
+                f"already halted: {before.reason} (by {before.changed_by}, "
+                f"since {_since(before.changed_at)}); nothing changed",
+            )
+        return SwitchOutcome(
+            False,
+            f"already halted by {before.changed_by} since {_since(before.changed_at)}: "
+            f"{before.reason!r}; use --force to replace the reason with {reason!r}",
+        )
+    what = f"halted: {reason} (by {by})"
+    if before.halted:
+        what += f", replacing {before.reason!r} (by {before.changed_by})"
+    return _report_ack(what, ack, waited, wait_requested)
+
+
+def resume_outcome(
+    change: SwitchChange,
+    ack: Acknowledgement | None,
+    by: str,
+    waited: float,
+    wait_requested: bool,
+) -> SwitchOutcome:
+    """What a resume did (`change_switch` with halted=False), as `resume` says it."""
+    if change.changed_at is None:
+        return SwitchOutcome(True, "not halted; nothing changed")
+    before = change.before
+    return _report_ack(
+        f"resumed (by {by}; the halt was: {before.reason})", ack, waited, wait_requested
+    )
+
+
+def _said(outcome: SwitchOutcome) -> int:
+    if not outcome.ok:
+        raise OperationError(outcome.message)
+    print(outcome.message)
     return 0
 
 
@@ -71,22 +146,7 @@ def halt(settings: Settings, args: argparse.Namespace) -> int:
     waited = float(getattr(args, "timeout", None) or DEFAULT_WAIT) if wait_requested else ACK_GLANCE
     force = bool(getattr(args, "force", False))
     change, ack = _change(settings, True, args.reason, by, force, waited)
-    before = change.before
-    if change.changed_at is None:
-        if before.reason == args.reason:
-            print(
-                f"already halted: {before.reason} (by {before.changed_by}, "
-                f"since {_since(before.changed_at)}); nothing changed"
-            )
-            return 0
-        raise OperationError(
-            f"already halted by {before.changed_by} since {_since(before.changed_at)}: "
-            f"{before.reason!r}; use --force to replace the reason with {args.reason!r}"
-        )
-    what = f"halted: {args.reason} (by {by})"
-    if before.halted:
-        what += f", replacing {before.reason!r} (by {before.changed_by})"
-    return _report_ack(what, ack, waited, wait_requested)
+    return _said(halt_outcome(change, ack, args.reason, by, waited, wait_requested))
 
 
 def resume(settings: Settings, args: argparse.Namespace) -> int:
@@ -94,10 +154,4 @@ def resume(settings: Settings, args: argparse.Namespace) -> int:
     wait_requested = bool(getattr(args, "wait", False))
     waited = float(getattr(args, "timeout", None) or DEFAULT_WAIT) if wait_requested else ACK_GLANCE
     change, ack = _change(settings, False, None, by, False, waited)
-    if change.changed_at is None:
-        print("not halted; nothing changed")
-        return 0
-    before = change.before
-    return _report_ack(
-        f"resumed (by {by}; the halt was: {before.reason})", ack, waited, wait_requested
-    )
+    return _said(resume_outcome(change, ack, by, waited, wait_requested))

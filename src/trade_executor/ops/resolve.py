@@ -37,6 +37,7 @@ from trade_executor.domain.states import ExecutionState, IllegalTransition, Tran
 from trade_executor.exits import EX_USAGE, CommandError
 from trade_executor.lookup import (
     ExecutionLookupError,
+    IdPattern,
     IdSyntaxError,
     NoSuchExecution,
     find_execution,
@@ -171,6 +172,69 @@ async def _bridge_order(settings: Settings, order_id: int) -> BrokerOrder | str:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ResolveOutcome:
+    """What a resolve did: what the bridge said (when asked), and either the refusal (one
+    sentence) or the execution resolved."""
+
+    said: list[str]
+    problem: str
+    resolved: UUID | None
+
+
+async def resolve_execution(
+    store: PgStore,
+    settings: Settings,
+    pattern: IdPattern,
+    outcome: str,
+    order_id: int | None,
+    by: str,
+) -> ResolveOutcome:
+    """The typed operation behind `resolve` (the checks, the guarded transition and its
+    announcement); `outcome` is one of OUTCOMES, `submitted` with an `order_id`."""
+    said: list[str] = []
+
+    def refused(problem: str) -> ResolveOutcome:
+        return ResolveOutcome(said, problem, None)
+
+    if outcome not in OUTCOMES:
+        return refused(f"cannot resolve as {outcome!r}: give one of {', '.join(OUTCOMES)}")
+    if outcome == "submitted" and order_id is None:
+        return refused("--as submitted needs the broker's --order-id")
+    bounds = StateBounds.from_settings(settings)
+    try:
+        execution = await find_execution(store, pattern)
+    except NoSuchExecution as error:
+        return refused(f"execution {pattern.text} not found: {error}")
+    except ExecutionLookupError as error:  # ambiguous: it names the candidates
+        return refused(str(error))
+    now = datetime.now(UTC)
+    problem = refusal(execution, outcome, bounds, now)
+    if problem:
+        return refused(problem)
+    order: BrokerOrder | None = None
+    if order_id is not None:
+        looked_up = await _bridge_order(settings, order_id)
+        if isinstance(looked_up, str):
+            return refused(looked_up)
+        order = looked_up
+        said.append(describe_order(order))
+        mismatch = order_mismatch(execution, order, outcome)
+        if mismatch:
+            return refused(mismatch)
+    resolution = plan(execution, outcome, by, order, now)
+    try:
+        await store.apply(
+            execution.id, resolution.transition, resolution.changes, resolution.detail
+        )
+    except IllegalTransition as moved:
+        now_in = moved.current.value if moved.current is not None else "gone"
+        return refused(f"execution {execution.id} changed meanwhile (it is {now_in}): not resolved")
+    # The running service re-reads it at once: risk released or kept, symbol freed.
+    await store.announce_change(execution.id)
+    return ResolveOutcome(said, "", execution.id)
+
+
 def resolve(settings: Settings, args: argparse.Namespace) -> int:
     try:
         pattern = parse_id(str(args.execution_id))
@@ -179,52 +243,25 @@ def resolve(settings: Settings, args: argparse.Namespace) -> int:
     outcome = str(args.outcome)
     if outcome == "submitted" and args.order_id is None:
         raise CommandError("--as submitted needs the broker's --order-id", EX_USAGE)
-    bounds = StateBounds.from_settings(settings)
     by = who(args)
-    said: list[str] = []
-    resolved: list[UUID] = []
-
-    async def work(store: PgStore) -> str:
-        try:
-            execution = await find_execution(store, pattern)
-        except NoSuchExecution as error:
-            return f"execution {pattern.text} not found: {error}"
-        except ExecutionLookupError as error:  # ambiguous: it names the candidates
-            return str(error)
-        now = datetime.now(UTC)
-        problem = refusal(execution, outcome, bounds, now)
-        if problem:
-            return problem
-        order: BrokerOrder | None = None
-        if args.order_id is not None:
-            looked_up = await _bridge_order(settings, args.order_id)
-            if isinstance(looked_up, str):
-                return looked_up
-            order = looked_up
-            said.append(describe_order(order))
-            mismatch = order_mismatch(execution, order, outcome)
-            if mismatch:
-                return mismatch
-        resolution = plan(execution, outcome, by, order, now)
-        try:
-            await store.apply(
-                execution.id, resolution.transition, resolution.changes, resolution.detail
-            )
-        except IllegalTransition as moved:
-            now_in = moved.current.value if moved.current is not None else "gone"
-            return f"execution {execution.id} changed meanwhile (it is {now_in}): not resolved"
-        # The running service re-reads it at once: risk released or kept, symbol freed.
-        await store.announce_change(execution.id)
-        resolved.append(execution.id)
-        return ""
-
-    problem = with_store(settings, work)
-    for line in said:  # what the bridge says, whether or not it matched
+    result = with_store(
+        settings,
+        lambda store: resolve_execution(store, settings, pattern, outcome, args.order_id, by),
+    )
+    for line in result.said:  # what the bridge says, whether or not it matched
         print(line)
-    if problem:
-        return fail(problem)
-    print(f"execution {resolved[0]} resolved as {outcome}")
+    if result.problem:
+        return fail(result.problem)
+    print(f"execution {result.resolved} resolved as {outcome}")
     return 0
 
 
-__all__ = ["OUTCOMES", "order_mismatch", "plan", "refusal", "resolve"]
+__all__ = [
+    "OUTCOMES",
+    "ResolveOutcome",
+    "order_mismatch",
+    "plan",
+    "refusal",
+    "resolve",
+    "resolve_execution",
+]

@@ -252,15 +252,16 @@ def _position_line(e: Execution) -> dict[str, Any]:
 
 def gather_view(settings: Settings) -> dict[str, Any]:
     """Everything `status` prints, as a JSON-ready mapping (Decimals kept)."""
+    return with_store(settings, lambda store: collect_view(store, settings))
+
+
+async def collect_view(store: PgStore, settings: Settings) -> dict[str, Any]:
+    """`gather_view` on an open store: the typed operation behind `status` (the console's
+    state, positions, risk and breaks read through it too)."""
     shell_zone = settings.timezone
-
-    async def work(store: PgStore) -> Gathered:
-        # A first read tells the service's trading-day zone; the executions of its day follow.
-        control = await operator.read_control(store.pool)
-        zone = _timezone(published_limits(control)) or shell_zone
-        return await _gather(store, zone)
-
-    g = with_store(settings, work)
+    # A first read tells the service's trading-day zone; the executions of its day follow.
+    control = await operator.read_control(store.pool)
+    g = await _gather(store, _timezone(published_limits(control)) or shell_zone)
     values = published_limits(g.control)
     zone = _timezone(values)
     limits = risk_limits(values)
@@ -279,7 +280,7 @@ def gather_view(settings: Settings) -> dict[str, Any]:
     attention = needing_operator(g.in_flight, bounds, g.now)
     bridge_url = values.get("ib_bridge_url")
     url = bridge_url if isinstance(bridge_url, str) else settings.ib_bridge_url
-    positions, bridge_error = _run_bridge(url)
+    positions, bridge_error = await _bridge_positions(url)
     ledger_positions = [_position_line(e) for e in g.positions if e.position_state != "closed"]
     control = g.control
     return {
@@ -319,12 +320,6 @@ def gather_view(settings: Settings) -> dict[str, Any]:
         "in_flight": [_execution_line(e) for e in g.in_flight],
         "needing_operator": [{**_execution_line(e), "why": why} for e, why in attention],
     }
-
-
-def _run_bridge(url: str) -> tuple[list[dict[str, Any]] | None, str | None]:
-    import asyncio
-
-    return asyncio.run(_bridge_positions(url))
 
 
 def _money(value: Decimal | None) -> str:
