@@ -56,6 +56,7 @@ class ServiceGateway:
             children={name: child.state for name, child in service.supervisor.children.items()},
             open_pollers=actors.pollers.active if actors is not None else 0,
             reconcile_breaks=len(actors.reconciler.open_breaks) if actors is not None else 0,
+            account=service.account,
         )
 
     async def check_bridge(self) -> None:

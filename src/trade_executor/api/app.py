@@ -1,5 +1,5 @@
 """The HTTP API (CONTRACT section 6): /api/v1/execute, /api/v1/close, /api/v1/executions/{id},
-/health, /metrics.
+/health, /metrics, and the operator's console under /console (`api.console`).
 
 `POST /api/v1/execute` goes through the executor's mailbox like a notification does: there is no
 second execution path. The claim in the database decides who executes; the API only waits for
@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from trade_executor import __version__
+from trade_executor.api.console import console_routes
 from trade_executor.api.gateway import Gateway
 from trade_executor.broker.jsonnum import dumps
 from trade_executor.config import Settings
@@ -88,6 +89,7 @@ def create_app(settings: Settings, gateway: Gateway) -> Starlette:
             Route("/api/v1/executions/{id}", api.execution, methods=["GET"]),
             Route("/health", api.health, methods=["GET"]),
             Route("/metrics", api.metrics, methods=["GET"]),
+            *console_routes(settings, gateway),
         ],
         exception_handlers={HTTPException: _http_error},
     )

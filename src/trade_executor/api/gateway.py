@@ -20,6 +20,7 @@ class HealthFacts:
     children: dict[str, str] = field(default_factory=dict)
     open_pollers: int = 0
     reconcile_breaks: int = 0  # breaks the last reconciliation pass found (0: none, or no pass)
+    account: str | None = None  # paper or live, as the bridge said at start (None: not known)
 
 
 class Gateway(Protocol):

@@ -255,9 +255,12 @@ def gather_view(settings: Settings) -> dict[str, Any]:
     return with_store(settings, lambda store: collect_view(store, settings))
 
 
-async def collect_view(store: PgStore, settings: Settings) -> dict[str, Any]:
+async def collect_view(
+    store: PgStore, settings: Settings, *, read_bridge: bool = True
+) -> dict[str, Any]:
     """`gather_view` on an open store: the typed operation behind `status` (the console's
-    state, positions, risk and breaks read through it too)."""
+    state, positions, risk and breaks read through it too). `read_bridge` False leaves the
+    bridge's positions out (None, with no error): a caller that reads them itself."""
     shell_zone = settings.timezone
     # A first read tells the service's trading-day zone; the executions of its day follow.
     control = await operator.read_control(store.pool)
@@ -280,7 +283,7 @@ async def collect_view(store: PgStore, settings: Settings) -> dict[str, Any]:
     attention = needing_operator(g.in_flight, bounds, g.now)
     bridge_url = values.get("ib_bridge_url")
     url = bridge_url if isinstance(bridge_url, str) else settings.ib_bridge_url
-    positions, bridge_error = await _bridge_positions(url)
+    positions, bridge_error = await _bridge_positions(url) if read_bridge else (None, None)
     ledger_positions = [_position_line(e) for e in g.positions if e.position_state != "closed"]
     control = g.control
     return {
