@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -215,7 +214,7 @@ class Console:
         form = await _form(request)
         if form is None or not auth.csrf_matches(session, _text(form, "csrf")):
             return self._refused("the form is stale or not the console's: reload the page")
-        fields = {key: _text(form, key) or "" for key in form}
+        fields = dict(form)
         back = fields.get("back", "")
         if not back.startswith("/console") or "//" in back or "\\" in back:
             back = "/console"
@@ -230,13 +229,31 @@ class Console:
         return RedirectResponse(quote(back, safe="/-"), status_code=303)
 
 
-async def _form(request: Request) -> FormData | None:
+async def _form(request: Request) -> dict[str, str] | None:
+    """The urlencoded form the console's pages send (the only kind they send), each field's
+    first value; None for anything else, or more than MAX_FORM bytes."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        return None
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > MAX_FORM):
         return None
-    return await request.form(max_files=0, max_fields=50)
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_FORM:
+            return None
+    try:
+        pairs = parse_qsl(
+            raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False, max_num_fields=50
+        )
+    except (UnicodeDecodeError, ValueError):
+        return None
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        form.setdefault(key, value)
+    return form
 
 
-def _text(form: FormData, key: str) -> str | None:
-    value = form.get(key)
-    return value if isinstance(value, str) else None
+def _text(form: dict[str, str], key: str) -> str | None:
+    return form.get(key)
