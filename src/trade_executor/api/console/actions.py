@@ -98,7 +98,7 @@ async def perform(
                 )
             else:
                 still = [e.symbol or "?" for e in latest if is_open(e)]
-                lines = "; ".join(describe(e).strip() for e in latest)
+                lines = "; ".join(" ".join(describe(e).split()) for e in latest)
                 if still:
                     lines += (
                         f"; still open after {CLOSE_WAIT:g} s: {', '.join(still)} "
