@@ -128,10 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         "the whole pipeline on embedded defaults",
         "A throwaway PostgreSQL (unless DATABASE_URL is set), the paper bridge and sample\n"
-        "signals approved one by one, with live progress and a closing summary.",
+        "signals approved one by one, with live progress and a closing summary; prints the\n"
+        "address of the service's console (/console).",
         "  trade-executor demo\n  trade-executor demo --keep",
     )
-    demo.add_argument("--keep", action="store_true", help="keep the embedded database directory")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the embedded database directory, and the service with its console "
+        "(/console) running after the story until Ctrl-C",
+    )
 
     _command(
         commands,

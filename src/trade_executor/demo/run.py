@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -51,7 +52,8 @@ class DemoError(Exception):
 
 
 def run_demo(settings: Settings, *, keep: bool = False, out: TextIO | None = None) -> int:
-    """Run the demo; 0 when every sample signal was followed to its outcome."""
+    """Run the demo; 0 when every sample signal was followed to its outcome. With `keep`, the
+    service and its console stay up after the story until Ctrl-C."""
     terminal = Terminal(out or sys.stdout)
     workdir = Path(tempfile.mkdtemp(prefix="trade-executor-demo-"))
     log_path = workdir / "trade-executor.log"
@@ -84,7 +86,7 @@ def run_demo(settings: Settings, *, keep: bool = False, out: TextIO | None = Non
             else:
                 dsn, fresh = settings.dsn(), False
                 terminal.line(f"PostgreSQL: DATABASE_URL {redact_dsn(dsn)}")
-            code = asyncio.run(_demo(settings, dsn, fresh, terminal))
+            code = asyncio.run(_demo(settings, dsn, fresh, terminal, keep))
         except DemoError as error:
             terminal.line(f"demo failed: {error}", stamp=False)
             return EX_FAILURE
@@ -141,7 +143,9 @@ async def _refuse_waiting_approvals(dsn: str) -> None:
         )
 
 
-async def _demo(settings: Settings, dsn: str, fresh: bool, terminal: Terminal) -> int:
+async def _demo(
+    settings: Settings, dsn: str, fresh: bool, terminal: Terminal, keep: bool = False
+) -> int:
     await migrate(dsn)
     if not fresh:
         await _refuse_waiting_approvals(dsn)
@@ -150,6 +154,8 @@ async def _demo(settings: Settings, dsn: str, fresh: bool, terminal: Terminal) -
         bridge_url: str = await tg.start(_serve_bridge, stop_bridge)
         terminal.line(f"paper bridge: {bridge_url} (net liquidation 100000, LMT orders fill)")
         config = demo_settings(settings, dsn, bridge_url)
+        token = _console_token(config)
+        config = config.model_copy(update={"api_token": SecretStr(token)})
         service = Service(config, notifier=SystemdNotifier(None))
         stopped = anyio.Event()
         exit_codes: list[int] = []
@@ -164,10 +170,21 @@ async def _demo(settings: Settings, dsn: str, fresh: bool, terminal: Terminal) -
 
         tg.start_soon(run_service)
         outcomes: list[Outcome] = []
+        console = "(the service did not start)"
         with story:
             await _wait_active(service, terminal)
+            console = f"http://127.0.0.1:{service.http_port}/console"
+            _say_console(terminal, console, token, settings)
             outcomes = await approve_samples(config, dsn, terminal)
             await run_to_exits(dsn, bridge_url, outcomes, terminal)
+        if keep and not story.cancelled_caught:
+            # The service (and its console) run on until Ctrl-C, which stops it as SIGINT does.
+            _print_tables(terminal, outcomes)
+            terminal.line(stamp=False)
+            terminal.line(f"console: {console} (running until Ctrl-C)", stamp=False)
+            await stopped.wait()
+            stop_bridge.set()
+            return 0 if exit_codes == [0] else EX_FAILURE
         service.request_stop()
         await stopped.wait()
         stop_bridge.set()
@@ -175,6 +192,17 @@ async def _demo(settings: Settings, dsn: str, fresh: bool, terminal: Terminal) -
         terminal.line(f"the service stopped early (exit code {exit_codes[0]})")
         return exit_codes[0] or 130
     terminal.line("service stopped", stamp=True)
+    _print_tables(terminal, outcomes)
+    terminal.line(stamp=False)
+    terminal.line(
+        f"console: {console} (stopped with the demo; `trade-executor demo --keep` keeps the "
+        "service and its console running until Ctrl-C)",
+        stamp=False,
+    )
+    return 0 if exit_codes == [0] and all(o.row is not None for o in outcomes) else EX_FAILURE
+
+
+def _print_tables(terminal: Terminal, outcomes: list[Outcome]) -> None:
     terminal.line(stamp=False)
     for line in summary_table(outcomes):
         terminal.line(line, stamp=False)
@@ -183,7 +211,19 @@ async def _demo(settings: Settings, dsn: str, fresh: bool, terminal: Terminal) -
         terminal.line(stamp=False)
         for line in exits:
             terminal.line(line, stamp=False)
-    return 0 if exit_codes == [0] and all(o.row is not None for o in outcomes) else EX_FAILURE
+
+
+def _console_token(config: Settings) -> str:
+    """The API token the console's actions need: the user's API_TOKEN, else one for this run."""
+    token = config.api_token.get_secret_value() if config.api_token is not None else ""
+    return token or secrets.token_urlsafe(18)
+
+
+def _say_console(terminal: Terminal, url: str, token: str, settings: Settings) -> None:
+    given = settings.api_token is not None and settings.api_token.get_secret_value()
+    # The terminal is the operator's own; the token never goes into the console's URL.
+    secret = "your API_TOKEN" if given else f"{token} (made for this run)"
+    terminal.line(f"console: {url} (log in with the API token to act: {secret})")
 
 
 async def _wait_active(service: Service, terminal: Terminal) -> None:
