@@ -1,6 +1,7 @@
 # make test  : create .venv if missing, install the project, find or start PostgreSQL, run the suite
 # make lint  : ruff on src/ tests/ bench/, mypy --strict on src/ and tests/
 # make demo  : the whole pipeline on embedded defaults (installs the `demo` extra)
+# make screenshots : the console's main pages, shot in headless Chromium, into build/screenshots/
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 PYTEST_ARGS ?=
 
-.PHONY: test test-slow lint demo bench install clean
+.PHONY: test test-slow lint demo bench install clean screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +39,14 @@ lint: $(STAMP)
 
 demo: $(DEMO_STAMP)
 	$(VENV)/bin/trade-executor demo
+
+# Debian's Chromium (apt-get install -y chromium), driven by Playwright; never `playwright install`.
+SCREENSHOTS ?= build/screenshots
+screenshots: $(STAMP)
+	mkdir -p $(SCREENSHOTS)
+	CONSOLE_SCREENSHOTS=$(abspath $(SCREENSHOTS)) PYTHON=$(PY) scripts/with-postgres.sh \
+		$(PY) -m pytest -q -rs tests/integration/console/test_console_browser.py
+	@ls $(SCREENSHOTS)/*.png
 
 bench: $(STAMP)
 	PYTHON=$(PY) scripts/with-postgres.sh $(PY) bench/run.py
