@@ -14,6 +14,7 @@ import io
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
@@ -24,10 +25,13 @@ from trade_executor.demo.narration import Terminal
 from trade_executor.demo.story import approve_samples, run_to_exits
 from trade_executor.store import operator
 
+if TYPE_CHECKING:
+    from playwright.async_api import ViewportSize
+
 pytestmark = pytest.mark.anyio
 
 WAIT_MS = 30_000  # deadline for the page to show something, never a measured duration
-VIEWPORT = {"width": 1360, "height": 1000}
+VIEWPORT: ViewportSize = {"width": 1360, "height": 1000}
 
 
 def screenshots_dir(tmp_path: Path) -> Path:
@@ -136,8 +140,10 @@ async def test_the_console_in_a_browser_with_the_demos_data(
             await close.get_by_role("button", name="close AAPL at market").click()
             await page.locator("[data-flash]").filter(has_text="AAPL").wait_for()
             said = await page.locator("[data-flash]").inner_text()
+            quantity = held["AAPL"]["filled_qty"]
             assert re.fullmatch(
-                r"close: AAPL closed: close 133 @ [0-9.]+, realized P&L -?[0-9.]+ \(-?[0-9.]+ R\)",
+                rf"close: AAPL closed: close {quantity} @ [0-9.]+, realized P&L -?[0-9.]+ "
+                r"\(-?[0-9.]+ R\)",
                 said,
             ), said
             assert len(close_posts(bridge.requests(), "AAPL")) == 1
