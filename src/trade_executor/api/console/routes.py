@@ -103,6 +103,15 @@ class Console:
             **context,
         )
 
+    def _read_failed(self, request: Request, error: Exception, *, fragment: bool) -> HTMLResponse:
+        sentence = str(error) or type(error).__name__
+        log_repeated("console.read_failed", "console.read_failed", error=sentence)
+        return self._not_ready(
+            request,
+            f"the console cannot read the service's state now: {sentence}",
+            fragment=fragment,
+        )
+
     def _not_ready(self, request: Request, problem: str, *, fragment: bool) -> HTMLResponse:
         name = "_problem.html" if fragment else "problem.html"
         return self._render(name, 503, problem=problem, session=None, flash=[], path="/console")
@@ -114,6 +123,8 @@ class Console:
             context = await views.overview(self._settings, self._gateway)
         except NotReady as problem:
             return self._not_ready(request, str(problem), fragment=fragment)
+        except Exception as error:  # the database gone meanwhile, ...: one sentence, not a 500
+            return self._read_failed(request, error, fragment=fragment)
         template = "_overview.html" if fragment else "overview.html"
         return self._page(request, template, context, fragment=fragment)
 
@@ -132,6 +143,8 @@ class Console:
         except (IdSyntaxError, ExecutionLookupError) as problem:
             name = "_problem.html" if fragment else "problem.html"
             return self._render(name, 404, problem=str(problem), session=None, flash=[], path="")
+        except Exception as error:
+            return self._read_failed(request, error, fragment=fragment)
         template = "_execution.html" if fragment else "execution.html"
         return self._page(request, template, context, fragment=fragment)
 
@@ -226,6 +239,16 @@ class Console:
             session.flash.append((False, f"{action}: not done, {problem}"))
         except NotReady as problem:
             session.flash.append((False, f"{action}: not done, {problem}"))
+        except Exception as error:  # the database or the bridge failed part way: say so
+            sentence = str(error) or type(error).__name__
+            log.error("console.action_failed", action=action, error=sentence, exc_info=error)
+            session.flash.append(
+                (
+                    False,
+                    f"{action}: failed ({sentence}); it may have been done in part: check the "
+                    "state above (or trade-executor status)",
+                )
+            )
         return RedirectResponse(quote(back, safe="/-"), status_code=303)
 
 
