@@ -218,3 +218,30 @@ async def test_without_an_api_token_the_console_stays_read_only(
         assert answer.status_code == 401 and "te_console" not in answer.headers.get(
             "set-cookie", ""
         )
+
+
+async def test_protect_and_close_say_plainly_when_nothing_was_done(
+    db_url: str, bridge: ThreadedBridge
+) -> None:
+    async with (
+        running_service(make_settings(db_url, bridge)) as service,
+        console_client(service.http_port) as client,
+    ):
+        csrf = await log_in(client)
+        _, page = await act(client, "close", csrf, symbol="NOPE", reason="flat")
+        assert flashes(page) == [("fail", "close: no open position for NOPE")]
+        # This build has no protect operation yet (ops/protect.py): said, nothing sent.
+        _, page = await act(
+            client, "protect", csrf, symbol="AAPL", stop_loss="145", reason="unprotected"
+        )
+        [(kind, said)] = flashes(page)
+        assert kind == "fail" and "nothing was sent to the bridge" in said
+        _, page = await act(client, "protect", csrf, symbol="AAPL", stop_loss="-1", reason="x")
+        assert flashes(page) == [("fail", "protect: not done, stop loss must be a positive price")]
+        # (At start-up the service probes the bridge's endpoints: those name no symbol of ours.)
+        posts = [r for r in bridge.requests() if r["path"].startswith("/positions/AAPL")]
+        assert posts == []
+        missing = await client.get("/console/executions/zzzz")
+        assert missing.status_code == 404 and "is not an id" in html.unescape(missing.text)
+        unknown = await client.get("/console/executions/00000000")
+        assert unknown.status_code == 404
