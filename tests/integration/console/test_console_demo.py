@@ -57,3 +57,20 @@ def test_demo_keep_leaves_the_console_running_until_ctrl_c(fresh_database_url: s
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_demo_ends_by_printing_the_consoles_address(fresh_database_url: str) -> None:
+    done = subprocess.run(
+        demo_command(),
+        env=clean_env(DATABASE_URL=fresh_database_url),
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    last = done.stdout.rstrip().splitlines()[-1]
+    assert re.fullmatch(
+        r"console: http://127\.0\.0\.1:\d+/console \(stopped with the demo; `trade-executor demo "
+        r"--keep` keeps the service and its console running until Ctrl-C\)",
+        last,
+    ), last
