@@ -245,3 +245,23 @@ async def test_protect_and_close_say_plainly_when_nothing_was_done(
         assert missing.status_code == 404 and "is not an id" in html.unescape(missing.text)
         unknown = await client.get("/console/executions/00000000")
         assert unknown.status_code == 404
+
+
+async def test_a_standbys_console_shows_it_and_its_halt_reaches_the_active_instance(
+    db_url: str, bridge: ThreadedBridge, conn: asyncpg.Connection
+) -> None:
+    settings = make_settings(db_url, bridge)
+    async with (
+        running_service(settings) as active,
+        running_service(settings, role="standby") as standby,
+        console_client(standby.http_port) as client,
+    ):
+        page = await client.get("/console")
+        assert 'data-state="role">this instance: standby' in page.text
+        assert 'data-state="service">active instance ' in page.text
+        csrf = await log_in(client)
+        _, page = await act(client, "halt", csrf, reason="from the standby")
+        [(kind, said)] = flashes(page)
+        assert kind == "ok" and said.endswith(") applied it"), said
+        assert active.actors is not None and active.actors.executor.halted
+        assert await halted(conn)
