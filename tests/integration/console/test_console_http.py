@@ -256,9 +256,9 @@ async def test_a_standbys_console_shows_it_and_its_halt_reaches_the_active_insta
         running_service(settings, role="standby") as standby,
         console_client(standby.http_port) as client,
     ):
-        page = await client.get("/console")
-        assert 'data-state="role">this instance: standby' in page.text
-        assert 'data-state="service">active instance ' in page.text
+        shown = await client.get("/console")
+        assert 'data-state="role">this instance: standby' in shown.text
+        assert 'data-state="service">active instance ' in shown.text
         csrf = await log_in(client)
         _, page = await act(client, "halt", csrf, reason="from the standby")
         [(kind, said)] = flashes(page)
