@@ -5,7 +5,9 @@ also those inside functions; those under `if TYPE_CHECKING:` are left out, as th
   httpx, asyncpg, starlette, structlog, pydantic-settings, no clock or socket of its own);
 - nothing imports upward: the actors know nothing of the service, the API, the operator commands
   or the CLI; the API nothing of the service; the store nothing of the actors or the broker; the
-  broker nothing of the actors or the store; the operator commands nothing of the CLI;
+  broker nothing of the actors or the store; the operator commands nothing of the CLI; the one
+  exception is the web console (`api.console`), an operator surface like the CLI, which acts through
+  the same typed operations (`ops`) so that a button and a command can never differ;
 - asyncpg is imported only under `store/` (and by the development database bootstrap, `devdb`,
   and the demo, which are scaffolding: they read the tables to narrate and to probe a server);
 - production code imports nothing from `trade_executor.testing` but `testing.faults` (the crash
@@ -52,6 +54,8 @@ UPWARD = [
     ("testing", ("actors", "api", "ops", "service", "cli", "demo")),
 ]
 ASYNCPG_ALLOWED = ("store", "devdb", "demo")
+# (importing module prefix, imported package) pairs allowed although UPWARD lists them.
+ALLOWED_UPWARD = (("trade_executor.api.console", "ops"),)
 
 
 @dataclass(frozen=True)
@@ -161,8 +165,31 @@ def test_the_domain_imports_only_pure_modules_and_itself() -> None:
 
 @pytest.mark.parametrize(("layer", "above"), UPWARD, ids=[layer for layer, _ in UPWARD])
 def test_nothing_imports_upward(layer: str, above: tuple[str, ...]) -> None:
-    bad = [i for i in IMPORTS if _package_of(i.module) == layer and _package_of(i.target) in above]
+    bad = [
+        i
+        for i in IMPORTS
+        if _package_of(i.module) == layer
+        and _package_of(i.target) in above
+        and not _allowed_upward(i)
+    ]
     assert _where(bad) == []
+
+
+def _allowed_upward(found: Import) -> bool:
+    return any(
+        (found.module + ".").startswith(prefix + ".") and _package_of(found.target) == package
+        for prefix, package in ALLOWED_UPWARD
+    )
+
+
+def test_only_the_console_may_use_the_operator_commands_from_the_api() -> None:
+    from_api = {
+        i.module
+        for i in IMPORTS
+        if _package_of(i.module) == "api" and _package_of(i.target) == "ops"
+    }
+    assert from_api, "the console acts through ops: the scan must see it"
+    assert all(m.startswith("trade_executor.api.console") for m in from_api)
 
 
 def test_asyncpg_is_imported_only_under_the_store() -> None:
