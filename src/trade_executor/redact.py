@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 MASK = "***"
+# How an unset secret is shown: it says that nothing is set, and hides nothing.
+UNSET = "(unset)"
 
 # scheme://user:password@host  or  scheme://user@host  (the user alone may be a secret too).
 # Greedy up to the last "@" before the path: an unencoded "@" in a password must not leak its tail.

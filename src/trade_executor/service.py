@@ -89,8 +89,10 @@ class Service:
         with_api: bool = True,
         clock: Clock = utcnow,
         gauge_interval: float = GAUGE_INTERVAL,
+        database_deadline: float = STARTUP_DATABASE_DEADLINE,
     ) -> None:
         self.settings = settings
+        self._database_deadline = database_deadline
         self.notifier = notifier or SystemdNotifier.from_env()
         self.role = "starting"
         self.supervisor = Supervisor()
@@ -272,13 +274,21 @@ class Service:
     async def _with_database_retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """The database may still be starting (boot order): retry for a while."""
         backoff = Backoff(base=0.5, cap=5.0)
-        with anyio.fail_after(STARTUP_DATABASE_DEADLINE):
+        last: StoreUnavailable | None = None
+        with anyio.move_on_after(self._database_deadline):
             while True:
                 try:
                     return await call()
                 except StoreUnavailable as error:  # e.g. PostgreSQL answering "starting up"
+                    last = error
                     log.warning("supervisor.database_unavailable", step=what, error=str(error))
                     await anyio.sleep(backoff.next())
+        # Out of time: one sentence (failures.explain) naming the database and the last error,
+        # never a bare TimeoutError with a traceback.
+        why = f": {last}" if last is not None else ""
+        raise StoreUnavailable(
+            f"no answer within {self._database_deadline:g} s, step {what}{why}"
+        ) from last
 
     async def _become_leader(self, lock: PgLeaderLock) -> None:
         """Take the leader lock, or wait as a standby until it frees (or the database is back)."""
@@ -330,6 +340,9 @@ class Service:
             config=settings.redacted(),
             limits_off=list(settings.limits_off()),
         )
+        # The same sentences check-config prints, at warning: `journalctl -p warning` shows them.
+        for warning in settings.warnings():
+            log.warning("supervisor.config_warning", warning=warning)
 
     async def _announce_mode(self) -> None:
         """LIVE, PAPER or DRY RUN, prominently: a line of its own (warning for a live account,

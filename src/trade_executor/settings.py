@@ -38,7 +38,7 @@ from pydantic_settings import (
 )
 
 from trade_executor.domain.sizing import POSITION_SIZE_CEILING
-from trade_executor.redact import MASK, redact_dsn
+from trade_executor.redact import MASK, UNSET, redact_dsn
 
 EX_CONFIG = 78
 ENV_FILE_VARIABLE = "TRADE_EXECUTOR_ENV_FILE"
@@ -66,6 +66,13 @@ OFF_WHEN_ZERO = (
     "max_daily_realized_loss",
     "max_consecutive_failures",
 )
+# MAX_RISK_PER_TRADE: common sizing rules risk 1-2% of the account per trade, so above
+# RISK_PER_TRADE_WARNING the service warns. Above RISK_PER_TRADE_CEILING it refuses to start: at
+# 5% ten losing trades in a row (an ordinary streak for a strategy that wins 40%) already cost
+# 40% of net liquidation, and a larger value is nearly always a percentage typed as a fraction
+# (MAX_RISK_PER_TRADE=1 meant as 1% puts all of net liquidation at risk on one trade).
+RISK_PER_TRADE_WARNING = Decimal("0.02")
+RISK_PER_TRADE_CEILING = Decimal("0.05")
 
 
 class ConfigError(Exception):
@@ -90,7 +97,7 @@ class Settings(BaseSettings):
     ib_bridge_url: str = "http://localhost:8092"
     # The real bridge can take over 5.7 s to place an order.
     ib_bridge_timeout: float = Field(default=15.0, gt=0, le=300)
-    max_risk_per_trade: Decimal = Field(default=Decimal("0.01"), gt=0, le=1)
+    max_risk_per_trade: Decimal = Field(default=Decimal("0.01"), gt=0)  # <= the ceiling
     min_position_size: int = Field(default=1, ge=1, le=POSITION_SIZE_CEILING)
     max_position_size: int = Field(default=1000, ge=0, le=POSITION_SIZE_CEILING)  # 0 = no cap
     max_position_value_pct: Decimal = Field(default=Decimal("0.20"), gt=0, le=1)
@@ -193,6 +200,16 @@ class Settings(BaseSettings):
             raise ValueError("must be a finite number")
         return value
 
+    @field_validator("max_risk_per_trade")
+    @classmethod
+    def _at_most_the_ceiling(cls, value: Decimal) -> Decimal:
+        if value.is_finite() and value > RISK_PER_TRADE_CEILING:
+            raise ValueError(
+                f"must be at most {RISK_PER_TRADE_CEILING} (a fraction: 0.01 risks 1% of net "
+                "liquidation per trade; 1 would risk all of it)"
+            )
+        return value
+
     @field_validator("max_daily_realized_loss")
     @classmethod
     def _finite_realized(cls, value: Decimal) -> Decimal:
@@ -283,6 +300,21 @@ class Settings(BaseSettings):
             sentence += f"; orders stay capped at {POSITION_SIZE_CEILING:,} shares"
         return sentence
 
+    def risk_per_trade_warning(self) -> str | None:
+        """One sentence when MAX_RISK_PER_TRADE is above RISK_PER_TRADE_WARNING, else None."""
+        if self.max_risk_per_trade <= RISK_PER_TRADE_WARNING:
+            return None
+        return (
+            f"MAX_RISK_PER_TRADE={self.max_risk_per_trade} risks "
+            f"{(self.max_risk_per_trade * 100).normalize():f}% of net liquidation per trade "
+            f"(above {RISK_PER_TRADE_WARNING}; refused above {RISK_PER_TRADE_CEILING})"
+        )
+
+    def warnings(self) -> list[str]:
+        """The sentences `check-config` prints and `run` logs at warning before starting."""
+        found = (self.limits_off_warning(), self.risk_per_trade_warning())
+        return [sentence for sentence in found if sentence is not None]
+
     def validate_for_run(self) -> None:
         """Raise ConfigError unless `run` could start with these settings (DATABASE_URL set);
         `check-config` calls it so that it accepts exactly what `run` accepts."""
@@ -338,10 +370,10 @@ class Settings(BaseSettings):
 
 def _shown(value: object, name: str) -> str:
     if value is None:
-        return "(unset)"
+        return UNSET
     if isinstance(value, SecretStr):
         if not value.get_secret_value():
-            return "(unset)"
+            return UNSET
         return redact_dsn(value.get_secret_value()) if name == "database_url" else MASK
     if isinstance(value, bool):
         return str(value).lower()
