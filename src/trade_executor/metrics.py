@@ -244,7 +244,13 @@ class Metrics:
         )
         self.reconcile_breaks = Counter(
             "trade_executor_reconcile_breaks",
-            "Breaks found by reconciliation with the broker, by kind (each pass counts again)",
+            "Breaks found by reconciliation with the broker, by kind, each once when it is new",
+            ["kind"],
+            registry=r,
+        )
+        self.reconcile_breaks_open = Gauge(
+            "trade_executor_reconcile_breaks_open",
+            "Breaks open after the last reconciliation pass, by kind",
             ["kind"],
             registry=r,
         )
@@ -267,6 +273,7 @@ class Metrics:
             self.risk_rejections.labels(gate=gate)
         for kind in RECONCILE_BREAK_KINDS:
             self.reconcile_breaks.labels(kind=kind)
+            self.reconcile_breaks_open.labels(kind=kind).set(0)
         for cause in HALT_CAUSES:
             self.halts.labels(cause=cause)
             self.halt_cause.labels(cause=cause).set(0)
@@ -325,8 +332,14 @@ class Metrics:
         self.executions_needing_operator.set(count)
 
     def reconcile_break(self, kind: str) -> None:
-        """Count one break found by a reconciliation pass (kinds: RECONCILE_BREAK_KINDS)."""
+        """Count one new break (kinds: RECONCILE_BREAK_KINDS); `actors.break_report` calls it
+        once per break, not once per pass that finds it again."""
         self.reconcile_breaks.labels(kind=kind).inc()
+
+    def set_open_breaks(self, by_kind: Mapping[str, int]) -> None:
+        """The breaks open after a pass, by kind; a kind absent from `by_kind` is 0."""
+        for kind in dict.fromkeys([*RECONCILE_BREAK_KINDS, *by_kind]):
+            self.reconcile_breaks_open.labels(kind=kind).set(by_kind.get(kind, 0))
 
     def set_limits(self, settings: object | Mapping[str, Any]) -> None:
         """Export each limit of LIMIT_NAMES found in `settings`: a Settings object (attributes)
