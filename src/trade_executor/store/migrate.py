@@ -8,7 +8,8 @@ Guarantees:
 - Each migration runs in its own transaction together with its record: a failing migration leaves
   neither a half-applied schema nor a record.
 - A recorded migration whose file has changed since is refused (`MigrationError`), before anything
-  is applied: edit the schema with a new numbered file, never by rewriting an applied one.
+  is applied: edit the schema with a new numbered file, never by rewriting an applied one. (One
+  exception, `REVISED`: an earlier text listed there is accepted.)
 - `schema_migrations` belongs to golang-migrate on databases built by jax-trading-assistant's
   scripts (`version bigint, dirty bool`): it is never created, written, renamed or dropped here.
 - Takeover: trade-executor before version 2 kept its records in a `schema_migrations` of its own
@@ -205,9 +206,21 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+# Earlier texts of a migration, recorded where they were applied, that its current text replaces
+# with the same effect on those databases (so they are not refused as "changed"). Only for a
+# change that a database having applied the old text needs nothing for, or gets from a later
+# migration. 0001: its index on trades (signal_id) is created only where the original's
+# idx_trades_signal_id is not there; 0007 drops ours where both exist.
+REVISED: dict[int, frozenset[str]] = {
+    1: frozenset({"4660726f5be582953d9fd26c6ba5a9b545a7e95e7d38b46263f1ac16103ec66d"}),
+}
+
+
 def _unapplied(migrations: list[Migration], recorded: dict[int, str]) -> list[Migration]:
     for migration in migrations:
         checksum = recorded.get(migration.version)
+        if checksum in REVISED.get(migration.version, frozenset()):
+            continue
         if checksum is not None and checksum != migration.checksum:
             raise MigrationError(
                 f"migration {migration.version:04d}_{migration.name} was changed after it was "
