@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 from urllib.parse import urlsplit
 
-from trade_executor.store.errors import SchemaMissing, StoreError, StoreUnavailable
+from trade_executor.store.errors import LockBlocked, SchemaMissing, StoreError, StoreUnavailable
 
 # SQLSTATEs (PostgreSQL, Appendix A).
 INVALID_CATALOG_NAME = "3D000"
@@ -100,6 +100,8 @@ def explain(
         )
     if isinstance(error, StoreUnavailable):
         return f"cannot reach the database at {target} ({_first_line(error)})"
+    if isinstance(error, LockBlocked):  # its own sentence names the session in the way
+        return f"the database {target}: {error}"
     if isinstance(error, OSError) and error.errno == errno.EADDRINUSE and http is not None:
         host, port = http
         return (
