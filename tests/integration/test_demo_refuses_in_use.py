@@ -13,6 +13,7 @@ import pytest
 
 from trade_executor.config import load_settings
 from trade_executor.demo.run import run_demo
+from trade_executor.store.leadership import LEADER_LOCK_KEY
 from trade_executor.store.migrate import migrate
 
 
@@ -65,3 +66,31 @@ def test_demo_refuses_a_database_in_use(fresh_database_url: str, what: str) -> N
     assert "give an empty database, or leave DATABASE_URL unset" in text
     assert "Traceback" not in text
     assert asyncio.run(counts(fresh_database_url)) == before  # nothing written, not migrated
+
+
+def test_demo_refuses_a_database_a_service_leads_on(fresh_database_url: str) -> None:
+    """Beside a running service the demo waited 60 s as its standby and died with a traceback."""
+    asyncio.run(migrate(fresh_database_url))
+
+    async def leading() -> asyncpg.Connection:
+        conn = await asyncpg.connect(
+            fresh_database_url, server_settings={"application_name": "trade-executor"}
+        )
+        await conn.execute("SELECT pg_advisory_lock($1)", LEADER_LOCK_KEY)
+        return conn
+
+    async def scenario() -> str:
+        leader = await leading()
+        try:
+            out = io.StringIO()
+            settings = load_settings(database_url=fresh_database_url)
+            code = await asyncio.to_thread(run_demo, settings, out=out)
+            assert code == 1
+            return out.getvalue()
+        finally:
+            await leader.close()
+
+    text = asyncio.run(scenario())
+    assert "a trade-executor service leads on it (session pid " in text, text
+    assert "application_name 'trade-executor'" in text
+    assert "Traceback" not in text

@@ -34,6 +34,7 @@ from trade_executor.failures import where
 from trade_executor.logging import configure_logging
 from trade_executor.redact import redact_dsn
 from trade_executor.service import Service
+from trade_executor.store.leadership import LEADER_LOCK_KEY
 from trade_executor.store.migrate import migrate
 from trade_executor.systemd import SystemdNotifier
 
@@ -47,6 +48,17 @@ START_TIMEOUT = 60.0
 WAITING_APPROVALS = """
 SELECT count(*) FROM trade_approvals a
 WHERE a.approved AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.signal_id = a.signal_id)
+"""
+
+
+# The session holding a running service's leader lock (a bigint advisory lock: the key's high
+# and low halves are pg_locks' classid and objid).
+LEADER_SESSION = """
+SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND (l.classid::bigint << 32 | l.objid::bigint) = $1
+LIMIT 1
 """
 
 
@@ -149,9 +161,17 @@ async def _refuse_a_database_in_use(dsn: str) -> None:
             and await conn.fetchval("SELECT to_regclass('trade_approvals') IS NOT NULL")
         ):
             waiting = await conn.fetchval(WAITING_APPROVALS)
+        leader = await conn.fetchrow(LEADER_SESSION, LEADER_LOCK_KEY)
     finally:
         await conn.close()
     signals, executions = counts.get("strategy_signals", 0), counts.get("executions", 0)
+    if leader is not None:
+        raise DemoError(
+            f"the database at {where(dsn)} is in use: a trade-executor service leads on it "
+            f"(session pid {leader['pid']}, application_name {leader['application_name']!r}); "
+            "the demo would only wait as its standby: give an empty database, or leave "
+            "DATABASE_URL unset for a throwaway one"
+        )
     if not signals and not executions:
         return
     held = f"{signals} signal(s) and {executions} execution(s)"
