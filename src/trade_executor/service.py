@@ -52,6 +52,7 @@ from trade_executor.store.leadership import LeadershipLost, PgLeaderLock
 from trade_executor.store.notifications import connect_notifications
 from trade_executor.store.operator import read_control
 from trade_executor.store.postgres import PgStore, create_pool
+from trade_executor.store.server import database_server
 from trade_executor.systemd import (
     Account,
     Role,
@@ -195,6 +196,12 @@ class Service:
             "connect", lambda: create_pool(dsn, application_name=application_name())
         )
         self.store = PgStore(pool)
+        server = await self._with_database_retry("connect", lambda: database_server(pool))
+        log.info(
+            "supervisor.database",
+            database=str(server),
+            hosts=settings.database_url_parsed().hosts_text(),
+        )
         # The pollers get a client of their own, as small as their concurrency: thousands of
         # polls never queue the executor's account reads and orders, and httpcore's per-request
         # pool scan stays short.
@@ -303,9 +310,14 @@ class Service:
         assert self.store is not None and lock.epoch is not None
         # From here on a claim or intent of this instance commits only while its epoch leads.
         self.store.fence(lock.epoch, on_fenced=lambda error: lock.lose(str(error)))
+        server = str(lock.server) if lock.server is not None else None
         if announced:
-            log.warning("supervisor.took_over", epoch=lock.epoch, leader_id=lock.leader_id)
-        log.info("supervisor.leader_epoch", epoch=lock.epoch, leader_id=lock.leader_id)
+            log.warning(
+                "supervisor.took_over", epoch=lock.epoch, leader_id=lock.leader_id, database=server
+            )
+        log.info(
+            "supervisor.leader_epoch", epoch=lock.epoch, leader_id=lock.leader_id, database=server
+        )
 
     async def _hold_leadership(self, lock: PgLeaderLock, active: anyio.CancelScope) -> None:
         """Heartbeat; as soon as the leadership is lost, cancel `active` (the actors): the

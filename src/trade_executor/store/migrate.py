@@ -33,6 +33,7 @@ from importlib import resources
 import asyncpg
 
 from trade_executor.logging import get_logger
+from trade_executor.store.server import database_server
 
 # Fixed key of the migration advisory lock ("te-migr" in ASCII); distinct from any other lock key
 # of the service, so a standby instance waiting for the active lock never blocks a migration.
@@ -222,6 +223,8 @@ async def migrate(dsn: str) -> list[int]:
     migrations = load_migrations()
     conn: asyncpg.Connection = await asyncpg.connect(dsn)
     try:
+        # With several hosts, the one migrated is the primary asyncpg found: say which.
+        log.info("migration.database", database=str(await database_server(conn)))
         # Session-level lock, taken before even creating our table: concurrent
         # CREATE TABLE IF NOT EXISTS can itself fail on a unique violation in the catalog.
         await conn.execute(_LOCK, MIGRATION_LOCK_KEY)
