@@ -51,3 +51,64 @@ async def database_server(conn: asyncpg.Connection | asyncpg.Pool) -> DatabaseSe
         in_recovery=bool(row["in_recovery"]),
         version=str(row["version"]).split(" ", 1)[0],
     )
+
+
+# The session's own synchronous_commit (a role or database may override the server's), the
+# synchronous standbys asked for, and those streaming now. pg_stat_replication's columns other
+# than pid are NULL for a role without pg_read_all_stats: then the state cannot be seen.
+DURABILITY_QUERY = """
+SELECT current_setting('synchronous_commit') AS synchronous_commit,
+       current_setting('synchronous_standby_names') AS standby_names,
+       count(r.pid) AS standbys,
+       count(*) FILTER (WHERE r.sync_state IN ('sync', 'quorum')) AS synchronous,
+       count(r.pid) FILTER (WHERE r.sync_state IS NULL) AS hidden
+FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication AS r ON true
+"""
+
+# synchronous_commit values that wait for a synchronous standby (remote_write: in its memory,
+# enough for a promotion after the primary's loss; on, the default: flushed to its disk).
+WAITS_FOR_STANDBY = ("on", "remote_write", "remote_apply")
+
+
+@dataclass(frozen=True, slots=True)
+class Durability:
+    """What the server says about the survival of a commit through a promotion."""
+
+    synchronous_commit: str
+    standby_names: str
+    standbys: int  # streaming replicas
+    synchronous: int  # of which synchronous (sync or quorum)
+    hidden: int  # whose state this role may not read
+
+    def problem(self) -> str | None:
+        """None when a committed intent survives the promotion of a standby; else one
+        sentence saying why it may not (CONTRACT section 5, "Database failover")."""
+        lost = "a commit (an intent, a claim, a new epoch) may be lost if a standby is promoted"
+        if self.synchronous_commit not in WAITS_FOR_STANDBY:
+            return f"synchronous_commit is {self.synchronous_commit}: {lost}"
+        if not self.standby_names.strip():
+            return f"synchronous_standby_names is empty (replication is asynchronous): {lost}"
+        if self.synchronous == 0 and self.hidden > 0:
+            return (
+                "the replication state is not visible to this role (grant it pg_monitor), so "
+                "no synchronous standby is known: " + lost
+            )
+        if self.synchronous == 0:
+            return (
+                "no synchronous standby is streaming now (commits wait for one, or it is "
+                f"mistyped in synchronous_standby_names): {lost}"
+            )
+        return None
+
+
+@translating
+async def durability(conn: asyncpg.Connection | asyncpg.Pool) -> Durability:
+    row = await conn.fetchrow(DURABILITY_QUERY)
+    assert row is not None
+    return Durability(
+        synchronous_commit=str(row["synchronous_commit"]),
+        standby_names=str(row["standby_names"]),
+        standbys=int(row["standbys"]),
+        synchronous=int(row["synchronous"]),
+        hidden=int(row["hidden"]),
+    )
