@@ -207,6 +207,8 @@ class Service:
             database=str(server),
             hosts=settings.database_url_parsed().hosts_text(),
         )
+        self._database_server = server
+        await self._check_durability()
         # The pollers get a client of their own, as small as their concurrency: thousands of
         # polls never queue the executor's account reads and orders, and httpcore's per-request
         # pool scan stays short.
