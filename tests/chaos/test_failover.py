@@ -252,6 +252,11 @@ async def _run_synchronous(
         await approver.approve("FA")
 
     winner, took = await _wait_event_after(processes, "supervisor.leader_epoch", killed_wall)
+    # The old leader stopped acting when its lock's connection died, before any promotion: a
+    # deposed leader holds no actors (nothing queued, nothing polled) while no primary answers.
+    _, lost = await _wait_event_after(processes[:1], "supervisor.leadership_lost", killed_wall)
+    noticed = (_at(lost) - killed_wall).total_seconds()
+    assert noticed < OUTAGE, lost
     # Leadership taken again on the promoted server, with the next epoch: the increment made
     # on the old primary survived (synchronous), and the lock was taken anew.
     assert took["epoch"] == epoch_before + 1, took
@@ -293,7 +298,8 @@ async def _run_synchronous(
         f"{len(snapshot.parents)} orders ({len(in_outage)} taken by the bridge after the kill, "
         "its intent committed before it), "
         f"0 duplicate, 0 lost, 0 stranded; {posts_in_outage} order POSTs sent during the "
-        f"{OUTAGE} s without a primary; promotion done {promoted - killed:.3f} s after the "
+        f"{OUTAGE} s without a primary (the old leader stood down {noticed:.3f} s after the "
+        f"kill); promotion done {promoted - killed:.3f} s after the "
         f"kill, new leader (epoch {took['epoch']}) {(_at(took) - killed_wall).total_seconds():.3f}"
         f" s, recovery done {(_at(recovered) - killed_wall).total_seconds():.3f} s "
         f"({recovered['open_executions']} open executions re-examined), next order "
