@@ -237,6 +237,13 @@ class Metrics:
             "1 while the bridge's background health check succeeds (0 until the first success)",
             registry=r,
         )
+        self.database_commit_durable = Gauge(
+            "trade_executor_database_commit_durable",
+            "1 when the database's settings make a commit survive a standby's promotion "
+            "(synchronous_commit on and a synchronous standby streaming); 0 when they do not, "
+            "or until checked",
+            registry=r,
+        )
         self.executions_needing_operator = Gauge(
             "trade_executor_executions_needing_operator",
             "Executions only an operator can settle (unknown, or past their bound)",
@@ -298,6 +305,9 @@ class Metrics:
 
     def set_bridge_up(self, up: bool) -> None:
         self.bridge_up.set(1 if up else 0)
+
+    def set_commit_durable(self, durable: bool) -> None:
+        self.database_commit_durable.set(1 if durable else 0)
 
     # ---- risk and trading state ---------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -37,6 +37,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from trade_executor.dburl import DatabaseUrl, DatabaseUrlError, parse_database_url
 from trade_executor.domain.sizing import POSITION_SIZE_CEILING
 from trade_executor.redact import MASK, UNSET, redact_dsn
 
@@ -235,14 +236,9 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value():
             return None
         try:
-            parts = urlsplit(value.get_secret_value())
-            parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError:
-            raise ValueError("is not a parsable URL") from None
-        # A Unix-socket DSN names its directory in the query: postgresql:///db?host=/run/pg
-        has_host = bool(parts.hostname) or "host=" in parts.query
-        if parts.scheme not in ("postgresql", "postgres") or not has_host:
-            raise ValueError("must be a postgresql://user@host:port/db URL") from None
+            parse_database_url(value.get_secret_value())
+        except DatabaseUrlError as error:  # one sentence, never the value (it is a secret)
+            raise ValueError(str(error)) from None
         return value
 
     @field_validator("trading_day_timezone")
@@ -325,21 +321,25 @@ class Settings(BaseSettings):
             raise ConfigError(f"DATABASE_URL: required by run but {how}{source}")
 
     def dsn(self) -> str:
-        """The database DSN with DATABASE_PASSWORD merged in; raises ConfigError if unset."""
+        """The database DSN asyncpg connects with: DATABASE_PASSWORD merged in, the keyword
+        form converted to a URL, several hosts given `target_session_attrs=read-write` unless
+        the URL says otherwise (`dburl`). A one-host URL without a password to merge is
+        returned as written. Raises ConfigError if unset."""
         if self.database_url is None:
             raise ConfigError("DATABASE_URL: required by this command but not set")
-        dsn = self.database_url.get_secret_value()
-        if self.database_password is None:
-            return dsn
-        parts = urlsplit(dsn)
-        user = parts.username or "postgres"  # kept as written (already percent-encoded)
-        password = quote(self.database_password.get_secret_value(), safe="")
-        host = parts.hostname or ""
-        if ":" in host:  # IPv6: urlsplit dropped the brackets
-            host = f"[{host}]"
-        port = f":{parts.port}" if parts.port else ""
-        netloc = f"{user}:{password}@{host}{port}"
-        return urlunsplit(parts._replace(netloc=netloc))
+        raw = self.database_url.get_secret_value()
+        url = self.database_url_parsed()
+        if self.database_password is None and "://" in raw and not url.several_hosts:
+            return raw
+        if self.database_password is not None:
+            url = url.with_password(self.database_password.get_secret_value())
+        return url.to_url()
+
+    def database_url_parsed(self) -> DatabaseUrl:
+        """DATABASE_URL read (its hosts, for messages); raises ConfigError if unset."""
+        if self.database_url is None:
+            raise ConfigError("DATABASE_URL: required by this command but not set")
+        return parse_database_url(self.database_url.get_secret_value())
 
     def secret_values(self) -> list[str]:
         """Raw secret strings, for the log redactor: each as written and percent-decoded or
@@ -349,7 +349,7 @@ class Settings(BaseSettings):
             if secret is not None and secret.get_secret_value():
                 raw.append(secret.get_secret_value())
         if self.database_url is not None:
-            password = urlsplit(self.database_url.get_secret_value()).password
+            password = self.database_url_parsed().password
             if password:
                 raw.append(password)
         found: list[str] = []

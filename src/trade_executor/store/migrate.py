@@ -46,6 +46,7 @@ from trade_executor.store.lockwait import (
     set_lock_timeout,
     with_lock_retries,
 )
+from trade_executor.store.server import database_server
 
 # Fixed key of the migration advisory lock ("te-migr" in ASCII); distinct from any other lock key
 # of the service, so a standby instance waiting for the active lock never blocks a migration.
@@ -269,6 +270,8 @@ async def migrate(
         )
 
     try:
+        # With several hosts, the one migrated is the primary asyncpg found: say which.
+        log.info("migration.database", database=str(await database_server(conn)))
         # Session-level lock, taken before even creating our table: concurrent
         # CREATE TABLE IF NOT EXISTS can itself fail on a unique violation in the catalog. It
         # waits as long as another migrate runs: the lock timeout is set only once it is held.
