@@ -21,7 +21,7 @@ from trade_executor.broker.orderbook import OrderIndex
 from trade_executor.domain.states import IllegalTransition, Transition
 from trade_executor.testing.faults import fault_point
 
-from .positions import Assessment, assess, exit_orders, remaining, trade_notes
+from .positions import Assessment, assess, exit_orders, over_exit, remaining, trade_notes
 from .protection import Protection
 from .shared import Followed, Shared, context, log, projected
 
@@ -63,6 +63,16 @@ class Looks:
         orders = exit_orders(execution, index.by_id)
         now = self._s.clock()
         verdict = assess(execution, orders, now, closing=followed.closing is not None)
+        excess = over_exit(execution, orders)
+        if excess and verdict.record is not None:
+            # Both children filled (no OCA at the bridge): the exit is capped at the position;
+            # the rest is a new position at the broker that the reconciler reports.
+            log.error(
+                "position.over_exit",
+                excess_qty=excess,
+                position_qty=execution.filled_qty,
+                **context(execution),
+            )
         try:
             if verdict.record is not None:
                 await self._record_exit(followed, verdict)

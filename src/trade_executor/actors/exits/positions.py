@@ -62,6 +62,7 @@ class ExitOrder:
     status: BrokerStatus
     filled_qty: int
     avg_fill_price: Decimal | None
+    filled_at: datetime | None = None  # the bridge's last update: when it (last) filled
 
     @property
     def working(self) -> bool:
@@ -121,27 +122,56 @@ def exit_orders(execution: Execution, listed: Mapping[int, BrokerOrder]) -> list
 
 
 def _exit_order(order: BrokerOrder, kind: ExitReason) -> ExitOrder:
-    return ExitOrder(order.order_id, kind, order.status, order.filled_qty, order.avg_fill_price)
+    return ExitOrder(
+        order.order_id,
+        kind,
+        order.status,
+        order.filled_qty,
+        order.avg_fill_price,
+        order.updated_at,
+    )
+
+
+def _by_fill_time(orders: Iterable[ExitOrder]) -> list[ExitOrder]:
+    # The order that filled first exits the position first: by the bridge's time when every
+    # filled one carries it, else by order id (a bracket's children are numbered as placed).
+    listed = list(orders)
+    if all(o.filled_at is not None for o in listed if o.filled_qty > 0):
+        return sorted(listed, key=lambda o: (o.filled_at or datetime.min, o.order_id))
+    return sorted(listed, key=lambda o: o.order_id)
+
+
+def over_exit(execution: Execution, orders: Iterable[ExitOrder]) -> int:
+    """Shares the exit orders filled beyond the position (both children of a bracket filled:
+    no OCA at the bridge). They are a new position at the broker, not part of this one."""
+    exited = sum(o.filled_qty for o in orders if o.filled_qty > 0)
+    return max(0, exited - execution.filled_qty)
 
 
 def exit_of(execution: Execution, orders: Iterable[ExitOrder]) -> tuple[Exit | None, ExitReason]:
-    """The exit so far from every exit order's fills (order id order), and its reason."""
+    """The exit so far from every exit order's fills, and its reason. Fills are taken in the
+    order they happened and capped at the position's quantity: an exit never exceeds the
+    position, so P&L and R are on the position's own shares (`over_exit` is the rest)."""
     entry = execution.avg_fill_price or execution.entry_price
     total: Exit | None = None
     best: tuple[int, int, int] | None = None
     reason = ExitReason.EXTERNAL
-    for order in sorted(orders, key=lambda o: o.order_id):
+    for order in _by_fill_time(orders):
         if order.filled_qty <= 0 or order.avg_fill_price is None or entry is None:
+            continue
+        room = execution.filled_qty - (total.quantity if total is not None else 0)
+        quantity = min(order.filled_qty, room)
+        if quantity <= 0:
             continue
         total = add_exit_fill(
             total,
             side=side_of(execution),
             entry_price=entry,
-            quantity=order.filled_qty,
+            quantity=quantity,
             price=order.avg_fill_price,
             planned_risk=execution.risk_amount,
         )
-        rank = (order.filled_qty, _TIE_RANK[order.kind], order.order_id)
+        rank = (quantity, _TIE_RANK[order.kind], order.order_id)
         if best is None or rank > best:
             best, reason = rank, order.kind
     return total, reason
