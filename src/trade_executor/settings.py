@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     instance_guardrails: Toggle = "auto"
     require_artifact_approval: Toggle = "auto"
     approval_max_age: float = Field(default=300.0, gt=0)
+    # A signal with no expires_at expires at generated_at + this (the original's 24 hours).
+    signal_default_ttl: float = Field(default=86400.0, gt=0)
     trading_day_timezone: str = "America/New_York"
     flatten_at: time | None = None  # HH:MM in TRADING_DAY_TIMEZONE; unset = never
     sweep_interval: float = Field(default=30.0, gt=0)
