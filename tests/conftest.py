@@ -5,7 +5,14 @@ in `tests.support`; tests import from those, never from a conftest."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# The suite runs at any hour: entries are sent outside the trading session unless a test asks
+# for the session (tests/unit/domain/test_session.py, tests/integration/gates/). Set in the
+# environment so that every Settings, and every service process a test starts, sees it.
+os.environ.setdefault("OUTSIDE_SESSION", "send")
 
 pytest_plugins = ["tests.support.fixtures"]
 

@@ -38,6 +38,7 @@ from pydantic_settings import (
 )
 
 from trade_executor.dburl import DatabaseUrl, DatabaseUrlError, parse_database_url
+from trade_executor.domain.session import SessionSpecError, check_spec
 from trade_executor.domain.sizing import POSITION_SIZE_CEILING
 from trade_executor.redact import MASK, UNSET, redact_dsn
 
@@ -123,6 +124,11 @@ class Settings(BaseSettings):
     approval_max_age: float = Field(default=300.0, gt=0)
     # A signal with no expires_at expires at generated_at + this (the original's 24 hours).
     signal_default_ttl: float = Field(default=86400.0, gt=0)
+    # When entries may be sent: an exchange calendar's code (holidays and early closes from the
+    # exchange-calendars library) or HH:MM-HH:MM in TRADING_DAY_TIMEZONE, Monday to Friday.
+    trading_session: str = "XNYS"
+    # Outside the session: reject (`rejected: market_closed`, before any broker call) or send.
+    outside_session: Literal["reject", "send"] = "reject"
     trading_day_timezone: str = "America/New_York"
     flatten_at: time | None = None  # HH:MM in TRADING_DAY_TIMEZONE; unset = never
     sweep_interval: float = Field(default=30.0, gt=0)
@@ -243,6 +249,11 @@ class Settings(BaseSettings):
             raise ValueError(str(error)) from None
         return value
 
+    @field_validator("trading_session")
+    @classmethod
+    def _session(cls, value: str) -> str:
+        return check_spec(value)
+
     @field_validator("trading_day_timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
@@ -321,6 +332,15 @@ class Settings(BaseSettings):
             how = "is empty" if where != "default" else "is not set"
             source = f" ({where})" if where != "default" else ""
             raise ConfigError(f"DATABASE_URL: required by run but {how}{source}")
+        if self.outside_session == "reject":
+            # Built now (and cached for the process), so an unknown calendar stops the start
+            # and no approval ever waits for the calendar library to load.
+            from trade_executor.session_calendar import trading_session
+
+            try:
+                trading_session(self.trading_session, self.trading_day_timezone)
+            except SessionSpecError as error:
+                raise ConfigError(str(error)) from None
 
     def dsn(self) -> str:
         """The database DSN asyncpg connects with: DATABASE_PASSWORD merged in, the keyword

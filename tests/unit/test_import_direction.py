@@ -29,6 +29,7 @@ PACKAGE = Path(trade_executor.__file__).resolve().parent
 DOMAIN_MAY_IMPORT = frozenset(
     {
         "__future__",
+        "bisect",
         "collections",
         "dataclasses",
         "datetime",

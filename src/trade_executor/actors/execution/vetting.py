@@ -6,6 +6,8 @@ Guarantees:
   `already_executed` before anything else, so it is never ordered and the original's order id
   is never overwritten; when that cannot be checked, the execution fails
   (`internal: ...`) before any broker call: it is never ordered on a guess;
+- outside TRADING_SESSION with OUTSIDE_SESSION=reject, an approval is rejected `market_closed`
+  here, before any broker call (the session is built at start: `session_calendar`);
 - the guardrail facts are read here and decided in the serial decide step
   (`domain.guardrails`); an error reading them becomes a rejection there (fail closed).
 """
@@ -28,9 +30,11 @@ from trade_executor.domain.guardrails import (
 )
 from trade_executor.domain.models import Approval, Signal
 from trade_executor.domain.validation import Rejection, validate
+from trade_executor.session_calendar import trading_session
 from trade_executor.store.errors import StoreError
 
 ALREADY_EXECUTED = "already_executed"
+MARKET_CLOSED = "market_closed"  # CONTRACT section 5, "Trading session" (v3)
 
 
 async def vet(
@@ -62,6 +66,14 @@ async def vet(
     if isinstance(result, Rejection):
         await outcomes.reject(execution, result.reason)
         return None
+    if s.settings.outside_session == "reject":
+        session = trading_session(s.settings.trading_session, s.settings.trading_day_timezone)
+        if not session.is_open(now):
+            log.info(
+                "execution.market_closed", session=session.describe(now), **log_context(execution)
+            )
+            await outcomes.reject(execution, MARKET_CLOSED)
+            return None
     facts = await read_guardrails(s, signal, now)
     return Candidate(
         execution,
