@@ -25,7 +25,8 @@ from trade_executor.domain.session import (
 
 # The span a session table covers, around the day it is built. The library's own calendars reach
 # about a year ahead; a process running longer than that rebuilds nothing and sees "closed".
-BEHIND = timedelta(days=14)
+# Two years back lets `status` and the tests speak of recent past days (about 500 windows).
+BEHIND = timedelta(days=730)
 AHEAD = timedelta(days=366)
 
 

@@ -29,11 +29,13 @@ from trade_executor.domain.attention import Bounds, needing_operator
 from trade_executor.domain.breaks import RecordedBreak
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.ledger import OriginalTrade, rebuild_riskbook
+from trade_executor.domain.session import SessionSpecError
 from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import NOT_FINAL_STATES
 from trade_executor.lookup import plain
 from trade_executor.ops.common import with_store
 from trade_executor.ops.ids import short
+from trade_executor.session_calendar import trading_session
 from trade_executor.store import operator
 from trade_executor.store.operator import ControlRow, Instance
 from trade_executor.store.postgres import PgStore
@@ -299,6 +301,7 @@ async def collect_view(
             "since": control.changed_at,
         },
         "execution_enabled": _bool(values.get("execution_enabled")),
+        "market": market_view(settings, g.now),
         "limits": {name: _number(values[name]) for name in sorted(values)} if values else None,
         "limits_source": "service" if values else "unknown: no service has published its limits",
         "limits_off": [name.upper() for name in OFF_WHEN_ZERO if _decimal(values.get(name)) == 0],
@@ -325,6 +328,20 @@ async def collect_view(
         },
         "in_flight": [_execution_line(e) for e in g.in_flight],
         "needing_operator": [{**_execution_line(e), "why": why} for e, why in attention],
+    }
+
+
+def market_view(settings: Settings, now: datetime) -> dict[str, Any]:
+    """Whether the market is open now, by this shell's TRADING_SESSION (CONTRACT section 5), and
+    what an approval outside it gets (OUTSIDE_SESSION)."""
+    try:
+        session = trading_session(settings.trading_session, settings.trading_day_timezone)
+    except SessionSpecError as error:
+        return {"open": None, "session": str(error), "outside_session": settings.outside_session}
+    return {
+        "open": session.is_open(now),
+        "session": session.describe(now),
+        "outside_session": settings.outside_session,
     }
 
 
@@ -367,6 +384,13 @@ def render_text(view: dict[str, Any]) -> str:
         )
     else:
         line("halted", "no")
+    market = view["market"]
+    outside = (
+        "approvals rejected market_closed"
+        if market["outside_session"] == "reject"
+        else "approvals still sent (OUTSIDE_SESSION=send)"
+    )
+    line("market", market["session"] if market["open"] else f"{market['session']}: {outside}")
     enabled = view["execution_enabled"]
     line(
         "mode",

@@ -1,7 +1,7 @@
 """The console's thin adapters to what other work builds (each a seam the lead wires when it
 lands; until then each says plainly what it cannot show or do, and never guesses):
 
-- `market_state`: market open or closed (domain/session.py, the `gates` work).
+- `market_state`: market open or closed (`status`'s market view, from TRADING_SESSION).
 - `protect`: the typed protect operation (ops/protect.py, the `positions` work).
 - `strategy_table`: the report's per-strategy table (ops/report.py, the `notify` work); until
   then computed here from today's closed positions and their signals' strategy ids.
@@ -12,8 +12,8 @@ lands; until then each says plainly what it cannot show or do, and never guesses
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from trade_executor.broker.client import BrokerClient
@@ -35,10 +35,11 @@ class ActionResult:
     message: str
 
 
-def market_state(now: datetime) -> str | None:
-    """'open' or 'closed' at `now`; None: this build does not know the market's hours.
-    Wire: domain/session.py's market-open check (issue `gates`)."""
-    return None
+def market_state(view: dict[str, Any]) -> str | None:
+    """'open' or 'closed', from `status`'s market view (TRADING_SESSION); None: unknown."""
+    market = view.get("market") or {}
+    is_open = market.get("open")
+    return None if is_open is None else "open" if is_open else "closed"
 
 
 async def protect(

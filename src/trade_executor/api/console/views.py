@@ -150,7 +150,7 @@ async def overview(settings: Settings, gateway: Gateway) -> dict[str, Any]:
         "zone": zone,
         "this_instance": facts.role,
         "mode": mode,
-        "market": adapters.market_state(now),
+        "market": adapters.market_state(view),
         "bridge_up": up,
         "bridge_problem": bridge_problem,
         "positions": position_rows(view["positions"]["ledger"], broker),
