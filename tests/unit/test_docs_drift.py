@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
 from starlette.routing import Mount, Route
 
 from trade_executor.api.app import create_app
@@ -46,7 +47,8 @@ def same_default(shown: str, actual: str) -> bool:
         return shown == actual
 
 
-def test_settings_md_lists_every_setting_with_its_default() -> None:
+def test_settings_md_lists_every_setting_with_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OUTSIDE_SESSION", raising=False)  # the suite's own (tests/conftest.py)
     documented = documented_settings()
     actual = Settings().redacted()
     assert sorted(set(actual) - set(documented)) == [], "settings missing from docs/SETTINGS.md"
