@@ -237,7 +237,7 @@ async def test_execute_exit_codes_tell_the_refusals_apart(
         assert (await execute(good, "wrong-token"))[0] == EX_NOT_AUTHORISED
         assert (await execute(uuid.uuid4(), "test-token"))[0] == EX_NOT_FOUND
         code, answer = await execute(good, "test-token")
-        assert code == 0
+        assert code == 0, answer
         # Prices as exact JSON numbers, as the service sent them: never 150.0 or 665.0.
         assert '"risk_amount":665.00' in answer and '"entry_price":150' in answer
         assert '"entry_price":150.0,' not in answer

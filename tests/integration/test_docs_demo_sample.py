@@ -19,6 +19,7 @@ MASKS = [
         "PostgreSQL: a throwaway server",
     ),
     (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"),
+    (re.compile(r"^(\[t\] market: ).*?(; the demo sends anyway)", re.M), r"\1SESSION\2"),
     (re.compile(r"\b[0-9a-f]{8}\b"), "ID"),
     (re.compile(r"to act: \S+ \(made for this run\)"), "to act: TOKEN (made for this run)"),
 ]

@@ -19,6 +19,7 @@ import secrets
 import sys
 import tempfile
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -109,11 +110,20 @@ def run_demo(settings: Settings, *, keep: bool = False, out: TextIO | None = Non
         return code
 
 
+def _market(settings: Settings) -> str:
+    """What TRADING_SESSION says of now (the demo runs at any hour)."""
+    from trade_executor.ops.status import market_view
+
+    return str(market_view(settings, datetime.now(UTC))["session"])
+
+
 def demo_settings(settings: Settings, dsn: str, bridge_url: str) -> Settings:
     """The user's settings with what the demo needs: its database and bridge, execution on,
-    quick polling, the HTTP API on an ephemeral loopback port."""
+    quick polling, the HTTP API on an ephemeral loopback port, and entries sent at any hour
+    (OUTSIDE_SESSION=send: the demo trades a paper bridge, and says whether the market is open)."""
     return settings.model_copy(
         update={
+            "outside_session": "send",
             "database_url": SecretStr(dsn),
             "database_password": None,  # already merged into `dsn`
             "ib_bridge_url": bridge_url,
@@ -194,6 +204,8 @@ async def _demo(
     async with anyio.create_task_group() as tg:
         bridge_url: str = await tg.start(_serve_bridge, stop_bridge)
         terminal.line(f"paper bridge: {bridge_url} (net liquidation 100000, LMT orders fill)")
+        market = _market(settings)
+        terminal.line(f"market: {market}; the demo sends anyway (OUTSIDE_SESSION=send)")
         config = demo_settings(settings, dsn, bridge_url)
         token = _console_token(config)
         config = config.model_copy(update={"api_token": SecretStr(token)})
