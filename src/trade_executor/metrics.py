@@ -237,6 +237,12 @@ class Metrics:
             "1 while the bridge's background health check succeeds (0 until the first success)",
             registry=r,
         )
+        self.live_trading_refused = Gauge(
+            "trade_executor_live_trading_refused",
+            "1 while the bridge's account is LIVE and ALLOW_LIVE_TRADING is false: every "
+            "approval is rejected live_trading_not_allowed, no order is sent",
+            registry=r,
+        )
         self.database_commit_durable = Gauge(
             "trade_executor_database_commit_durable",
             "1 when the database's settings make a commit survive a standby's promotion "
@@ -305,6 +311,9 @@ class Metrics:
 
     def set_bridge_up(self, up: bool) -> None:
         self.bridge_up.set(1 if up else 0)
+
+    def set_live_trading_refused(self, refused: bool) -> None:
+        self.live_trading_refused.set(1 if refused else 0)
 
     def set_commit_durable(self, durable: bool) -> None:
         self.database_commit_durable.set(1 if durable else 0)

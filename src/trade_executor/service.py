@@ -28,6 +28,7 @@ from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.exits.flatten import instance_rules_from
 from trade_executor.actors.supervisor import Supervisor, describe
 from trade_executor.actors.wiring import Actors, build_actors
+from trade_executor.bridge_watch import CHECK_INTERVAL as BRIDGE_CHECK_INTERVAL
 from trade_executor.bridge_watch import BridgeWatch
 from trade_executor.broker.capabilities import BridgeCapabilities
 from trade_executor.broker.client import BrokerClient
@@ -95,6 +96,7 @@ class Service:
         clock: Clock = utcnow,
         gauge_interval: float = GAUGE_INTERVAL,
         database_deadline: float = STARTUP_DATABASE_DEADLINE,
+        bridge_check_interval: float = BRIDGE_CHECK_INTERVAL,
     ) -> None:
         self.settings = settings
         self._database_deadline = database_deadline
@@ -119,7 +121,12 @@ class Service:
         self.capabilities: BridgeCapabilities | None = None
         # Why the service refused to start (exit 78), as one sentence for stderr.
         self.refusal: str | None = None
-        self.bridge_watch = BridgeWatch(settings.ib_bridge_url, self.metrics)
+        self.bridge_watch = BridgeWatch(
+            settings.ib_bridge_url,
+            self.metrics,
+            interval=bridge_check_interval,
+            on_mode=self._account_mode_seen,
+        )
         self._poll_broker: BrokerClient | None = None
         self._with_api = with_api
         self._stop = anyio.Event()
@@ -398,8 +405,24 @@ class Service:
                     health = None
                 if health is not None and health.paper_trading is not None:
                     self.account = "paper" if health.paper_trading else "live"
-        mode = operating_mode(settings.execution_enabled, self.account)
-        level = "warning" if mode == "LIVE" else "info"
+        self._log_mode()
+
+    @property
+    def live_trading_refused(self) -> bool:
+        """The bridge's account is live and ALLOW_LIVE_TRADING is false: every approval is
+        rejected, whatever else the service says of itself."""
+        settings = self.settings
+        return (
+            settings.execution_enabled
+            and self.account == "live"
+            and not settings.allow_live_trading
+        )
+
+    def _log_mode(self) -> None:
+        settings = self.settings
+        mode = operating_mode(settings.execution_enabled, self.account, settings.allow_live_trading)
+        self.metrics.set_live_trading_refused(self.live_trading_refused)
+        level = "warning" if mode.startswith("LIVE") and mode != "LIVE?" else "info"
         getattr(log, level)(
             "supervisor.mode",
             mode=mode,
@@ -408,6 +431,20 @@ class Service:
             account=self.account,
             allow_live_trading=settings.allow_live_trading,
         )
+
+    def _account_mode_seen(self, paper_trading: bool | None) -> None:
+        """The bridge watcher read the account's mode (at every change): the mode line, the
+        gauge, STATUS= and the executor follow within one watch interval."""
+        account: Account | None = (
+            None if paper_trading is None else "paper" if paper_trading else "live"
+        )
+        if self.actors is not None:
+            self.actors.executor.note_account_mode(paper_trading)
+        if account is None or account == self.account:
+            return
+        self.account = account
+        self._log_mode()
+        self._send_status()
 
     async def _keep_gauges(self) -> None:
         """Restore the state gauges at once, then keep them (and STATUS=) current; a day that
@@ -453,6 +490,7 @@ class Service:
                 role=role,
                 execution_enabled=self.settings.execution_enabled,
                 account=self.account,
+                allow_live_trading=self.settings.allow_live_trading,
                 halted=halted,
                 halt_reason=control.reason if control is not None and halted else None,
                 halted_by=control.changed_by if control is not None and halted else None,

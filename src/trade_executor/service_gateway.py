@@ -57,6 +57,7 @@ class ServiceGateway:
             open_pollers=actors.pollers.active if actors is not None else 0,
             reconcile_breaks=len(actors.reconciler.open_breaks) if actors is not None else 0,
             account=service.account,
+            live_trading_refused=service.live_trading_refused,
         )
 
     async def check_bridge(self) -> None:

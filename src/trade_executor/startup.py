@@ -22,17 +22,22 @@ MODE_BANNERS = {
     "PAPER": "PAPER: orders are sent to the bridge's paper account",
     "LIVE": "*** LIVE: orders are sent to the bridge's LIVE account: real money ***",
     "LIVE?": "orders are sent to the bridge; whether its account is paper or live is not known yet",
+    "LIVE REFUSED": "LIVE account but ALLOW_LIVE_TRADING=false: every approval is rejected "
+    "live_trading_not_allowed, no order is sent",
 }
 
 
-def operating_mode(execution_enabled: bool, account: Account | None) -> str:
-    """DRY RUN, PAPER, LIVE, or LIVE? (orders sent, the account's type not known)."""
+def operating_mode(
+    execution_enabled: bool, account: Account | None, allow_live_trading: bool = True
+) -> str:
+    """DRY RUN, PAPER, LIVE, LIVE REFUSED (a live account without ALLOW_LIVE_TRADING: nothing
+    is sent), or LIVE? (orders sent, the account's type not known)."""
     if not execution_enabled:
         return "DRY RUN"
     if account == "paper":
         return "PAPER"
     if account == "live":
-        return "LIVE"
+        return "LIVE" if allow_live_trading else "LIVE REFUSED"
     return "LIVE?"
 
 

@@ -36,6 +36,7 @@ class ServiceStatus:
     halted_by: str | None = None
     leader: str | None = None
     problems: tuple[str, ...] = ()
+    allow_live_trading: bool = True
 
 
 def _one_line(text: str, limit: int = _MAX_REASON) -> str:
@@ -55,8 +56,12 @@ def status_line(status: ServiceStatus) -> str:
         head = f"standby (waiting for the leader lock{leader})"
     else:
         head = status.role
+    live = status.account == "live"
+    refused = status.execution_enabled and live and not status.allow_live_trading
     if not status.execution_enabled:
         mode = "DRY RUN (no orders sent)"
+    elif refused:
+        mode = "LIVE account without ALLOW_LIVE_TRADING: nothing is sent"
     elif status.account == "live":
         mode = "live orders, LIVE account"
     elif status.account == "paper":
@@ -69,6 +74,10 @@ def status_line(status: ServiceStatus) -> str:
             by = f" by {_one_line(status.halted_by, 40)}" if status.halted_by else ""
             reason = f": {_one_line(status.halt_reason)}" if status.halt_reason else ""
             parts.append(f"HALTED{by}{reason}; approvals are rejected")
+        elif (
+            status.execution_enabled and status.account == "live" and not status.allow_live_trading
+        ):
+            parts.append("approvals are rejected live_trading_not_allowed")
         else:
             parts.append("taking approvals")
     elif status.halted:

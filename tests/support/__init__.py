@@ -320,10 +320,13 @@ def make_settings(db_url: str, bridge: ThreadedBridge, **overrides: Any) -> Sett
 
 
 @asynccontextmanager
-async def running_service(settings: Settings, role: str = "active") -> AsyncIterator[Service]:
+async def running_service(
+    settings: Settings, role: str = "active", **options: Any
+) -> AsyncIterator[Service]:
     """The real service in this loop, once it has reached `role` ("active", or "standby" for a
-    second instance); stopped (as by SIGTERM) when the block ends."""
-    service = Service(settings, notifier=SystemdNotifier(None))
+    second instance); stopped (as by SIGTERM) when the block ends. `options` go to `Service`
+    (intervals a test shortens)."""
+    service = Service(settings, notifier=SystemdNotifier(None), **options)
     exit_codes: list[int] = []
 
     async def run() -> None:

@@ -111,6 +111,16 @@ class Executor:
     def outcomes(self) -> OutcomeBoard:
         return self._s.outcomes
 
+    def note_account_mode(self, paper_trading: bool | None) -> None:
+        """The bridge watcher's reading of the account's mode (CONTRACT section 5, "Live or
+        paper"): the next decision uses it, without waiting for a reconnect. An unsaid mode
+        only makes the decision read /health itself again."""
+        s = self._s
+        if paper_trading is None:
+            s.account_mode_read = False
+            return
+        s.paper_trading, s.account_mode_read = paper_trading, True
+
     @property
     def halted(self) -> bool:
         return self._s.riskbook.halted

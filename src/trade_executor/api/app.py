@@ -246,6 +246,7 @@ class _Api:
             and bridge
             and facts.listener_connected
             and not facts.reconcile_breaks
+            and not facts.live_trading_refused
         ):
             status = "ok"
         else:
@@ -263,7 +264,11 @@ class _Api:
             "children": facts.children,
             "open_pollers": facts.open_pollers,
             "reconcile_breaks": facts.reconcile_breaks,
+            "account": facts.account,
+            "live_trading_refused": facts.live_trading_refused,
         }
+        if facts.live_trading_refused:
+            body["reason"] = LIVE_REFUSED_REASON
         return json_response(body, 200 if status == "ok" else 503)
 
     async def metrics(self, request: Request) -> Response:
@@ -271,6 +276,12 @@ class _Api:
             self._gateway.render_metrics(),
             media_type="text/plain; version=0.0.4; charset=utf-8",
         )
+
+
+LIVE_REFUSED_REASON = (
+    "the bridge's account is LIVE and ALLOW_LIVE_TRADING is false: every approval is rejected "
+    "live_trading_not_allowed"
+)
 
 
 def _authorised(request: Request, token: str) -> bool:

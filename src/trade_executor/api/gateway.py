@@ -20,7 +20,9 @@ class HealthFacts:
     children: dict[str, str] = field(default_factory=dict)
     open_pollers: int = 0
     reconcile_breaks: int = 0  # breaks the last reconciliation pass found (0: none, or no pass)
-    account: str | None = None  # paper or live, as the bridge said at start (None: not known)
+    account: str | None = None  # paper or live, as the bridge last said (None: not known)
+    # A live account without ALLOW_LIVE_TRADING: every approval is rejected (CONTRACT 5, 6).
+    live_trading_refused: bool = False
 
 
 class Gateway(Protocol):

@@ -157,12 +157,39 @@ async def _bridge_positions(url: str) -> tuple[list[dict[str, Any]] | None, str 
             positions = await broker.positions()
     except BrokerError as error:
         return None, str(error)
-    held = [
+    return _held(positions), None
+
+
+async def _bridge_account(url: str) -> bool | None:
+    """The account's `paper_trading` as the bridge's /health says it (None: not said or no
+    answer)."""
+    try:
+        async with BrokerClient(url, BRIDGE_TIMEOUT, read_retries=0) as broker:
+            health = await broker.health()
+    except BrokerError:
+        return None
+    return health.paper_trading if health.connected else None
+
+
+def account_view(
+    paper_trading: bool | None, allow_live_trading: bool, execution_enabled: bool | None
+) -> dict[str, Any]:
+    """Paper or live, and whether approvals are refused for it (CONTRACT section 5)."""
+    account = None if paper_trading is None else "paper" if paper_trading else "live"
+    refused = account == "live" and not allow_live_trading and execution_enabled is not False
+    return {
+        "account": account,
+        "allow_live_trading": allow_live_trading,
+        "live_trading_refused": refused,
+    }
+
+
+def _held(positions: list[Any]) -> list[dict[str, Any]]:
+    return [
         {"symbol": p.symbol, "quantity": p.quantity, "avg_cost": p.avg_cost}
         for p in positions
         if p.quantity != 0
     ]
-    return held, None
 
 
 def _service_view(g: Gathered, values: dict[str, Any]) -> dict[str, Any]:
@@ -287,6 +314,9 @@ async def collect_view(
     bridge_url = values.get("ib_bridge_url")
     url = bridge_url if isinstance(bridge_url, str) else settings.ib_bridge_url
     positions, bridge_error = await _bridge_positions(url) if read_bridge else (None, None)
+    paper_trading = await _bridge_account(url) if read_bridge else None
+    published_allow = _bool(values.get("allow_live_trading"))
+    allow_live = settings.allow_live_trading if published_allow is None else published_allow
     ledger_positions = [_position_line(e) for e in g.positions if e.position_state != "closed"]
     control = g.control
     server = await database_server(store.pool)
@@ -302,6 +332,7 @@ async def collect_view(
         },
         "execution_enabled": _bool(values.get("execution_enabled")),
         "market": market_view(settings, g.now),
+        "account": account_view(paper_trading, allow_live, _bool(values.get("execution_enabled"))),
         "limits": {name: _number(values[name]) for name in sorted(values)} if values else None,
         "limits_source": "service" if values else "unknown: no service has published its limits",
         "limits_off": [name.upper() for name in OFF_WHEN_ZERO if _decimal(values.get(name)) == 0],
@@ -384,6 +415,14 @@ def render_text(view: dict[str, Any]) -> str:
         )
     else:
         line("halted", "no")
+    account = view["account"]
+    if account["live_trading_refused"]:
+        line(
+            "account",
+            "LIVE, ALLOW_LIVE_TRADING=false: every approval is rejected live_trading_not_allowed",
+        )
+    else:
+        line("account", account["account"] or "unknown (the bridge did not say)")
     market = view["market"]
     outside = (
         "approvals rejected market_closed"

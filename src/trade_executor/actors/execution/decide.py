@@ -27,6 +27,7 @@ from trade_executor.actors.execution.outcomes import Outcomes
 from trade_executor.actors.execution.shared import Candidate, Shared, log, log_context
 from trade_executor.broker.errors import BrokerError, BrokerUnavailable
 from trade_executor.domain.guardrails import (
+    LIVE_TRADING_NOT_ALLOWED,
     UsageItem,
     check_account_mode,
     check_entry,
@@ -188,7 +189,10 @@ class Decider:
         """`detail`: a guardrail's words (logged); `numbers`: what a risk decision was made on
         (in the rejection's log line and audit trail)."""
         execution = candidate.execution
-        if detail:
+        if reason == LIVE_TRADING_NOT_ALLOWED:
+            # Not a routine refusal: the operator believes the service trades (CONTRACT 5).
+            log.warning("guardrail.refused", reason=reason, detail=detail, **log_context(execution))
+        elif detail:
             log.info("guardrail.refused", reason=reason, detail=detail, **log_context(execution))
         self._s.spawn("reject", lambda: self._outcomes.reject(execution, reason, numbers))
 

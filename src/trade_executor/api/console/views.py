@@ -141,6 +141,7 @@ async def overview(settings: Settings, gateway: Gateway) -> dict[str, Any]:
     mode = operating_mode(
         settings.execution_enabled if enabled is None else enabled,
         "paper" if facts.account == "paper" else "live" if facts.account == "live" else None,
+        settings.allow_live_trading,
     )
     limits = view["limits"] or {}
     realized_limit = limits.get("max_daily_realized_loss")
