@@ -225,14 +225,16 @@ def build_parser() -> argparse.ArgumentParser:
         "applies the change within a second (risk released or kept, symbol freed).",
         "  trade-executor resolve 3f2a --as failed\n"
         "  trade-executor resolve 3f2a --as cancelled --order-id 4242\n"
-        "  trade-executor resolve 3f2a --as submitted --order-id 4242",
+        "  trade-executor resolve 3f2a --as filled --fill-price 150.02\n"
+        "  trade-executor resolve 3f2a --exit-price 144.87",
     )
     resolve.add_argument("execution_id", metavar="ID", type=_id_text)
     resolve.add_argument(
         "--as",
         dest="outcome",
-        required=True,
+        default=None,
         choices=["failed", "submitted", "filled", "cancelled"],
+        help="the outcome (required unless --exit-price)",
     )
     resolve.add_argument(
         "--order-id",
@@ -240,6 +242,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="the broker's order id (checked at the bridge; needed by submitted)",
     )
     resolve.add_argument(
+        "--fill-price",
+        default=None,
+        metavar="P",
+        help="the entry's fill price (needed by --as filled unless the bridge's order has one)",
+    )
+    resolve.add_argument(
+        "--exit-price",
+        default=None,
+        metavar="P",
+        help="the exit price of a position the broker closed at a price not known",
+    )
+    resolve.add_argument(
+        "--by", default=None, help="who resolves (default: SUDO_USER under sudo, else the OS user)"
+    )
+
+    resolve_position = _command(
+        commands,
+        "resolve-position",
+        "give the exit price of a position the broker closed at an unknown price",
+        "The reconciler closed it from the broker's positions with the stop's P&L counted\n"
+        "against MAX_DAILY_REALIZED_LOSS; with the real price its P&L and R are recomputed and\n"
+        "the running service books them within a second.",
+        "  trade-executor resolve-position COIN --exit-price 212.40",
+    )
+    resolve_position.add_argument("symbol", metavar="SYMBOL", help="the position's symbol")
+    resolve_position.add_argument("--exit-price", required=True, metavar="P", help="the price")
+    resolve_position.add_argument(
         "--by", default=None, help="who resolves (default: SUDO_USER under sudo, else the OS user)"
     )
 
@@ -449,6 +478,7 @@ COMMANDS: dict[str, Callable[[Settings, Any], int]] = {
     "halt": _ops("halt"),
     "resume": _ops("resume"),
     "resolve": _ops("resolve"),
+    "resolve-position": _ops("resolve_position"),
     "close": _ops("close"),
     "completion": lambda settings, args: 0,  # handled before settings are read
 }
