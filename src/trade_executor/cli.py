@@ -287,8 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "close",
         "close open positions through the running service",
-        "The running service cancels their stop-loss and take-profit orders, closes them at\n"
-        "market through the bridge and records exit_reason=close with the realized P&L.",
+        "The running service cancels every working order of ours for the symbol, closes the\n"
+        "broker's quantity at market through the bridge and records exit_reason=close with the\n"
+        "realized P&L. Refused (exit 1) when the broker's quantity or protective orders differ\n"
+        "from the ledger's, unless --force.",
         "  trade-executor close AAPL --reason 'news halt'\n"
         "  trade-executor close --all --reason 'end of day'",
     )
@@ -300,7 +302,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     close.add_argument("--json", action="store_true", help="print the positions as JSON")
     close.add_argument(
+        "--force",
+        action="store_true",
+        help="close the broker's quantity even when the ledger and the broker disagree",
+    )
+    close.add_argument(
         "--by", default=None, help="who closes (default: SUDO_USER under sudo, else the OS user)"
+    )
+    protect = _command(
+        commands,
+        "protect",
+        "protect an open position again through the bridge",
+        "Places a stop-loss (and take-profit) for the broker's quantity through the bridge's\n"
+        "/positions/{symbol}/protect, replacing the position's protective orders. Defaults:\n"
+        "the signal's stop and target. Refused (exit 1) when the broker's quantity or\n"
+        "protective orders differ from the ledger's, unless --force.",
+        "  trade-executor protect AAPL\n  trade-executor protect AAPL --stop 144.50",
+    )
+    protect.add_argument("symbol", metavar="SYMBOL", help="the position to protect")
+    protect.add_argument("--stop", default=None, metavar="P", help="the stop price")
+    protect.add_argument("--take-profit", default=None, metavar="P", help="the target price")
+    protect.add_argument(
+        "--force", action="store_true", help="protect even when ledger and broker disagree"
+    )
+    protect.add_argument(
+        "--by", default=None, help="who protects (default: SUDO_USER under sudo, else the OS user)"
     )
     return parser
 
@@ -480,5 +506,6 @@ COMMANDS: dict[str, Callable[[Settings, Any], int]] = {
     "resolve": _ops("resolve"),
     "resolve-position": _ops("resolve_position"),
     "close": _ops("close"),
+    "protect": _ops("protect"),
     "completion": lambda settings, args: 0,  # handled before settings are read
 }
