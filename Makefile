@@ -1,6 +1,8 @@
 # make test  : create .venv if missing, install the project, find or start PostgreSQL, run the suite
 # make lint  : ruff on src/ tests/ bench/, mypy --strict on src/ and tests/
 # make demo  : the whole pipeline on embedded defaults (installs the `demo` extra)
+# make test-failover : the two-server PostgreSQL failover test alone, its figures printed
+#                       (FAILOVER_RUNS=3: three times in a row)
 # make screenshots : the console's main pages, shot in headless Chromium, into build/screenshots/
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +11,7 @@ STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 PYTEST_ARGS ?=
 
-.PHONY: test test-slow lint demo bench install clean screenshots
+.PHONY: test test-slow test-failover lint demo bench install clean screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,13 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	PYTHON=$(PY) scripts/with-postgres.sh $(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+FAILOVER_RUNS ?= 1
+test-failover: $(STAMP)
+	for run in $$(seq $(FAILOVER_RUNS)); do \
+		PYTHON=$(PY) scripts/with-postgres.sh $(PY) -m pytest -q -s -rs \
+			tests/chaos/test_failover.py || exit 1; \
+	done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests $(wildcard bench)

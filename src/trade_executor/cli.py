@@ -459,8 +459,7 @@ def _migrate(settings: Settings, _: argparse.Namespace) -> int:
 
 def _check_config(settings: Settings, args: argparse.Namespace) -> int:
     settings.validate_for_run()  # accept exactly what `run` accepts
-    warning = settings.limits_off_warning()
-    if warning is not None:
+    for warning in settings.warnings():
         print(f"trade-executor: warning: {warning}", file=sys.stderr)
     for name, value in settings.redacted().items():
         print(f"{name}={value}")

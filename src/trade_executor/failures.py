@@ -9,9 +9,9 @@ driver's SQLSTATE (asyncpg's exceptions carry `sqlstate`), so no asyncpg import 
 from __future__ import annotations
 
 import errno
-from urllib.parse import urlsplit
 
-from trade_executor.store.errors import SchemaMissing, StoreError, StoreUnavailable
+from trade_executor.dburl import DatabaseUrlError, parse_database_url
+from trade_executor.store.errors import LockBlocked, SchemaMissing, StoreError, StoreUnavailable
 
 # SQLSTATEs (PostgreSQL, Appendix A).
 INVALID_CATALOG_NAME = "3D000"
@@ -43,17 +43,15 @@ def _sqlstate(error: BaseException) -> str | None:
 
 
 def where(dsn: str | None) -> str:
-    """`host:port/db` of a DSN, without user or password (for messages)."""
+    """`host:port/db` of a DSN (`a:5432,b:5433/db` with several hosts), without user or
+    password (for messages)."""
     if not dsn:
         return "the database"
     try:
-        parts = urlsplit(dsn)
-        host = parts.hostname or "localhost"
-        port = parts.port or 5432
-    except ValueError:
+        url = parse_database_url(dsn)
+    except DatabaseUrlError:
         return "the database"
-    name = parts.path.lstrip("/") or "(default database)"
-    return f"{host}:{port}/{name}"
+    return f"{url.hosts_text()}/{url.database or '(default database)'}"
 
 
 def _first_line(error: BaseException) -> str:
@@ -71,8 +69,8 @@ def explain(
     user = ""
     if dsn:
         try:
-            user = urlsplit(dsn).username or ""
-        except ValueError:
+            user = parse_database_url(dsn).user or ""
+        except DatabaseUrlError:
             user = ""
     if state == INVALID_CATALOG_NAME:
         name = target.rsplit("/", 1)[-1]
@@ -100,6 +98,8 @@ def explain(
         )
     if isinstance(error, StoreUnavailable):
         return f"cannot reach the database at {target} ({_first_line(error)})"
+    if isinstance(error, LockBlocked):  # its own sentence names the session in the way
+        return f"the database {target}: {error}"
     if isinstance(error, OSError) and error.errno == errno.EADDRINUSE and http is not None:
         host, port = http
         return (

@@ -1,16 +1,52 @@
 """Serving an ASGI app with Hypercorn on a socket we bind ourselves (so port 0 works and the
-real port is known), on asyncio or trio, whichever runs the caller."""
+real port is known), on asyncio or trio, whichever runs the caller.
+
+Every error answer is JSON (CONTRACT section 6), also those Hypercorn gives itself for a request
+h11 cannot parse (an empty 400 otherwise), and a Content-Length of any size reaches the app, which
+answers 413 for a body above its limit: h11 refuses one of more than 20 digits as malformed.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
+import h11
+import h11._headers
 from hypercorn.config import Config, Sockets
+from hypercorn.protocol.h11 import H11Protocol
 from hypercorn.typing import ASGIFramework
 from hypercorn.utils import wrap_app
+
+# Digits h11 accepts in a Content-Length: below Python's int-from-text limit (4300 digits), and the
+# header line itself is bounded by h11's 16 KiB request head.
+CONTENT_LENGTH_MAX_DIGITS = 4000
+_PROTOCOL_ERRORS = {400: "bad request: the HTTP request could not be parsed"}
+
+
+async def _send_json_error_response(self: H11Protocol, status_code: int) -> None:
+    """Hypercorn's `_send_error_response` with a JSON body saying what went wrong."""
+    message = _PROTOCOL_ERRORS.get(status_code, f"HTTP error {status_code}")
+    body = json.dumps({"error": message}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close"),
+        *self.config.response_headers("h11"),
+    ]
+    await self._send_h11_event(h11.Response(status_code=status_code, headers=headers))
+    await self._send_h11_event(h11.Data(data=body))
+    await self._send_h11_event(h11.EndOfMessage())
+
+
+def _json_protocol_errors() -> None:
+    """Install the two changes of the module docstring (idempotent; both are process-wide, and
+    every server of this process is ours)."""
+    h11._headers.CONTENT_LENGTH_MAX_DIGITS = CONTENT_LENGTH_MAX_DIGITS
+    H11Protocol._send_error_response = _send_json_error_response  # type: ignore[method-assign]
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -46,6 +82,7 @@ async def serve_asgi(
     graceful_timeout: float = 1.0,
 ) -> None:
     """Serve `app` on the bound `sock` until `shutdown_trigger()` returns; closes the socket."""
+    _json_protocol_errors()
     hyper = Config()
     hyper.graceful_timeout = graceful_timeout
     hyper.accesslog = None

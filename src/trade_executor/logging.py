@@ -25,7 +25,7 @@ from typing import Any, Literal, TextIO
 import structlog
 from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
 
-from trade_executor.redact import MASK, SECRET_KEY, redact_text
+from trade_executor.redact import MASK, SECRET_KEY, UNSET, redact_text
 
 _known_secrets: list[str] = []
 
@@ -60,7 +60,8 @@ def _redact_value(value: Any) -> Any:
 
 def _redact_field(key: str, value: Any) -> Any:
     # log.info("x", password=...) or {"api_token": ...}: the key says the value is a secret.
-    if value is not None and SECRET_KEY.search(key):
+    # An unset one (None, or the redacted view's "(unset)") is shown as such: nothing to hide.
+    if value is not None and value != UNSET and SECRET_KEY.search(key):
         return MASK
     return _redact_value(value)
 

@@ -40,7 +40,20 @@ from trade_executor import __version__
 from trade_executor.domain.sizing import RiskGate
 from trade_executor.domain.states import FINAL_STATES, ExecutionState
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+# Up to and beyond IB_BRIDGE_TIMEOUT (default 15 s): the jax bridge takes 5-6 s for a bracket, so
+# the buckets between 5 and 60 s are what tell a slow normal answer from one that timed out.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 7.5, 10, 15, 20, 30, 60,
+)  # fmt: skip
+
+
+def latency_buckets(bridge_timeout: float | None) -> tuple[float, ...]:
+    """LATENCY_BUCKETS, plus the configured IB_BRIDGE_TIMEOUT and twice it when those lie
+    beyond them (it may be set up to 300 s): a request that hit the timeout is never lumped
+    into +Inf with ones that waited far longer."""
+    extra = () if bridge_timeout is None else (bridge_timeout, 2 * bridge_timeout)
+    return tuple(sorted({*LATENCY_BUCKETS, *(b for b in extra if b > LATENCY_BUCKETS[-1])}))
+
 
 # The states an execution is counted in: where it ends, and `unknown` (it waits for an operator).
 EXECUTION_OUTCOMES: tuple[str, ...] = tuple(
@@ -150,6 +163,8 @@ class Metrics:
     def __init__(self, settings: object | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        timeout = getattr(settings, "ib_bridge_timeout", None)
+        buckets = latency_buckets(float(timeout) if timeout is not None else None)
         self.approvals_received = Counter(
             "trade_executor_approvals_received", "Approvals claimed for execution", registry=r
         )
@@ -169,13 +184,13 @@ class Metrics:
             "trade_executor_bridge_request_seconds",
             "IB bridge request latency by HTTP method, path template and outcome",
             ["method", "path", "outcome"],
-            buckets=LATENCY_BUCKETS,
+            buckets=buckets,
             registry=r,
         )
         self.approval_to_submit = Histogram(
             "trade_executor_approval_to_submit_seconds",
             "From the approval being seen to the bridge accepting the order",
-            buckets=LATENCY_BUCKETS,
+            buckets=buckets,
             registry=r,
         )
         self.pacing_wait = Histogram(
@@ -198,6 +213,13 @@ class Metrics:
         self.halted = Gauge(
             "trade_executor_halted", "1 while the kill switch is on (halt or breaker)", registry=r
         )
+        self.halt_cause = Gauge(
+            "trade_executor_halt_cause",
+            "1 for the cause of the halt in force (operator or breaker), 0 for the other; both 0"
+            " while running",
+            ["cause"],
+            registry=r,
+        )
         self.halts = Counter(
             "trade_executor_halts",
             "Times the service went from running to halted, by cause",
@@ -215,6 +237,13 @@ class Metrics:
             "1 while the bridge's background health check succeeds (0 until the first success)",
             registry=r,
         )
+        self.database_commit_durable = Gauge(
+            "trade_executor_database_commit_durable",
+            "1 when the database's settings make a commit survive a standby's promotion "
+            "(synchronous_commit on and a synchronous standby streaming); 0 when they do not, "
+            "or until checked",
+            registry=r,
+        )
         self.executions_needing_operator = Gauge(
             "trade_executor_executions_needing_operator",
             "Executions only an operator can settle (unknown, or past their bound)",
@@ -222,7 +251,13 @@ class Metrics:
         )
         self.reconcile_breaks = Counter(
             "trade_executor_reconcile_breaks",
-            "Breaks found by reconciliation with the broker, by kind (each pass counts again)",
+            "Breaks found by reconciliation with the broker, by kind, each once when it is new",
+            ["kind"],
+            registry=r,
+        )
+        self.reconcile_breaks_open = Gauge(
+            "trade_executor_reconcile_breaks_open",
+            "Breaks open after the last reconciliation pass, by kind",
             ["kind"],
             registry=r,
         )
@@ -245,8 +280,10 @@ class Metrics:
             self.risk_rejections.labels(gate=gate)
         for kind in RECONCILE_BREAK_KINDS:
             self.reconcile_breaks.labels(kind=kind)
+            self.reconcile_breaks_open.labels(kind=kind).set(0)
         for cause in HALT_CAUSES:
             self.halts.labels(cause=cause)
+            self.halt_cause.labels(cause=cause).set(0)
         for role in ROLES:
             self.role.labels(role=role).set(0)
         for method, path in BRIDGE_ENDPOINTS:
@@ -269,6 +306,9 @@ class Metrics:
     def set_bridge_up(self, up: bool) -> None:
         self.bridge_up.set(1 if up else 0)
 
+    def set_commit_durable(self, durable: bool) -> None:
+        self.database_commit_durable.set(1 if durable else 0)
+
     # ---- risk and trading state ---------------------------------------------------------------
 
     def set_daily_risk(self, amount: Decimal) -> None:
@@ -280,12 +320,16 @@ class Metrics:
     def set_halted(self, halted: bool, reason: str | None = None) -> None:
         """The kill switch's state. A change from running to halted counts in `halts_total`,
         cause `breaker` when the reason starts `breaker:`, else `operator`. The first call (the
-        state restored at start-up) sets the gauge without counting: that halt began earlier."""
+        state restored at start-up) sets the gauge without counting: that halt began earlier.
+        `halt_cause` says which cause holds the halt now, 0 for both once resumed."""
+        cause = "breaker" if (reason or "").startswith("breaker:") else "operator"
         if halted and self._halted is False:
-            cause = "breaker" if (reason or "").startswith("breaker:") else "operator"
             self.halts.labels(cause=cause).inc()
         self._halted = halted
         self.halted.set(1 if halted else 0)
+        # A state, for alerts that must clear on `resume` (a counter's increase lingers).
+        for name in HALT_CAUSES:
+            self.halt_cause.labels(cause=name).set(1 if halted and name == cause else 0)
 
     def set_role(self, role: str | None) -> None:
         """`"active"`, `"standby"`, or None (starting, or between roles): one series at 1."""
@@ -298,8 +342,14 @@ class Metrics:
         self.executions_needing_operator.set(count)
 
     def reconcile_break(self, kind: str) -> None:
-        """Count one break found by a reconciliation pass (kinds: RECONCILE_BREAK_KINDS)."""
+        """Count one new break (kinds: RECONCILE_BREAK_KINDS); `actors.break_report` calls it
+        once per break, not once per pass that finds it again."""
         self.reconcile_breaks.labels(kind=kind).inc()
+
+    def set_open_breaks(self, by_kind: Mapping[str, int]) -> None:
+        """The breaks open after a pass, by kind; a kind absent from `by_kind` is 0."""
+        for kind in dict.fromkeys([*RECONCILE_BREAK_KINDS, *by_kind]):
+            self.reconcile_breaks_open.labels(kind=kind).set(by_kind.get(kind, 0))
 
     def set_limits(self, settings: object | Mapping[str, Any]) -> None:
         """Export each limit of LIMIT_NAMES found in `settings`: a Settings object (attributes)

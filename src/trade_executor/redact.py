@@ -10,7 +10,11 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from trade_executor.dburl import DatabaseUrlError, parse_database_url
+
 MASK = "***"
+# How an unset secret is shown: it says that nothing is set, and hides nothing.
+UNSET = "(unset)"
 
 # scheme://user:password@host  or  scheme://user@host  (the user alone may be a secret too).
 # Greedy up to the last "@" before the path: an unencoded "@" in a password must not leak its tail.
@@ -28,7 +32,13 @@ SECRET_KEY = re.compile(
 
 
 def redact_dsn(dsn: str) -> str:
-    """`postgresql://alice:pw@db:5432/x` -> `postgresql://***:***@db:5432/x`; never raises."""
+    """`postgresql://alice:pw@db:5432/x` -> `postgresql://***:***@db:5432/x`; several hosts and
+    libpq's keyword form are shown as a URL of every host (`dburl`); never raises."""
+    if "," in dsn or "://" not in dsn:
+        try:
+            return parse_database_url(dsn).redacted()
+        except DatabaseUrlError:
+            return redact_text(dsn)
     try:
         parts = urlsplit(dsn)
         port = f":{parts.port}" if parts.port else ""

@@ -52,6 +52,7 @@ from trade_executor.store.leadership import LeadershipLost, PgLeaderLock
 from trade_executor.store.notifications import connect_notifications
 from trade_executor.store.operator import read_control
 from trade_executor.store.postgres import PgStore, create_pool
+from trade_executor.store.server import DatabaseServer, database_server, durability
 from trade_executor.systemd import (
     Account,
     Role,
@@ -78,6 +79,10 @@ LEADER_HEARTBEAT_INTERVAL = 2.0
 T = TypeVar("T")
 
 
+# Tries of the durability check (a pooled connection may have died with the old primary).
+DURABILITY_CHECK_ATTEMPTS = 3
+
+
 class Service:
     """The supervisor of one instance. Its `role` is starting, standby, active or stopping."""
 
@@ -89,8 +94,10 @@ class Service:
         with_api: bool = True,
         clock: Clock = utcnow,
         gauge_interval: float = GAUGE_INTERVAL,
+        database_deadline: float = STARTUP_DATABASE_DEADLINE,
     ) -> None:
         self.settings = settings
+        self._database_deadline = database_deadline
         self.notifier = notifier or SystemdNotifier.from_env()
         self.role = "starting"
         self.supervisor = Supervisor()
@@ -103,6 +110,7 @@ class Service:
         self._reading: GaugeReading | None = None
         self._status_sent: str | None = None
         self._leader: str | None = None  # the active instance, as it published itself
+        self._database_server: DatabaseServer | None = None  # the server last checked
         self.store: PgStore | None = None
         self.broker: BrokerClient | None = None
         self.actors: Actors | None = None
@@ -195,6 +203,14 @@ class Service:
             "connect", lambda: create_pool(dsn, application_name=application_name())
         )
         self.store = PgStore(pool)
+        server = await self._with_database_retry("connect", lambda: database_server(pool))
+        log.info(
+            "supervisor.database",
+            database=str(server),
+            hosts=settings.database_url_parsed().hosts_text(),
+        )
+        self._database_server = server
+        await self._check_durability()
         # The pollers get a client of their own, as small as their concurrency: thousands of
         # polls never queue the executor's account reads and orders, and httpcore's per-request
         # pool scan stays short.
@@ -272,13 +288,21 @@ class Service:
     async def _with_database_retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """The database may still be starting (boot order): retry for a while."""
         backoff = Backoff(base=0.5, cap=5.0)
-        with anyio.fail_after(STARTUP_DATABASE_DEADLINE):
+        last: StoreUnavailable | None = None
+        with anyio.move_on_after(self._database_deadline):
             while True:
                 try:
                     return await call()
                 except StoreUnavailable as error:  # e.g. PostgreSQL answering "starting up"
+                    last = error
                     log.warning("supervisor.database_unavailable", step=what, error=str(error))
                     await anyio.sleep(backoff.next())
+        # Out of time: one sentence (failures.explain) naming the database and the last error,
+        # never a bare TimeoutError with a traceback.
+        why = f": {last}" if last is not None else ""
+        raise StoreUnavailable(
+            f"no answer within {self._database_deadline:g} s, step {what}{why}"
+        ) from last
 
     async def _become_leader(self, lock: PgLeaderLock) -> None:
         """Take the leader lock, or wait as a standby until it frees (or the database is back)."""
@@ -303,9 +327,36 @@ class Service:
         assert self.store is not None and lock.epoch is not None
         # From here on a claim or intent of this instance commits only while its epoch leads.
         self.store.fence(lock.epoch, on_fenced=lambda error: lock.lose(str(error)))
+        server = str(lock.server) if lock.server is not None else None
+        if lock.server is not None and lock.server != self._database_server:
+            # Another server than at start: a promotion. Its settings may differ.
+            self._database_server = lock.server
+            await self._check_durability()
         if announced:
-            log.warning("supervisor.took_over", epoch=lock.epoch, leader_id=lock.leader_id)
-        log.info("supervisor.leader_epoch", epoch=lock.epoch, leader_id=lock.leader_id)
+            log.warning(
+                "supervisor.took_over", epoch=lock.epoch, leader_id=lock.leader_id, database=server
+            )
+        log.info(
+            "supervisor.leader_epoch", epoch=lock.epoch, leader_id=lock.leader_id, database=server
+        )
+
+    async def _check_durability(self) -> None:
+        """Warn (a log line, the `database_commit_durable` gauge) when the server's settings
+        cannot make a commit survive a standby's promotion (docs/RELIABILITY.md)."""
+        assert self.store is not None
+        for attempt in range(DURABILITY_CHECK_ATTEMPTS):
+            try:
+                found = await durability(self.store.pool)
+                break
+            except StoreUnavailable as error:  # after a promotion: a pooled connection died
+                if attempt + 1 == DURABILITY_CHECK_ATTEMPTS:  # checked again next leadership
+                    self.metrics.set_commit_durable(False)
+                    log.warning("supervisor.durability_unknown", error=str(error))
+                    return
+        problem = found.problem()
+        self.metrics.set_commit_durable(problem is None)
+        if problem is not None:
+            log.warning("supervisor.durability_at_risk", reason=problem)
 
     async def _hold_leadership(self, lock: PgLeaderLock, active: anyio.CancelScope) -> None:
         """Heartbeat; as soon as the leadership is lost, cancel `active` (the actors): the
@@ -330,6 +381,9 @@ class Service:
             config=settings.redacted(),
             limits_off=list(settings.limits_off()),
         )
+        # The same sentences check-config prints, at warning: `journalctl -p warning` shows them.
+        for warning in settings.warnings():
+            log.warning("supervisor.config_warning", warning=warning)
 
     async def _announce_mode(self) -> None:
         """LIVE, PAPER or DRY RUN, prominently: a line of its own (warning for a live account,

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -37,8 +37,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from trade_executor.dburl import DatabaseUrl, DatabaseUrlError, parse_database_url
 from trade_executor.domain.sizing import POSITION_SIZE_CEILING
-from trade_executor.redact import MASK, redact_dsn
+from trade_executor.redact import MASK, UNSET, redact_dsn
 
 EX_CONFIG = 78
 ENV_FILE_VARIABLE = "TRADE_EXECUTOR_ENV_FILE"
@@ -66,6 +67,13 @@ OFF_WHEN_ZERO = (
     "max_daily_realized_loss",
     "max_consecutive_failures",
 )
+# MAX_RISK_PER_TRADE: common sizing rules risk 1-2% of the account per trade, so above
+# RISK_PER_TRADE_WARNING the service warns. Above RISK_PER_TRADE_CEILING it refuses to start: at
+# 5% ten losing trades in a row (an ordinary streak for a strategy that wins 40%) already cost
+# 40% of net liquidation, and a larger value is nearly always a percentage typed as a fraction
+# (MAX_RISK_PER_TRADE=1 meant as 1% puts all of net liquidation at risk on one trade).
+RISK_PER_TRADE_WARNING = Decimal("0.02")
+RISK_PER_TRADE_CEILING = Decimal("0.05")
 
 
 class ConfigError(Exception):
@@ -90,7 +98,7 @@ class Settings(BaseSettings):
     ib_bridge_url: str = "http://localhost:8092"
     # The real bridge can take over 5.7 s to place an order.
     ib_bridge_timeout: float = Field(default=15.0, gt=0, le=300)
-    max_risk_per_trade: Decimal = Field(default=Decimal("0.01"), gt=0, le=1)
+    max_risk_per_trade: Decimal = Field(default=Decimal("0.01"), gt=0)  # <= the ceiling
     min_position_size: int = Field(default=1, ge=1, le=POSITION_SIZE_CEILING)
     max_position_size: int = Field(default=1000, ge=0, le=POSITION_SIZE_CEILING)  # 0 = no cap
     max_position_value_pct: Decimal = Field(default=Decimal("0.20"), gt=0, le=1)
@@ -113,6 +121,8 @@ class Settings(BaseSettings):
     instance_guardrails: Toggle = "auto"
     require_artifact_approval: Toggle = "auto"
     approval_max_age: float = Field(default=300.0, gt=0)
+    # A signal with no expires_at expires at generated_at + this (the original's 24 hours).
+    signal_default_ttl: float = Field(default=86400.0, gt=0)
     trading_day_timezone: str = "America/New_York"
     flatten_at: time | None = None  # HH:MM in TRADING_DAY_TIMEZONE; unset = never
     # Positions whose DAY children expired at the close are protected again at the next open.
@@ -195,6 +205,16 @@ class Settings(BaseSettings):
             raise ValueError("must be a finite number")
         return value
 
+    @field_validator("max_risk_per_trade")
+    @classmethod
+    def _at_most_the_ceiling(cls, value: Decimal) -> Decimal:
+        if value.is_finite() and value > RISK_PER_TRADE_CEILING:
+            raise ValueError(
+                f"must be at most {RISK_PER_TRADE_CEILING} (a fraction: 0.01 risks 1% of net "
+                "liquidation per trade; 1 would risk all of it)"
+            )
+        return value
+
     @field_validator("max_daily_realized_loss")
     @classmethod
     def _finite_realized(cls, value: Decimal) -> Decimal:
@@ -220,14 +240,9 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value():
             return None
         try:
-            parts = urlsplit(value.get_secret_value())
-            parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError:
-            raise ValueError("is not a parsable URL") from None
-        # A Unix-socket DSN names its directory in the query: postgresql:///db?host=/run/pg
-        has_host = bool(parts.hostname) or "host=" in parts.query
-        if parts.scheme not in ("postgresql", "postgres") or not has_host:
-            raise ValueError("must be a postgresql://user@host:port/db URL") from None
+            parse_database_url(value.get_secret_value())
+        except DatabaseUrlError as error:  # one sentence, never the value (it is a secret)
+            raise ValueError(str(error)) from None
         return value
 
     @field_validator("trading_day_timezone")
@@ -285,6 +300,21 @@ class Settings(BaseSettings):
             sentence += f"; orders stay capped at {POSITION_SIZE_CEILING:,} shares"
         return sentence
 
+    def risk_per_trade_warning(self) -> str | None:
+        """One sentence when MAX_RISK_PER_TRADE is above RISK_PER_TRADE_WARNING, else None."""
+        if self.max_risk_per_trade <= RISK_PER_TRADE_WARNING:
+            return None
+        return (
+            f"MAX_RISK_PER_TRADE={self.max_risk_per_trade} risks "
+            f"{(self.max_risk_per_trade * 100).normalize():f}% of net liquidation per trade "
+            f"(above {RISK_PER_TRADE_WARNING}; refused above {RISK_PER_TRADE_CEILING})"
+        )
+
+    def warnings(self) -> list[str]:
+        """The sentences `check-config` prints and `run` logs at warning before starting."""
+        found = (self.limits_off_warning(), self.risk_per_trade_warning())
+        return [sentence for sentence in found if sentence is not None]
+
     def validate_for_run(self) -> None:
         """Raise ConfigError unless `run` could start with these settings (DATABASE_URL set);
         `check-config` calls it so that it accepts exactly what `run` accepts."""
@@ -295,21 +325,25 @@ class Settings(BaseSettings):
             raise ConfigError(f"DATABASE_URL: required by run but {how}{source}")
 
     def dsn(self) -> str:
-        """The database DSN with DATABASE_PASSWORD merged in; raises ConfigError if unset."""
+        """The database DSN asyncpg connects with: DATABASE_PASSWORD merged in, the keyword
+        form converted to a URL, several hosts given `target_session_attrs=read-write` unless
+        the URL says otherwise (`dburl`). A one-host URL without a password to merge is
+        returned as written. Raises ConfigError if unset."""
         if self.database_url is None:
             raise ConfigError("DATABASE_URL: required by this command but not set")
-        dsn = self.database_url.get_secret_value()
-        if self.database_password is None:
-            return dsn
-        parts = urlsplit(dsn)
-        user = parts.username or "postgres"  # kept as written (already percent-encoded)
-        password = quote(self.database_password.get_secret_value(), safe="")
-        host = parts.hostname or ""
-        if ":" in host:  # IPv6: urlsplit dropped the brackets
-            host = f"[{host}]"
-        port = f":{parts.port}" if parts.port else ""
-        netloc = f"{user}:{password}@{host}{port}"
-        return urlunsplit(parts._replace(netloc=netloc))
+        raw = self.database_url.get_secret_value()
+        url = self.database_url_parsed()
+        if self.database_password is None and "://" in raw and not url.several_hosts:
+            return raw
+        if self.database_password is not None:
+            url = url.with_password(self.database_password.get_secret_value())
+        return url.to_url()
+
+    def database_url_parsed(self) -> DatabaseUrl:
+        """DATABASE_URL read (its hosts, for messages); raises ConfigError if unset."""
+        if self.database_url is None:
+            raise ConfigError("DATABASE_URL: required by this command but not set")
+        return parse_database_url(self.database_url.get_secret_value())
 
     def secret_values(self) -> list[str]:
         """Raw secret strings, for the log redactor: each as written and percent-decoded or
@@ -319,7 +353,7 @@ class Settings(BaseSettings):
             if secret is not None and secret.get_secret_value():
                 raw.append(secret.get_secret_value())
         if self.database_url is not None:
-            password = urlsplit(self.database_url.get_secret_value()).password
+            password = self.database_url_parsed().password
             if password:
                 raw.append(password)
         found: list[str] = []
@@ -340,10 +374,10 @@ class Settings(BaseSettings):
 
 def _shown(value: object, name: str) -> str:
     if value is None:
-        return "(unset)"
+        return UNSET
     if isinstance(value, SecretStr):
         if not value.get_secret_value():
-            return "(unset)"
+            return UNSET
         return redact_dsn(value.get_secret_value()) if name == "database_url" else MASK
     if isinstance(value, bool):
         return str(value).lower()

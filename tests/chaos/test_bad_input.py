@@ -453,8 +453,8 @@ FIXED_BODIES: list[tuple[str, bytes]] = [
     ("approved_by object", body({"signal_id": UUID_TEXT, "approved_by": {"name": "x"}})),
     ("approved_by 10k", body({"signal_id": UUID_TEXT, "approved_by": "a" * 10_000})),
     ("approved_by control", body({"signal_id": UUID_TEXT, "approved_by": "a\x00\x1b[2J"})),
-    ("too large", body({"signal_id": UUID_TEXT, "approved_by": "ops", "pad": "x" * 20_000})),
 ]
+TOO_LARGE = body({"signal_id": UUID_TEXT, "approved_by": "ops", "pad": "x" * 20_000})
 
 
 def check_400(response: httpx.Response, what: object) -> None:
@@ -563,6 +563,9 @@ async def test_malformed_http_bodies(
     async with httpx.AsyncClient(timeout=10, limits=FRESH) as client:
         for name, raw in FIXED_BODIES:
             check_400(await client.post(url, content=raw, headers=AUTH), name)
+        response = await client.post(url, content=TOO_LARGE, headers=AUTH)
+        assert response.status_code == 413, response.text
+        assert "too large" in response.json()["error"]
         # The token is checked before the body is read.
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
             response = await client.post(url, content=b"not json", headers=headers)

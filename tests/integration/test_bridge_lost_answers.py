@@ -165,7 +165,7 @@ async def test_orders_survive_a_bridge_restart(
         await wait_for(
             conn, "SELECT filled_qty FROM executions WHERE signal_id = $1", first, expect=50
         )
-        bridge.admin("POST", "/admin/restart")
+        bridge.admin("POST", "/admin/restart", {"client_id_changed": True})
         bridge.set_faults(partial_fill_qty=0, drop_after_accept=1.0)
         second = await insert_signal(conn, "RSTB")
         await approve(conn, second)

@@ -107,7 +107,7 @@ def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.ib_bridge_url == "https://bridge.internal:9000"
 
 
-@pytest.mark.parametrize("value", ["1", "0.5", "0.0001"])
+@pytest.mark.parametrize("value", ["0.05", "0.02", "0.0001"])
 def test_max_risk_per_trade_boundaries_accepted(
     monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
@@ -118,6 +118,8 @@ def test_max_risk_per_trade_boundaries_accepted(
 INVALID = [
     ("MAX_RISK_PER_TRADE", "0"),
     ("MAX_RISK_PER_TRADE", "1.5"),
+    ("MAX_RISK_PER_TRADE", "1"),  # all of net liquidation at risk on one trade
+    ("MAX_RISK_PER_TRADE", "0.0501"),  # above the ceiling
     ("MAX_RISK_PER_TRADE", "-0.01"),
     ("MAX_RISK_PER_TRADE", "NaN"),
     ("MAX_RISK_PER_TRADE", "one percent"),
@@ -570,6 +572,29 @@ def test_max_position_size_zero_still_has_the_ceiling(monkeypatch: pytest.Monkey
     assert warning is not None and f"{POSITION_SIZE_CEILING:,}" in warning
     monkeypatch.setenv("MAX_POSITION_SIZE", str(POSITION_SIZE_CEILING))
     assert load_settings().max_position_size == POSITION_SIZE_CEILING
+
+
+def test_max_risk_per_trade_above_the_ceiling_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_RISK_PER_TRADE", "1")
+    with pytest.raises(ConfigError, match=r"at most 0\.05 .*1 would risk all of it"):
+        load_settings()
+
+
+@pytest.mark.parametrize(("value", "percent"), [("0.03", "3%"), ("0.05", "5%"), ("0.025", "2.5%")])
+def test_max_risk_per_trade_above_two_percent_is_warned(
+    monkeypatch: pytest.MonkeyPatch, value: str, percent: str
+) -> None:
+    monkeypatch.setenv("MAX_RISK_PER_TRADE", value)
+    settings = load_settings()
+    [warning] = settings.warnings()
+    assert warning.startswith(f"MAX_RISK_PER_TRADE={value} risks {percent} of net liquidation")
+
+
+def test_max_risk_per_trade_up_to_two_percent_is_not_warned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAX_RISK_PER_TRADE", "0.02")
+    assert load_settings().warnings() == []
 
 
 # --- run's requirements, secrets from systemd credentials -----------------------------------------

@@ -12,8 +12,9 @@ Breaks (`domain.breaks.BreakKind`):
   fills (IB's error 10349). This one is corrected: the fills are posted to the executor
   (`FillsFound`), which records them; the reconciler never writes the ledger itself.
 
-Each break is logged `reconcile.break` (error, with its kind and ids), counted in
-`trade_executor_reconcile_breaks_total{kind}`, and stored (`Store.record_breaks`, table
+Each new break is logged `reconcile.break` (error, with its kind and ids) and counted in
+`trade_executor_reconcile_breaks_total{kind}` once, then reminded at most every 15 minutes
+(`actors.break_report`); every pass's breaks are stored (`Store.record_breaks`, table
 `trade_executor_reconcile_breaks`) so that `status` lists it and /health reports degraded until a
 pass no longer finds it. The reconciler only reads from the bridge: it never places, cancels or
 changes an order.
@@ -52,6 +53,7 @@ from uuid import UUID
 import anyio
 from anyio.abc import TaskStatus
 
+from trade_executor.actors.break_report import BreakReport
 from trade_executor.actors.messages import FillsFound, Message, PositionExited
 from trade_executor.broker.errors import BrokerError, BrokerUnavailable
 from trade_executor.broker.protocol import Broker
@@ -237,9 +239,10 @@ class Reconciler:
         clock: Callable[[], datetime] = _utcnow,
         confirm_delay: float = CONFIRM_DELAY,
         on_settled: Callable[[Execution], None] | None = None,
+        break_report: BreakReport | None = None,
     ) -> None:
         """`on_settled` is told of each position settled from the broker (the exits re-read
-        it)."""
+        it); `break_report` logs and counts the breaks (once when new)."""
         self._settings = settings
         self._store = store
         self._broker = broker
@@ -248,6 +251,7 @@ class Reconciler:
         self._clock = clock
         self._confirm_delay = confirm_delay
         self._on_settled = on_settled
+        self._break_report = break_report or BreakReport(metrics)
         self.open_breaks: tuple[ReconcileBreak, ...] = ()
         self.passes = 0  # completed passes, for tests and /health
         self.settled: list[Settlement] = []  # for tests
@@ -288,16 +292,7 @@ class Reconciler:
         result = Comparison(
             tuple(b for b in result.breaks if b.key not in settled), result.fills_found
         )
-        for found in result.breaks:
-            log.error(
-                "reconcile.break",
-                kind=found.kind.value,
-                symbol=found.symbol,
-                execution_id=str(found.execution_id) if found.execution_id else None,
-                order_id=found.order_id,
-                **{k: v for k, v in found.detail.items() if k not in ("symbol", "kind")},
-            )
-            self._metrics.reconcile_break(found.kind.value)
+        self._break_report.report(result.breaks)  # logged and counted once when new
         try:
             await self._store.record_breaks(result.breaks, self._clock())
         except StoreError as error:

@@ -358,15 +358,17 @@ def _authorised(request: Request, token: str) -> bool:
 
 
 async def _read_json(request: Request) -> dict[str, Any] | Response:
-    """The body as a JSON object, or the 400 answer."""
+    """The body as a JSON object, or the 400 answer (413 for one above MAX_BODY)."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
-        return error(f"request body too large (at most {MAX_BODY} bytes)", 400)
+    if declared is not None and not declared.isdigit():
+        return error("bad Content-Length header", 400)
+    if declared is not None and int(declared) > MAX_BODY:
+        return error(f"request body too large (at most {MAX_BODY} bytes)", 413)
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_BODY:
-            return error(f"request body too large (at most {MAX_BODY} bytes)", 400)
+            return error(f"request body too large (at most {MAX_BODY} bytes)", 413)
     try:
         data = json.loads(raw)
     except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested thousands deep

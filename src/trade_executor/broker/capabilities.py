@@ -37,6 +37,12 @@ class Endpoint:
     def label(self) -> str:
         return f"{self.method} {self.path}"
 
+    @property
+    def metric_label(self) -> str:
+        """The endpoint as the latency metric names it (`metrics.BRIDGE_ENDPOINTS`): order ids
+        are `{id}` there, as in the client's own requests."""
+        return f"{self.method} {self.path.replace('{order_id}', '{id}')}"
+
 
 BRACKET = Endpoint("POST", "/orders/bracket", "/orders/bracket", b"[]")
 ORDER_LIST = Endpoint("GET", "/orders", "/orders")

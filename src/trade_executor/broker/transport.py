@@ -241,7 +241,8 @@ class BridgeTransport:
     async def probe(self, endpoint: caps.Endpoint) -> bool:
         """Whether the bridge has `endpoint`, from a request its router or validation refuses
         before any handler acts (see `capabilities`). Never retried."""
-        label = f"probe {endpoint.label}"
+        label = f"probe {endpoint.label}"  # for messages; the metric gets the endpoint's own
+        observed = endpoint.metric_label
         started = time.perf_counter()
         headers = {"Content-Type": "application/json"} if endpoint.probe_body is not None else {}
         try:
@@ -249,12 +250,12 @@ class BridgeTransport:
                 endpoint.method, endpoint.probe_path, content=endpoint.probe_body, headers=headers
             )
         except httpx.TransportError as exc:
-            self.observe(label, _transport_outcome(exc), started)
+            self.observe(observed, _transport_outcome(exc), started)
             raise BrokerUnavailable(
                 f"capability probe got no answer: {_describe(exc)}", endpoint=label
             ) from exc
         missing = caps.route_missing(response.status_code, detail_of(response.content))
-        self.observe(label, "ok", started)
+        self.observe(observed, "ok", started)
         if 200 <= response.status_code < 300 and endpoint.method != "GET":
             # A bridge that accepts a body it must refuse is not the bridge we know.
             log.error("broker.probe_accepted", endpoint=endpoint.label, body=endpoint.probe_body)

@@ -4,8 +4,10 @@ told against them, and everything stopped again before it returns.
 Guarantees:
 - The service's JSON logs go to a file; the terminal keeps the narrative. The file (and its
   directory) is removed after a successful run unless `keep`, and named otherwise.
-- A DATABASE_URL database with approvals waiting is refused before anything starts: the demo's
-  executor would take them up against the paper bridge.
+- A DATABASE_URL database that holds signals or executions is refused before anything starts
+  or is written: the demo inserts its own signals (they would count in that database's daily
+  risk and `status`), and its executor would take up approvals waiting there against the paper
+  bridge.
 - A service that stops on its own ends the story; the exit code says so.
 """
 
@@ -28,9 +30,11 @@ from pydantic import SecretStr
 from trade_executor.broker.paper import PaperConfig, serve
 from trade_executor.config import Settings
 from trade_executor.devdb.server import EmbeddedPostgresError, embedded_postgres
+from trade_executor.failures import where
 from trade_executor.logging import configure_logging
 from trade_executor.redact import redact_dsn
 from trade_executor.service import Service
+from trade_executor.store.leadership import LEADER_LOCK_KEY
 from trade_executor.store.migrate import migrate
 from trade_executor.systemd import SystemdNotifier
 
@@ -44,6 +48,17 @@ START_TIMEOUT = 60.0
 WAITING_APPROVALS = """
 SELECT count(*) FROM trade_approvals a
 WHERE a.approved AND NOT EXISTS (SELECT 1 FROM executions e WHERE e.signal_id = a.signal_id)
+"""
+
+
+# The session holding a running service's leader lock (a bigint advisory lock: the key's high
+# and low halves are pg_locks' classid and objid).
+LEADER_SESSION = """
+SELECT a.pid, a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND (l.classid::bigint << 32 | l.objid::bigint) = $1
+LIMIT 1
 """
 
 
@@ -130,25 +145,51 @@ async def _serve_bridge(
     await serve(config, "127.0.0.1", 0, ready=ready, shutdown_trigger=stop.wait)
 
 
-async def _refuse_waiting_approvals(dsn: str) -> None:
+async def _refuse_a_database_in_use(dsn: str) -> None:
+    """DemoError unless the database is empty of signals and executions (tables may not exist
+    yet: a new database is migrated after this check)."""
     conn = await asyncpg.connect(dsn)
     try:
-        waiting = await conn.fetchval(WAITING_APPROVALS)
+        counts: dict[str, int] = {}
+        for table in ("strategy_signals", "executions"):
+            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
+                counts[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")
+        waiting = 0
+        if (
+            counts.get("strategy_signals")
+            and "executions" in counts
+            and await conn.fetchval("SELECT to_regclass('trade_approvals') IS NOT NULL")
+        ):
+            waiting = await conn.fetchval(WAITING_APPROVALS)
+        leader = await conn.fetchrow(LEADER_SESSION, LEADER_LOCK_KEY)
     finally:
         await conn.close()
-    if waiting:
+    signals, executions = counts.get("strategy_signals", 0), counts.get("executions", 0)
+    if leader is not None:
         raise DemoError(
-            f"the database has {waiting} approved signal(s) not yet executed, which the "
-            "demo's executor would take up against the paper bridge: use an empty database"
+            f"the database at {where(dsn)} is in use: a trade-executor service leads on it "
+            f"(session pid {leader['pid']}, application_name {leader['application_name']!r}); "
+            "the demo would only wait as its standby: give an empty database, or leave "
+            "DATABASE_URL unset for a throwaway one"
         )
+    if not signals and not executions:
+        return
+    held = f"{signals} signal(s) and {executions} execution(s)"
+    if waiting:
+        held += f", {waiting} approved signal(s) not yet executed among them"
+    raise DemoError(
+        f"the database at {where(dsn)} is in use ({held}): the demo would add its signals to "
+        "its day and trade what waits there against the paper bridge; give an empty database, "
+        "or leave DATABASE_URL unset for a throwaway one"
+    )
 
 
 async def _demo(
     settings: Settings, dsn: str, fresh: bool, terminal: Terminal, keep: bool = False
 ) -> int:
-    await migrate(dsn)
     if not fresh:
-        await _refuse_waiting_approvals(dsn)
+        await _refuse_a_database_in_use(dsn)
+    await migrate(dsn)
     stop_bridge = anyio.Event()
     async with anyio.create_task_group() as tg:
         bridge_url: str = await tg.start(_serve_bridge, stop_bridge)

@@ -25,6 +25,9 @@ _SYMBOL_RE = re.compile(r"[A-Za-z0-9./ -]+")
 NOT_APPROVED = "not_approved"
 STALE = "stale"
 EXPIRED = "expired"
+# The original reads a NULL expires_at as generated_at + 24 hours (cmd/trader/frontend_api.go:
+# COALESCE(expires_at, generated_at + INTERVAL '24 hours')); SIGNAL_DEFAULT_TTL overrides it.
+DEFAULT_TTL = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +128,31 @@ def _check_sides(action: Action, entry: Decimal, stop: Decimal, tp: Decimal) -> 
     return None
 
 
-def validate_signal(signal: Signal, now: datetime) -> ValidSignal | Rejection:
-    """Every signal rule of section 5 (the first failure is reported), then expiry."""
+def effective_expiry(signal: Signal, default_ttl: timedelta = DEFAULT_TTL) -> datetime | None:
+    """When the signal expires: its `expires_at`, else `generated_at` (else the row's
+    `created_at`) plus `default_ttl`; None when the row says neither (its age is unknown)."""
+    if signal.expires_at is not None:
+        return _aware(signal.expires_at)
+    born = signal.generated_at or signal.created_at
+    return None if born is None else _aware(born) + default_ttl
+
+
+def _check_expiry(signal: Signal, now: datetime, default_ttl: timedelta) -> Rejection | None:
+    expires_at = effective_expiry(signal, default_ttl)
+    if expires_at is None:
+        # Neither an expiry nor a birth time: refuse rather than trade a signal of unknown age.
+        return Rejection(EXPIRED, "no expires_at and no generated_at: its age is unknown")
+    if expires_at <= _aware(now):
+        implied = "" if signal.expires_at is not None else " (generated_at + SIGNAL_DEFAULT_TTL)"
+        return Rejection(EXPIRED, f"expired at {expires_at.isoformat()}{implied}")
+    return None
+
+
+def validate_signal(
+    signal: Signal, now: datetime, default_ttl: timedelta = DEFAULT_TTL
+) -> ValidSignal | Rejection:
+    """Every signal rule of section 5 (the first failure is reported), then expiry (a NULL
+    `expires_at` meaning `generated_at` + `default_ttl`, as the original reads it)."""
     symbol = _check_symbol(signal.symbol)
     if isinstance(symbol, Rejection):
         return symbol
@@ -145,9 +171,9 @@ def validate_signal(signal: Signal, now: datetime) -> ValidSignal | Rejection:
     sides = _check_sides(action, entry, stop, take_profit)
     if sides is not None:
         return sides
-    expires_at = signal.expires_at
-    if expires_at is not None and _aware(expires_at) <= _aware(now):
-        return Rejection(EXPIRED, f"expired at {_aware(expires_at).isoformat()}")
+    expired = _check_expiry(signal, now, default_ttl)
+    if expired is not None:
+        return expired
     return ValidSignal(
         signal_id=signal.id,
         symbol=symbol,
@@ -156,7 +182,7 @@ def validate_signal(signal: Signal, now: datetime) -> ValidSignal | Rejection:
         stop=stop,
         take_profit=take_profit,
         strategy_id=signal.strategy_id,
-        expires_at=expires_at,
+        expires_at=effective_expiry(signal, default_ttl),
     )
 
 
@@ -181,12 +207,16 @@ def check_approval(approval: Approval, now: datetime, max_age: timedelta) -> Rej
 
 
 def validate(
-    signal: Signal, approval: Approval, now: datetime, max_age: timedelta
+    signal: Signal,
+    approval: Approval,
+    now: datetime,
+    max_age: timedelta,
+    default_ttl: timedelta = DEFAULT_TTL,
 ) -> ValidSignal | Rejection:
     """The whole check, in the contract's order: not_approved, invalid_signal, expired, stale."""
     if not approval.approved:
         return Rejection(NOT_APPROVED)
-    result = validate_signal(signal, now)
+    result = validate_signal(signal, now, default_ttl)
     if isinstance(result, Rejection):
         return result
     return _stale(approval, now, max_age) or result

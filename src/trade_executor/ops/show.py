@@ -8,11 +8,12 @@ from the database to the output: `--json` prints them as exact JSON numbers.
 from __future__ import annotations
 
 import argparse
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from trade_executor.broker.jsonnum import dumps
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
+from trade_executor.domain.models import Signal
 from trade_executor.domain.states import event_kind
 from trade_executor.lookup import (
     AmbiguousId,
@@ -32,32 +33,69 @@ from trade_executor.store.protocol import StoredEvent
 __all__ = ["AmbiguousId", "NoSuchExecution", "event_view", "execution_view", "plain", "show"]
 
 
+# An average fill price is a double at IB and at the bridge (210.18447916666668 for fills whose
+# exact average is 210.184479166...): the text view shows it to IB's finest price step.
+AVERAGE_PRICE_STEP = Decimal("0.0001")
+
+
 def _money(value: Decimal | None) -> str:
     return "-" if value is None else format(value, "f")
 
 
-def render_text(execution: Execution, events: list[StoredEvent]) -> str:
+def _average(value: Decimal | None) -> str:
+    """An average fill price: to AVERAGE_PRICE_STEP when the bridge sent more digits (`--json`
+    keeps the stored value)."""
+    if value is None:
+        return "-"
+    rounded = value.quantize(AVERAGE_PRICE_STEP, rounding=ROUND_HALF_EVEN)
+    return format(rounded if rounded != value else value, "f")
+
+
+def _signal_line(signal: Signal | None) -> str:
+    if signal is None:
+        return "signal prices    - (the signal row is gone)"
+    return (
+        f"signal prices    {signal.signal_type or '-'} {signal.symbol or '-'} "
+        f"entry {_money(signal.entry_price)}  stop {_money(signal.stop_loss)}  "
+        f"target {_money(signal.take_profit)}  (strategy {signal.strategy_id or '-'})"
+    )
+
+
+def _order_line(e: Execution) -> str:
+    if e.quantity is None and e.entry_price is None:
+        return "order            none (nothing was sized or placed)"
+    return (
+        f"order            {e.action or '-'} {e.quantity if e.quantity is not None else '-'} "
+        f"{e.symbol or '-'} {e.order_type or ''} @ {_money(e.entry_price)}"
+        f"  stop {_money(e.stop_loss)}  target {_money(e.take_profit)}"
+    )
+
+
+def render_text(
+    execution: Execution, events: list[StoredEvent], signal: Signal | None = None
+) -> str:
+    """The text view; `signal` (the execution's signal row) gives the prices it asked for, the
+    only ones a rejection before sizing has."""
     e = execution
     lines = [
         f"execution        {e.id}",
         f"signal           {e.signal_id}",
+        _signal_line(signal),
         f"approval         {e.approval_id or '-'} ({e.approval_source or 'trade_approvals'})",
         f"state            {e.state.value}" + (f": {e.reason}" if e.reason else ""),
-        f"order            {e.action or '-'} {e.quantity if e.quantity is not None else '-'} "
-        f"{e.symbol or '-'} {e.order_type or ''} @ {_money(e.entry_price)}"
-        f"  stop {_money(e.stop_loss)}  target {_money(e.take_profit)}",
+        _order_line(e),
         f"risk             {_money(e.risk_amount)} (position value {_money(e.position_value)})",
         f"broker           order {e.order_id or '-'}"
         + (f", children {', '.join(map(str, e.child_order_ids))}" if e.child_order_ids else "")
         + f", status {e.broker_status or '-'}, client_order_id {e.client_order_id}",
         f"filled           {e.filled_qty}"
-        + (f" @ {_money(e.avg_fill_price)}" if e.filled_qty else ""),
+        + (f" @ {_average(e.avg_fill_price)}" if e.filled_qty else ""),
     ]
     if e.position_state is not None:
         lines.append(
             f"position         {e.position_state}"
             + (
-                f", exit {e.exit_reason} {e.exit_qty} @ {_money(e.exit_avg_price)}"
+                f", exit {e.exit_reason} {e.exit_qty} @ {_average(e.exit_avg_price)}"
                 if e.exit_reason
                 else ""
             )
@@ -83,13 +121,14 @@ def render_text(execution: Execution, events: list[StoredEvent]) -> str:
 def show(settings: Settings, args: argparse.Namespace) -> int:
     pattern = args.id if isinstance(args.id, IdPattern) else parse_id(str(args.id))
 
-    async def work(store: PgStore) -> tuple[Execution, list[StoredEvent]]:
+    async def work(store: PgStore) -> tuple[Execution, list[StoredEvent], Signal | None]:
         try:
-            return await load(store, pattern)
+            execution, events = await load(store, pattern)
         except ExecutionLookupError as error:
             raise OperationError(str(error)) from None
+        return execution, events, await store.get_signal(execution.signal_id)
 
-    execution, events = with_store(settings, work)
+    execution, events, signal = with_store(settings, work)
     if getattr(args, "json", False):
         body = {
             "execution": execution_view(execution),
@@ -97,5 +136,5 @@ def show(settings: Settings, args: argparse.Namespace) -> int:
         }
         print(dumps(body))
     else:
-        print(render_text(execution, events))
+        print(render_text(execution, events, signal))
     return 0

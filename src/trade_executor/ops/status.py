@@ -38,6 +38,7 @@ from trade_executor.ops.ids import short
 from trade_executor.store import operator
 from trade_executor.store.operator import ControlRow, Instance
 from trade_executor.store.postgres import PgStore
+from trade_executor.store.server import database_server
 
 # A leader that has not written its heartbeat for this long is taken as not running.
 STALE_HEARTBEAT = timedelta(seconds=30)
@@ -293,8 +294,10 @@ async def collect_view(
     positions, bridge_error = await _bridge_positions(url) if read_bridge else (None, None)
     ledger_positions = [_position_line(e) for e in g.positions if e.position_state != "closed"]
     control = g.control
+    server = await database_server(store.pool)
     return {
         "as_of": g.now,
+        "database": {"server": server.endpoint, "role": server.role, "version": server.version},
         "service": service,
         "halted": {
             "halted": control.halted,
@@ -348,6 +351,8 @@ def render_text(view: dict[str, Any]) -> str:
 
     service = view["service"]
     line("as of", _time(view["as_of"]))
+    database = view["database"]
+    line("database", f"{database['server']} ({database['role']}, PostgreSQL {database['version']})")
     active = service["active"]
     if active is not None:
         line(

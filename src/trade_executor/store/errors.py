@@ -35,3 +35,9 @@ class Fenced(StoreError):
         super().__init__(f"fenced: this instance leads epoch {epoch}, the database says {current}")
         self.epoch = epoch
         self.current = current
+
+
+class LockBlocked(StoreError):
+    """A schema change could not get its lock within the lock timeout, attempt after attempt:
+    another session holds the table (an open transaction). The message is one sentence naming
+    that session (pid, application, since when) and what to do."""

@@ -26,6 +26,7 @@ import anyio
 import asyncpg
 
 from trade_executor.store.pgerrors import translate, translating
+from trade_executor.store.server import DatabaseServer, database_server
 
 LEADER_LOCK_KEY = 0x7472_6164_6578_6563  # "tradexec"
 
@@ -114,6 +115,8 @@ class PgLeaderLock:
         self.since: datetime | None = None
         self._lost: anyio.Event | None = None
         self._lost_reason = ""
+        # The server the lock is held on (after a promotion: the new primary).
+        self.server: DatabaseServer | None = None
 
     @translating
     async def try_acquire(self) -> bool:
@@ -143,6 +146,8 @@ class PgLeaderLock:
                         acquired = None
                     else:
                         acquired = await conn.fetchrow(TAKE_OVER, self.leader_id, self._limits)
+                if acquired is not None:
+                    self.server = await database_server(conn)
         except BaseException:
             await self._close()
             raise

@@ -7,8 +7,12 @@ Guarantees:
   migration and the others then find it recorded.
 - Each migration runs in its own transaction together with its record: a failing migration leaves
   neither a half-applied schema nor a record.
+- On a database in use (the original's, live) no schema change waits more than a second for a
+  lock, so the original's readers are never held back longer per attempt; after a few attempts
+  `LockBlocked` names the session in the way (`store.lockwait`).
 - A recorded migration whose file has changed since is refused (`MigrationError`), before anything
-  is applied: edit the schema with a new numbered file, never by rewriting an applied one.
+  is applied: edit the schema with a new numbered file, never by rewriting an applied one. (One
+  exception, `REVISED`: an earlier text listed there is accepted.)
 - `schema_migrations` belongs to golang-migrate on databases built by jax-trading-assistant's
   scripts (`version bigint, dirty bool`): it is never created, written, renamed or dropped here.
 - Takeover: trade-executor before version 2 kept its records in a `schema_migrations` of its own
@@ -24,8 +28,10 @@ Files are named `NNNN_name.sql` and live in the package's `migrations/` director
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
 from importlib import resources
@@ -33,6 +39,14 @@ from importlib import resources
 import asyncpg
 
 from trade_executor.logging import get_logger
+from trade_executor.store.lockwait import (
+    LOCK_ATTEMPTS,
+    LOCK_TIMEOUT,
+    RETRY_PAUSE,
+    set_lock_timeout,
+    with_lock_retries,
+)
+from trade_executor.store.server import database_server
 
 # Fixed key of the migration advisory lock ("te-migr" in ASCII); distinct from any other lock key
 # of the service, so a standby instance waiting for the active lock never blocks a migration.
@@ -205,9 +219,21 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+# Earlier texts of a migration, recorded where they were applied, that its current text replaces
+# with the same effect on those databases (so they are not refused as "changed"). Only for a
+# change that a database having applied the old text needs nothing for, or gets from a later
+# migration. 0001: its index on trades (signal_id) is created only where the original's
+# idx_trades_signal_id is not there; 0007 drops ours where both exist.
+REVISED: dict[int, frozenset[str]] = {
+    1: frozenset({"4660726f5be582953d9fd26c6ba5a9b545a7e95e7d38b46263f1ac16103ec66d"}),
+}
+
+
 def _unapplied(migrations: list[Migration], recorded: dict[int, str]) -> list[Migration]:
     for migration in migrations:
         checksum = recorded.get(migration.version)
+        if checksum in REVISED.get(migration.version, frozenset()):
+            continue
         if checksum is not None and checksum != migration.checksum:
             raise MigrationError(
                 f"migration {migration.version:04d}_{migration.name} was changed after it was "
@@ -217,27 +243,50 @@ def _unapplied(migrations: list[Migration], recorded: dict[int, str]) -> list[Mi
     return [m for m in migrations if m.version not in recorded]
 
 
-async def migrate(dsn: str) -> list[int]:
-    """Apply every unapplied migration; return their versions (empty when up to date)."""
+async def _apply(conn: asyncpg.Connection, migration: Migration) -> None:
+    async with conn.transaction():
+        await conn.execute(migration.sql)  # no arguments: multi-statement script
+        await conn.execute(_RECORD, migration.version, migration.name, migration.checksum)
+
+
+async def migrate(
+    dsn: str,
+    *,
+    lock_timeout: float = LOCK_TIMEOUT,
+    attempts: int = LOCK_ATTEMPTS,
+    pause: float = RETRY_PAUSE,
+) -> list[int]:
+    """Apply every unapplied migration; return their versions (empty when up to date).
+
+    On a database in use each schema change waits at most `lock_timeout` for its locks, tried
+    `attempts` times `pause` apart (`store.lockwait`); then `LockBlocked` names the session in
+    the way."""
     migrations = load_migrations()
     conn: asyncpg.Connection = await asyncpg.connect(dsn)
+
+    async def retried(what: str, attempt: Callable[[], Awaitable[object]]) -> None:
+        await with_lock_retries(
+            conn, dsn, what, attempt, attempts=attempts, pause=pause, lock_timeout=lock_timeout
+        )
+
     try:
+        # With several hosts, the one migrated is the primary asyncpg found: say which.
+        log.info("migration.database", database=str(await database_server(conn)))
         # Session-level lock, taken before even creating our table: concurrent
-        # CREATE TABLE IF NOT EXISTS can itself fail on a unique violation in the catalog.
+        # CREATE TABLE IF NOT EXISTS can itself fail on a unique violation in the catalog. It
+        # waits as long as another migrate runs: the lock timeout is set only once it is held.
         await conn.execute(_LOCK, MIGRATION_LOCK_KEY)
         try:
+            await set_lock_timeout(conn, lock_timeout)
             await conn.execute(_CREATE_TABLE)
-            await _take_over_predecessor(conn)
+            await retried("taking over schema_migrations", lambda: _take_over_predecessor(conn))
             owner = await shared_table_owner(conn)
             if owner is SharedTable.FOREIGN:
                 log.warning("migration.foreign_schema_migrations_left_alone", table=SHARED_NAME)
             todo = _unapplied(migrations, await _recorded(conn))
             for migration in todo:
-                async with conn.transaction():
-                    await conn.execute(migration.sql)  # no arguments: multi-statement script
-                    await conn.execute(
-                        _RECORD, migration.version, migration.name, migration.checksum
-                    )
+                name = f"migration {migration.version:04d}_{migration.name}"
+                await retried(name, functools.partial(_apply, conn, migration))
                 log.info("migration.applied", version=migration.version, name=migration.name)
             return [migration.version for migration in todo]
         finally:

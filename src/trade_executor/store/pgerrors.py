@@ -23,6 +23,9 @@ _UNAVAILABLE = (
     asyncpg.exceptions.OperatorInterventionError,  # shutdown, starting up, cancelled by admin
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
     asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
+    # A connection left on a server that became a standby (a switch-over): a new connection
+    # finds the primary (DATABASE_URL with several hosts, target_session_attrs=read-write).
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
 _CONFLICT = (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError)
 _SCHEMA = (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError)

@@ -36,7 +36,7 @@ async def test_a_bridge_restart_ends_the_execution_unknown_once_and_holds_its_sy
             signal_id = await insert_signal(conn, "AMNESIA")
             await approve(conn, signal_id)
             await state_becomes(conn, signal_id, "submitted")
-            bridge.admin("POST", "/admin/restart", {})
+            bridge.admin("POST", "/admin/restart", {"client_id_changed": True})
             await state_becomes(conn, signal_id, "unknown")
             events = [r["kind"] for r in await conn.fetch(EVENTS, signal_id)]
 

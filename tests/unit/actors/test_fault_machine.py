@@ -9,7 +9,10 @@ interleaving of tasks still depends on the scheduler):
 - broker: an error (`BrokerUnavailable`), a hang up to IB_BRIDGE_TIMEOUT then an error, a POST
   whose answer is lost after the bridge placed the order, `Unknown` statuses, refused cancels,
   a reconciliation look-up that raises (reproduction 6), repeated errors of one method;
-- the executor crashing and starting again (its recovery) while faults go on.
+- the executor crashing and starting again (its recovery) while faults go on;
+- the paper bridge itself: restarts with the same client id (working orders keep their ids) and
+  with another one (they vanish from its lists), IB disconnects (1100/1102: every IB call 503)
+  during which IB fills a working order the bridge cannot report.
 
 After a fault phase the faults stop, and the properties are checked once everything settled:
 1. every approved signal has one execution, and it is final or `unknown` (nothing stranded);
@@ -262,6 +265,7 @@ class MachineConfig:
     store_rate: float = 0.08
     broker_rate: float = 0.15
     crashes: int = 1
+    bridge_events: int = 2  # restarts of either kind, disconnects with an IB-side fill
 
 
 @dataclass
@@ -345,33 +349,71 @@ async def run_machine(
         )
         crash_at = sorted(rng.uniform(0.3, config.fault_seconds) for _ in range(config.crashes))
         approve_at = sorted(rng.uniform(0, config.fault_seconds) for _ in range(config.signals))
+        # Bridge events end (a disconnect lasts DOWN_SECONDS) before the calm begins.
+        last_event = config.fault_seconds - DOWN_SECONDS - 0.2
+        event_at = sorted(rng.uniform(0.2, last_event) for _ in range(config.bridge_events))
         started = anyio.current_time()
-        while True:
-            # The supervisor gives up on a child whose very first start fails (the service's
-            # start-up reports that): faults begin once the actors have started.
-            store.active = broker.active = False
-            async with actors_running(settings, store, broker, notifications) as actors:
-                store.active = broker.active = True
-                next_crash = crash_at.pop(0) if crash_at else None
-                while approve_at and (next_crash is None or approve_at[0] < next_crash):
-                    await anyio.sleep(max(0.0, started + approve_at.pop(0) - anyio.current_time()))
-                    signal_id = await add_signal(f"FM{len(signals):03d}")
-                    signals.append(signal_id)
-                    await approve(signal_id)
-                    if rng.random() < 0.3:  # some fill at once, others wait for the timeout
-                        await bridge.set_price(f"FM{len(signals) - 1:03d}", "149")
-                if next_crash is not None:
-                    await anyio.sleep(max(0.0, started + next_crash - anyio.current_time()))
-                    continue  # the block ends: the actors are cancelled mid-work (a crash)
-                await anyio.sleep(max(0.0, started + config.fault_seconds - anyio.current_time()))
-                store.active = broker.active = False  # calm: the bounds now settle everything
-                executions = await settled(ledger, signals)
-                book = actors.executor.riskbook
-                expected = await consistent(actors, ledger, settings)
-                break
+        async with anyio.create_task_group() as events:
+            events.start_soon(
+                bridge_events, bridge, random.Random(rng.random()), event_at, started, faults
+            )
+            while True:
+                # The supervisor gives up on a child whose very first start fails (the service's
+                # start-up reports that): faults begin once the actors have started.
+                store.active = broker.active = False
+                async with actors_running(settings, store, broker, notifications) as actors:
+                    store.active = broker.active = True
+                    next_crash = crash_at.pop(0) if crash_at else None
+                    while approve_at and (next_crash is None or approve_at[0] < next_crash):
+                        await sleep_until(started + approve_at.pop(0))
+                        signal_id = await add_signal(f"FM{len(signals):03d}")
+                        signals.append(signal_id)
+                        await approve(signal_id)
+                        if rng.random() < 0.3:  # some fill at once, others wait for the timeout
+                            await bridge.set_price(f"FM{len(signals) - 1:03d}", "149")
+                    if next_crash is not None:
+                        await sleep_until(started + next_crash)
+                        continue  # the block ends: the actors are cancelled mid-work (a crash)
+                    await sleep_until(started + config.fault_seconds)
+                    store.active = broker.active = False  # calm: the bounds now settle everything
+                    executions = await settled(ledger, signals)
+                    book = actors.executor.riskbook
+                    expected = await consistent(actors, ledger, settings)
+                    break
     orders = Counter(o["symbol"] for o in await bridge.parent_orders())
     longest = max((non_final_time(e) for e in executions), default=timedelta(0))
     return MachineResult(executions, orders, book, expected, longest, faults.counts, signals)
+
+
+DOWN_SECONDS = 0.3
+
+
+async def sleep_until(moment: float) -> None:
+    await anyio.sleep(max(0.0, moment - anyio.current_time()))
+
+
+async def bridge_events(
+    bridge: PaperServer, rng: random.Random, times: list[float], started: float, log: FaultLog
+) -> None:
+    """The bridge restarts (either kind) or loses IB for a moment while IB fills an order."""
+    for at in times:
+        await sleep_until(started + at)
+        kind = rng.choice(("restart", "restart_client_id_changed", "down_with_fill"))
+        log.note(f"bridge_{kind}")
+        if kind == "restart":
+            await bridge.call("POST", "/admin/restart", {})
+        elif kind == "restart_client_id_changed":
+            await bridge.call("POST", "/admin/restart", {"client_id_changed": True})
+        else:
+            await bridge.call("POST", "/admin/disconnect", {})
+            working = [o for o in await bridge.recorded_orders() if o["status"] == "Submitted"]
+            children = [o for o in working if o.get("parent_id") not in (None, 0)]
+            if children or working:
+                order = rng.choice(children or working)
+                await bridge.call("POST", "/admin/fill", {"order_id": order["order_id"]})
+                log.note("bridge_fill_while_down")
+            await anyio.sleep(DOWN_SECONDS)
+            await bridge.call("POST", "/admin/reconnect")
 
 
 async def settled(ledger: LedgerReader, signals: list[UUID]) -> list[Execution]:

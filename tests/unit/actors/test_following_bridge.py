@@ -207,7 +207,7 @@ async def test_a_forgotten_order_ends_unknown_after_three_refused_cancels_and_st
             followed = await working(store, order_id, "FORGOT", 10, datetime.now(UTC))
             pool.follow(followed, first_in=0)
             await until(lambda: pool.stats.list_reads >= 1)
-            await paper.call("POST", "/admin/restart", {})
+            await paper.call("POST", "/admin/restart", {"client_id_changed": True})
             await until(lambda: pool.active == 0)
             given_up = await seen_by_bridge(paper)
             events = kinds(store, followed.id)
@@ -235,7 +235,7 @@ async def test_a_forgotten_order_left_to_the_broker_ends_unknown_with_its_fills_
             pool.follow(followed, first_in=0)
             assert await paper.set_price("KEEP", "149") == [order_id]  # 4 of 10 fill
             await until(lambda: execution(store, followed).filled_qty == 4)
-            await paper.call("POST", "/admin/restart", {})
+            await paper.call("POST", "/admin/restart", {"client_id_changed": True})
             await until(lambda: pool.active == 0)
         requests = await seen_by_bridge(paper)
 

@@ -369,7 +369,7 @@ async def test_after_a_restart_the_previous_sessions_orders_are_forgotten(
     working = (await ok(http, "POST", "/orders", order(order_type="LMT", limit_price=50)))[
         "order_id"
     ]
-    await ok(http, "POST", "/admin/restart")
+    await ok(http, "POST", "/admin/restart", {"client_id_changed": True})
     for oid in (filled, working):
         status = await ok(http, "GET", f"/orders/{oid}")
         assert (status["status"], status["filled_qty"]) == ("Unknown", 0)

@@ -77,8 +77,8 @@ def test_valid_sell() -> None:
     assert (result.action, result.stop, result.take_profit) == (Action.SELL, D(155), D(140))
 
 
-def test_no_expiry_and_int_or_float_prices_are_accepted() -> None:
-    result = validate_signal(buy(expires_at=None, entry_price=150, take_profit=160.1), NOW)
+def test_int_or_float_prices_are_accepted() -> None:
+    result = validate_signal(buy(entry_price=150, take_profit=160.1), NOW)
     assert isinstance(result, ValidSignal)
     assert result.take_profit == D("160.10")  # through repr, not binary float
 
@@ -212,6 +212,30 @@ def test_expired_signal() -> None:
     assert reason(buy(expires_at=NOW - timedelta(seconds=1))) == "expired"
     assert reason(buy(expires_at=NOW)) == "expired"  # "in the future" is strict
     assert isinstance(validate_signal(buy(expires_at=NOW + timedelta(seconds=1)), NOW), ValidSignal)
+
+
+def test_no_expiry_means_generated_at_plus_24_hours_as_the_original_reads_it() -> None:
+    fresh = validate_signal(buy(expires_at=None, generated_at=NOW - timedelta(minutes=1)), NOW)
+    assert isinstance(fresh, ValidSignal)
+    assert fresh.expires_at == NOW - timedelta(minutes=1) + timedelta(hours=24)
+    old = validate_signal(buy(expires_at=None, generated_at=NOW - timedelta(hours=25)), NOW)
+    assert isinstance(old, Rejection) and old.reason == "expired"
+    assert "generated_at + SIGNAL_DEFAULT_TTL" in old.detail
+    at_limit = buy(expires_at=None, generated_at=NOW - timedelta(hours=24))
+    assert reason(at_limit) == "expired"  # the implied expiry is as strict as a written one
+
+
+def test_the_default_ttl_is_a_setting_and_created_at_stands_in_for_generated_at() -> None:
+    hour_old = buy(expires_at=None, created_at=NOW - timedelta(hours=1))
+    assert isinstance(validate_signal(hour_old, NOW), ValidSignal)
+    short = validate_signal(hour_old, NOW, default_ttl=timedelta(minutes=30))
+    assert isinstance(short, Rejection) and short.reason == "expired"
+
+
+def test_a_signal_of_unknown_age_and_no_expiry_is_refused() -> None:
+    result = validate_signal(buy(expires_at=None), NOW)
+    assert isinstance(result, Rejection) and result.reason == "expired"
+    assert result.detail == "no expires_at and no generated_at: its age is unknown"
 
 
 def test_naive_expiry_is_taken_as_utc() -> None:

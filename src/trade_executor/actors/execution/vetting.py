@@ -57,7 +57,8 @@ async def vet(
         await outcomes.reject(execution, ALREADY_EXECUTED)
         return None
     now = s.clock()
-    result = validate(signal, approval, now, max_age)
+    default_ttl = timedelta(seconds=s.settings.signal_default_ttl)
+    result = validate(signal, approval, now, max_age, default_ttl)
     if isinstance(result, Rejection):
         await outcomes.reject(execution, result.reason)
         return None

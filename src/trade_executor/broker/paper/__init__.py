@@ -10,8 +10,12 @@ Besides the IB API it serves, for tests and demos only (never subject to the fau
   cancelled_reads?, latency_scale?, qualify_seconds?}` (a partial update; answers the settings)
 - `POST /admin/reset`: orders, positions, account, prices, faults and the request log back to
   start-up
-- `POST /admin/restart` `{relist_working?}`: the bridge restarts: earlier orders are forgotten by
-  id (`Unknown`, DELETE 400), finished ones listed with order_id 0; positions kept
+- `POST /admin/restart` `{client_id_changed?}`: the bridge restarts and reconnects: working
+  orders keep their ids (as ib_insync re-reads them), finished ones are listed with order_id 0,
+  positions kept; `client_id_changed: true` hides the working orders (`Unknown`, DELETE 400)
+- `POST /admin/disconnect` `{seconds?}`, `POST /admin/reconnect`, `GET /admin/connection`: IB
+  connectivity lost (1100: /health connected false, IB calls 503) and restored (1102)
+- `POST /admin/fill` `{order_id, price?}`: IB fills a working order now, even while down
 - `POST /admin/session-close`: open DAY orders (every jax/legacy order) expire `Cancelled`
 - `GET /admin/requests` (method, path, status, received_at / answered_at monotonic,
   received_wall, body of every IB API request), `DELETE /admin/requests` to clear it

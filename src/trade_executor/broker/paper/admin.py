@@ -10,9 +10,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .exchange import OrderError
 from .httpparts import order_json, read_body, validated
 from .requests import (
     AccountBody,
+    DisconnectBody,
+    FillBody,
     PriceBody,
     RestartBody,
     StepBody,
@@ -55,8 +58,53 @@ async def restart(request: Request, bridge: PaperBridge) -> Response:
     orders by id; finished ones are listed as restored rows; positions are kept."""
     data = await read_body(request) if await request.body() else {}
     body = validated(RestartBody, data)
-    bridge.broker.restart(relist_working=body.relist_working)
-    return JSON({"session": bridge.broker.session, "restored": len(bridge.broker.restored)})
+    bridge.broker.restart(client_id_changed=body.forgets_working)
+    bridge.reconnect()  # a restarted bridge connects again
+    return JSON(
+        {
+            "session": bridge.broker.session,
+            "restored": len(bridge.broker.restored),
+            "client_id_changed": body.forgets_working,
+        }
+    )
+
+
+async def fill(request: Request, bridge: PaperBridge) -> Response:
+    """IB fills one working order now, whether or not the bridge is up or can see it."""
+    body = validated(FillBody, await read_body(request))
+    try:
+        order = bridge.broker.fill_now(body.order_id, body.price)
+    except OrderError as exc:
+        raise Refusal(409, str(exc)) from None
+    return JSON(order_json(order))
+
+
+async def disconnect(request: Request, bridge: PaperBridge) -> Response:
+    """IB connectivity lost (1100): /health says connected false, IB calls answer 503."""
+    data = await read_body(request) if await request.body() else {}
+    body = validated(DisconnectBody, data)
+    bridge.disconnect(body.seconds)
+    return _connection(bridge)
+
+
+async def reconnect(request: Request, bridge: PaperBridge) -> Response:
+    """IB connectivity restored, data kept (1102): the same bridge session goes on."""
+    bridge.reconnect()
+    return _connection(bridge)
+
+
+async def connection(request: Request, bridge: PaperBridge) -> Response:
+    return _connection(bridge)
+
+
+def _connection(bridge: PaperBridge) -> Response:
+    return JSON(
+        {
+            "connected": bridge.connected,
+            "back_in_seconds": bridge.disconnected_for(),
+            "session": bridge.broker.session,
+        }
+    )
 
 
 async def session_close(request: Request, bridge: PaperBridge) -> Response:
@@ -139,6 +187,32 @@ async def set_symbols(request: Request, bridge: PaperBridge) -> Response:
     return JSON({"unknown": sorted(bridge.unknown_symbols)})
 
 
+# What `paper-bridge --help` lists (a test checks that it names every route below).
+ENDPOINTS_HELP = """\
+admin endpoints (tests and demos; never subject to the fault knobs):
+  GET  /admin/faults, POST /admin/faults {latency?, error_rate?, unavailable_rate?,
+       drop_after_accept?, html?, fill_mode?, partial_fill_qty?, cancelled_before_fill?,
+       cancelled_reads?, latency_scale?, qualify_seconds?}   (a partial update)
+  POST /admin/reset                      everything back to start-up
+  POST /admin/restart {client_id_changed?: false}
+       the bridge restarts and reconnects: working orders keep their ids (ib_insync re-reads
+       them), finished ones are listed with order_id 0; client_id_changed: true hides the
+       working ones from the new session (IB still works them)
+  POST /admin/disconnect {seconds?}      IB connectivity lost (1100): /health connected false,
+       IB calls answer 503, until the seconds pass or POST /admin/reconnect (1102, data kept)
+  GET  /admin/connection                 connected, back_in_seconds, session
+  POST /admin/fill {order_id, price?}    IB fills a working order now (also while down or
+       invisible): at price, else its limit or stop, else the market
+  POST /admin/session-close              the close: open DAY orders (jax, legacy) expire
+  GET  /admin/orders                     every order, with session, visible, tif, oca_group
+  GET  /admin/requests, DELETE /admin/requests   the IB API request log
+  POST /admin/price {symbol, price}      move a price now (and fill what it crosses)
+  GET  /admin/prices, POST /admin/step {ticks?}  the simulated market
+  POST /admin/account {net_liquidation?, buying_power?, account_id?, paper_trading?}
+  POST /admin/symbols {unknown: [...]}   symbols IB cannot identify (jax, legacy)
+"""
+
+
 def _admin_route(handler: Handler, bridge: PaperBridge) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         try:
@@ -161,6 +235,10 @@ def routes(bridge: PaperBridge) -> list[Route]:
         admin("/reset", reset, "POST"),
         admin("/restart", restart, "POST"),
         admin("/session-close", session_close, "POST"),
+        admin("/fill", fill, "POST"),
+        admin("/disconnect", disconnect, "POST"),
+        admin("/reconnect", reconnect, "POST"),
+        admin("/connection", connection, "GET"),
         admin("/orders", admin_orders, "GET"),
         admin("/requests", requests_log, "GET"),
         admin("/requests", clear_requests, "DELETE"),

@@ -152,7 +152,7 @@ def _ib_route(handler: Handler, bridge: PaperBridge, *, places_orders: bool = Fa
             await anyio.sleep(faults.latency)
         if bridge.roll(faults.error_rate):
             return JSON({"detail": "Internal error (injected fault)"}, status_code=500)
-        if bridge.roll(faults.unavailable_rate):
+        if not bridge.connected or bridge.roll(faults.unavailable_rate):
             if handler is jaxroutes.health:
                 return jaxroutes.disconnected_health(bridge)
             if handler is health:  # the real bridge reports itself up but disconnected

@@ -33,9 +33,14 @@ def _rate_flag(parser: argparse.ArgumentParser, flag: str, help_text: str) -> No
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .admin import ENDPOINTS_HELP
+    from .jaxwire import PROTECT_BODY_HELP
+
     p = argparse.ArgumentParser(
         prog="trade-executor paper-bridge",
         description="Serve the IB bridge API from memory with a simulated market.",
+        epilog=f"{ENDPOINTS_HELP}\nthe bridge's protect body (jax profile):\n{PROTECT_BODY_HELP}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--profile",

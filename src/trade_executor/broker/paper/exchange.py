@@ -14,10 +14,11 @@ Fill model:
   the order stays working until its whole quantity filled (a bracket's children start then).
 - Time in force: orders are `default_tif` ("GTC" or "DAY"); `expire_day_orders` (a simulated
   session close) cancels every open DAY order, as IB does at the close.
-- Sessions: `restart` starts a new bridge session. Orders of earlier sessions stay at the
-  simulated exchange (working ones go on working) but are no longer `visible` by id; the ones that
-  had finished are listed by `listing` as restored rows (the real bridge shows them with
-  order_id 0). `relist_working=True` keeps the working ones visible under their ids.
+- Sessions: `restart` starts a new bridge session. Orders that had finished are listed by
+  `listing` as restored rows (the real bridge shows them with order_id 0) and are no longer
+  `visible` by id. By default (the same client id) the working ones move to the new session under
+  their ids; with `client_id_changed` they stay in the old one: still working at the simulated
+  exchange (they can fill: `fill_now`), but invisible to the bridge.
 
 Accounting: see `account.PaperAccount`.
 """
@@ -287,16 +288,39 @@ class PaperBroker(PaperAccount):
             return Report(BrokerStatus.CANCELLED, 0, None, phantom=True)
         return Report(order.status, order.filled_qty, order.avg_fill_price)
 
-    def restart(self, *, relist_working: bool = False) -> None:
-        """A new bridge session. Positions, cash and prices are kept (they live at IB)."""
+    def restart(self, *, client_id_changed: bool = False) -> None:
+        """A new bridge session. Positions, cash and prices are kept (they live at IB).
+
+        As ib_insync's `connectAsync` does on every connect: finished orders come back as restored
+        rows (order_id 0); with the same client id the working ones are re-read under their own
+        ids (still cancellable), with another client id the new session cannot see them."""
         now = self._clock()
         self.session += 1
         self.restored = [o for o in self.orders.values() if o.status.is_final]
-        if relist_working:
+        if not client_id_changed:
             for order in self.orders.values():
                 if not order.status.is_final:
                     order.session = self.session
                     order.listed_since = now
+
+    def fill_now(self, order_id: int, price: Decimal | None = None) -> PaperOrder:
+        """An IB-side fill of a working order, whole, whatever the bridge session can see (IB
+        fills orders while the bridge is down): at `price`, else its limit or stop price, else
+        the market's. Siblings and OCA partners are cancelled as for any fill."""
+        order = self.orders.get(order_id)
+        if order is None:
+            raise OrderError(f"no order {order_id}")
+        if order.status is not BrokerStatus.SUBMITTED:
+            raise OrderError(f"order {order_id} is {order.status.value}, not working")
+        at = price or order.limit_price or order.stop_price or self.market.price(order.symbol)
+        if at is None:
+            raise OrderError(f"no price for {order.symbol}: give one")
+        whole, self.fill_slice = self.fill_slice, 0
+        try:
+            self._fill(order, at)
+        finally:
+            self.fill_slice = whole
+        return order
 
     def expire_day_orders(self) -> list[int]:
         """The session closes: every open DAY order is `Cancelled`; the expired ids."""

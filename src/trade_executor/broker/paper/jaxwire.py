@@ -75,6 +75,17 @@ class ClosePositionRequest(_Model):
     limit_price: Decimal | None = Field(default=None, gt=0)
 
 
+# The bridge's protect body, for `paper-bridge --help` and the RUNBOOK (main.py
+# ProtectPositionRequest): the stop and take-profit go out in one OCA group.
+PROTECT_BODY_HELP = """\
+POST /positions/{symbol}/protect {stop_loss, take_profit?, quantity?, replace_existing?}
+  stop_loss (required, > 0): the stop's price; take_profit (> 0): a limit exit in the same OCA
+  group; quantity (> 0): shares to protect, default the whole position; replace_existing
+  (default true): cancel the symbol's earlier LMT/STP exits first. The exit side is the
+  position's opposite; no position: 400 "No open position found for SYMBOL".
+"""
+
+
 class ProtectPositionRequest(_Model):
     quantity: int | None = Field(default=None, gt=0)
     stop_loss: Decimal = Field(gt=0)

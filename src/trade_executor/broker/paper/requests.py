@@ -111,7 +111,44 @@ class AccountBody(_Body):
 
 
 class RestartBody(_Body):
-    relist_working: StrictBool = False  # True: working orders keep their ids (same client id)
+    """A bridge restart. By default it reconnects with the same client id, as the real bridge's
+    configuration does: ib_insync's connect re-reads open orders, so working orders keep their
+    ids. `client_id_changed` gives the harsh case: the new session cannot see them.
+    (`relist_working`, the earlier flag, is still read: false means the client id changed.)"""
+
+    client_id_changed: StrictBool = False
+    relist_working: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def _one_meaning(self) -> RestartBody:
+        both = {"relist_working", "client_id_changed"} <= self.model_fields_set
+        if both and self.relist_working == self.client_id_changed:
+            raise ValueError("relist_working and client_id_changed contradict each other")
+        return self
+
+    @property
+    def forgets_working(self) -> bool:
+        return self.client_id_changed or self.relist_working is False
+
+
+class FillBody(_Body):
+    """An IB-side fill of one working order (a bracket's child filling while the bridge is down):
+    at `price`, else at its own limit or stop price, else at the market's price."""
+
+    order_id: Annotated[StrictInt, Field(gt=0)]
+    price: Price | None = None
+
+    @model_validator(mode="after")
+    def _positive_price(self) -> FillBody:
+        _positive(self.price, "price")
+        return self
+
+
+class DisconnectBody(_Body):
+    """IB's 1100 (connectivity lost) until 1102 (restored, data kept): for `seconds`, or until
+    `POST /admin/reconnect` when absent."""
+
+    seconds: Annotated[float, Field(gt=0, le=86_400)] | None = None
 
 
 class SymbolsBody(_Body):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -62,6 +64,7 @@ class PaperBridge:
         self.profile = config.profile
         self.broker = PaperBroker(config)
         self.requests = RequestLog(config.request_log)
+        self.monotonic = time.monotonic
         self.reset()
 
     def reset(self) -> None:
@@ -73,6 +76,28 @@ class PaperBridge:
         self.paper_trading = self.config.paper_trading
         self.unknown_symbols = {s.upper() for s in self.config.unknown_symbols}
         self.requests.clear()
+        self.reconnect()
+
+    # ---- the IB connection (1100 lost / 1102 restored, data kept) ----------------------------
+
+    def disconnect(self, seconds: float | None = None) -> None:
+        """IB's connectivity is lost (error 1100): for `seconds`, or until `reconnect`."""
+        self._disconnected_until = math.inf if seconds is None else self.monotonic() + seconds
+
+    def reconnect(self) -> None:
+        """Connectivity restored with data kept (error 1102): the same session goes on."""
+        self._disconnected_until = 0.0
+
+    @property
+    def connected(self) -> bool:
+        return self.monotonic() >= self._disconnected_until
+
+    def disconnected_for(self) -> float | None:
+        """Seconds until the connection comes back by itself (None: until `reconnect`; 0:
+        connected)."""
+        if self._disconnected_until == math.inf:
+            return None
+        return max(0.0, self._disconnected_until - self.monotonic())
 
     def set_faults(self, changes: dict[str, Any]) -> None:
         self.faults = Faults.model_validate({**self.faults.model_dump(), **changes})

@@ -103,7 +103,21 @@ ALTER TABLE trades
     ADD COLUMN IF NOT EXISTS avg_fill_price  numeric,
     ADD COLUMN IF NOT EXISTS created_at      timestamptz NOT NULL DEFAULT now(),
     ADD COLUMN IF NOT EXISTS updated_at      timestamptz DEFAULT now();
-CREATE INDEX IF NOT EXISTS trades_signal_id_idx ON trades (signal_id);
+-- Only where no index on trades (signal_id) exists yet: the original's migrations create
+-- idx_trades_signal_id, and a second one only slows its writes (0007 drops ours where both exist).
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1
+        FROM pg_index i
+        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = 'trades'::regclass AND i.indnatts = 1 AND a.attname = 'signal_id'
+          AND i.indpred IS NULL AND i.indexprs IS NULL
+    ) THEN
+        CREATE INDEX IF NOT EXISTS trades_signal_id_idx ON trades (signal_id);
+    END IF;
+END
+$$;
 
 -- The executor's own ledger: one row per signal taken up. The UNIQUE signal_id is what makes a
 -- second claim of the same signal fail in PostgreSQL itself. No FK to strategy_signals: the
