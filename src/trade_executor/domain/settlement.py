@@ -72,6 +72,21 @@ def _closing(execution: Execution) -> Action:
     return Action.BUY if side_of(execution) is Action.SELL else Action.SELL
 
 
+def filled_quantity(order: BrokerOrder) -> int:
+    """What a finished order filled. A restored row (order_id 0: a previous bridge session's
+    order, as ib_insync's completed orders come back) carries no fills: `Filled` then means its
+    whole quantity, at a price the list does not show."""
+    if order.order_id == 0 and order.status is BrokerStatus.FILLED and order.filled_qty == 0:
+        return order.quantity
+    return order.filled_qty
+
+
+def fill_price(order: BrokerOrder) -> Decimal | None:
+    """The order's average fill price, None where the list does not show one (0 included)."""
+    price = order.avg_fill_price
+    return price if price is not None and price > 0 else None
+
+
 def matching_fills(
     execution: Execution, orders: Iterable[BrokerOrder], quantity: int
 ) -> list[BrokerOrder]:
@@ -83,9 +98,8 @@ def matching_fills(
         if o.symbol.strip().upper() == symbol
         and o.action is _closing(execution)
         and o.status is BrokerStatus.FILLED
-        and o.filled_qty == quantity
-        and o.avg_fill_price is not None
-        and o.order_id != execution.order_id
+        and filled_quantity(o) == quantity
+        and (o.order_id == 0 or o.order_id != execution.order_id)
     ]
 
 
@@ -137,8 +151,8 @@ def settle(
     matches = matching_fills(execution, orders, quantity)
     match = matches[0] if len(matches) == 1 else None
     closed = quantity >= held(execution)
-    if match is not None and match.avg_fill_price is not None:
-        price = match.avg_fill_price
+    price = fill_price(match) if match is not None else None
+    if match is not None and price is not None:
         reason = reason_of(execution, match)
         exit = add_exit_fill(
             _previous(execution),
@@ -159,18 +173,22 @@ def settle(
         )
         pnl = exit.realized_pnl
         return Settlement(changes, quantity, True, reason, match.order_id, closed, pnl)
+    # No price: the child that filled when the list shows it (a restored row), else external;
+    # the P&L booked is the stop's until an operator gives the price.
+    reason = reason_of(execution, match) if match is not None else EXTERNAL
     worst = worst_price(execution) or entry
     direction = 1 if side_of(execution) is Action.BUY else -1
     loss = ((worst - entry) * quantity * direction).quantize(CENT)
     realized = (execution.realized_pnl or Decimal(0)) + loss
     changes = Changes(
-        exit_reason=EXTERNAL,
+        exit_reason=reason,
         exit_qty=(execution.exit_qty or 0) + quantity,
         realized_pnl=realized,
         position_state="closed" if closed else None,
         closed_at=now if closed else None,
     )
-    return Settlement(changes, quantity, False, EXTERNAL, None, closed, realized)
+    matched = match.order_id if match is not None else None
+    return Settlement(changes, quantity, False, reason, matched, closed, realized)
 
 
 def price_unknown(execution: Execution) -> bool:
@@ -178,7 +196,7 @@ def price_unknown(execution: Execution) -> bool:
     is the stop's until an operator gives the price."""
     return (
         execution.position_state == "closed"
-        and execution.exit_reason == EXTERNAL
+        and bool(execution.exit_qty)
         and execution.exit_avg_price is None
     )
 

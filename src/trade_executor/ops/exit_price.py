@@ -84,7 +84,8 @@ async def give_exit_price(
         "realized_pnl": str(changes.realized_pnl),
     }
     notes = (
-        f"closed: external {changes.exit_qty} @ {changes.exit_avg_price} (given by {by}); "
+        f"closed: {execution.exit_reason} {changes.exit_qty} @ {changes.exit_avg_price} "
+        f"(given by {by}); "
         f"realized P&L {changes.realized_pnl}"
         + (f" ({changes.r_multiple} R)" if changes.r_multiple is not None else "")
     )
@@ -129,7 +130,8 @@ async def resolve_exit_price(
 def describe(execution: Execution) -> str:
     r = f" ({execution.r_multiple} R)" if execution.r_multiple is not None else ""
     return (
-        f"{execution.symbol} execution {execution.id} closed: external {execution.exit_qty} @ "
+        f"{execution.symbol} execution {execution.id} closed: {execution.exit_reason} "
+        f"{execution.exit_qty} @ "
         f"{execution.exit_avg_price}, realized P&L {execution.realized_pnl}{r}"
     )
 

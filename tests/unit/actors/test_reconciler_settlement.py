@@ -146,3 +146,22 @@ async def test_an_empty_answer_settles_only_when_the_next_pass_confirms_it() -> 
     assert row is not None and row.position_state == "closed" and price_unknown(row)
     assert row.realized_pnl == Decimal("-500.00")
     assert [m.realized_pnl for m in posted if isinstance(m, PositionExited)] == [Decimal("-500.00")]
+
+
+def test_a_restored_row_names_the_stop_but_not_its_price() -> None:
+    """After a bridge restart (same client id) a stop that filled while it was down comes back
+    as ib_insync's completed order: order id 0, Filled, no fills, no price."""
+    restored = BrokerOrder(
+        order_id=0,
+        symbol="AAPL",
+        action=Action.SELL,
+        order_type="STP",
+        quantity=100,
+        status=BrokerStatus.FILLED,
+        stop_price=Decimal(145),
+        avg_fill_price=Decimal(0),
+    )
+    plan = settle(held_position(), 0, [restored], NOW)
+    assert plan is not None and not plan.price_known and plan.closed
+    assert (plan.exit_reason, plan.changes.exit_qty) == ("stop_loss", 100)
+    assert plan.changes.realized_pnl == Decimal("-500.00")
