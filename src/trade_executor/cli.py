@@ -229,12 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
         "  trade-executor resolve 3f2a --exit-price 144.87",
     )
     resolve.add_argument("execution_id", metavar="ID", type=_id_text)
-    resolve.add_argument(
+    how = resolve.add_mutually_exclusive_group(required=True)
+    how.add_argument(
         "--as",
         dest="outcome",
         default=None,
         choices=["failed", "submitted", "filled", "cancelled"],
-        help="the outcome (required unless --exit-price)",
+        help="the outcome (or --exit-price)",
     )
     resolve.add_argument(
         "--order-id",
@@ -247,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="the entry's fill price (needed by --as filled unless the bridge's order has one)",
     )
-    resolve.add_argument(
+    how.add_argument(
         "--exit-price",
         default=None,
         metavar="P",
