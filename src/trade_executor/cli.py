@@ -225,14 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
         "applies the change within a second (risk released or kept, symbol freed).",
         "  trade-executor resolve 3f2a --as failed\n"
         "  trade-executor resolve 3f2a --as cancelled --order-id 4242\n"
-        "  trade-executor resolve 3f2a --as submitted --order-id 4242",
+        "  trade-executor resolve 3f2a --as filled --fill-price 150.02\n"
+        "  trade-executor resolve 3f2a --exit-price 144.87",
     )
     resolve.add_argument("execution_id", metavar="ID", type=_id_text)
-    resolve.add_argument(
+    how = resolve.add_mutually_exclusive_group(required=True)
+    how.add_argument(
         "--as",
         dest="outcome",
-        required=True,
+        default=None,
         choices=["failed", "submitted", "filled", "cancelled"],
+        help="the outcome (or --exit-price)",
     )
     resolve.add_argument(
         "--order-id",
@@ -240,6 +243,33 @@ def build_parser() -> argparse.ArgumentParser:
         help="the broker's order id (checked at the bridge; needed by submitted)",
     )
     resolve.add_argument(
+        "--fill-price",
+        default=None,
+        metavar="P",
+        help="the entry's fill price (needed by --as filled unless the bridge's order has one)",
+    )
+    how.add_argument(
+        "--exit-price",
+        default=None,
+        metavar="P",
+        help="the exit price of a position the broker closed at a price not known",
+    )
+    resolve.add_argument(
+        "--by", default=None, help="who resolves (default: SUDO_USER under sudo, else the OS user)"
+    )
+
+    resolve_position = _command(
+        commands,
+        "resolve-position",
+        "give the exit price of a position the broker closed at an unknown price",
+        "The reconciler closed it from the broker's positions with the stop's P&L counted\n"
+        "against MAX_DAILY_REALIZED_LOSS; with the real price its P&L and R are recomputed and\n"
+        "the running service books them within a second.",
+        "  trade-executor resolve-position COIN --exit-price 212.40",
+    )
+    resolve_position.add_argument("symbol", metavar="SYMBOL", help="the position's symbol")
+    resolve_position.add_argument("--exit-price", required=True, metavar="P", help="the price")
+    resolve_position.add_argument(
         "--by", default=None, help="who resolves (default: SUDO_USER under sudo, else the OS user)"
     )
 
@@ -258,8 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "close",
         "close open positions through the running service",
-        "The running service cancels their stop-loss and take-profit orders, closes them at\n"
-        "market through the bridge and records exit_reason=close with the realized P&L.",
+        "The running service cancels every working order of ours for the symbol, closes the\n"
+        "broker's quantity at market through the bridge and records exit_reason=close with the\n"
+        "realized P&L. Refused (exit 1) when the broker's quantity or protective orders differ\n"
+        "from the ledger's, unless --force.",
         "  trade-executor close AAPL --reason 'news halt'\n"
         "  trade-executor close --all --reason 'end of day'",
     )
@@ -271,7 +303,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     close.add_argument("--json", action="store_true", help="print the positions as JSON")
     close.add_argument(
+        "--force",
+        action="store_true",
+        help="close the broker's quantity even when the ledger and the broker disagree",
+    )
+    close.add_argument(
         "--by", default=None, help="who closes (default: SUDO_USER under sudo, else the OS user)"
+    )
+    protect = _command(
+        commands,
+        "protect",
+        "protect an open position again through the bridge",
+        "Places a stop-loss (and take-profit) for the broker's quantity through the bridge's\n"
+        "/positions/{symbol}/protect, replacing the position's protective orders. Defaults:\n"
+        "the signal's stop and target. Refused (exit 1) when the broker's quantity or\n"
+        "protective orders differ from the ledger's, unless --force.",
+        "  trade-executor protect AAPL\n  trade-executor protect AAPL --stop 144.50",
+    )
+    protect.add_argument("symbol", metavar="SYMBOL", help="the position to protect")
+    protect.add_argument("--stop", default=None, metavar="P", help="the stop price")
+    protect.add_argument("--take-profit", default=None, metavar="P", help="the target price")
+    protect.add_argument(
+        "--force", action="store_true", help="protect even when ledger and broker disagree"
+    )
+    protect.add_argument(
+        "--by", default=None, help="who protects (default: SUDO_USER under sudo, else the OS user)"
     )
     return parser
 
@@ -448,6 +504,8 @@ COMMANDS: dict[str, Callable[[Settings, Any], int]] = {
     "halt": _ops("halt"),
     "resume": _ops("resume"),
     "resolve": _ops("resolve"),
+    "resolve-position": _ops("resolve_position"),
     "close": _ops("close"),
+    "protect": _ops("protect"),
     "completion": lambda settings, args: 0,  # handled before settings are read
 }

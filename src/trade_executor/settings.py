@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     outside_session: Literal["reject", "send"] = "reject"
     trading_day_timezone: str = "America/New_York"
     flatten_at: time | None = None  # HH:MM in TRADING_DAY_TIMEZONE; unset = never
+    # Positions whose DAY children expired at the close are protected again at the next open.
+    reprotect_at_open: bool = True
     sweep_interval: float = Field(default=30.0, gt=0)
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8100, ge=0, le=65535)

@@ -149,7 +149,8 @@ def test_an_unknown_execution_is_resolved(
     db: str, outcome: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     execution = execution_in(db, "unknown")
-    assert main(["resolve", str(execution.id), "--as", outcome, "--by", "carol"]) == 0
+    price = ["--fill-price", "150.02"] if outcome == "filled" else []
+    assert main(["resolve", str(execution.id), "--as", outcome, "--by", "carol", *price]) == 0
     assert f"resolved as {outcome}" in capsys.readouterr().out
     after = row(db, execution.id)
     assert after["state"] == outcome
@@ -157,6 +158,20 @@ def test_an_unknown_execution_is_resolved(
     assert after["finished_at"] is not None
     if outcome == "filled":
         assert after["filled_qty"] == 133  # the operator says it filled: the whole quantity
+        assert after["avg_fill_price"] == Decimal("150.02")  # never "filled 133 @ -"
+
+
+def test_resolved_as_filled_without_a_price_is_refused(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20, finding 1: `resolve --as filled` without `--order-id` recorded "filled 264 @
+    -". It now needs the entry's price."""
+    execution = execution_in(db, "unknown")
+    assert main(["resolve", str(execution.id), "--as", "filled"]) == 1
+    err = capsys.readouterr().err
+    assert "--as filled needs the entry's price: give --fill-price P" in err
+    assert "Traceback" not in err
+    assert row(db, execution.id)["state"] == "unknown"
 
 
 def test_resolved_as_submitted_with_a_matching_order(
@@ -195,6 +210,8 @@ def test_a_state_past_its_bound_is_resolved(
 ) -> None:
     execution = execution_in(db, state, age=LONG_AGO, symbol=f"P{state[:6].upper()}")
     argv = ["resolve", str(execution.id), "--as", outcome]
+    if outcome == "filled":
+        argv += ["--fill-price", "150"]
     if outcome == "submitted":
         argv += ["--order-id", str(place_at_bridge(paper, execution.symbol))]
     assert main(argv) == 0
@@ -340,8 +357,9 @@ async def test_the_running_executor_applies_a_resolve(
             now = datetime.now(UTC)
             assert book.is_open("LIVE") and book.daily_risk_used(now) == Decimal("665.00")
 
+            price = ["--fill-price", "150"] if outcome == "filled" else []
             code = await anyio.to_thread.run_sync(
-                main, ["resolve", str(intent.id), "--as", outcome]
+                main, ["resolve", str(intent.id), "--as", outcome, *price]
             )
             assert code == 0
             with anyio.fail_after(15):  # a guard against a hang, not a measure of speed

@@ -326,6 +326,19 @@ class Executor:
                 **log_context(execution),
             )
             self._outcomes.settled_elsewhere(execution)
+            if execution.realized_pnl is not None:
+                # An operator's exit price (`resolve-position`): the real P&L replaces the
+                # stop's that the reconciler booked.
+                moment = execution.closed_at or self._s.clock()
+                day = self._s.riskbook.trading_day(moment)
+                self._on_exit(
+                    PositionExited(
+                        execution.id,
+                        execution.realized_pnl,
+                        day,
+                        execution.position_state == "closed",
+                    )
+                )
 
 
 def _hint_ids(seen: ApprovalSeen) -> dict[str, str]:

@@ -28,6 +28,17 @@ previous session's order) may hold anything from its recorded fills to its quant
 A broker position outside the sum of its symbol's ranges is a break. Reads race with fills (the
 list is read before the positions), so a pass that finds anything reads everything again after
 `confirm_delay` and reports only what both reads found.
+
+Positions follow the broker (v3, `domain.settlement`): a confirmed break where the broker holds
+less of a symbol than its one open ledger position (a stop that filled while the bridge was
+down, a restart with another client id) is settled: the position's exit is written
+(Transition.POSITION, through the store like every exit) and reported to the executor
+(`PositionExited`, so MAX_DAILY_REALIZED_LOSS counts it). Nothing is concluded from a read
+taken while the bridge's /health says it is not connected to IB, and a positions answer with
+nothing in it settles only once the pass before saw the same shortfall from a connected
+bridge (IB's reset windows and a gateway restart answer empty for a while): a ledger position
+is settled within two RECONCILE_INTERVALs of the broker going flat. The reconciler still never
+places, cancels or changes an order.
 """
 
 from __future__ import annotations
@@ -43,14 +54,15 @@ import anyio
 from anyio.abc import TaskStatus
 
 from trade_executor.actors.break_report import BreakReport
-from trade_executor.actors.messages import FillsFound, Message
-from trade_executor.broker.errors import BrokerError
+from trade_executor.actors.messages import FillsFound, Message, PositionExited
+from trade_executor.broker.errors import BrokerError, BrokerUnavailable
 from trade_executor.broker.protocol import Broker
 from trade_executor.config import Settings
 from trade_executor.domain.breaks import BreakKind, ReconcileBreak
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import Action, BrokerOrder, BrokerStatus, Position
-from trade_executor.domain.states import ExecutionState
+from trade_executor.domain.settlement import Settlement, settle
+from trade_executor.domain.states import ExecutionState, IllegalTransition, Transition
 from trade_executor.logging import clear_repeated, get_logger, log_repeated
 from trade_executor.metrics import Metrics
 from trade_executor.store.errors import StoreError
@@ -92,10 +104,14 @@ class _Range:
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """What one set of reads shows: the breaks, and the fills the ledger missed."""
+    """What one set of reads shows: the breaks, and the fills the ledger missed; the reads
+    themselves for what a confirmed break leads to (a settlement)."""
 
     breaks: tuple[ReconcileBreak, ...]
     fills_found: tuple[FillsFound, ...]
+    executions: tuple[Execution, ...] = ()
+    orders: tuple[BrokerOrder, ...] = ()
+    positions: tuple[Position, ...] = ()
 
 
 def _working(order: BrokerOrder) -> bool:
@@ -222,8 +238,11 @@ class Reconciler:
         *,
         clock: Callable[[], datetime] = _utcnow,
         confirm_delay: float = CONFIRM_DELAY,
+        on_settled: Callable[[Execution], None] | None = None,
         break_report: BreakReport | None = None,
     ) -> None:
+        """`on_settled` is told of each position settled from the broker (the exits re-read
+        it); `break_report` logs and counts the breaks (once when new)."""
         self._settings = settings
         self._store = store
         self._broker = broker
@@ -231,9 +250,14 @@ class Reconciler:
         self._report = report
         self._clock = clock
         self._confirm_delay = confirm_delay
+        self._on_settled = on_settled
         self._break_report = break_report or BreakReport(metrics)
         self.open_breaks: tuple[ReconcileBreak, ...] = ()
         self.passes = 0  # completed passes, for tests and /health
+        self.settled: list[Settlement] = []  # for tests
+        # Shortfalls the previous completed pass confirmed, by (symbol, execution id): an
+        # empty positions answer settles only what the pass before saw too.
+        self._short_before: set[tuple[str, UUID]] = set()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -258,9 +282,16 @@ class Reconciler:
             result = Comparison(
                 tuple(b for b in second.breaks if b.key in seen_first),
                 tuple(f for f in second.fills_found if f.execution_id in missed),
+                second.executions,
+                second.orders,
+                second.positions,
             )
         for fill in result.fills_found:
             self._report(fill)
+        settled = await self._settle(result)
+        result = Comparison(
+            tuple(b for b in result.breaks if b.key not in settled), result.fills_found
+        )
         self._break_report.report(result.breaks)  # logged and counted once when new
         try:
             await self._store.record_breaks(result.breaks, self._clock())
@@ -273,13 +304,99 @@ class Reconciler:
         log.info("reconcile.done", breaks=len(result.breaks))
         return result.breaks
 
+    async def _settle(self, result: Comparison) -> set[tuple[str, str, UUID | None]]:
+        """Settle each confirmed shortfall of one open ledger position (see the module
+        docstring); the keys of the breaks it settled."""
+        by_id = {e.id: e for e in result.executions}
+        held = {_symbol(p.symbol): p.quantity for p in result.positions if p.quantity != 0}
+        empty = not held
+        short_now: set[tuple[str, UUID]] = set()
+        done: set[tuple[str, str, UUID | None]] = set()
+        for found in result.breaks:
+            if found.kind not in (BreakKind.MISSING_POSITION, BreakKind.UNEXPLAINED_POSITION):
+                continue
+            execution = by_id.get(found.execution_id) if found.execution_id else None
+            if execution is None or execution.position_state not in ("open", "unprotected"):
+                continue
+            if execution.state in _IN_FLIGHT:
+                continue  # its entry may still fill: the range, not the ledger, says what
+            plan = settle(execution, held.get(found.symbol, 0), result.orders, self._clock())
+            if plan is None:
+                continue
+            short_now.add((found.symbol, execution.id))
+            if empty and (found.symbol, execution.id) not in self._short_before:
+                log.warning(
+                    "reconcile.settle_deferred",
+                    symbol=found.symbol,
+                    execution_id=str(execution.id),
+                    why="the broker answered no positions at all: the next pass confirms it",
+                )
+                continue
+            if await self._record_settlement(execution, plan):
+                done.add(found.key)
+        self._short_before = short_now
+        return done
+
+    async def _record_settlement(self, execution: Execution, plan: Settlement) -> bool:
+        detail = {
+            "settled_from": "broker",
+            "exit_reason": plan.exit_reason,
+            "quantity": plan.quantity,
+            "price_known": plan.price_known,
+            "matched_order_id": plan.matched_order_id,
+        }
+        try:
+            updated = await self._store.apply(
+                execution.id,
+                Transition.POSITION,
+                plan.changes,
+                detail,
+                trade_notes=_notes(execution, plan),
+            )
+        except (IllegalTransition, StoreError) as error:
+            log.warning("reconcile.settle_failed", execution_id=str(execution.id), error=str(error))
+            return False
+        moment = updated.closed_at or self._clock()
+        day = moment.astimezone(self._settings.timezone).date()
+        self._report(PositionExited(updated.id, plan.realized_pnl, day, plan.closed))
+        self.settled.append(plan)
+        numbers = {
+            "execution_id": str(updated.id),
+            "symbol": updated.symbol,
+            "exit_reason": plan.exit_reason,
+            "exit_qty": updated.exit_qty,
+            "exit_avg_price": str(updated.exit_avg_price),
+            "realized_pnl": str(updated.realized_pnl),
+            "r_multiple": str(updated.r_multiple),
+            "matched_order_id": plan.matched_order_id,
+        }
+        if plan.price_known:
+            log.info("position.settled", **numbers)
+        else:
+            log.error(
+                "position.settled_price_unknown",
+                hint=f"resolve-position {updated.symbol} --exit-price P",
+                **numbers,
+            )
+        if self._on_settled is not None:
+            self._on_settled(updated)
+        return True
+
     async def _read_and_compare(self) -> Comparison | None:
         # Orders first, then positions: a fill between the two reads then shows as an order
-        # still working (a range that allows it), never as shares no order explains.
+        # still working (a range that allows it), never as shares no order explains. /health
+        # before and after: a read taken while the bridge is not connected to IB means nothing.
         try:
+            if not (await self._broker.health()).connected:
+                raise BrokerUnavailable("the bridge is not connected to IB", endpoint="GET /health")
             orders = await self._broker.orders()
             positions = await self._broker.positions()
+            if not (await self._broker.health()).connected:
+                raise BrokerUnavailable(
+                    "the bridge lost IB during the read", endpoint="GET /health"
+                )
         except BrokerError as error:
+            self._short_before = set()
             log_repeated("reconcile.bridge_unavailable", "reconcile.skipped", error=str(error))
             return None
         try:
@@ -291,9 +408,21 @@ class Reconciler:
             return None
         clear_repeated("reconcile.bridge_unavailable")
         clear_repeated("reconcile.database_unavailable")
-        return compare(
+        found = compare(
             executions,
             orders,
             positions,
             protection=self._settings.order_protection == "bracket",
         )
+        return Comparison(
+            found.breaks, found.fills_found, tuple(executions), tuple(orders), tuple(positions)
+        )
+
+
+def _notes(execution: Execution, plan: Settlement) -> str:
+    """The `trades.notes` text of a settlement (see actors/exits/__init__.py)."""
+    c = plan.changes
+    price = c.exit_avg_price if plan.price_known else "price unknown"
+    r = f" ({c.r_multiple} R)" if c.r_multiple is not None else ""
+    state = "closed" if plan.closed else "partly exited"
+    return f"{state}: {c.exit_reason} {c.exit_qty} @ {price}; realized P&L {c.realized_pnl}{r}"

@@ -135,6 +135,8 @@ def build_actors(
         clock=clock,
         # A break is confirmed by a second read a little later, never longer than half a pass.
         confirm_delay=min(CONFIRM_DELAY, settings.reconcile_interval / 2),
+        # A position settled from the broker: the exits re-read it (and stop following it).
+        on_settled=lambda settled: exits.on_message(ExecutionChanged(settled.id)),
     )
     return Actors(mailbox, executor, pollers, listener, reconciler, pacer, exits)
 

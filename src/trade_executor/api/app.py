@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -27,6 +27,7 @@ from trade_executor import __version__
 from trade_executor.api.console import console_routes
 from trade_executor.api.gateway import Gateway
 from trade_executor.broker.jsonnum import dumps
+from trade_executor.broker_truth import Disagreement, check_broker, protect_position
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.states import ExecutionState
@@ -86,6 +87,7 @@ def create_app(settings: Settings, gateway: Gateway) -> Starlette:
         routes=[
             Route("/api/v1/execute", api.execute, methods=["POST"]),
             Route("/api/v1/close", api.close, methods=["POST"]),
+            Route("/api/v1/protect", api.protect, methods=["POST"]),
             Route("/api/v1/executions/{id}", api.execution, methods=["GET"]),
             Route("/health", api.health, methods=["GET"]),
             Route("/metrics", api.metrics, methods=["GET"]),
@@ -216,6 +218,9 @@ class _Api:
             return target
         symbol, reason = target
         by = "api"
+        refused = await self._broker_truth(symbol, data.get("force") is True, "close")
+        if refused is not None:
+            return refused
         positions = await self._gateway.close_positions(symbol, reason, by, CLOSE_WAIT)
         if positions is None:
             return error(f"not ready: this instance is {self._gateway.facts().role}", 503)
@@ -229,6 +234,77 @@ class _Api:
                 "positions": [_position(p) for p in positions],
             }
         )
+
+    # -- POST /api/v1/protect -------------------------------------------------------------------
+
+    async def protect(self, request: Request) -> Response:
+        """(v3) `{"symbol", "stop_loss"?, "take_profit"?, "force"?}`: protect an open position
+        again through the bridge (ops/protect.py: the broker's quantity, the signal's stop and
+        target by default, the same checks as close). 200 with the orders placed; 404 no open
+        position; 409 the ledger and the broker disagree (the sentence names both)."""
+        token = self._settings.api_token
+        if token is None or not token.get_secret_value():
+            return error("POST endpoints are disabled: API_TOKEN is not set", 403)
+        if not _authorised(request, token.get_secret_value()):
+            return error("missing or invalid bearer token", 401)
+        data = await _read_json(request)
+        if isinstance(data, Response):
+            return data
+        symbol = data.get("symbol")
+        if not isinstance(symbol, str) or not symbol.strip():
+            return error("symbol is required and must be a non-empty string", 400)
+        prices: dict[str, Decimal | None] = {}
+        for name in ("stop_loss", "take_profit"):
+            raw = data.get(name)
+            if raw is None:
+                prices[name] = None
+                continue
+            try:
+                value = Decimal(str(raw))
+            except ArithmeticError:
+                return error(f"{name} must be a positive number", 400)
+            if not value.is_finite() or value <= 0 or isinstance(raw, bool):
+                return error(f"{name} must be a positive number", 400)
+            prices[name] = value
+        store = self._gateway.store
+        if store is None:
+            return error(f"not ready: this instance is {self._gateway.facts().role}", 503)
+        done = await protect_position(
+            store,
+            self._settings.ib_bridge_url,
+            symbol,
+            prices["stop_loss"],
+            prices["take_profit"],
+            data.get("force") is True,
+            "api",
+        )
+        log.info("api.protect", symbol=symbol.strip().upper(), ok=done.ok, message=done.message)
+        if not done.ok:
+            status = 404 if done.message.startswith("no open position") else 409
+            return error(done.message, status)
+        return json_response(
+            {"success": True, "message": done.message, "order_ids": list(done.order_ids)}
+        )
+
+    async def _broker_truth(self, symbol: str | None, force: bool, action: str) -> Response | None:
+        """(v3) The broker's quantity and protective orders against the ledger's (`ops.truth`):
+        409 with one sentence naming both sides when they disagree, unless `force`."""
+        store = self._gateway.store
+        if store is None:
+            return None  # not active: the gateway answers 503
+        rows = await store.positions_to_follow(datetime.now(UTC))
+        wanted = [
+            e
+            for e in rows
+            if e.position_state in ("open", "unprotected") and symbol in (None, e.symbol)
+        ]
+        if not wanted:
+            return None
+        try:
+            await check_broker(wanted, self._settings.ib_bridge_url, force, action)
+        except Disagreement as disagreement:
+            return error(str(disagreement), 409)
+        return None
 
     # -- GET /health -----------------------------------------------------------------------------
 

@@ -58,6 +58,9 @@ class Execution:
     # in between is settled by looking the order up, never by sending it again.
     exit_order_id: int | None = None
     exit_attempted_at: datetime | None = None
+    # The session open this position was protected again for (REPROTECT_AT_OPEN), written
+    # before the POST: once per open, never twice across a restart.
+    reprotected_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ class Changes:
     closed_at: datetime | None = None
     exit_order_id: int | None = None
     exit_attempted_at: datetime | None = None
+    reprotected_at: datetime | None = None
 
 
 EXECUTION_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Execution))

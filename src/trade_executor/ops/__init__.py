@@ -5,6 +5,8 @@ from trade_executor.ops.close import close
 from trade_executor.ops.common import OperationError
 from trade_executor.ops.control import halt, resume
 from trade_executor.ops.execute import execute
+from trade_executor.ops.exit_price import resolve_position
+from trade_executor.ops.protect import protect
 from trade_executor.ops.resolve import resolve
 from trade_executor.ops.show import show
 from trade_executor.ops.status import status
@@ -14,7 +16,9 @@ __all__ = [
     "close",
     "execute",
     "halt",
+    "protect",
     "resolve",
+    "resolve_position",
     "resume",
     "show",
     "status",

@@ -1,4 +1,8 @@
-"""`close SYMBOL|--all --reason TEXT`: close open positions through the running service.
+"""`close SYMBOL|--all --reason TEXT [--force]`: close open positions through the running service.
+
+(v3) First the broker's truth is read (health, orders, positions): when the broker's quantity
+differs from the ledger's, or the ledger believes a protective order works that the bridge
+cannot find, the command refuses with one sentence naming both (exit 1) unless `--force`.
 
 The command never calls the bridge itself: it asks the running service (a notification on the
 control channel, see `store.closing`), whose exits cancel each position's exit orders,
@@ -17,10 +21,11 @@ from typing import Any
 
 import anyio
 
+from trade_executor.broker_truth import Disagreement, check_broker
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.exits import EX_USAGE, CommandError
-from trade_executor.ops.common import fail, who, with_store
+from trade_executor.ops.common import OperationError, fail, who, with_store
 from trade_executor.store.closing import close_payload
 from trade_executor.store.postgres import PgStore
 
@@ -32,17 +37,33 @@ def is_open(execution: Execution) -> bool:
 
 
 async def request_close(
-    store: PgStore, symbol: str | None, reason: str, by: str, wait: float
+    store: PgStore,
+    symbol: str | None,
+    reason: str,
+    by: str,
+    wait: float,
+    *,
+    bridge_url: str | None = None,
+    force: bool = False,
 ) -> tuple[list[Execution], list[Execution]]:
     """The typed operation behind `close`: record the request in each open position of
     `symbol` (None: all), ask the running service to close them, and watch the ledger up to
-    `wait` s. (the positions asked for, the same as last read); none asked for: ([], [])."""
+    `wait` s. (the positions asked for, the same as last read); none asked for: ([], []).
+    With `bridge_url` the broker's truth is checked first (`check_broker`): a disagreement
+    raises OperationError (one sentence) unless `force`. The running service closes the
+    broker's quantity and cancels every working order of ours for the symbol."""
     rows = await store.positions_to_follow(datetime.now(UTC))
     wanted = [e for e in rows if is_open(e) and (symbol is None or e.symbol == symbol)]
     if not wanted:
         return [], []
+    try:
+        overridden = await check_broker(wanted, bridge_url, force, "close") if bridge_url else []
+    except Disagreement as refused:
+        raise OperationError(str(refused)) from None
     for execution in wanted:
-        detail = {"reason": reason, "by": by, "symbol": symbol or "all"}
+        detail: dict[str, Any] = {"reason": reason, "by": by, "symbol": symbol or "all"}
+        if overridden:
+            detail["forced_over"] = overridden
         await store.add_event(execution.id, "position.close_requested", detail)
     await store.announce_close(close_payload(symbol, reason, by))
     latest = wanted
@@ -64,8 +85,18 @@ def close(settings: Settings, args: argparse.Namespace) -> int:
         raise CommandError("--reason must not be empty", EX_USAGE)
     by = who(args)
 
+    force = bool(getattr(args, "force", False))
     wanted, latest = with_store(
-        settings, lambda store: request_close(store, symbol, reason, by, float(args.wait))
+        settings,
+        lambda store: request_close(
+            store,
+            symbol,
+            reason,
+            by,
+            float(args.wait),
+            bridge_url=settings.ib_bridge_url,
+            force=force,
+        ),
     )
     if not wanted:
         return fail(f"no open position for {symbol}" if symbol else "no open positions")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -44,6 +45,7 @@ from trade_executor.lookup import (
     parse_id,
 )
 from trade_executor.ops.common import fail, who, with_store
+from trade_executor.ops.exit_price import parse_price, resolve_position
 from trade_executor.store.postgres import PgStore
 
 S = ExecutionState
@@ -114,12 +116,19 @@ def order_mismatch(execution: Execution, order: BrokerOrder, outcome: str) -> st
 
 
 def plan(
-    execution: Execution, outcome: str, by: str, order: BrokerOrder | None, now: datetime
+    execution: Execution,
+    outcome: str,
+    by: str,
+    order: BrokerOrder | None,
+    now: datetime,
+    fill_price: Decimal | None = None,
 ) -> Resolution:
     """The transition and fields that settle `execution` as `outcome`."""
     reason = f"{RESOLVED_PREFIX}_{outcome} by {by}"
     order_id = order.order_id if order is not None else None
     detail: dict[str, Any] = {"by": by, "as": outcome, "order_id": order_id}
+    if fill_price is not None:
+        detail["fill_price"] = str(fill_price)
     if order is not None:
         detail["bridge"] = {
             "status": order.status.value,
@@ -141,7 +150,7 @@ def plan(
                 reason=reason,
                 order_id=order_id,
                 filled_qty=max(filled, execution.filled_qty, 1),
-                avg_fill_price=order.avg_fill_price if order is not None else None,
+                avg_fill_price=fill_price_of(order, fill_price),
                 broker_status=BrokerStatus.FILLED.value,
             )
         case _:  # cancelled: whatever filled stays filled (the risk of a fill is kept)
@@ -154,6 +163,13 @@ def plan(
                 broker_status=order.status.value if order is not None else "Cancelled",
             )
     return Resolution(_TRANSITIONS[outcome], changes, detail)
+
+
+def fill_price_of(order: BrokerOrder | None, given: Decimal | None) -> Decimal | None:
+    """The entry's fill price for `--as filled`: the operator's, else the bridge's."""
+    if given is not None:
+        return given
+    return order.avg_fill_price if order is not None else None
 
 
 async def _bridge_order(settings: Settings, order_id: int) -> BrokerOrder | str:
@@ -189,9 +205,11 @@ async def resolve_execution(
     outcome: str,
     order_id: int | None,
     by: str,
+    fill_price: Decimal | None = None,
 ) -> ResolveOutcome:
     """The typed operation behind `resolve` (the checks, the guarded transition and its
-    announcement); `outcome` is one of OUTCOMES, `submitted` with an `order_id`."""
+    announcement); `outcome` is one of OUTCOMES, `submitted` with an `order_id`, `filled`
+    with a price (`fill_price`, or the bridge's order's): never "filled 264 @ -"."""
     said: list[str] = []
 
     def refused(problem: str) -> ResolveOutcome:
@@ -222,7 +240,12 @@ async def resolve_execution(
         mismatch = order_mismatch(execution, order, outcome)
         if mismatch:
             return refused(mismatch)
-    resolution = plan(execution, outcome, by, order, now)
+    if outcome == "filled" and fill_price_of(order, fill_price) is None:
+        return refused(
+            f"--as filled needs the entry's price: give --fill-price P (or an --order-id whose "
+            f"order has a fill price at the bridge) for execution {execution.id}"
+        )
+    resolution = plan(execution, outcome, by, order, now, fill_price)
     try:
         await store.apply(
             execution.id, resolution.transition, resolution.changes, resolution.detail
@@ -236,17 +259,31 @@ async def resolve_execution(
 
 
 def resolve(settings: Settings, args: argparse.Namespace) -> int:
+    if getattr(args, "exit_price", None) is not None:
+        if args.outcome is not None:
+            raise CommandError("give either --as or --exit-price, not both", EX_USAGE)
+        return resolve_position(settings, args)
     try:
         pattern = parse_id(str(args.execution_id))
     except IdSyntaxError as error:  # the parser checks it already; a direct call lands here
         raise CommandError(str(error), EX_USAGE) from None
+    if args.outcome is None:
+        raise CommandError("give --as OUTCOME (or --exit-price P for a closed position)", EX_USAGE)
     outcome = str(args.outcome)
     if outcome == "submitted" and args.order_id is None:
         raise CommandError("--as submitted needs the broker's --order-id", EX_USAGE)
+    fill_price: Decimal | None = None
+    if getattr(args, "fill_price", None) is not None:
+        try:
+            fill_price = parse_price(str(args.fill_price))
+        except ValueError as error:
+            raise CommandError(f"--fill-price: {error}", EX_USAGE) from None
     by = who(args)
     result = with_store(
         settings,
-        lambda store: resolve_execution(store, settings, pattern, outcome, args.order_id, by),
+        lambda store: resolve_execution(
+            store, settings, pattern, outcome, args.order_id, by, fill_price
+        ),
     )
     for line in result.said:  # what the bridge says, whether or not it matched
         print(line)

@@ -30,6 +30,7 @@ from trade_executor.domain.breaks import RecordedBreak
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.ledger import OriginalTrade, rebuild_riskbook
 from trade_executor.domain.session import SessionSpecError
+from trade_executor.domain.settlement import price_unknown
 from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import NOT_FINAL_STATES
 from trade_executor.lookup import plain
@@ -311,6 +312,12 @@ async def collect_view(
     budget = limits.daily_loss_cap if limits is not None else None
     bounds = Bounds.from_values(values)
     attention = needing_operator(g.in_flight, bounds, g.now)
+    # Positions the broker closed at a price no one has established (the stop's P&L counts).
+    attention += [
+        (e, f"closed at the broker at an unknown price: resolve-position {e.symbol} --exit-price P")
+        for e in g.positions
+        if price_unknown(e)
+    ]
     bridge_url = values.get("ib_bridge_url")
     url = bridge_url if isinstance(bridge_url, str) else settings.ib_bridge_url
     positions, bridge_error = await _bridge_positions(url) if read_bridge else (None, None)
@@ -498,7 +505,10 @@ def render_text(view: dict[str, Any]) -> str:
     for e in need:
         out.append(f"  {short(e['execution_id'])}  {e['symbol'] or '-':<8} {e['why']}")
     if need:
-        out.append("  settle each: trade-executor show ID, then trade-executor resolve ID --as ...")
+        out.append(
+            "  settle each: trade-executor show ID, then trade-executor resolve ID --as ... "
+            "(or --exit-price P for a position closed at an unknown price)"
+        )
     return "\n".join(out)
 
 

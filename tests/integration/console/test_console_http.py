@@ -230,12 +230,13 @@ async def test_protect_and_close_say_plainly_when_nothing_was_done(
         csrf = await log_in(client)
         _, page = await act(client, "close", csrf, symbol="NOPE", reason="flat")
         assert flashes(page) == [("fail", "close: no open position for NOPE")]
-        # This build has no protect operation yet (ops/protect.py): said, nothing sent.
+        # No open position to protect (the protect operation of broker_truth.py): said,
+        # nothing sent.
         _, page = await act(
             client, "protect", csrf, symbol="AAPL", stop_loss="145", reason="unprotected"
         )
         [(kind, said)] = flashes(page)
-        assert kind == "fail" and "nothing was sent to the bridge" in said
+        assert kind == "fail" and "no open position for AAPL" in said
         _, page = await act(client, "protect", csrf, symbol="AAPL", stop_loss="-1", reason="x")
         assert flashes(page) == [("fail", "protect: not done, stop loss must be a positive price")]
         # (At start-up the service probes the bridge's endpoints: those name no symbol of ours.)

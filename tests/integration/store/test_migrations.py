@@ -119,6 +119,7 @@ EXPECTED_COLUMNS: dict[str, dict[str, str]] = {
         "closed_at": "timestamp with time zone",
         "exit_order_id": "bigint",
         "exit_attempted_at": "timestamp with time zone",
+        "reprotected_at": "timestamp with time zone",
     },
     "execution_events": {
         "id": "bigint",

@@ -17,7 +17,13 @@ from trade_executor.broker.errors import BrokerUnavailable
 from trade_executor.config import load_settings
 from trade_executor.domain.breaks import BreakKind
 from trade_executor.domain.execution import Execution
-from trade_executor.domain.models import Action, BrokerOrder, BrokerStatus, Position
+from trade_executor.domain.models import (
+    Action,
+    BridgeHealth,
+    BrokerOrder,
+    BrokerStatus,
+    Position,
+)
 from trade_executor.domain.states import ExecutionState
 from trade_executor.metrics import Metrics
 from trade_executor.testing import MemoryStore
@@ -254,7 +260,13 @@ class ScriptedBroker:
         self.listed = orders
         self.held = positions
         self.down = False
+        self.connected = True  # what /health says of IB
         self.reads = 0
+
+    async def health(self) -> BridgeHealth:
+        if self.down:
+            raise BrokerUnavailable("down", endpoint="GET /health")
+        return BridgeHealth("ok" if self.connected else "degraded", self.connected)
 
     async def orders(self) -> list[BrokerOrder]:
         self.reads += 1

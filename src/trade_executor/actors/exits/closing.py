@@ -26,6 +26,7 @@ from trade_executor.broker.reconcile import SubmissionKey
 from trade_executor.domain.execution import Changes
 from trade_executor.domain.models import OrderType
 from trade_executor.domain.states import Transition
+from trade_executor.domain.truth import broker_quantity, working_orders_of
 from trade_executor.testing.faults import fault_point
 
 from .flatten import GLOBAL_KEY, FlattenRule
@@ -107,10 +108,18 @@ class Closes:
                 verdict = await self._looks.review(followed, index)
             if verdict is None or verdict.closed:
                 return
+            execution = followed.execution
             working = [
                 o.order_id
-                for o in exit_orders(followed.execution, index.by_id)
-                if o.working and o.order_id != followed.execution.exit_order_id
+                for o in exit_orders(execution, index.by_id)
+                if o.working and o.order_id != execution.exit_order_id
+            ]
+            # (v3) Every other working order of ours for the symbol goes too (children by
+            # parent_id, a protection placed by hand): after a close nothing of ours works.
+            working += [
+                o.order_id
+                for o in working_orders_of(execution.symbol or "", index.by_id.values())
+                if o.order_id not in working and o.order_id != execution.exit_order_id
             ]
             if not working:
                 return
@@ -137,6 +146,12 @@ class Closes:
         if not is_open(execution) or quantity <= 0 or execution.symbol is None:
             followed.closing = None
             return
+        quantity = await self._broker_quantity(execution.symbol, quantity)
+        if quantity <= 0:
+            # The broker holds none: nothing to sell; the reconciler settles the ledger.
+            followed.closing = None
+            log.warning("position.close_nothing_held", **context(execution))
+            return
         self._s.stats.closes += 1
         try:
             placed = await self._s.broker.close_position(execution.symbol, quantity=quantity)
@@ -149,6 +164,19 @@ class Closes:
             return
         fault_point("exit_after_close_post")
         await self._close_placed(followed, placed.order_id, quantity, "placed")
+
+    async def _broker_quantity(self, symbol: str, ledger: int) -> int:
+        """(v3) The quantity to close is the broker's (unsigned): the ledger's only when the
+        bridge cannot be read now (the close is needed more than the read)."""
+        try:
+            positions = await self._s.broker.positions()
+        except BrokerError as error:
+            log.warning("position.close_quantity_unread", symbol=symbol, error=str(error))
+            return ledger
+        held = abs(broker_quantity(symbol, positions))
+        if held != ledger:
+            log.warning("position.close_broker_quantity", symbol=symbol, ledger=ledger, broker=held)
+        return held
 
     async def _close_placed(
         self, followed: Followed, order_id: int, quantity: int, how: str

@@ -42,6 +42,7 @@ from .closing import Closes
 from .looks import Looks
 from .positions import ExitReason, PositionState, is_open
 from .protection import Protection
+from .reprotect import RegularHours, Reprotect, SessionHours
 from .shared import Clock, ExitStats, Followed, InstanceRules, Report, Shared, log, utcnow
 
 __all__ = ["ExitFollower", "ExitStats", "InstanceRules"]
@@ -58,13 +59,16 @@ class ExitFollower:
         *,
         clock: Clock = utcnow,
         instance_rules: InstanceRules | None = None,
+        session: SessionHours | None = None,
     ) -> None:
         """`report` is the executor's mailbox (`PositionExited`); `clock` the wall clock of
-        exits and flatten times (tests move it)."""
+        exits and flatten times (tests move it); `session` when the market is open, for
+        REPROTECT_AT_OPEN (default `RegularHours`: plug the exchange calendar in here)."""
         self._s = Shared(
             settings, store, broker, metrics, report, clock=clock, instance_rules=instance_rules
         )
         self._protection = Protection(self._s)
+        self._reprotect = Reprotect(self._s, session or RegularHours(settings.timezone))
         self._looks = Looks(self._s, self._protection)
         self._closes = Closes(self._s, self._looks)
         self.stats: ExitStats = self._s.stats
@@ -187,6 +191,7 @@ class ExitFollower:
             try:
                 await self._looks.look()
                 await self._closes.flatten_due()
+                await self._reprotect.due()
             except Exception:
                 log.exception("exits.look_failed")
 

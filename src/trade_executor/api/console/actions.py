@@ -22,6 +22,7 @@ from trade_executor.config import Settings
 from trade_executor.logging import get_logger
 from trade_executor.lookup import IdSyntaxError, parse_id
 from trade_executor.ops.close import describe, is_open, request_close
+from trade_executor.ops.common import OperationError
 from trade_executor.ops.control import change_switch, halt_outcome, resume_outcome
 from trade_executor.ops.resolve import OUTCOMES, resolve_execution
 from trade_executor.store.postgres import PgStore
@@ -91,7 +92,18 @@ async def perform(
         case "close":
             every = form.get("all") == "yes"
             symbol = None if every else _symbol(form)
-            wanted, latest = await request_close(store, symbol, reason, operator, CLOSE_WAIT)
+            try:
+                wanted, latest = await request_close(
+                    store,
+                    symbol,
+                    reason,
+                    operator,
+                    CLOSE_WAIT,
+                    bridge_url=settings.ib_bridge_url,
+                    force=form.get("force") == "yes",
+                )
+            except OperationError as refused:  # the broker and the ledger disagree
+                return ActionResult(False, str(refused))
             if not wanted:
                 result = ActionResult(
                     False, f"no open position for {symbol}" if symbol else "no open positions"

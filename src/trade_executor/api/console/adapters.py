@@ -2,11 +2,10 @@
 lands; until then each says plainly what it cannot show or do, and never guesses):
 
 - `market_state`: market open or closed (`status`'s market view, from TRADING_SESSION).
-- `protect`: the typed protect operation (ops/protect.py, the `positions` work).
+- `protect`: the typed protect operation (`broker_truth.protect_position`).
 - `strategy_table`: the report's per-strategy table (ops/report.py, the `notify` work); until
   then computed here from today's closed positions and their signals' strategy ids.
-- `broker_positions`: the bridge's positions as the broker has them (the `positions` work
-  builds broker-truth positions); until then read here from `GET /positions`.
+- `broker_positions`: the bridge's positions as the broker has them (ops/truth.py).
 """
 
 from __future__ import annotations
@@ -16,8 +15,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from trade_executor.broker.client import BrokerClient
-from trade_executor.broker.errors import BrokerError
+from trade_executor.broker_truth import broker_positions as truth_positions
+from trade_executor.broker_truth import protect_position
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import Position
@@ -52,13 +51,12 @@ async def protect(
     reason: str,
     by: str,
 ) -> ActionResult:
-    """Give an open position its stop-loss/take-profit. Wire: ops/protect.py's typed
-    operation (issue `positions`); this build has none, and says so rather than act."""
-    return ActionResult(
-        False,
-        f"protect {symbol}: not done, this build of the service has no protect operation yet "
-        "(nothing was sent to the bridge)",
+    """Give an open position its stop-loss/take-profit: ops/protect.py's typed operation
+    (the broker's quantity, the same checks as `close`, refused unless `force`)."""
+    done = await protect_position(
+        store, settings.ib_bridge_url, symbol, stop_loss, take_profit, force, by, reason
     )
+    return ActionResult(done.ok, done.message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +99,6 @@ async def strategy_table(store: PgStore, closed: list[Execution]) -> list[Strate
 
 
 async def broker_positions(url: str) -> tuple[list[Position] | None, str | None]:
-    """The bridge's open positions (quantity not 0), or None and why it could not say.
-    Wire: the broker-truth positions of issue `positions`, when they land."""
-    try:
-        async with BrokerClient(url, BRIDGE_TIMEOUT, read_retries=0) as broker:
-            positions = await broker.positions()
-    except BrokerError as error:
-        return None, str(error)
-    return [p for p in positions if p.quantity != 0], None
+    """The bridge's open positions (quantity not 0), or None and why it could not say: the
+    broker-truth read of ops/truth.py (nothing shown from a bridge not connected to IB)."""
+    return await truth_positions(url)

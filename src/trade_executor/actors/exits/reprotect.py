@@ -1,0 +1,186 @@
+"""Overnight protection (CONTRACT section 5, REPROTECT_AT_OPEN): the bridge sends no time in
+force, so IB's DAY default expires a bracket's children at the close and a position held
+overnight is `unprotected` (`protection.Protection.lost`). At the next session's open it is
+protected again, once.
+
+Guarantees:
+- Only while the session is open, and only positions recorded `unprotected` before this
+  session's open (the children expired at the last close).
+- Only when the bridge's list shows no working stop of ours for the symbol and the broker's
+  quantity equals the ledger's (signed); otherwise it stays `unprotected` for an operator
+  (`protect SYMBOL`), logged once per open.
+- Once per session open, across restarts: `reprotected_at` (the open it is for) is written
+  before the POST; a position whose `reprotected_at` is this open's is never sent again.
+  `replace_existing` makes the bridge replace rather than double what a lost answer placed.
+- It protects the broker's quantity of an existing position: it never opens or enlarges one.
+
+When is "the open": a `SessionHours` is injected (`is_open(at)`, `last_open(at)`): the exchange
+calendar (`trade_executor.domain.session.TradingSession`, the gates work) plugs in there;
+`RegularHours` (Monday to Friday, 09:30 to 16:00 in the trading-day time zone, no holidays) is
+the stand-in default.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from trade_executor.broker.errors import BrokerError, BrokerRejected
+from trade_executor.domain.execution import Changes
+from trade_executor.domain.states import IllegalTransition, Transition
+from trade_executor.domain.truth import broker_quantity, signed_remaining
+
+from .positions import PositionState, remaining
+from .shared import Followed, Shared, context, log
+
+_STOP_TYPES = ("STP", "STOP", "TRAIL")
+
+
+class SessionHours(Protocol):
+    """When the market is open (the exchange calendar plugs in here)."""
+
+    def is_open(self, at: datetime) -> bool: ...
+
+    def last_open(self, at: datetime) -> datetime | None:
+        """The start of the session open at `at` (or the latest before it)."""
+        ...
+
+
+class RegularHours:
+    """Monday to Friday, 09:30 to 16:00 in `zone`; no holidays, no early closes (a stand-in
+    until `trade_executor.domain.session` is wired)."""
+
+    def __init__(self, zone: ZoneInfo, opens: time = time(9, 30), closes: time = time(16)):
+        self._zone, self._opens, self._closes = zone, opens, closes
+
+    def is_open(self, at: datetime) -> bool:
+        local = at.astimezone(self._zone)
+        return local.weekday() < 5 and self._opens <= local.time() < self._closes
+
+    def last_open(self, at: datetime) -> datetime | None:
+        local = at.astimezone(self._zone)
+        day = local.date()
+        for _ in range(8):
+            start = datetime.combine(day, self._opens, tzinfo=self._zone)
+            if day.weekday() < 5 and start <= local:
+                return start
+            day -= timedelta(days=1)
+        return None
+
+
+class Reprotect:
+    def __init__(self, shared: Shared, session: SessionHours) -> None:
+        self._s = shared
+        self._session = session
+        self._told: set[tuple[object, datetime]] = set()  # (execution, open) refusals logged
+
+    async def due(self) -> None:
+        """At each look while the session is open: protect again what the close left bare."""
+        s = self._s
+        if not s.settings.reprotect_at_open or s.settings.order_protection != "bracket":
+            return
+        now = s.clock()
+        if not self._session.is_open(now):
+            return
+        opened = self._session.last_open(now)
+        if opened is None:
+            return
+        waiting = [
+            f
+            for f in s.followed.values()
+            if f.execution.position_state == PositionState.UNPROTECTED
+            and f.closing is None
+            and not f.lock.locked()
+            and (f.execution.reprotected_at is None or f.execution.reprotected_at < opened)
+            and (f.execution.updated_at is None or f.execution.updated_at < opened)
+        ]
+        if not waiting:
+            return
+        index = await s.fresh_list()
+        if index is None:
+            return
+        try:
+            positions = await s.broker.positions()
+        except BrokerError as error:
+            log.warning("position.reprotect_deferred", error=str(error))
+            return
+        for followed in waiting:
+            execution = followed.execution
+            symbol = execution.symbol or ""
+            held = broker_quantity(symbol, positions)
+            stop_working = any(
+                o.symbol.strip().upper() == symbol
+                and o.order_type.strip().upper().startswith(_STOP_TYPES)
+                and not o.status.is_final
+                for o in index.by_id.values()
+            )
+            if held != signed_remaining(execution) or stop_working:
+                key = (execution.id, opened)
+                if key not in self._told:
+                    self._told.add(key)
+                    log.warning(
+                        "position.reprotect_skipped",
+                        broker_quantity=held,
+                        ledger_quantity=signed_remaining(execution),
+                        stop_working=stop_working,
+                        **context(execution),
+                    )
+                continue
+            async with followed.lock:
+                await self._protect(followed, opened)
+
+    async def _protect(self, followed: Followed, opened: datetime) -> None:
+        s = self._s
+        execution = followed.execution
+        quantity = remaining(execution)
+        symbol, stop = execution.symbol, execution.stop_loss
+        if stop is None or symbol is None or quantity <= 0:
+            return
+        # The intent first: once per open, even if we die before the answer.
+        try:
+            followed.execution = execution = await s.store.apply(
+                execution.id,
+                Transition.POSITION,
+                Changes(reprotected_at=opened),
+                {"reprotect": "at_open", "session_open": opened.isoformat()},
+            )
+        except IllegalTransition:
+            return
+        s.stats.protects += 1
+        try:
+            placed = await s.broker.protect_position(
+                symbol,
+                stop_loss=stop,
+                take_profit=execution.take_profit,
+                quantity=quantity,
+                replace_existing=True,
+            )
+        except (BrokerRejected, BrokerError) as error:
+            log.error("position.reprotect_failed", error=str(error), **context(execution))
+            return
+        followed.execution = await s.store.apply(
+            execution.id,
+            Transition.POSITION,
+            Changes(position_state=PositionState.OPEN.value, child_order_ids=placed.order_ids),
+            {
+                "protection": "reprotected_at_open",
+                "session_open": opened.isoformat(),
+                "quantity": quantity,
+                "order_ids": list(placed.order_ids),
+            },
+        )
+        await s.store.add_event(
+            execution.id,
+            "position.reprotected",
+            {"session_open": opened.isoformat(), "order_ids": list(placed.order_ids)},
+        )
+        log.info(
+            "position.reprotected",
+            quantity=quantity,
+            stop_loss=str(execution.stop_loss),
+            take_profit=str(execution.take_profit),
+            protect_order_ids=list(placed.order_ids),
+            session_open=opened.isoformat(),
+            **context(execution),
+        )
