@@ -5,11 +5,12 @@ Guarantees:
   timeouts and 5xx, at most `read_retries` more times, then raise `BrokerUnavailable`. A 4xx or a
   malformed answer is not retried.
 - Orders (POST) are attempted exactly once. The outcome is definite only when the bridge answered
-  the documented JSON, a 4xx (`BrokerRejected`; `EndpointMissing` when its router has no such
-  route), a 503 with the documented `{"detail": ...}` ("not connected to IB", raised before IB is
-  asked: `BrokerUnavailable`), or when the connection could not even be opened (connect error,
-  connect timeout, no free pooled connection: nothing was sent, so `BrokerUnavailable`).
-  Everything else (a timeout or reset after sending, another 5xx, an unparsable 2xx) raises
+  the documented JSON with a positive integer order id, a 4xx (`BrokerRejected`;
+  `EndpointMissing` when its router has no such route), or when the connection could not even be
+  opened (connect error, connect timeout, no free pooled connection: nothing was sent, so
+  `BrokerUnavailable`). (CONTRACT v3) Everything else (a timeout or reset after sending, any
+  5xx, the 503 "not connected" included since a proxy may answer it after forwarding, a 2xx
+  whose order id is 0, missing or not an integer, a body that does not parse) raises
   `AmbiguousSubmission` carrying the `order_ref`, the bridge's `detail` if it gave one (the real
   bridge answers 500 with IB's reason when IB refused before placing) and the attempt time;
   `locate_submission` settles it through `GET /orders`, never by sending again.

@@ -296,9 +296,10 @@ class BridgeTransport:
             ) from exc
         status, raw = response.status_code, response.content
         detail = detail_of(raw)
-        self._raise_definite_refusal(
-            label, started, status, raw, detail, "order", "order not placed"
-        )
+        # (CONTRACT v3) Only a 4xx is a clear refusal. Any 5xx, the documented 503 "not
+        # connected" included, may come from a proxy or a bridge that lost IB's answer after
+        # placing: it is located through the order list, never taken as "not placed".
+        self._raise_definite_refusal(label, started, status, raw, detail, "order", None)
         if not 200 <= status < 300:
             self.observe(label, "error", started)
             raise AmbiguousSubmission(
@@ -331,11 +332,13 @@ class BridgeTransport:
         body: bytes,
         detail: str | None,
         what: str,
-        consequence: str,
+        consequence: str | None,
     ) -> None:
         """Raise for the answers whose outcome is definite: a missing route
-        (`EndpointMissing`), a 4xx (`BrokerRejected`: the bridge refused `what`), a 503 with the
-        documented detail (`BrokerUnavailable`: not connected, so `consequence`)."""
+        (`EndpointMissing`), a 4xx (`BrokerRejected`: the bridge refused `what`), and, where
+        `consequence` is given (a cancel), a 503 with the documented detail
+        (`BrokerUnavailable`: not connected, so `consequence`). An order POST passes None:
+        its 503 is ambiguous."""
         if caps.route_missing(status, detail):
             self.observe(label, "rejected", started)
             raise EndpointMissing(endpoint=label, status=status, excerpt=excerpt(body))
@@ -348,7 +351,7 @@ class BridgeTransport:
                 excerpt=excerpt(body),
                 detail=detail if detail is not None else excerpt(body),
             )
-        if status == 503 and detail is not None:
+        if consequence is not None and status == 503 and detail is not None:
             self.observe(label, "error", started)
             raise BrokerUnavailable(
                 f"bridge not connected, {consequence}: {detail}",

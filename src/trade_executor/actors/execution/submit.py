@@ -5,7 +5,8 @@ Guarantees:
   at any instant leaves a row that recovery settles the same way as a lost answer;
 - the POST is attempted once and never re-sent; a definite refusal fails the execution (risk
   released);
-- an answer that was lost (timeout, reset, a 5xx) is settled through the bridge's order list
+- an answer that was lost or unusable (timeout, reset, any 5xx including 503, a 2xx without a
+  positive integer order id) is settled through the bridge's order list
   (`Broker.locate_submission`): found -> adopted (`ADOPT`, followed like any order); not listed
   while the bridge lists orders -> `failed: not_placed: <detail>` (risk released); several
   matches -> `unknown` (error log, risk kept); the list cannot be read -> the execution stays
