@@ -1,8 +1,13 @@
 """The IB bridge client (CONTRACT section 7): one `httpx.AsyncClient`, anyio (asyncio or trio).
 
 Guarantees:
+- (CONTRACT v3) `timeout` (IB_BRIDGE_TIMEOUT) is a deadline for each whole call: the pool wait,
+  connecting, sending and the whole answer, a read's retries included. An answer trickled
+  slower than that is cut off (its connection closed): a read raises `BrokerUnavailable`, a
+  POST `AmbiguousSubmission`, a cancel `BrokerError`.
 - Reads (GET) are retried with capped exponential backoff and jitter on connection errors,
-  timeouts and 5xx, at most `read_retries` more times, then raise `BrokerUnavailable`. A 4xx or a
+  timeouts and 5xx, at most `read_retries` more times within the deadline, then raise
+  `BrokerUnavailable`. A 4xx or a
   malformed answer is not retried.
 - Orders (POST) are attempted exactly once. The outcome is definite only when the bridge answered
   the documented JSON with a positive integer order id, a 4xx (`BrokerRejected`;
@@ -65,8 +70,9 @@ from .transport import (
     utcnow,
 )
 
-# Seconds per request. The real bridge can take over 5.7 s to place an order (up to 5 s to
-# identify a new symbol, then fixed sleeps); its own Go client used 15 s.
+# Seconds a whole call may take (see the module docstring). The real bridge can take over 5.7 s
+# to place an order (up to 5 s to identify a new symbol, then fixed sleeps); its own Go client
+# used 15 s.
 DEFAULT_TIMEOUT = 15.0
 
 
