@@ -4,6 +4,7 @@ The paper bridge's knobs act on every IB route alike, so with `error_rate=1` the
 at its account read and never reaches the POST. This proxy lets a test aim a fault at the order
 POST itself while the reads pass through untouched:
 
+- "400": answer 400 `{"detail"}` without forwarding (a definite refusal, nothing placed);
 - "500": answer 500 without forwarding (nothing placed);
 - "503": answer the documented 503 "not connected" without forwarding (nothing placed);
 - "late": forward after `delay` seconds (past the client's timeout: the order lands later);
@@ -17,7 +18,9 @@ POST itself while the reads pass through untouched:
 - "trickle": forward, then send the bridge's answer one byte every `delay` seconds (default 1).
 
 By default a mode acts on order POSTs; `set(..., on="GET /orders")` aims it at one method and
-path instead (e.g. the list read, `GET /account`). `closed_by_client` counts the answers the
+path instead (e.g. the list read, `GET /account`); `count=n` aims it at the next n such requests
+only, then lets everything through. `forwarded_at` lists the `time.monotonic()` at which each
+order POST was passed on to the bridge. `closed_by_client` counts the answers the
 client hung up on while they were being trickled, and `closed` is set at the first.
 """
 
@@ -41,6 +44,9 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _forward(self, body: bytes | None) -> httpx.Response:
+        if self.command == "POST" and self.path in ("/orders", "/orders/bracket"):
+            with self.server.lock:
+                self.server.forwarded_at.append(time.monotonic())
         return httpx.request(
             self.command,
             self.server.target + self.path,
@@ -95,10 +101,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else None
-        mode = self.server.mode if self._aimed_at() else None
-        if mode is not None:
-            with self.server.lock:
+        with self.server.lock:
+            mode = self.server.mode if self._aimed_at() else None
+            if mode is not None:
                 self.server.hits += 1
+                if self.server.left is not None:
+                    self.server.left -= 1
+                    if self.server.left <= 0:
+                        self.server.mode, self.server.left = None, None
+        if mode == "400":
+            self._answer(400, b'{"detail": "Order rejected by the proxy"}')
+            return
         if mode == "500":
             self._answer(500, b'{"detail": "Internal Server Error"}')
             return
@@ -152,6 +165,8 @@ class _ProxyServer(ThreadingHTTPServer):
         self.delay = 0.0
         self.hits = 0
         self.closed_by_client = 0
+        self.left: int | None = None
+        self.forwarded_at: list[float] = []
         self.closed = threading.Event()
         self.lock = threading.Lock()
 
@@ -161,11 +176,21 @@ class BridgeProxy:
         self._server = server
         self.url = f"http://127.0.0.1:{server.server_address[1]}"
 
-    def set(self, mode: str | None, delay: float = 0.0, *, on: str | None = None) -> None:
-        """`on`: "METHOD /path" the mode acts on; None for the order POSTs."""
-        self._server.mode = mode
-        self._server.delay = delay
-        self._server.on = on
+    def set(
+        self, mode: str | None, delay: float = 0.0, *, on: str | None = None, count: int = 0
+    ) -> None:
+        """`on`: "METHOD /path" the mode acts on; None for the order POSTs. `count`: only the
+        next `count` of them (0: until set again)."""
+        with self._server.lock:
+            self._server.mode = mode
+            self._server.delay = delay
+            self._server.on = on
+            self._server.left = count or None
+
+    @property
+    def forwarded_at(self) -> list[float]:
+        with self._server.lock:
+            return list(self._server.forwarded_at)
 
     @property
     def hits(self) -> int:

@@ -158,6 +158,13 @@ class PacedBroker:
 
     # ---- order messages: paced ----------------------------------------------------------------
 
+    async def admit(self, messages: int) -> Broker:
+        """Wait for the pacer's turn for `messages`, and return the broker that sends them
+        without pacing again: for a caller that must look at something (the kill switch) at
+        the moment its order leaves the queue (see `actors/execution/wall.py`)."""
+        await self.pacer.acquire(messages)
+        return self.inner
+
     async def place(self, req: AnyOrderRequest) -> PlacedOrder:
         await self.pacer.acquire(order_messages(req))
         return await self.inner.place(req)
@@ -248,6 +255,14 @@ class PacedBroker:
         self, key: SubmissionKey, *, attempted_at: datetime, detail: str | None = None
     ) -> Located:
         return await self.inner.locate_submission(key, attempted_at=attempted_at, detail=detail)
+
+
+async def admitted(broker: Broker, messages: int) -> Broker:
+    """`broker`'s pacer admitted `messages` (at once if it is not paced): the broker to send
+    them through."""
+    if isinstance(broker, PacedBroker):
+        return await broker.admit(messages)
+    return broker
 
 
 def paced(broker: Broker, pacer: Pacer) -> Broker:

@@ -86,6 +86,7 @@ class Outcomes:
         if s.riskbook.halted:
             return  # already halted (an operator, or an earlier trip): nothing to add
         s.riskbook.set_trading_state(TradingState(True, trip.reason))
+        s.wall.close()  # entries waiting for the pacer end `rejected: halted` now
         s.metrics.set_halted(True, trip.reason)
         self._trip_pending = True
         log.error("executor.breaker_tripped", failures=trip.failures, reason=trip.reason)
@@ -110,12 +111,18 @@ class Outcomes:
     # -- outcomes --------------------------------------------------------------------------------
 
     async def reject(
-        self, execution: Execution, reason: str, numbers: dict[str, Any] | None = None
+        self,
+        execution: Execution,
+        reason: str,
+        numbers: dict[str, Any] | None = None,
+        *,
+        transition: Transition = Transition.REJECT,
     ) -> None:
         """`numbers`: what the decision was made on (budget used and left, the gate's detail),
-        written to the audit trail and the log line."""
+        written to the audit trail and the log line. `transition` HOLD_BACK: an entry whose
+        intent was written, held back by the halt wall before its POST."""
         updated = await self._s.recorder.apply(
-            execution, Transition.REJECT, Changes(reason=reason), numbers
+            execution, transition, Changes(reason=reason), numbers
         )
         self.forget(execution, release=True)
         log.info("execution.rejected", reason=reason, **(numbers or {}), **log_context(execution))

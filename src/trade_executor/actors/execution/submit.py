@@ -30,6 +30,7 @@ from trade_executor.actors.execution.shared import (
     log,
     log_context,
 )
+from trade_executor.actors.execution.wall import HELD_BACK, HeldBack
 from trade_executor.broker.errors import (
     AmbiguousSubmission,
     BrokerError,
@@ -150,6 +151,13 @@ class Submitter:
                 # was away, and the next start decides it again.
                 self._outcomes.forget(execution, release=True)
                 return
+            if answer is HELD_BACK:
+                # Halted while it waited for the pacer: never sent (CONTRACT v3, kill switch).
+                await self._outcomes.reject(
+                    intent, "halted", {"stage": "pacing"}, transition=Transition.HOLD_BACK
+                )
+                return
+            assert not isinstance(answer, HeldBack)
             result = await self._answered(intent, order, answer)
             if result is None:
                 return
@@ -176,17 +184,11 @@ class Submitter:
             s.in_hand.discard(execution.id)
             s.submissions.end()
 
-    async def _place(
-        self, intent: Execution, order: AnyOrderRequest
-    ) -> tuple[PlacedOrder, Transition] | None:
-        """POST exactly once. Returns the placed order and how to record it (ACCEPT, or ADOPT
-        after a lost answer was found), or None after recording the outcome."""
-        return await self._answered(intent, order, await self._send(order))
-
-    async def _send(self, order: AnyOrderRequest) -> PlacedOrder | BrokerError:
-        """The one POST: the placed order, or the bridge's error (never raised)."""
+    async def _send(self, order: AnyOrderRequest) -> PlacedOrder | BrokerError | HeldBack:
+        """The one POST through the halt wall: the placed order, the bridge's error (never
+        raised), or `HELD_BACK` when the service halted before the POST started."""
         try:
-            return await self._s.broker.place(order)
+            return await self._s.wall.send(self._s.broker, order)
         except BrokerError as error:
             return error
 
