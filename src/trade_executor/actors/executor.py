@@ -103,6 +103,8 @@ class Executor:
             self._s, self._outcomes, reconcile_window=self.bounds.reconcile_window
         )
         self._recovery = Recovery(self._s, self._outcomes, self._submitter)
+        # An intent a crash left behind, proven never sent, is decided again as a claim is.
+        self._submitter.redecide = lambda e: self._recovery.resume_received(e, self._enqueue)
         self._corrections = Corrections(self._s)
         self._scan_interval = scan_interval
         self.deadlines: DeadlineScan | None = None  # the current run's scan (tests read it)

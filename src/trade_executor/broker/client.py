@@ -223,18 +223,19 @@ class BrokerClient:
         attempted_at: datetime,
         detail: str | None = None,
         clock_skew: timedelta = locate.CLOCK_SKEW,
-        settle: timedelta = locate.SETTLE,
+        settle: timedelta | None = None,
         rereads: int = locate.REREADS,
         reread_delay: float = locate.REREAD_DELAY,
     ) -> locate.Located:
-        """Settle an ambiguous submission through `GET /orders`; see `locate.locate_submission`."""
+        """Settle an ambiguous submission through `GET /orders`; see `locate.locate_submission`.
+        `settle` None: `locate.SETTLE`."""
         return await locate.locate_submission(
             self,
             key,
             attempted_at=attempted_at,
             detail=detail,
             clock_skew=clock_skew,
-            settle=settle,
+            settle=locate.SETTLE if settle is None else settle,
             rereads=rereads,
             reread_delay=reread_delay,
             now=self._clock,

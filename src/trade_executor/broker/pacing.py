@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -252,9 +252,18 @@ class PacedBroker:
         )
 
     async def locate_submission(
-        self, key: SubmissionKey, *, attempted_at: datetime, detail: str | None = None
+        self,
+        key: SubmissionKey,
+        *,
+        attempted_at: datetime,
+        detail: str | None = None,
+        settle: timedelta | None = None,
     ) -> Located:
-        return await self.inner.locate_submission(key, attempted_at=attempted_at, detail=detail)
+        if settle is None:
+            return await self.inner.locate_submission(key, attempted_at=attempted_at, detail=detail)
+        return await self.inner.locate_submission(
+            key, attempted_at=attempted_at, detail=detail, settle=settle
+        )
 
 
 async def admitted(broker: Broker, messages: int) -> Broker:

@@ -129,7 +129,11 @@ class Outcomes:
         self._s.metrics.executions.labels(state="rejected").inc()
         self._publish(updated)
 
-    async def fail(self, execution: Execution, reason: str, *, attempted: bool) -> None:
+    async def fail(
+        self, execution: Execution, reason: str, *, attempted: bool, count: bool = True
+    ) -> None:
+        """`count` False: an outcome of recovery after our own crash or takeover, which never
+        counts toward the breaker (CONTRACT v3)."""
         updated = await self._s.recorder.apply(execution, Transition.FAIL, Changes(reason=reason))
         self.forget(execution, release=True)
         log.warning(
@@ -137,7 +141,8 @@ class Outcomes:
         )
         self._s.metrics.executions.labels(state="failed").inc()
         self._publish(updated)
-        self._count_failure(reason)
+        if count:
+            self._count_failure(reason)
 
     async def dry_run(
         self,
@@ -158,9 +163,10 @@ class Outcomes:
         self._s.metrics.executions.labels(state="dry_run").inc()
         self._publish(updated)
 
-    async def unknown(self, execution: Execution, reason: str) -> None:
+    async def unknown(self, execution: Execution, reason: str, *, count: bool = True) -> None:
         """The broker outcome cannot be established: the order may be working, so its risk
-        stays committed and its symbol open until an operator resolves it."""
+        stays committed and its symbol open until an operator resolves it. `count`: as for
+        `fail`."""
         updated = await self._s.recorder.apply(
             execution, Transition.LOSE_TRACK, Changes(reason=reason)
         )
@@ -170,7 +176,8 @@ class Outcomes:
         if updated is not None:
             self._s.metrics.executions.labels(state="unknown").inc()
         self._publish(updated)
-        self._count_failure(reason)
+        if count:
+            self._count_failure(reason)
 
     def settled_elsewhere(self, execution: Execution) -> None:
         """An execution changed outside this actor (an operator's `resolve`): make the RiskBook
