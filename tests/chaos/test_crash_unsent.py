@@ -12,9 +12,14 @@ In both the breaker is untouched: recovery after our own crash never counts towa
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
 import uuid
 
+import anyio
 import asyncpg
 import pytest
 
@@ -86,3 +91,15 @@ async def test_without_proof_of_absence_it_fails_for_an_operator_and_is_never_re
     # MAX_CONSECUTIVE_FAILURES=1: one counted failure would have halted the service.
     assert control is not None and not control["halted"], dict(control or {})
     assert not second.events("executor.breaker_tripped")
+    # Listed for an operator by `status` (and so counted by the needing-operator gauge).
+    status = await anyio.to_thread.run_sync(
+        lambda: subprocess.run(
+            [sys.executable, "-m", "trade_executor", "status", "--json"],
+            env={**os.environ, "DATABASE_URL": harness.db_url, "IB_BRIDGE_URL": harness.bridge_url},
+            capture_output=True,
+            timeout=60,
+        )
+    )
+    need = json.loads(status.stdout)["needing_operator"]
+    assert [n["execution_id"] for n in need] == [str(execution["id"])], need
+    assert need[0]["why"].startswith("check the broker for the order: "), need

@@ -280,7 +280,7 @@ async def collect_view(
     left = book.daily_risk_left(g.now) if limits is not None else None
     budget = limits.daily_loss_cap if limits is not None else None
     bounds = Bounds.from_values(values)
-    attention = needing_operator(g.in_flight, bounds, g.now)
+    attention = needing_operator([*g.in_flight, *g.today], bounds, g.now)
     bridge_url = values.get("ib_bridge_url")
     url = bridge_url if isinstance(bridge_url, str) else settings.ib_bridge_url
     positions, bridge_error = await _bridge_positions(url) if read_bridge else (None, None)
