@@ -1,5 +1,6 @@
 """(CONTRACT v3, section 5 "Ambiguity") SIGKILL between an intent's commit and its POST (the
-`after_submitting` crash point), then a new instance: the approval is not lost and never doubled.
+`after_submitting` crash point), then a standby takes over (or a new instance starts): the
+approval is not lost and never doubled.
 
 - The bridge's session still lists our earlier order under its id: after reads spanning
   IB_BRIDGE_TIMEOUT plus the settle window, the order is proven absent, the execution is decided
@@ -25,7 +26,7 @@ import pytest
 
 from tests.chaos.test_crash import events_of, symbol
 from tests.support import ThreadedBridge, approve, insert_signal, wait_for
-from tests.support.chaos import ENTRY, STOP, TARGET, Harness, wait_settled
+from tests.support.chaos import ENTRY, STOP, TARGET, ExecutorProcess, Harness, wait_settled
 
 pytestmark = pytest.mark.anyio
 
@@ -33,11 +34,16 @@ FAST = {"IB_BRIDGE_TIMEOUT": "1", "MAX_CONSECUTIVE_FAILURES": "1"}
 
 
 async def crash_after_second_intent(
-    harness: Harness, conn: asyncpg.Connection
-) -> tuple[uuid.UUID, uuid.UUID]:
-    """A first approval placed (working at the bridge), then a second killed after its intent."""
+    harness: Harness, conn: asyncpg.Connection, *, standby: bool = True
+) -> tuple[uuid.UUID, uuid.UUID, ExecutorProcess | None]:
+    """A first approval placed (working at the bridge), then a second killed after its intent;
+    with `standby`, a second instance waiting to take over (returned)."""
     first = harness.start(fault="after_submitting", fault_after=1, environment=FAST)
     await first.wait_ready()
+    waiting = None
+    if standby:
+        waiting = harness.start(environment=FAST)
+        await waiting.wait_event("supervisor.standby")
     placed = await insert_signal(conn, symbol("E"), "BUY", ENTRY, STOP, TARGET)
     await approve(conn, placed)
     await wait_for(conn, "SELECT order_id IS NOT NULL FROM executions WHERE signal_id = $1", placed)
@@ -46,7 +52,7 @@ async def crash_after_second_intent(
     assert await first.wait_exit() == -signal.SIGKILL, "the fault point did not fire"
     state = await conn.fetchval("SELECT state FROM executions WHERE signal_id = $1", crashed)
     assert state == "submitting"
-    return placed, crashed
+    return placed, crashed, waiting
 
 
 def posts_for(bridge: ThreadedBridge, client_order_id: str) -> int:
@@ -56,9 +62,9 @@ def posts_for(bridge: ThreadedBridge, client_order_id: str) -> int:
 async def test_an_intent_proven_unsent_is_decided_again_and_sent_once(
     harness: Harness, bridge: ThreadedBridge, conn: asyncpg.Connection
 ) -> None:
-    _placed, crashed = await crash_after_second_intent(harness, conn)
-    second = harness.start(environment=FAST)
-    await second.wait_ready()
+    _placed, crashed, second = await crash_after_second_intent(harness, conn)
+    assert second is not None
+    await second.wait_event("supervisor.took_over")  # the standby takes over
     [execution] = await wait_settled(conn, [crashed], timeout=40)
     control = await conn.fetchrow("SELECT halted, reason FROM executor_control")
     assert await second.stop() == 0
@@ -75,7 +81,8 @@ async def test_an_intent_proven_unsent_is_decided_again_and_sent_once(
 async def test_without_proof_of_absence_it_fails_for_an_operator_and_is_never_resent(
     harness: Harness, bridge: ThreadedBridge, conn: asyncpg.Connection
 ) -> None:
-    _placed, crashed = await crash_after_second_intent(harness, conn)
+    # No standby here: the bridge must restart before the next instance reads its list.
+    _placed, crashed, _ = await crash_after_second_intent(harness, conn, standby=False)
     bridge.admin("POST", "/admin/restart", {})  # another client id: working orders unlisted
     second = harness.start(environment=FAST)
     await second.wait_ready()

@@ -25,7 +25,8 @@ from tests.support.chaos import (
     wait_settled,
 )
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+# ~25 s, in `make test` all the same: the issue names it (PREAMBLE: issue tests run there).
+pytestmark = pytest.mark.anyio
 
 APPROVALS = 30
 ENV = {

@@ -170,3 +170,36 @@ async def test_the_breakers_halt_is_a_wall_too(
     assert len(sent) <= 1, f"{len(sent)} entries were sent after the breaker tripped"
     assert len(refused) + len(sent) + len(held) == BURST
     assert len(bridge.order_posts()) == len(sent)
+
+
+async def test_an_exit_that_fills_during_the_halt_is_still_recorded(
+    db_url: str,
+    bridge: ThreadedBridge,
+    conn: asyncpg.Connection,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Exits are never stopped by a halt: a bracket's stop that fills while the service is
+    halted closes the position in the ledger, with its exit and realized P&L."""
+    settings = make_settings(
+        db_url, bridge, order_protection="bracket", order_poll_interval=0.1, max_daily_loss=100000
+    )
+    async with running_service(settings):
+        signal_id = await insert_signal(conn, "HEXIT", "BUY", "150", "145", "160")
+        await approve(conn, signal_id)
+        query = "SELECT position_state FROM executions WHERE signal_id = $1"
+        with anyio.fail_after(30):
+            while await conn.fetchval(query, signal_id) != "open":
+                await anyio.to_thread.run_sync(bridge.set_price, "HEXIT", "150")
+                await anyio.sleep(0.1)
+        code, out, _ = await command(["halt", "--reason", "exits go on", "--wait"], capsys)
+        assert code == 0, out
+        await anyio.to_thread.run_sync(bridge.set_price, "HEXIT", "145")  # the stop fills
+        with anyio.fail_after(30):
+            while await conn.fetchval(query, signal_id) != "closed":
+                await anyio.sleep(0.05)
+        execution = await conn.fetchrow("SELECT * FROM executions WHERE signal_id = $1", signal_id)
+        halted = await conn.fetchval("SELECT halted FROM executor_control")
+    assert halted is True
+    assert execution is not None
+    assert execution["exit_reason"] == "stop_loss"
+    assert execution["realized_pnl"] is not None and execution["realized_pnl"] < 0
