@@ -63,7 +63,10 @@ class GaugeKeeper:
         control = await self._store.control()
         self._metrics.set_halted(control.halted, control.reason)
         open_executions = await self._store.executions_in(sorted(NOT_FINAL_STATES))
-        needing = len(needing_operator(open_executions, self._bounds, now))
+        today = RiskBook(self._limits, self._settings.timezone).trading_day(now)
+        # Today's too: a `failed: not_placed: recovery:` execution needs a person on its day.
+        todays = await self._store.executions_on(today)
+        needing = len(needing_operator([*open_executions, *todays], self._bounds, now))
         self._metrics.set_needing_operator(needing)
         used = await self._daily_risk_used(now, open_executions)
         self._metrics.set_daily_risk(used)

@@ -127,8 +127,9 @@ POST_FAULTS: dict[str, tuple[set[str], set[int], str | None]] = {
     # A 5xx other than the documented 503: the outcome is unknown until the bridge's list is
     # read; it does not show the order (the proxy never forwarded it) -> failed: not_placed.
     "500": ({"failed"}, {0}, "not_placed: "),
-    # The documented 503 "not connected": nothing was placed -> failed.
-    "503": ({"failed"}, {0}, "bridge_unavailable: "),
+    # (v3) A 503 "not connected" is ambiguous like any 5xx: located; the proxy never forwarded
+    # it, so the list does not show it -> failed: not_placed.
+    "503": ({"failed"}, {0}, "not_placed: "),
     # Placed, answer unreadable / connection reset: found by order_ref -> adopted.
     "html": ({"submitted", "partially_filled", "filled"}, {1}, None),
     "reset": ({"submitted", "partially_filled", "filled"}, {1}, None),

@@ -46,7 +46,9 @@ EXPECTED: dict[str, tuple[set[str], int]] = {
     # Claimed, nothing sent: the restart decides it again and places it once.
     "after_claim": ({"submitted", "partially_filled", "filled"}, 1),
     # Intent persisted, POST never sent: the bridge lists its orders and this one is not among
-    # them -> failed: not_placed (CONTRACT v2), never re-sent.
+    # them; with no earlier order of ours listed to show the bridge session predates the intent,
+    # absence is not proven -> failed: not_placed: recovery: ... (CONTRACT v3), never re-sent.
+    # (tests/chaos/test_crash_unsent.py: with such an order it is decided again and sent once.)
     "after_submitting": ({"failed"}, 0),
     # At the broker, answer not recorded: reconciliation finds it by order_ref and adopts it.
     "after_broker_accepted": ({"submitted", "partially_filled", "filled"}, 1),

@@ -8,6 +8,10 @@ Pipeline, per approval:
 3. *submit* (concurrent, `execution.submit`): persist the intent before the POST, place the
    order once, record the answer, commit or release the reservation, start following it.
 
+The kill switch is also a wall in front of the bridge (`execution.wall`): an entry leaving the
+pacing queue after a halt is never sent, and a halt is acknowledged only once no entry that
+passed the wall before it is still on the wire.
+
 Every change of state reaches this actor as a message in its mailbox: approvals seen, pollers'
 progress, the kill switch, and executions an operator settled (`resolve`). Only this actor's
 tasks touch the RiskBook, always through synchronous calls, so no decision can interleave with
@@ -99,6 +103,8 @@ class Executor:
             self._s, self._outcomes, reconcile_window=self.bounds.reconcile_window
         )
         self._recovery = Recovery(self._s, self._outcomes, self._submitter)
+        # An intent a crash left behind, proven never sent, is decided again as a claim is.
+        self._submitter.redecide = lambda e: self._recovery.resume_received(e, self._enqueue)
         self._corrections = Corrections(self._s)
         self._scan_interval = scan_interval
         self.deadlines: DeadlineScan | None = None  # the current run's scan (tests read it)
@@ -214,6 +220,8 @@ class Executor:
             )
             if not message.halted:
                 self._outcomes.resumed()  # the breaker counts afresh after `resume`
+        if message.halted:
+            s.wall.close()  # entries waiting for the pacer end `rejected: halted` now
         s.metrics.set_halted(message.halted, message.reason)
         changed_at = message.changed_at
         if changed_at is not None and changed_at != self._acknowledged:
@@ -221,6 +229,11 @@ class Executor:
             s.spawn("control_ack", lambda: self._acknowledge(changed_at, message.halted))
 
     async def _acknowledge(self, changed_at: datetime, halted: bool) -> None:
+        """(CONTRACT v3) A halt is acknowledged (`halt --wait` returns) only once nothing
+        decided before it can still reach the bridge: the entry POSTs that passed the wall
+        before it have been answered (each bounded by IB_BRIDGE_TIMEOUT)."""
+        if halted:
+            await self._s.wall.wait_clear()
         try:
             await self._store.acknowledge_control(changed_at, halted, instance_id())
         except StoreError as error:

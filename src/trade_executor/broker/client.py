@@ -1,15 +1,21 @@
 """The IB bridge client (CONTRACT section 7): one `httpx.AsyncClient`, anyio (asyncio or trio).
 
 Guarantees:
+- (CONTRACT v3) `timeout` (IB_BRIDGE_TIMEOUT) is a deadline for each whole call: the pool wait,
+  connecting, sending and the whole answer, a read's retries included. An answer trickled
+  slower than that is cut off (its connection closed): a read raises `BrokerUnavailable`, a
+  POST `AmbiguousSubmission`, a cancel `BrokerError`.
 - Reads (GET) are retried with capped exponential backoff and jitter on connection errors,
-  timeouts and 5xx, at most `read_retries` more times, then raise `BrokerUnavailable`. A 4xx or a
+  timeouts and 5xx, at most `read_retries` more times within the deadline, then raise
+  `BrokerUnavailable`. A 4xx or a
   malformed answer is not retried.
 - Orders (POST) are attempted exactly once. The outcome is definite only when the bridge answered
-  the documented JSON, a 4xx (`BrokerRejected`; `EndpointMissing` when its router has no such
-  route), a 503 with the documented `{"detail": ...}` ("not connected to IB", raised before IB is
-  asked: `BrokerUnavailable`), or when the connection could not even be opened (connect error,
-  connect timeout, no free pooled connection: nothing was sent, so `BrokerUnavailable`).
-  Everything else (a timeout or reset after sending, another 5xx, an unparsable 2xx) raises
+  the documented JSON with a positive integer order id, a 4xx (`BrokerRejected`;
+  `EndpointMissing` when its router has no such route), or when the connection could not even be
+  opened (connect error, connect timeout, no free pooled connection: nothing was sent, so
+  `BrokerUnavailable`). (CONTRACT v3) Everything else (a timeout or reset after sending, any
+  5xx, the 503 "not connected" included since a proxy may answer it after forwarding, a 2xx
+  whose order id is 0, missing or not an integer, a body that does not parse) raises
   `AmbiguousSubmission` carrying the `order_ref`, the bridge's `detail` if it gave one (the real
   bridge answers 500 with IB's reason when IB refused before placing) and the attempt time;
   `locate_submission` settles it through `GET /orders`, never by sending again.
@@ -64,8 +70,9 @@ from .transport import (
     utcnow,
 )
 
-# Seconds per request. The real bridge can take over 5.7 s to place an order (up to 5 s to
-# identify a new symbol, then fixed sleeps); its own Go client used 15 s.
+# Seconds a whole call may take (see the module docstring). The real bridge can take over 5.7 s
+# to place an order (up to 5 s to identify a new symbol, then fixed sleeps); its own Go client
+# used 15 s.
 DEFAULT_TIMEOUT = 15.0
 
 
@@ -216,18 +223,19 @@ class BrokerClient:
         attempted_at: datetime,
         detail: str | None = None,
         clock_skew: timedelta = locate.CLOCK_SKEW,
-        settle: timedelta = locate.SETTLE,
+        settle: timedelta | None = None,
         rereads: int = locate.REREADS,
         reread_delay: float = locate.REREAD_DELAY,
     ) -> locate.Located:
-        """Settle an ambiguous submission through `GET /orders`; see `locate.locate_submission`."""
+        """Settle an ambiguous submission through `GET /orders`; see `locate.locate_submission`.
+        `settle` None: `locate.SETTLE`."""
         return await locate.locate_submission(
             self,
             key,
             attempted_at=attempted_at,
             detail=detail,
             clock_skew=clock_skew,
-            settle=settle,
+            settle=locate.SETTLE if settle is None else settle,
             rereads=rereads,
             reread_delay=reread_delay,
             now=self._clock,

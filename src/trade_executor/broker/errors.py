@@ -1,7 +1,8 @@
 """Errors of the IB bridge client. Every one names the endpoint, the HTTP status and a body excerpt.
 
 - `BrokerUnavailable`: the bridge could not be reached or answered 5xx / 503 "not connected";
-  for a read, after the retries; for an order, only when it is certain nothing was placed.
+  for a read, after the retries; for an order, only when no connection could be opened (any
+  answer to an order POST other than a 4xx or the documented success is ambiguous).
 - `BrokerRejected`: the bridge refused an order or a cancel with a 4xx; `detail` is its reason.
 - `EndpointMissing` (a `BrokerRejected`): the bridge has no such endpoint (404 / 405 from its
   router): bridges from before March 2026 lack `/orders/bracket`, `GET /orders` and `DELETE`.

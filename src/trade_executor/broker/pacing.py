@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -158,6 +158,13 @@ class PacedBroker:
 
     # ---- order messages: paced ----------------------------------------------------------------
 
+    async def admit(self, messages: int) -> Broker:
+        """Wait for the pacer's turn for `messages`, and return the broker that sends them
+        without pacing again: for a caller that must look at something (the kill switch) at
+        the moment its order leaves the queue (see `actors/execution/wall.py`)."""
+        await self.pacer.acquire(messages)
+        return self.inner
+
     async def place(self, req: AnyOrderRequest) -> PlacedOrder:
         await self.pacer.acquire(order_messages(req))
         return await self.inner.place(req)
@@ -245,9 +252,26 @@ class PacedBroker:
         )
 
     async def locate_submission(
-        self, key: SubmissionKey, *, attempted_at: datetime, detail: str | None = None
+        self,
+        key: SubmissionKey,
+        *,
+        attempted_at: datetime,
+        detail: str | None = None,
+        settle: timedelta | None = None,
     ) -> Located:
-        return await self.inner.locate_submission(key, attempted_at=attempted_at, detail=detail)
+        if settle is None:
+            return await self.inner.locate_submission(key, attempted_at=attempted_at, detail=detail)
+        return await self.inner.locate_submission(
+            key, attempted_at=attempted_at, detail=detail, settle=settle
+        )
+
+
+async def admitted(broker: Broker, messages: int) -> Broker:
+    """`broker`'s pacer admitted `messages` (at once if it is not paced): the broker to send
+    them through."""
+    if isinstance(broker, PacedBroker):
+        return await broker.admit(messages)
+    return broker
 
 
 def paced(broker: Broker, pacer: Pacer) -> Broker:

@@ -7,7 +7,7 @@ does. Every method's errors are those of `broker.errors`; order-sending methods 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -61,7 +61,12 @@ class Broker(Protocol):
     ) -> FindResult: ...
 
     async def locate_submission(
-        self, key: SubmissionKey, *, attempted_at: datetime, detail: str | None = None
+        self,
+        key: SubmissionKey,
+        *,
+        attempted_at: datetime,
+        detail: str | None = None,
+        settle: timedelta | None = None,
     ) -> Located: ...
 
     async def place(self, req: AnyOrderRequest) -> PlacedOrder: ...

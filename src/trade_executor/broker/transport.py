@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
@@ -121,6 +121,11 @@ class BridgeTransport:
     ) -> None:
         if read_retries < 0 or backoff_base < 0 or timeout <= 0:
             raise ValueError("read_retries and backoff_base must be >= 0, timeout > 0")
+        # (CONTRACT v3) `timeout` (IB_BRIDGE_TIMEOUT) is a deadline for a whole call: waiting
+        # for a pooled connection, connecting, sending and reading the whole answer, a read's
+        # retries included. httpx's own timeouts bound each phase and each socket read only,
+        # so an answer trickled a byte at a time would never end: see `_exchange`.
+        self.timeout = timeout
         self.http = httpx.AsyncClient(
             base_url=base_url,
             timeout=httpx.Timeout(timeout),
@@ -150,6 +155,23 @@ class BridgeTransport:
             self._on_request(label, outcome, time.perf_counter() - started)
         except Exception:  # a broken metrics hook must not change a broker outcome
             log.exception("broker.metrics_hook_failed", endpoint=label)
+
+    def deadline(self) -> float:
+        """The moment (anyio's clock) a call starting now must have ended by."""
+        return anyio.current_time() + self.timeout
+
+    async def _exchange(
+        self, send: Callable[[], Awaitable[httpx.Response]], deadline: float
+    ) -> httpx.Response | None:
+        """One HTTP exchange, cut off at `deadline`: the response (its whole body read), or
+        None when the deadline came first. Cutting it off closes the connection (httpcore never
+        returns a connection interrupted mid-answer to the pool)."""
+        with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+            return await send()
+        return None
+
+    def _past_deadline(self) -> str:
+        return f"no whole answer within IB_BRIDGE_TIMEOUT ({self.timeout:g} s)"
 
     def backoff(self, retry: int) -> float:
         ceiling: float = min(self._backoff_max, self._backoff_base * 2.0 ** (retry - 1))
@@ -182,12 +204,16 @@ class BridgeTransport:
     async def read(self, path: str, label: str, model: type[W], convert: Callable[[W], T]) -> T:
         attempts = 1 + self._read_retries
         failure: BrokerError | None = None
+        deadline = self.deadline()
         for attempt in range(attempts):
             if attempt:
-                await anyio.sleep(self.backoff(attempt))
+                left = deadline - anyio.current_time()
+                if left <= 0:
+                    break  # the retries share the call's deadline
+                await anyio.sleep(min(self.backoff(attempt), left))
             started = time.perf_counter()
             try:
-                response = await self.http.get(path)
+                response = await self._exchange(lambda: self.http.get(path), deadline)
             except httpx.TransportError as exc:
                 self.observe(label, _transport_outcome(exc), started)
                 failure = BrokerUnavailable(_describe(exc), endpoint=label)
@@ -195,6 +221,10 @@ class BridgeTransport:
                     "broker.read_retry", endpoint=label, attempt=attempt + 1, error=str(exc)
                 )
                 continue
+            if response is None:
+                self.observe(label, "timeout", started)
+                failure = BrokerUnavailable(self._past_deadline(), endpoint=label)
+                break
             status, body = response.status_code, response.content
             if status >= 500:
                 self.observe(label, "error", started)
@@ -225,10 +255,13 @@ class BridgeTransport:
         label = "GET /openapi.json"
         started = time.perf_counter()
         try:
-            response = await self.http.get("/openapi.json")
+            response = await self._exchange(lambda: self.http.get("/openapi.json"), self.deadline())
         except httpx.TransportError as exc:
             self.observe(label, _transport_outcome(exc), started)
             raise BrokerUnavailable(_describe(exc), endpoint=label) from exc
+        if response is None:
+            self.observe(label, "timeout", started)
+            raise BrokerUnavailable(self._past_deadline(), endpoint=label)
         self.observe(label, "ok" if response.status_code == 200 else "rejected", started)
         if response.status_code != 200:
             return None
@@ -246,14 +279,25 @@ class BridgeTransport:
         started = time.perf_counter()
         headers = {"Content-Type": "application/json"} if endpoint.probe_body is not None else {}
         try:
-            response = await self.http.request(
-                endpoint.method, endpoint.probe_path, content=endpoint.probe_body, headers=headers
+            response = await self._exchange(
+                lambda: self.http.request(
+                    endpoint.method,
+                    endpoint.probe_path,
+                    content=endpoint.probe_body,
+                    headers=headers,
+                ),
+                self.deadline(),
             )
         except httpx.TransportError as exc:
             self.observe(observed, _transport_outcome(exc), started)
             raise BrokerUnavailable(
                 f"capability probe got no answer: {_describe(exc)}", endpoint=label
             ) from exc
+        if response is None:
+            self.observe(observed, "timeout", started)
+            raise BrokerUnavailable(
+                f"capability probe got no answer: {self._past_deadline()}", endpoint=label
+            )
         missing = caps.route_missing(response.status_code, detail_of(response.content))
         self.observe(observed, "ok", started)
         if 200 <= response.status_code < 300 and endpoint.method != "GET":
@@ -274,11 +318,13 @@ class BridgeTransport:
         label = label or f"POST {path}"
         attempted_at = self.clock()
         started = time.perf_counter()
+        content = jsonnum.dumps(body).encode()
         try:
-            response = await self.http.post(
-                path,
-                content=jsonnum.dumps(body).encode(),
-                headers={"Content-Type": "application/json"},
+            response = await self._exchange(
+                lambda: self.http.post(
+                    path, content=content, headers={"Content-Type": "application/json"}
+                ),
+                self.deadline(),
             )
         except _NOT_SENT as exc:
             self.observe(label, _transport_outcome(exc), started)
@@ -294,11 +340,23 @@ class BridgeTransport:
                 detail=f"no answer after sending: {_describe(exc)}",
                 attempted_at=attempted_at,
             ) from exc
+        if response is None:
+            # Cut off at the deadline: the request may have been sent whole (or while the
+            # connection was still being opened: ambiguous errs on the side of looking).
+            self.observe(label, "timeout", started)
+            raise AmbiguousSubmission(
+                self._past_deadline(),
+                endpoint=label,
+                order_ref=order_ref,
+                detail=self._past_deadline(),
+                attempted_at=attempted_at,
+            )
         status, raw = response.status_code, response.content
         detail = detail_of(raw)
-        self._raise_definite_refusal(
-            label, started, status, raw, detail, "order", "order not placed"
-        )
+        # (CONTRACT v3) Only a 4xx is a clear refusal. Any 5xx, the documented 503 "not
+        # connected" included, may come from a proxy or a bridge that lost IB's answer after
+        # placing: it is located through the order list, never taken as "not placed".
+        self._raise_definite_refusal(label, started, status, raw, detail, "order", None)
         if not 200 <= status < 300:
             self.observe(label, "error", started)
             raise AmbiguousSubmission(
@@ -331,11 +389,13 @@ class BridgeTransport:
         body: bytes,
         detail: str | None,
         what: str,
-        consequence: str,
+        consequence: str | None,
     ) -> None:
         """Raise for the answers whose outcome is definite: a missing route
-        (`EndpointMissing`), a 4xx (`BrokerRejected`: the bridge refused `what`), a 503 with the
-        documented detail (`BrokerUnavailable`: not connected, so `consequence`)."""
+        (`EndpointMissing`), a 4xx (`BrokerRejected`: the bridge refused `what`), and, where
+        `consequence` is given (a cancel), a 503 with the documented detail
+        (`BrokerUnavailable`: not connected, so `consequence`). An order POST passes None:
+        its 503 is ambiguous."""
         if caps.route_missing(status, detail):
             self.observe(label, "rejected", started)
             raise EndpointMissing(endpoint=label, status=status, excerpt=excerpt(body))
@@ -348,7 +408,7 @@ class BridgeTransport:
                 excerpt=excerpt(body),
                 detail=detail if detail is not None else excerpt(body),
             )
-        if status == 503 and detail is not None:
+        if consequence is not None and status == 503 and detail is not None:
             self.observe(label, "error", started)
             raise BrokerUnavailable(
                 f"bridge not connected, {consequence}: {detail}",
@@ -363,13 +423,16 @@ class BridgeTransport:
         sending is a plain `BrokerError` (the cancel may have happened: read the status)."""
         started = time.perf_counter()
         try:
-            response = await self.http.delete(path)
+            response = await self._exchange(lambda: self.http.delete(path), self.deadline())
         except _NOT_SENT as exc:
             self.observe(label, _transport_outcome(exc), started)
             raise BrokerUnavailable(_describe(exc), endpoint=label) from exc
         except httpx.TransportError as exc:
             self.observe(label, _transport_outcome(exc), started)
             raise BrokerError(f"cancel outcome unknown: {_describe(exc)}", endpoint=label) from exc
+        if response is None:
+            self.observe(label, "timeout", started)
+            raise BrokerError(f"cancel outcome unknown: {self._past_deadline()}", endpoint=label)
         status, body = response.status_code, response.content
         self._raise_definite_refusal(
             label, started, status, body, detail_of(body), "cancel", "nothing cancelled"

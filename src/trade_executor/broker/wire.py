@@ -91,6 +91,18 @@ def _count(value: Any) -> int:
     return number
 
 
+def _order_id(value: Any) -> int:
+    """An id the bridge gave a placed order: a positive whole number. 0 is how the real bridge
+    lists an order it has forgotten, so a POST answer with 0 (or a negative, a string, a bool)
+    says nothing usable about the order and the submission is ambiguous. Only a JSON integer
+    is an id (IB's ids are ints; `5.0` or `"5"` is not what the bridge sends)."""
+    if type(value) is not int:  # bools are not ints here (type, not isinstance)
+        raise ValueError(f"expected an integer order id, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"expected a positive order id, got {value}")
+    return value
+
+
 def _status(value: Any) -> BrokerStatus:
     if not isinstance(value, str):
         raise ValueError("expected a status string")
@@ -131,6 +143,7 @@ OptionalPrice = Annotated[Decimal | None, PlainValidator(_optional_price)]
 OptionalMoney = Annotated[Decimal | None, PlainValidator(_optional_amount)]
 Int = Annotated[int, PlainValidator(_integer)]
 Count = Annotated[int, PlainValidator(_count)]
+OrderId = Annotated[int, PlainValidator(_order_id)]
 Status = Annotated[BrokerStatus, PlainValidator(_status)]
 ListedStatus = Annotated[BrokerStatus, PlainValidator(_listed_status)]
 Side = Annotated[Action, PlainValidator(_action)]
@@ -214,7 +227,7 @@ class PositionsWire(_Counted):
 
 class PlacedWire(_Wire):
     success: StrictBool
-    order_id: Count
+    order_id: OrderId
     message: StrictStr = ""
 
     def to_domain(self) -> PlacedOrder:
@@ -223,8 +236,8 @@ class PlacedWire(_Wire):
 
 class BracketPlacedWire(_Wire):
     success: StrictBool
-    parent_order_id: Count
-    child_order_ids: list[Count]
+    parent_order_id: OrderId
+    child_order_ids: list[OrderId]
     message: StrictStr = ""
 
     def to_domain(self) -> PlacedOrder:
@@ -312,7 +325,7 @@ class CancelWire(_Wire):
 
 class ProtectWire(_Wire):
     success: StrictBool
-    order_ids: list[Count]
+    order_ids: list[OrderId]
     cancelled_order_ids: list[Count] = []
     message: StrictStr = ""
 

@@ -69,11 +69,18 @@ class Bounds:
         )
 
 
+# (CONTRACT v3) An intent a crash left behind whose absence at the bridge could not be proven:
+# final (never re-sent, risk released), but a person must check TWS for the order.
+RECOVERY_NOT_PLACED = "not_placed: recovery: "
+
+
 def needs_operator(execution: Execution, bounds: Bounds, now: datetime) -> str | None:
     """Why an operator must settle `execution`, or None if the service can."""
     state = execution.state
     if state is S.UNKNOWN:
         return f"unknown: {execution.reason}" if execution.reason else "unknown"
+    if state is S.FAILED and (execution.reason or "").startswith(RECOVERY_NOT_PLACED):
+        return f"check the broker for the order: failed: {execution.reason}"
     if state.is_final:
         return None
     if state is S.RECEIVED:
@@ -93,9 +100,14 @@ def needs_operator(execution: Execution, bounds: Bounds, now: datetime) -> str |
 def needing_operator(
     executions: Iterable[Execution], bounds: Bounds, now: datetime
 ) -> list[tuple[Execution, str]]:
-    """Each execution that needs an operator, with why, in the given order."""
+    """Each execution that needs an operator, with why, in the given order (once each). Pass
+    today's executions too for the `failed: not_placed: recovery:` ones (listed on their day)."""
     found = []
+    seen: set[object] = set()
     for execution in executions:
+        if execution.id in seen:
+            continue
+        seen.add(execution.id)
         why = needs_operator(execution, bounds, now)
         if why is not None:
             found.append((execution, why))

@@ -83,6 +83,8 @@ class Transition(StrEnum):
     """A named, legal move. `sources`, `target` (None keeps the state) and `event` come with it."""
 
     REJECT = "reject"
+    HOLD_BACK = "hold_back"
+    RETRY_UNSENT = "retry_unsent"
     DRY_RUN = "dry_run"
     BEGIN_SUBMIT = "begin_submit"
     FAIL = "fail"
@@ -126,6 +128,12 @@ class Transition(StrEnum):
 T = Transition
 _RULES: dict[Transition, _Rule] = {
     T.REJECT: _Rule(frozenset({S.RECEIVED}), S.REJECTED, "execution.rejected"),
+    # (CONTRACT v3, kill switch) An entry whose intent was written but which was still waiting
+    # in the pacing queue when the service halted: never sent, so rejected like any other.
+    T.HOLD_BACK: _Rule(frozenset({S.SUBMITTING}), S.REJECTED, "execution.rejected"),
+    # (CONTRACT v3, ambiguity) An intent our own crash or a takeover left behind whose order the
+    # bridge's list proves absent: back to `received`, to be decided again and sent once.
+    T.RETRY_UNSENT: _Rule(frozenset({S.SUBMITTING}), S.RECEIVED, "order.not_sent"),
     T.DRY_RUN: _Rule(frozenset({S.RECEIVED}), S.DRY_RUN, "execution.dry_run"),
     T.BEGIN_SUBMIT: _Rule(frozenset({S.RECEIVED}), S.SUBMITTING, "order.submitting"),
     T.FAIL: _Rule(frozenset({S.RECEIVED, S.SUBMITTING}), S.FAILED, "execution.failed"),

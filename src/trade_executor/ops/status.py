@@ -311,7 +311,7 @@ async def collect_view(
     left = book.daily_risk_left(g.now) if limits is not None else None
     budget = limits.daily_loss_cap if limits is not None else None
     bounds = Bounds.from_values(values)
-    attention = needing_operator(g.in_flight, bounds, g.now)
+    attention = needing_operator([*g.in_flight, *g.today], bounds, g.now)
     # Positions the broker closed at a price no one has established (the stop's P&L counts).
     attention += [
         (e, f"closed at the broker at an unknown price: resolve-position {e.symbol} --exit-price P")

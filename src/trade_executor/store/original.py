@@ -52,7 +52,7 @@ def audit_for_transition(
         "state": execution.state.value,
         "reason": execution.reason,
     }
-    if transition is Transition.REJECT:
+    if transition in (Transition.REJECT, Transition.HOLD_BACK):
         reason = execution.reason or ""
         action, outcome = _rejection_kind(reason)
         return AuditEntry(

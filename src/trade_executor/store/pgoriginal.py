@@ -41,7 +41,8 @@ def writes_original(tables: OriginalTables, transition: Transition, changes: Cha
     if tables.fills and changes.filled_qty is not None:
         return True
     return tables.audit_events and (
-        transition is Transition.REJECT or transition.name.startswith("RESOLVE")
+        transition in (Transition.REJECT, Transition.HOLD_BACK)
+        or transition.name.startswith("RESOLVE")
     )
 
 

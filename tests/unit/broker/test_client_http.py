@@ -244,13 +244,14 @@ async def test_a_dropped_bracket_is_ambiguous_too(client: BrokerClient, paper: P
     assert len(await paper.recorded_orders()) == 3
 
 
-async def test_not_connected_refuses_orders_definitely_and_reads_retry(
+async def test_not_connected_orders_are_ambiguous_and_reads_retry(
     client: BrokerClient, paper: PaperServer
 ) -> None:
+    """(CONTRACT v3) A 503 on a POST is located through the list, never read as "not placed"."""
     await paper.set_faults(unavailable_rate=1.0)
-    with pytest.raises(BrokerUnavailable) as down:
+    with pytest.raises(AmbiguousSubmission) as lost:
         await client.place(lmt("AAPL", Action.BUY, 1, "10", ref="exec-503"))
-    assert down.value.status == 503
+    assert lost.value.status == 503
     assert await paper.recorded_orders() == []
     with pytest.raises(BrokerUnavailable):
         await client.account()

@@ -18,7 +18,6 @@ from trade_executor.broker import (
     AmbiguousSubmission,
     BrokerClient,
     BrokerRejected,
-    BrokerUnavailable,
     EndpointMissing,
     MalformedResponse,
 )
@@ -305,13 +304,16 @@ async def test_the_bracket_endpoint_refuses_with_a_400(anyio_backend: str) -> No
     assert len(recorder.requests) == 1
 
 
-async def test_not_connected_is_a_definite_503(anyio_backend: str) -> None:
+async def test_a_503_not_connected_on_a_post_is_ambiguous(anyio_backend: str) -> None:
+    """(CONTRACT v3) The bridge answers 503 "not connected" before asking IB, but a proxy in
+    front may answer the same after forwarding: the order is located, never taken as unsent."""
     recorder = bridge({("POST", "/orders"): rb.detail(503, rb.NOT_CONNECTED)})
     async with recorder.client() as broker:
-        with pytest.raises(BrokerUnavailable) as down:
+        with pytest.raises(AmbiguousSubmission) as lost:
             await broker.place(LMT)
-    assert not isinstance(down.value, AmbiguousSubmission)
-    assert rb.NOT_CONNECTED in str(down.value)
+    assert lost.value.detail == rb.NOT_CONNECTED
+    assert lost.value.status == 503
+    assert len(recorder.requests) == 1
 
 
 # ---- bridges from before March 2026 ----------------------------------------------------------

@@ -86,6 +86,7 @@ class Outcomes:
         if s.riskbook.halted:
             return  # already halted (an operator, or an earlier trip): nothing to add
         s.riskbook.set_trading_state(TradingState(True, trip.reason))
+        s.wall.close()  # entries waiting for the pacer end `rejected: halted` now
         s.metrics.set_halted(True, trip.reason)
         self._trip_pending = True
         log.error("executor.breaker_tripped", failures=trip.failures, reason=trip.reason)
@@ -110,19 +111,29 @@ class Outcomes:
     # -- outcomes --------------------------------------------------------------------------------
 
     async def reject(
-        self, execution: Execution, reason: str, numbers: dict[str, Any] | None = None
+        self,
+        execution: Execution,
+        reason: str,
+        numbers: dict[str, Any] | None = None,
+        *,
+        transition: Transition = Transition.REJECT,
     ) -> None:
         """`numbers`: what the decision was made on (budget used and left, the gate's detail),
-        written to the audit trail and the log line."""
+        written to the audit trail and the log line. `transition` HOLD_BACK: an entry whose
+        intent was written, held back by the halt wall before its POST."""
         updated = await self._s.recorder.apply(
-            execution, Transition.REJECT, Changes(reason=reason), numbers
+            execution, transition, Changes(reason=reason), numbers
         )
         self.forget(execution, release=True)
         log.info("execution.rejected", reason=reason, **(numbers or {}), **log_context(execution))
         self._s.metrics.executions.labels(state="rejected").inc()
         self._publish(updated)
 
-    async def fail(self, execution: Execution, reason: str, *, attempted: bool) -> None:
+    async def fail(
+        self, execution: Execution, reason: str, *, attempted: bool, count: bool = True
+    ) -> None:
+        """`count` False: an outcome of recovery after our own crash or takeover, which never
+        counts toward the breaker (CONTRACT v3)."""
         updated = await self._s.recorder.apply(execution, Transition.FAIL, Changes(reason=reason))
         self.forget(execution, release=True)
         log.warning(
@@ -130,7 +141,8 @@ class Outcomes:
         )
         self._s.metrics.executions.labels(state="failed").inc()
         self._publish(updated)
-        self._count_failure(reason)
+        if count:
+            self._count_failure(reason)
 
     async def dry_run(
         self,
@@ -151,9 +163,10 @@ class Outcomes:
         self._s.metrics.executions.labels(state="dry_run").inc()
         self._publish(updated)
 
-    async def unknown(self, execution: Execution, reason: str) -> None:
+    async def unknown(self, execution: Execution, reason: str, *, count: bool = True) -> None:
         """The broker outcome cannot be established: the order may be working, so its risk
-        stays committed and its symbol open until an operator resolves it."""
+        stays committed and its symbol open until an operator resolves it. `count`: as for
+        `fail`."""
         updated = await self._s.recorder.apply(
             execution, Transition.LOSE_TRACK, Changes(reason=reason)
         )
@@ -163,7 +176,8 @@ class Outcomes:
         if updated is not None:
             self._s.metrics.executions.labels(state="unknown").inc()
         self._publish(updated)
-        self._count_failure(reason)
+        if count:
+            self._count_failure(reason)
 
     def settled_elsewhere(self, execution: Execution) -> None:
         """An execution changed outside this actor (an operator's `resolve`): make the RiskBook

@@ -16,6 +16,7 @@ from uuid import UUID
 import anyio
 from anyio.abc import TaskGroup
 
+from trade_executor.actors.execution.wall import HaltWall
 from trade_executor.actors.recording import Recorder
 from trade_executor.actors.snapshots import AccountSnapshots
 from trade_executor.actors.working import WorkingOrders
@@ -154,6 +155,8 @@ class Shared:
     outcomes: OutcomeBoard = field(default_factory=OutcomeBoard)
     submissions: Submissions = field(default_factory=Submissions)
     riskbook: RiskBook = field(init=False)
+    # The kill switch in front of the bridge: entries leaving the pacer look at it (wall.py).
+    wall: HaltWall = field(init=False)
     working: WorkingOrders = field(default_factory=WorkingOrders)
     snapshots: AccountSnapshots = field(init=False)
     # This run's decisions per strategy instance (the guardrails' usage since their read).
@@ -176,6 +179,7 @@ class Shared:
     def reset(self) -> None:
         """A fresh run: nothing of a cancelled run's state or reads is reused."""
         self.riskbook = RiskBook(RiskLimits.from_settings(self.settings), self.settings.timezone)
+        self.wall = HaltWall(lambda: self.riskbook.halted)
         self.working = WorkingOrders()
         self.snapshots = AccountSnapshots(self.broker)
         self.instance_tally = InstanceTally()

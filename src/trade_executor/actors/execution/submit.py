@@ -5,7 +5,8 @@ Guarantees:
   at any instant leaves a row that recovery settles the same way as a lost answer;
 - the POST is attempted once and never re-sent; a definite refusal fails the execution (risk
   released);
-- an answer that was lost (timeout, reset, a 5xx) is settled through the bridge's order list
+- an answer that was lost or unusable (timeout, reset, any 5xx including 503, a 2xx without a
+  positive integer order id) is settled through the bridge's order list
   (`Broker.locate_submission`): found -> adopted (`ADOPT`, followed like any order); not listed
   while the bridge lists orders -> `failed: not_placed: <detail>` (risk released); several
   matches -> `unknown` (error log, risk kept); the list cannot be read -> the execution stays
@@ -16,7 +17,9 @@ Guarantees:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from uuid import UUID
 
 import anyio
 
@@ -29,6 +32,8 @@ from trade_executor.actors.execution.shared import (
     log,
     log_context,
 )
+from trade_executor.actors.execution.wall import HELD_BACK, HeldBack
+from trade_executor.broker import locate as locate_module
 from trade_executor.broker.errors import (
     AmbiguousSubmission,
     BrokerError,
@@ -42,7 +47,7 @@ from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import Action, AnyOrderRequest, OrderType, PlacedOrder
 from trade_executor.domain.orders import build_order
 from trade_executor.domain.riskbook import Decision
-from trade_executor.domain.states import Transition
+from trade_executor.domain.states import NOT_FINAL_STATES, Transition
 from trade_executor.logging import bind_context
 from trade_executor.store.errors import Fenced, StoreError
 from trade_executor.testing.faults import fault_point
@@ -76,6 +81,10 @@ class Submitter:
         self._s = shared
         self._outcomes = outcomes
         self.reconcile_window = reconcile_window
+        # Decides a `received` execution again (the executor wires recovery's in).
+        self.redecide: Callable[[Execution], Awaitable[None]] | None = None
+        # Executions handed on to be decided again: still in this run's hands afterwards.
+        self._handed_on: set[UUID] = set()
 
     async def submit(self, candidate: Candidate, decision: Decision) -> None:
         """Run by the executor for each decided candidate (`Submissions.begin` already done)."""
@@ -149,6 +158,13 @@ class Submitter:
                 # was away, and the next start decides it again.
                 self._outcomes.forget(execution, release=True)
                 return
+            if answer is HELD_BACK:
+                # Halted while it waited for the pacer: never sent (CONTRACT v3, kill switch).
+                await self._outcomes.reject(
+                    intent, "halted", {"stage": "pacing"}, transition=Transition.HOLD_BACK
+                )
+                return
+            assert not isinstance(answer, HeldBack)
             result = await self._answered(intent, order, answer)
             if result is None:
                 return
@@ -175,17 +191,11 @@ class Submitter:
             s.in_hand.discard(execution.id)
             s.submissions.end()
 
-    async def _place(
-        self, intent: Execution, order: AnyOrderRequest
-    ) -> tuple[PlacedOrder, Transition] | None:
-        """POST exactly once. Returns the placed order and how to record it (ACCEPT, or ADOPT
-        after a lost answer was found), or None after recording the outcome."""
-        return await self._answered(intent, order, await self._send(order))
-
-    async def _send(self, order: AnyOrderRequest) -> PlacedOrder | BrokerError:
-        """The one POST: the placed order, or the bridge's error (never raised)."""
+    async def _send(self, order: AnyOrderRequest) -> PlacedOrder | BrokerError | HeldBack:
+        """The one POST through the halt wall: the placed order, the bridge's error (never
+        raised), or `HELD_BACK` when the service halted before the POST started."""
         try:
-            return await self._s.broker.place(order)
+            return await self._s.wall.send(self._s.broker, order)
         except BrokerError as error:
             return error
 
@@ -223,22 +233,39 @@ class Submitter:
         *,
         attempted_at: datetime | None = None,
         detail: str | None = None,
+        recovering: bool = False,
     ) -> PlacedOrder | None:
         """Settle a submission whose answer was lost, through the bridge's order list. Returns
         the order to record as adopted, or None once the outcome (`failed: not_placed`,
         `unknown`) is recorded. Never re-sends. While the list cannot be read the execution stays
-        `submitting`, its risk held, for at most the reconcile window (RECONCILE_WINDOW)."""
+        `submitting`, its risk held, for at most the reconcile window (RECONCILE_WINDOW).
+
+        `recovering`: an intent our own crash or a takeover left behind (`settle_submitting`).
+        Its outcomes never count toward the breaker, and an order the list proves absent is
+        decided again (`_absent_after_crash`) rather than failed."""
         s = self._s
         bound = log_context(execution)
         key = key or submission_key(execution)
         # The client's own attempt time is the POST's start; the intent's is a little earlier
         # (both are fine for "placed after", the later one is better for "not placed yet").
         started = attempted_at or execution.attempted_at or s.clock()
+        settle: timedelta | None = None
+        if recovering:
+            # The dead instance's POST, if it left at all, left before now (it is gone) and
+            # within IB_BRIDGE_TIMEOUT of its intent: "not placed" only from reads spanning
+            # both, plus the settle window the bridge may take to list it.
+            latest_post = max(started + timedelta(seconds=s.settings.ib_bridge_timeout), s.clock())
+            settle = latest_post - started + locate_module.SETTLE
         # Bounded (CONTRACT section 5, "no execution is stranded"): the reconcile window.
         give_up_at = s.clock() + timedelta(seconds=self.reconcile_window)
         backoff = Backoff(base=UNREACHABLE_BACKOFF_BASE, cap=UNREACHABLE_BACKOFF_CAP)
         while True:
-            located = await s.broker.locate_submission(key, attempted_at=started, detail=detail)
+            if settle is None:
+                located = await s.broker.locate_submission(key, attempted_at=started, detail=detail)
+            else:
+                located = await s.broker.locate_submission(
+                    key, attempted_at=started, detail=detail, settle=settle
+                )
             match located:
                 case Adopted():
                     log.warning(
@@ -250,20 +277,92 @@ class Submitter:
                     )
                     return located.placed
                 case NotPlaced():
-                    await self._outcomes.fail(execution, located.failure_reason, attempted=True)
+                    if recovering:
+                        await self._absent_after_crash(execution)
+                    else:
+                        await self._outcomes.fail(execution, located.failure_reason, attempted=True)
                     return None
                 case Ambiguous():
-                    await self._outcomes.unknown(execution, located.unknown_reason)
+                    await self._outcomes.unknown(
+                        execution, located.unknown_reason, count=not recovering
+                    )
                     return None
                 case Unreachable():
                     if located.permanent or s.clock() >= give_up_at:
                         await self._outcomes.unknown(
-                            execution, f"ambiguous_submission: {located.reason}"
+                            execution,
+                            f"ambiguous_submission: {located.reason}",
+                            count=not recovering,
                         )
                         return None
                     log.warning("order.reconcile_retry", error=located.reason, **bound)
                     left = (give_up_at - s.clock()).total_seconds()
                     await anyio.sleep(max(0.0, min(backoff.next(), left)))
+
+    async def _absent_after_crash(self, execution: Execution) -> None:
+        """(CONTRACT v3) The list shows no order for an intent a crash left behind, over reads
+        spanning the POST's deadline and the settle window. If the bridge's session still lists
+        our earlier orders under their own ids (not restarted with another client id, which
+        would hide a working order), the order was never placed: the execution goes back to
+        `received` and is decided again (validation, halt, risk on a fresh account), then sent
+        once under its own client_order_id. Otherwise absence is not proven: `failed:
+        not_placed: recovery: ...`, logged at error level for an operator, never re-sent.
+        Neither outcome counts toward the breaker."""
+        s = self._s
+        bound = log_context(execution)
+        unproven = await self._session_unproven(execution)
+        if unproven is not None or self.redecide is None:
+            why = unproven or "nothing here can decide it again"
+            log.error("recovery.absence_unproven", reason=why, **bound)
+            await self._outcomes.fail(
+                execution, f"not_placed: recovery: {why}", attempted=True, count=False
+            )
+            return
+        log.warning("recovery.not_sent", **bound)
+        again = await s.recorder.apply(
+            execution,
+            Transition.RETRY_UNSENT,
+            Changes(),
+            {"proof": "absent from the order list; the bridge session lists our earlier orders"},
+        )
+        # Its reservation from the ledger is given back: the new decision reserves afresh.
+        s.working.remove(execution.id)
+        s.riskbook.release(execution.id)
+        if again is None:
+            return  # the database is away: the row stays `submitting` for the deadline scan
+        self._handed_on.add(execution.id)
+        await self.redecide(again)
+
+    async def _session_unproven(self, execution: Execution) -> str | None:
+        """Why the bridge's session cannot be shown to predate the intent, or None when the
+        list shows one of our earlier orders (placed before the intent) under its own id."""
+        s = self._s
+        try:
+            listed = {o.order_id for o in await s.broker.orders() if o.order_id > 0}
+        except BrokerError as error:
+            return f"the order list could not be read: {first_line(error)}"
+        since = execution.attempted_at or s.clock()
+        today = s.riskbook.trading_day(s.clock())
+        earlier = [
+            *await s.store.executions_on(today),
+            *await s.store.executions_in(sorted(NOT_FINAL_STATES)),
+        ]
+        ours: set[int] = set()
+        for other in earlier:
+            if other.id == execution.id or other.order_id is None:
+                continue
+            if other.attempted_at is not None and other.attempted_at >= since:
+                continue
+            ours.add(other.order_id)
+            ours.update(other.child_order_ids or ())
+        if not ours:
+            return "no earlier order of ours shows the bridge session predates the intent"
+        if not ours & listed:
+            return (
+                "the bridge lists none of our earlier orders under its id "
+                "(restarted, perhaps with another client id)"
+            )
+        return None
 
     async def reconcile(self, execution: Execution) -> PlacedOrder | None:
         """`locate` with the key the execution's intent describes (the name recovery used)."""
@@ -276,7 +375,7 @@ class Submitter:
         bind_context(**log_context(execution))
         s.in_hand.add(execution.id)
         try:
-            placed = await self.locate(execution)
+            placed = await self.locate(execution, recovering=True)
             if placed is None:
                 return
             self._outcomes.placed()
@@ -295,5 +394,7 @@ class Submitter:
             log.exception("recovery.reconcile_crashed", **log_context(execution))
             s.trouble(execution.id, error)  # the deadline scan retries, a bounded number of times
         finally:
-            s.in_hand.discard(execution.id)
+            if execution.id not in self._handed_on:
+                s.in_hand.discard(execution.id)
+            self._handed_on.discard(execution.id)
             s.submissions.end()
