@@ -14,7 +14,7 @@ from trade_executor.actors.break_report import BreakReport
 from trade_executor.actors.messages import Message
 from trade_executor.actors.reconciler import Reconciler
 from trade_executor.config import load_settings
-from trade_executor.domain.models import BrokerOrder, Position
+from trade_executor.domain.models import BridgeHealth, BrokerOrder, Position
 from trade_executor.metrics import Metrics
 from trade_executor.testing import MemoryStore
 
@@ -26,6 +26,9 @@ class Held:
 
     def __init__(self, *positions: Position) -> None:
         self.held = list(positions)
+
+    async def health(self) -> BridgeHealth:
+        return BridgeHealth("ok", True)  # connected to IB: the reconciler concludes from it
 
     async def orders(self) -> list[BrokerOrder]:
         return []
