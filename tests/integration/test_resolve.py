@@ -38,10 +38,12 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def live_log_stream() -> None:
+def live_log_stream() -> Iterator[None]:
     """`main()` points the logs at the stderr of its own test; a later test's actors must not
-    log to that closed stream."""
+    log to that closed stream, nor lose their info lines to this module's warning level."""
     configure_logging("console", "warning", stream=sys.stderr)
+    yield
+    configure_logging("json", "info")
 
 
 @pytest.fixture
