@@ -62,6 +62,12 @@ class TradingSession:
     def is_open(self, at: datetime) -> bool:
         return self.current(at) is not None
 
+    def last_open(self, at: datetime) -> datetime | None:
+        """The open of the session in progress at `at`, or of the latest one before it (None
+        before the table): when the overnight re-protection's "this open" began."""
+        index = bisect_right(self._opens, at) - 1
+        return self.windows[index].open if index >= 0 else None
+
     def next_open(self, after: datetime) -> datetime | None:
         """The first open strictly after `after` (None beyond the table)."""
         index = bisect_right(self._opens, after)

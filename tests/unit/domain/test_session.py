@@ -92,3 +92,13 @@ def test_a_bad_spec_is_one_sentence(spec: str, sentence: str) -> None:
 def test_an_unknown_calendar_is_one_sentence() -> None:
     with pytest.raises(SessionSpecError, match="not an exchange calendar the exchange-calendars"):
         trading_session("NOSUCH", "America/New_York", today=TODAY)
+
+
+def test_last_open_is_the_open_of_the_session_in_progress_or_the_latest_before(
+    xnys: TradingSession,
+) -> None:
+    assert xnys.last_open(at("2026-12-08 12:00")) == at("2026-12-08 09:30")
+    assert xnys.last_open(at("2026-12-08 09:29")) == at("2026-12-07 09:30")
+    # Over Christmas the last open is the early-closing 24th's: no re-protection on the 25th.
+    assert xnys.last_open(at("2026-12-25 11:00")) == at("2026-12-24 09:30")
+    assert not xnys.is_open(at("2026-12-25 11:00"))

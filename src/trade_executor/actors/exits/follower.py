@@ -35,6 +35,7 @@ from trade_executor.config import Settings
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.states import Transition
 from trade_executor.metrics import Metrics
+from trade_executor.session_calendar import trading_session
 from trade_executor.store.protocol import Store
 
 from ..following.children import BracketChildren
@@ -42,7 +43,7 @@ from .closing import Closes
 from .looks import Looks
 from .positions import ExitReason, PositionState, is_open
 from .protection import Protection
-from .reprotect import RegularHours, Reprotect, SessionHours
+from .reprotect import Reprotect, SessionHours
 from .shared import Clock, ExitStats, Followed, InstanceRules, Report, Shared, log, utcnow
 
 __all__ = ["ExitFollower", "ExitStats", "InstanceRules"]
@@ -63,12 +64,15 @@ class ExitFollower:
     ) -> None:
         """`report` is the executor's mailbox (`PositionExited`); `clock` the wall clock of
         exits and flatten times (tests move it); `session` when the market is open, for
-        REPROTECT_AT_OPEN (default `RegularHours`: plug the exchange calendar in here)."""
+        REPROTECT_AT_OPEN (default: TRADING_SESSION's calendar, built once per process)."""
         self._s = Shared(
             settings, store, broker, metrics, report, clock=clock, instance_rules=instance_rules
         )
         self._protection = Protection(self._s)
-        self._reprotect = Reprotect(self._s, session or RegularHours(settings.timezone))
+        self._reprotect = Reprotect(
+            self._s,
+            session or trading_session(settings.trading_session, settings.trading_day_timezone),
+        )
         self._looks = Looks(self._s, self._protection)
         self._closes = Closes(self._s, self._looks)
         self.stats: ExitStats = self._s.stats

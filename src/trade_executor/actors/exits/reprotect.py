@@ -14,17 +14,15 @@ Guarantees:
   `replace_existing` makes the bridge replace rather than double what a lost answer placed.
 - It protects the broker's quantity of an existing position: it never opens or enlarges one.
 
-When is "the open": a `SessionHours` is injected (`is_open(at)`, `last_open(at)`): the exchange
-calendar (`trade_executor.domain.session.TradingSession`, the gates work) plugs in there;
-`RegularHours` (Monday to Friday, 09:30 to 16:00 in the trading-day time zone, no holidays) is
-the stand-in default.
+When is "the open": a `SessionHours` (`is_open(at)`, `last_open(at)`): by default the
+TRADING_SESSION's `trade_executor.domain.session.TradingSession` (the exchange calendar, its
+holidays and early closes); tests inject their own.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 from trade_executor.broker.errors import BrokerError, BrokerRejected
 from trade_executor.domain.execution import Changes
@@ -45,28 +43,6 @@ class SessionHours(Protocol):
     def last_open(self, at: datetime) -> datetime | None:
         """The start of the session open at `at` (or the latest before it)."""
         ...
-
-
-class RegularHours:
-    """Monday to Friday, 09:30 to 16:00 in `zone`; no holidays, no early closes (a stand-in
-    until `trade_executor.domain.session` is wired)."""
-
-    def __init__(self, zone: ZoneInfo, opens: time = time(9, 30), closes: time = time(16)):
-        self._zone, self._opens, self._closes = zone, opens, closes
-
-    def is_open(self, at: datetime) -> bool:
-        local = at.astimezone(self._zone)
-        return local.weekday() < 5 and self._opens <= local.time() < self._closes
-
-    def last_open(self, at: datetime) -> datetime | None:
-        local = at.astimezone(self._zone)
-        day = local.date()
-        for _ in range(8):
-            start = datetime.combine(day, self._opens, tzinfo=self._zone)
-            if day.weekday() < 5 and start <= local:
-                return start
-            day -= timedelta(days=1)
-        return None
 
 
 class Reprotect:
