@@ -153,7 +153,8 @@ async def test_killed_mid_batch_loses_and_doubles_nothing(
     # The late approval never met the fault: it was placed, exactly once.
     assert by_signal[late_id]["state"] == "filled"
     # Only a crash between the persisted intent and the POST's arrival may leave an execution
-    # without an order: the bridge's list does not show it -> `failed: not_placed` (never
+    # without an order, and only where absence cannot be proven (CONTRACT v3: with an earlier
+    # order of ours listed it is decided again and sent once) -> `failed: not_placed` (never
     # rejected otherwise here: the budget holds five trades of 200). One that reached the
     # bridge is adopted, never failed.
     refs = {o["order_ref"] for o in snapshot.parents}
@@ -175,4 +176,5 @@ async def test_killed_mid_batch_loses_and_doubles_nothing(
             if "order.not_sent" in await events_of(conn, e["signal_id"])
         ]
         assert not_placed or redecided, "the execution killed after its intent is unaccounted"
+        assert all(e["reason"].startswith("not_placed: recovery: ") for e in not_placed)
     assert len(snapshot.parents) == 5 - len(not_placed)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import anyio
 import asyncpg
@@ -189,3 +190,42 @@ async def test_halts_and_rejections_are_audited(
         ("trading_state", "halted"),
         ("resume", "resumed"),
     ]
+
+
+async def test_an_intent_decided_again_after_a_crash_keeps_one_intent_row(
+    jax_url: str, jax: asyncpg.Connection
+) -> None:
+    """(CONTRACT v3) An intent proven never sent goes back to `received` (RETRY_UNSENT) and is
+    decided again: the original's `order_intents` holds one row for the execution, the new one."""
+    from uuid import uuid4
+
+    from trade_executor.domain.execution import Changes
+    from trade_executor.domain.states import Transition
+    from trade_executor.store.postgres import PgStore, create_pool
+    from trade_executor.store.protocol import Claimed
+
+    pool = await create_pool(jax_url, min_size=1, max_size=2)
+    try:
+        store = PgStore(pool)
+        signal_id = await signal(jax, "AGAIN")
+        approval_id = await approve_by_row(jax, signal_id)
+        execution_id = uuid4()
+        claim = await store.claim(approval_id, execution_id, f"te-{execution_id.hex}")
+        assert isinstance(claim, Claimed)
+        plan = Changes(action="BUY", order_type="LMT", quantity=133, entry_price=Decimal("150"))
+        await store.apply(execution_id, Transition.BEGIN_SUBMIT, plan)
+        await store.apply(execution_id, Transition.RETRY_UNSENT, Changes())
+        rows = await jax.fetch("SELECT * FROM order_intents WHERE signal_id = $1", signal_id)
+        assert rows == []
+        await store.apply(execution_id, Transition.BEGIN_SUBMIT, replace_quantity(plan, 120))
+        [intent] = await jax.fetch("SELECT * FROM order_intents WHERE signal_id = $1", signal_id)
+    finally:
+        await pool.close()
+    assert json.loads(intent["metadata"])["executionId"] == str(execution_id)
+    assert intent["quantity"] == 120
+
+
+def replace_quantity(plan: Any, quantity: int) -> Any:
+    from dataclasses import replace
+
+    return replace(plan, quantity=quantity)

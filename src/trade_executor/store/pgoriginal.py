@@ -33,7 +33,7 @@ def writes_original(tables: OriginalTables, transition: Transition, changes: Cha
         )
         target = transition.target
         if (
-            transition is Transition.BEGIN_SUBMIT
+            transition in (Transition.BEGIN_SUBMIT, Transition.RETRY_UNSENT)
             or order_news
             or (target is not None and (target.is_final or target is ExecutionState.UNKNOWN))
         ):
@@ -136,6 +136,10 @@ class PgOriginalTables(PgBase):
         if tables.order_intents:
             if transition is Transition.BEGIN_SUBMIT:
                 await conn.execute(q.INSERT_ORDER_INTENT, execution_id)
+            elif transition is Transition.RETRY_UNSENT:
+                # Proven never sent: the intent goes, the next decision writes its own (one
+                # intent row per execution, as the original's UI expects).
+                await conn.execute(q.DELETE_ORDER_INTENT, execution_id)
             else:
                 await conn.execute(q.UPDATE_ORDER_INTENT, execution_id)
         if tables.fills and before is not None:

@@ -318,16 +318,20 @@ async def test_a_submission_left_by_a_crash_is_adopted_not_resent(
 async def test_a_submission_lost_by_a_crash_is_not_placed_and_not_resent(
     ledger: Ledger, paper: PaperServer
 ) -> None:
-    """CONTRACT v2: the bridge lists its orders and this one is not among them -> `failed:
-    not_placed` (its risk released), never sent again."""
+    """The bridge lists its orders and this one is not among them, but no earlier order of ours
+    is listed to show the bridge session predates the intent (CONTRACT v3): absence is not
+    proven -> `failed: not_placed: recovery: ...` (its risk released), never sent again, and
+    not counted by the breaker."""
     intent = await _crashed_while_submitting(ledger, "LOST")
 
-    async with running_actors(actor_settings(paper.url), ledger):
+    async with running_actors(actor_settings(paper.url), ledger) as running:
         outcome = await settled(ledger, intent.signal_id)
+        failures = running.actors.executor.breaker_failures
 
     assert outcome.state is S.FAILED
-    assert outcome.reason is not None and outcome.reason.startswith("not_placed: ")
+    assert outcome.reason is not None and outcome.reason.startswith("not_placed: recovery: ")
     assert await paper.parent_orders() == []
+    assert failures == 0
 
 
 # -- the pollers --------------------------------------------------------------------------------

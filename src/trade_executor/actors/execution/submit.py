@@ -56,6 +56,7 @@ from trade_executor.testing.faults import fault_point
 # the execution is given up as `unknown` (its risk kept; an operator resolves it).
 UNREACHABLE_BOUND = timedelta(seconds=RECONCILE_WINDOW)  # the default; see `reconcile_window`
 UNREACHABLE_BACKOFF_BASE = 1.0
+LIST_UNREAD = "the order list could not be read"
 UNREACHABLE_BACKOFF_CAP = 30.0
 
 
@@ -250,7 +251,14 @@ class Submitter:
         # (both are fine for "placed after", the later one is better for "not placed yet").
         started = attempted_at or execution.attempted_at or s.clock()
         settle: timedelta | None = None
+        unproven: str | None = None
         if recovering:
+            # Where the bridge's session cannot vouch for absence, no proof is attempted: the
+            # usual look-up, and "not listed" ends it for an operator (`_absent_after_crash`).
+            unproven = await self._session_unproven(execution)
+            if unproven is not None and unproven.startswith(LIST_UNREAD):
+                unproven = None  # not known yet: attempt the proof, judged again at its end
+        if recovering and unproven is None:
             # The dead instance's POST, if it left at all, left before now (it is gone) and
             # within IB_BRIDGE_TIMEOUT of its intent: "not placed" only from reads spanning
             # both, plus the settle window the bridge may take to list it.
@@ -278,7 +286,7 @@ class Submitter:
                     return located.placed
                 case NotPlaced():
                     if recovering:
-                        await self._absent_after_crash(execution)
+                        await self._absent_after_crash(execution, unproven)
                     else:
                         await self._outcomes.fail(execution, located.failure_reason, attempted=True)
                     return None
@@ -299,7 +307,7 @@ class Submitter:
                     left = (give_up_at - s.clock()).total_seconds()
                     await anyio.sleep(max(0.0, min(backoff.next(), left)))
 
-    async def _absent_after_crash(self, execution: Execution) -> None:
+    async def _absent_after_crash(self, execution: Execution, unproven: str | None) -> None:
         """(CONTRACT v3) The list shows no order for an intent a crash left behind, over reads
         spanning the POST's deadline and the settle window. If the bridge's session still lists
         our earlier orders under their own ids (not restarted with another client id, which
@@ -307,10 +315,13 @@ class Submitter:
         `received` and is decided again (validation, halt, risk on a fresh account), then sent
         once under its own client_order_id. Otherwise absence is not proven: `failed:
         not_placed: recovery: ...`, logged at error level for an operator, never re-sent.
-        Neither outcome counts toward the breaker."""
+        Neither outcome counts toward the breaker. `unproven`: why the session could not vouch
+        before the reads (then they were the usual ones, not the proof's); checked again here
+        otherwise, since the bridge may have restarted meanwhile."""
         s = self._s
         bound = log_context(execution)
-        unproven = await self._session_unproven(execution)
+        if unproven is None:
+            unproven = await self._session_unproven(execution)
         if unproven is not None or self.redecide is None:
             why = unproven or "nothing here can decide it again"
             log.error("recovery.absence_unproven", reason=why, **bound)
@@ -340,7 +351,7 @@ class Submitter:
         try:
             listed = {o.order_id for o in await s.broker.orders() if o.order_id > 0}
         except BrokerError as error:
-            return f"the order list could not be read: {first_line(error)}"
+            return f"{LIST_UNREAD}: {first_line(error)}"
         since = execution.attempted_at or s.clock()
         today = s.riskbook.trading_day(s.clock())
         earlier = [

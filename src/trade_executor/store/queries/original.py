@@ -124,6 +124,11 @@ FROM executions e LEFT JOIN strategy_signals s ON s.id = e.signal_id
 WHERE e.id = $1
 """
 
+# An intent proven never sent (recovery after a crash, CONTRACT v3) is decided again: its row goes.
+DELETE_ORDER_INTENT = """
+DELETE FROM order_intents oi WHERE oi.metadata ->> 'executionId' = $1::uuid::text
+"""
+
 # ... and kept up to date: the broker's status (our state where the broker has none to give),
 # its order id and the fills so far, in the metadata keys the original uses.
 UPDATE_ORDER_INTENT = """
