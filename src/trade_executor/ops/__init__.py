@@ -5,6 +5,8 @@ from trade_executor.ops.close import close
 from trade_executor.ops.common import OperationError
 from trade_executor.ops.control import halt, resume
 from trade_executor.ops.execute import execute
+from trade_executor.ops.notify_test import notify_test
+from trade_executor.ops.report import report
 from trade_executor.ops.resolve import resolve
 from trade_executor.ops.show import show
 from trade_executor.ops.status import status
@@ -14,6 +16,8 @@ __all__ = [
     "close",
     "execute",
     "halt",
+    "notify_test",
+    "report",
     "resolve",
     "resume",
     "show",
