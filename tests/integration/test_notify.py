@@ -72,7 +72,7 @@ async def _until(predicate: Any, what: str) -> None:
 
 
 def _count(metrics: Metrics, kind: str, outcome: str) -> float:
-    return metrics.notifications.labels(kind=kind, outcome=outcome)._value.get()
+    return float(metrics.notifications.labels(kind=kind, outcome=outcome)._value.get())
 
 
 async def test_a_scripted_session_reaches_the_receiver(receiver: Receiver) -> None:
