@@ -110,6 +110,7 @@ def test_per_strategy_totals_equal_independent_sums() -> None:
 
 def test_open_positions_carry_unrealized_pnl_from_the_bridge() -> None:
     _, report = _day()
+    assert report.open_positions is not None
     held = {p.symbol: p for p in report.open_positions}
     assert set(held) == {"AMD", "IBM"}
     assert held["AMD"].unrealized_pnl == D("125.00")
