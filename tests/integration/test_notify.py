@@ -163,3 +163,16 @@ def test_check_config_never_shows_the_urls(
     shown = capsys.readouterr()
     assert "NOTIFY_URLS=tgram://***,json://***" in shown.out
     assert SECRET not in shown.out + shown.err
+
+
+def test_notify_test_says_which_target_answered(
+    receiver: Receiver, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The second target refuses (500 from a receiver that is not there is a connect error).
+    monkeypatch.setenv("NOTIFY_URLS", f"{receiver.url()},json://127.0.0.1:9/{SECRET}?cto=1")
+    assert main(["notify-test"]) == 1
+    shown = capsys.readouterr()
+    assert "target 1 (json://***): answered" in shown.out
+    assert "target 2 (json://***): did not accept it" in shown.out
+    assert SECRET not in shown.out + shown.err
+    assert receiver.bodies[0]["title"] == "trade-executor test notification"
