@@ -273,6 +273,32 @@ def build_parser() -> argparse.ArgumentParser:
         "--by", default=None, help="who resolves (default: SUDO_USER under sudo, else the OS user)"
     )
 
+    report = _command(
+        commands,
+        "report",
+        "closed trades with P&L and R, per-strategy totals, open positions",
+        "Every position closed on the trading day(s) (symbol, side, quantity, entry, exit,\n"
+        "reason, P&L, R, strategy, instance, opened, closed), totals per strategy (trades,\n"
+        "win rate, average R, expectancy, realized P&L, largest loss) and the bridge's open\n"
+        "positions with their unrealized P&L. Default: today, in the service's time zone.",
+        "  trade-executor report\n"
+        "  trade-executor report --from 2026-12-01 --to 2026-12-04 --format csv > week.csv",
+    )
+    from trade_executor.ops.report import parse_day
+
+    report.add_argument("--day", type=parse_day, metavar="YYYY-MM-DD", help="one trading day")
+    report.add_argument("--from", dest="from_day", type=parse_day, metavar="YYYY-MM-DD")
+    report.add_argument("--to", dest="to_day", type=parse_day, metavar="YYYY-MM-DD")
+    report.add_argument("--strategy", metavar="S", help="only this strategy id")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    _command(
+        commands,
+        "notify-test",
+        "send a test message to every NOTIFY_URLS target",
+        "Says which target answered; exit 1 if any did not.",
+        "  trade-executor notify-test",
+    )
+
     completion = _command(
         commands,
         "completion",
@@ -462,6 +488,13 @@ def _check_config(settings: Settings, args: argparse.Namespace) -> int:
     settings.validate_for_run()  # accept exactly what `run` accepts
     for warning in settings.warnings():
         print(f"trade-executor: warning: {warning}", file=sys.stderr)
+    if settings.notify_target_urls():
+        from trade_executor.notify.sender import BadTarget, targets_from
+
+        try:
+            targets_from(settings.notify_target_urls())
+        except BadTarget as error:
+            raise ConfigError(str(error)) from None
     for name, value in settings.redacted().items():
         print(f"{name}={value}")
     if not getattr(args, "connect", False):
@@ -507,5 +540,7 @@ COMMANDS: dict[str, Callable[[Settings, Any], int]] = {
     "resolve-position": _ops("resolve_position"),
     "close": _ops("close"),
     "protect": _ops("protect"),
+    "report": _ops("report"),
+    "notify-test": _ops("notify_test"),
     "completion": lambda settings, args: 0,  # handled before settings are read
 }

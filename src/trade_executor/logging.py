@@ -203,14 +203,27 @@ def configure_logging(
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
     if journald_stream(out) if journald is None else journald:
         renderer = _SyslogPrefixed(renderer)
+    # The notifier's tap sees every event at info and above, whatever LOG_LEVEL says (a fill is
+    # told even when info lines are not written); the lines below LOG_LEVEL are dropped after it.
+    from trade_executor.notify.tap import notify_tap
+
+    tapped = min(level, logging.INFO)
+    gate: list[Processor] = [notify_tap]
+    if level > tapped:
+        gate.append(_below(level))
     tail: list[Processor]
     if log_format == "console":
         tail = [redact_secrets, renderer]
     else:
         tail = [structlog.processors.format_exc_info, redact_secrets, _leading_keys, renderer]
     structlog.configure(
-        processors=[*shared_processors(), structlog.processors.StackInfoRenderer(), *tail],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
+        processors=[
+            *shared_processors(),
+            *gate,
+            structlog.processors.StackInfoRenderer(),
+            *tail,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(tapped),
         logger_factory=structlog.PrintLoggerFactory(file=sink),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
@@ -225,6 +238,31 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(level, logging.WARNING))
+
+
+_LEVEL_NUMBERS: Mapping[str, int] = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "notice": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "exception": logging.ERROR,
+    "critical": logging.CRITICAL,
+    "fatal": logging.CRITICAL,
+}
+
+
+def _below(level: int) -> Processor:
+    """A processor that drops the lines below `level` (after the notifier's tap saw them)."""
+
+    def drop(_: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        name = str(event_dict.get("level", method_name)).lower()
+        if _LEVEL_NUMBERS.get(name, logging.INFO) < level:
+            raise structlog.DropEvent
+        return event_dict
+
+    return drop
 
 
 def get_logger(name: str | None = None) -> Any:

@@ -88,6 +88,18 @@ RECONCILE_BREAK_KINDS: tuple[str, ...] = (
 PACING_BUCKETS = (0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30)
 
 HALT_CAUSES: tuple[str, ...] = ("operator", "breaker")
+# Notifications (NOTIFY_EVENTS kinds, and `test` for notify-test) and what became of each.
+NOTIFICATION_KINDS: tuple[str, ...] = (
+    "filled",
+    "closed",
+    "halted",
+    "breaker",
+    "needs_operator",
+    "reconcile_break",
+    "live_refused",
+    "daily_summary",
+)
+NOTIFICATION_OUTCOMES: tuple[str, ...] = ("sent", "failed", "dropped")
 ROLES: tuple[str, ...] = ("active", "standby")
 
 # The bridge endpoints the client calls (CONTRACT section 7), paths as templates: an order id or a
@@ -267,6 +279,13 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.notifications = Counter(
+            "trade_executor_notifications",
+            "Notifications by kind and outcome: sent (a target accepted it), failed (a target "
+            "refused it after every retry), dropped (a full queue made room for a newer one)",
+            ["kind", "outcome"],
+            registry=r,
+        )
         self.limit = Gauge(
             "trade_executor_limit",
             "Each configured limit as the service applies it (0 = off where allowed)",
@@ -290,6 +309,9 @@ class Metrics:
         for cause in HALT_CAUSES:
             self.halts.labels(cause=cause)
             self.halt_cause.labels(cause=cause).set(0)
+        for kind in NOTIFICATION_KINDS:
+            for outcome in NOTIFICATION_OUTCOMES:
+                self.notifications.labels(kind=kind, outcome=outcome)
         for role in ROLES:
             self.role.labels(role=role).set(0)
         for method, path in BRIDGE_ENDPOINTS:
@@ -349,6 +371,11 @@ class Metrics:
 
     def set_needing_operator(self, count: int) -> None:
         self.executions_needing_operator.set(count)
+
+    def notification(self, kind: str, outcome: str) -> None:
+        """Count one notification's outcome for one target (`sent`, `failed`) or the queue
+        (`dropped`)."""
+        self.notifications.labels(kind=kind, outcome=outcome).inc()
 
     def reconcile_break(self, kind: str) -> None:
         """Count one new break (kinds: RECONCILE_BREAK_KINDS); `actors.break_report` calls it

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -274,6 +274,7 @@ class Service:
                     if settings.instance_guardrails != "off"
                     else None
                 ),
+                **self._daily_summary(),
             )
             await self.actors.start(active, self.supervisor)
             self.role = "active"
@@ -291,6 +292,23 @@ class Service:
                 epoch=lock.epoch,
             )
             await anyio.sleep_forever()
+
+    def _daily_summary(self) -> dict[str, Any]:
+        """The notifier's daily summary at the session close, built from the report."""
+        if not self.settings.notify_target_urls() or self.store is None:
+            return {}
+        from trade_executor.notify.summary import (
+            daily_summary,
+            next_close_after,
+            session_close_time,
+        )
+
+        store, settings = PgStore(self.store.pool), self.settings  # an unfenced reader
+        close = session_close_time(settings)
+        return {
+            "summary": lambda day: daily_summary(store, settings, day),
+            "next_close": lambda now: next_close_after(now, settings.timezone, close),
+        }
 
     async def _with_database_retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """The database may still be starting (boot order): retry for a while."""

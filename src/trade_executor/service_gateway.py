@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import date
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import anyio
@@ -59,6 +60,28 @@ class ServiceGateway:
             account=service.account,
             live_trading_refused=service.live_trading_refused,
         )
+
+    async def report(
+        self, first: date | None, last: date | None, strategy: str | None
+    ) -> dict[str, Any]:
+        from trade_executor.ops.common import OperationError
+        from trade_executor.ops.report import build_report
+        from trade_executor.store.postgres import PgStore
+
+        store = self._service.store
+        if store is None:
+            raise LookupError(f"not ready: this instance is {self._service.role}")
+        try:
+            built = await build_report(
+                PgStore(store.pool),
+                self._service.settings,
+                first=first,
+                last=last,
+                strategy=strategy,
+            )
+        except OperationError as error:
+            raise ValueError(str(error)) from None
+        return built.to_json()
 
     async def check_bridge(self) -> None:
         """The background watcher's last word (CONTRACT: checked in the background): no probe

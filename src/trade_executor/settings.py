@@ -51,14 +51,36 @@ ApprovalSource = Literal["trade_approvals", "signal_status"]
 Toggle = Literal["auto", "on", "off"]
 # Display order of APPROVAL_SOURCES (the contract's default order).
 APPROVAL_SOURCE_NAMES: tuple[ApprovalSource, ...] = ("trade_approvals", "signal_status")
+# What NOTIFY_EVENTS may name (CONTRACT section 3), in display order; all are sent by default.
+NotifyEvent = Literal[
+    "filled",
+    "closed",
+    "halted",
+    "breaker",
+    "needs_operator",
+    "reconcile_break",
+    "live_refused",
+    "daily_summary",
+]
+NOTIFY_EVENT_NAMES: tuple[NotifyEvent, ...] = (
+    "filled",
+    "closed",
+    "halted",
+    "breaker",
+    "needs_operator",
+    "reconcile_break",
+    "live_refused",
+    "daily_summary",
+)
 
 # Settings whose values never appear in a message, a log line or check-config's output.
-SECRET_SETTINGS = frozenset({"database_url", "database_password", "api_token"})
+SECRET_SETTINGS = frozenset({"database_url", "database_password", "api_token", "notify_urls"})
 # Secrets that may also come from a systemd credential (LoadCredential=NAME:PATH): setting name
 # -> credential name.
 CREDENTIALS: Mapping[str, str] = {
     "database_password": "database_password",
     "api_token": "api_token",
+    "notify_urls": "notify_urls",
 }
 # Limits where 0 means off (CONTRACT section 3), in the order warnings name them.
 OFF_WHEN_ZERO = (
@@ -139,6 +161,9 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    # Apprise URLs, comma-separated (a secret: tokens live in them); unset = no notifications.
+    notify_urls: SecretStr | None = None
+    notify_events: Annotated[frozenset[NotifyEvent], NoDecode] = frozenset(NOTIFY_EVENT_NAMES)
     # Operational knobs beyond the contract's table (all optional).
     standby_retry_interval: float = Field(default=2.0, gt=0)
     listener_health_interval: float = Field(default=5.0, gt=0)
@@ -174,6 +199,39 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_secret_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value else value
+
+    @field_validator("notify_urls", mode="before")
+    @classmethod
+    def _notify_urls(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(text, str):
+            return value
+        urls = split_notify_urls(text)
+        if not urls:
+            return None
+        for index, url in enumerate(urls, 1):
+            # The message never repeats the URL: its tokens are the secret.
+            scheme, sep, rest = url.partition("://")
+            if not sep or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.\-]*", scheme) or not rest:
+                raise ValueError(
+                    f"target {index} is not an Apprise URL such as tgram://TOKEN/CHAT or "
+                    "json://host:port/path"
+                )
+        return ",".join(urls)
+
+    @field_validator("notify_events", mode="before")
+    @classmethod
+    def _notify_events(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        names = [part.strip().lower() for part in value.split(",") if part.strip()]
+        unknown = [name for name in names if name not in NOTIFY_EVENT_NAMES]
+        if unknown:
+            raise ValueError(
+                f"unknown notification event {', '.join(unknown)} "
+                f"(known: {', '.join(NOTIFY_EVENT_NAMES)})"
+            )
+        return frozenset(names)
 
     @field_validator("approval_sources", mode="before")
     @classmethod
@@ -372,6 +430,8 @@ class Settings(BaseSettings):
         for secret in (self.database_password, self.api_token):
             if secret is not None and secret.get_secret_value():
                 raw.append(secret.get_secret_value())
+        for url in self.notify_target_urls():
+            raw.extend(notify_url_secrets(url))
         if self.database_url is not None:
             password = self.database_url_parsed().password
             if password:
@@ -383,6 +443,12 @@ class Settings(BaseSettings):
                     found.append(form)
         return found
 
+    def notify_target_urls(self) -> list[str]:
+        """The NOTIFY_URLS targets, one URL each (empty: no notifications)."""
+        if self.notify_urls is None:
+            return []
+        return split_notify_urls(self.notify_urls.get_secret_value())
+
     def redacted(self) -> dict[str, str]:
         """Every setting as an env-style string, secrets masked (for logs and check-config);
         an unset or empty secret shows as "(unset)", never as the mask."""
@@ -392,15 +458,57 @@ class Settings(BaseSettings):
         return view
 
 
+def split_notify_urls(text: str) -> list[str]:
+    """NOTIFY_URLS as a list: comma- (or whitespace-) separated, blanks dropped."""
+    return [part for part in re.split(r"[,\s]+", text.strip()) if part]
+
+
+def notify_target_name(url: str) -> str:
+    """How a NOTIFY_URLS target is named in logs, status and check-config: its scheme only
+    (`tgram://***`); everything after it may hold a token."""
+    scheme = url.partition("://")[0].lower() or "?"
+    return f"{scheme}://{MASK}"
+
+
+# Hosts that are places, not tokens: an http-like target's host is shown in no log anyway.
+_PLAIN_HOST = re.compile(r"(?i)^(localhost|[0-9.]+|\[[0-9a-f:]+\]|[a-z0-9\-]+(\.[a-z0-9\-]+)+)$")
+
+
+def notify_url_secrets(url: str) -> list[str]:
+    """What of an Apprise URL to mask wherever it appears: the URL itself, and each part that
+    may be a token (user, password, a host that is no host name such as a Telegram bot token,
+    path segments, query values) of 6 characters or more."""
+    found = [url]
+    _, _, rest = url.partition("://")
+    rest, _, query = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    creds, _, host = netloc.rpartition("@")
+    parts = [*creds.split(":"), *path.split("/")]
+    parts += [value for _, _, value in (item.partition("=") for item in query.split("&"))]
+    name, colon, port = host.rpartition(":")
+    if colon and port.isdigit() and name:
+        host = name  # host:port; anything else with a colon (a bot token) is kept whole
+    if host and not _PLAIN_HOST.match(host):
+        parts += [host, *host.split(":")]
+    found += [unquote(part) for part in parts if len(part) >= 6]
+    return found
+
+
 def _shown(value: object, name: str) -> str:
     if value is None:
         return UNSET
     if isinstance(value, SecretStr):
         if not value.get_secret_value():
             return UNSET
+        if name == "notify_urls":
+            return ",".join(
+                notify_target_name(url) for url in split_notify_urls(value.get_secret_value())
+            )
         return redact_dsn(value.get_secret_value()) if name == "database_url" else MASK
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, frozenset) and name == "notify_events":
+        return ",".join(event for event in NOTIFY_EVENT_NAMES if event in value) or "(none)"
     if isinstance(value, frozenset):
         return ",".join(source for source in APPROVAL_SOURCE_NAMES if source in value)
     if isinstance(value, time):

@@ -28,6 +28,7 @@ from trade_executor.broker.pacing import Pacer, paced
 from trade_executor.broker.protocol import Broker
 from trade_executor.config import Settings
 from trade_executor.metrics import Metrics
+from trade_executor.notify.actor import NextClose, Notifier, Summary
 from trade_executor.store.notifications import NotificationSource
 from trade_executor.store.protocol import Store
 
@@ -41,13 +42,17 @@ class Actors:
     reconciler: Reconciler
     pacer: Pacer
     exits: ExitFollower
+    notifier: Notifier | None = None
 
     async def start(self, tg: TaskGroup, supervisor: Supervisor) -> None:
         """Start each actor under `supervisor`, in the order recovery needs: the pollers (so
         recovered orders can be followed), the executor (recovery), the exits (open positions,
         after the executor so their realized P&L reaches a recovered RiskBook), the listener
         (LISTEN, then the first catch-up), then the reconciler (its first pass compares what
-        recovery left with the broker). Returns once all five have started."""
+        recovery left with the broker). Returns once all five have started. The notifier
+        (NOTIFY_URLS set) starts first, so what recovery finds is told too."""
+        if self.notifier is not None:
+            await tg.start(supervisor.supervise, "notifier", self.notifier.run)
         await tg.start(supervisor.supervise, "pollers", self.pollers.run)
         await tg.start(supervisor.supervise, "executor", self.executor.run)
         await tg.start(supervisor.supervise, "exits", self.exits.run)
@@ -69,6 +74,8 @@ def build_actors(
     instance_rules: InstanceRules | None = None,
     bounds: StateBounds | None = None,
     scan_interval: float = SCAN_INTERVAL,
+    summary: Summary | None = None,
+    next_close: NextClose | None = None,
 ) -> Actors:
     """The actors of an active instance. `poll_broker` (default `broker`) serves the pollers
     and the reconciler, so thousands of polls never queue the executor's account reads and
@@ -78,7 +85,9 @@ def build_actors(
     together; the exits place their orders (closes, protection) through the same paced
     broker as the executor. `instance_rules` gives the strategy instances' flatten times
     (None: only FLATTEN_AT). `bounds` and `scan_interval` (default: from `settings`, every
-    5 s) drive the executor's deadline scan."""
+    5 s) drive the executor's deadline scan. With NOTIFY_URLS set a `Notifier` is wired too;
+    `summary` and `next_close` give it the daily summary (the service builds them from the
+    report)."""
     mailbox, inbox = create_mailbox()
     pacer = pacer or Pacer(
         settings.bridge_max_messages_per_second, on_wait=metrics.observe_pacing_wait
@@ -138,7 +147,12 @@ def build_actors(
         # A position settled from the broker: the exits re-read it (and stop following it).
         on_settled=lambda settled: exits.on_message(ExecutionChanged(settled.id)),
     )
-    return Actors(mailbox, executor, pollers, listener, reconciler, pacer, exits)
+    notifier = (
+        Notifier(settings, metrics, summary=summary, next_close=next_close, clock=clock)
+        if settings.notify_target_urls()
+        else None
+    )
+    return Actors(mailbox, executor, pollers, listener, reconciler, pacer, exits, notifier)
 
 
 __all__ = ["Actors", "build_actors"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -89,6 +89,7 @@ def create_app(settings: Settings, gateway: Gateway) -> Starlette:
             Route("/api/v1/close", api.close, methods=["POST"]),
             Route("/api/v1/protect", api.protect, methods=["POST"]),
             Route("/api/v1/executions/{id}", api.execution, methods=["GET"]),
+            Route("/api/v1/report", api.report, methods=["GET"]),
             Route("/health", api.health, methods=["GET"]),
             Route("/metrics", api.metrics, methods=["GET"]),
             *console_routes(settings, gateway),
@@ -197,6 +198,30 @@ class _Api:
                 "events": [event_view(event) for event in events],
             }
         )
+
+    # -- GET /api/v1/report ----------------------------------------------------------------------
+
+    async def report(self, request: Request) -> Response:
+        """The `report` command's JSON: `day=D` or `from=D&to=D`, and `strategy=S`."""
+        query = request.query_params
+        days: dict[str, date | None] = {}
+        for name in ("day", "from", "to"):
+            text = query.get(name)
+            try:
+                days[name] = date.fromisoformat(text) if text else None
+            except ValueError:
+                return error(f"{name}: not a day as YYYY-MM-DD: {text!r}", 400)
+        if days["day"] is not None and (days["from"] or days["to"]):
+            return error("give either day or from/to, not both", 400)
+        first = days["day"] or days["from"] or days["to"]
+        last = days["day"] or days["to"] or days["from"]
+        try:
+            body = await self._gateway.report(first, last, query.get("strategy") or None)
+        except ValueError as bad:
+            return error(str(bad), 400)
+        except LookupError as not_ready:
+            return error(str(not_ready), 503)
+        return json_response(body)
 
     # -- POST /api/v1/close ---------------------------------------------------------------------
 

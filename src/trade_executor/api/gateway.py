@@ -4,7 +4,8 @@ reaches into the service's wiring (and never imports it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import date
+from typing import Any, Protocol
 from uuid import UUID
 
 from trade_executor.actors.execution.shared import OutcomeBoard
@@ -45,6 +46,13 @@ class Gateway(Protocol):
         """Close the open positions of `symbol` (None: all) through the active instance's
         exits, waiting up to `wait` s for them to be recorded closed; the positions as
         recorded then. None unless this instance is active."""
+
+    async def report(
+        self, first: date | None, last: date | None, strategy: str | None
+    ) -> dict[str, Any]:
+        """The `report` command's JSON for trading days `first`..`last` (default today).
+        Raises ValueError (one sentence) for a span the report refuses, LookupError when
+        the database is not connected yet."""
 
     async def check_bridge(self) -> None:
         """Raises unless the bridge answers and is connected to IB."""

@@ -186,11 +186,47 @@ def account_view(
 
 
 def _held(positions: list[Any]) -> list[dict[str, Any]]:
-    return [
-        {"symbol": p.symbol, "quantity": p.quantity, "avg_cost": p.avg_cost}
-        for p in positions
-        if p.quantity != 0
-    ]
+    held = []
+    for p in positions:
+        if p.quantity == 0:
+            continue
+        unrealized = p.unrealized_pnl
+        if unrealized is None and p.market_price is not None:
+            unrealized = ((p.market_price - p.avg_cost) * p.quantity).quantize(Decimal("0.01"))
+        held.append(
+            {
+                "symbol": p.symbol,
+                "quantity": p.quantity,
+                "avg_cost": p.avg_cost,
+                "market_price": p.market_price,
+                "unrealized_pnl": unrealized,
+            }
+        )
+    return held
+
+
+def _closed_line(e: Execution) -> dict[str, Any]:
+    """A position closed today, with the ledger's exact P&L and R."""
+    return {
+        "execution_id": str(e.id),
+        "symbol": e.symbol,
+        "side": e.action,
+        "quantity": e.exit_qty if e.exit_qty is not None else e.filled_qty,
+        "entry": e.avg_fill_price,
+        "exit": e.exit_avg_price,
+        "reason": e.exit_reason,
+        "realized_pnl": e.realized_pnl,
+        "r_multiple": e.r_multiple,
+        "closed_at": e.closed_at,
+    }
+
+
+def _unrealized(positions: list[dict[str, Any]] | None) -> Decimal | None:
+    """The bridge's unrealized P&L in total; None unless every position has one."""
+    if positions is None:
+        return None
+    known = [p["unrealized_pnl"] for p in positions if p.get("unrealized_pnl") is not None]
+    return sum(known, Decimal(0)) if len(known) == len(positions) else None
 
 
 def _service_view(g: Gathered, values: dict[str, Any]) -> dict[str, Any]:
@@ -325,6 +361,15 @@ async def collect_view(
     published_allow = _bool(values.get("allow_live_trading"))
     allow_live = settings.allow_live_trading if published_allow is None else published_allow
     ledger_positions = [_position_line(e) for e in g.positions if e.position_state != "closed"]
+    day_start = datetime.combine(book.trading_day(g.now), time(0), tzinfo=zone or shell_zone)
+    closed_today = sorted(
+        (
+            e
+            for e in g.positions
+            if e.position_state == "closed" and e.closed_at is not None and e.closed_at >= day_start
+        ),
+        key=lambda e: (e.closed_at, str(e.id)),
+    )
     control = g.control
     server = await database_server(store.pool)
     return {
@@ -348,6 +393,8 @@ async def collect_view(
         "trading_day_timezone_source": "service" if zone else "this shell (not published)",
         "daily_risk": {"used": used, "left": left, "budget": budget},
         "realized_pnl_today": book.realized_pnl(g.now),
+        "closed_today": [_closed_line(e) for e in closed_today],
+        "unrealized_pnl": _unrealized(positions),
         "reconcile_breaks": [
             {
                 "kind": b.kind,
@@ -463,6 +510,7 @@ def render_text(view: dict[str, Any]) -> str:
         line("daily risk used", f"{_money(risk['used'])} of {_money(risk['budget'])}")
         line("daily risk left", _money(risk["left"]))
     line("realized P&L today", _money(view["realized_pnl_today"]))
+    line("unrealized P&L", _money(view.get("unrealized_pnl")))
     limits = view["limits"]
     if limits is None:
         line("limits", view["limits_source"])
@@ -480,13 +528,24 @@ def render_text(view: dict[str, Any]) -> str:
     else:
         line("open positions", str(len(positions["bridge"])))
         for p in positions["bridge"]:
-            out.append(f"  {p['symbol']:<10} {p['quantity']:>8}  avg cost {_money(p['avg_cost'])}")
+            out.append(
+                f"  {p['symbol']:<10} {p['quantity']:>8}  avg cost {_money(p['avg_cost'])}  "
+                f"unrealized {_money(p.get('unrealized_pnl'))}"
+            )
     held = positions["ledger"]
     line("positions (ledger)", str(len(held)))
     for p in held:
         out.append(
             f"  {p['symbol'] or '-':<10} {p['side'] or '-':<4} {p['quantity']:>8}  "
             f"risk {_money(p['planned_risk'])}  {p['protection']}"
+        )
+    closed = view.get("closed_today", [])
+    line("closed today", str(len(closed)))
+    for c in closed:
+        out.append(
+            f"  {c['symbol'] or '-':<10} {c['side'] or '-':<4} {c['quantity']:>8}  "
+            f"{_plain_text(c['entry'])} -> {_plain_text(c['exit'])}  {c['reason'] or '-':<12} "
+            f"P&L {_plain_text(c['realized_pnl'])}  R {_plain_text(c['r_multiple'])}"
         )
     breaks = view["reconcile_breaks"]
     line("reconcile breaks", str(len(breaks)))
@@ -513,6 +572,8 @@ def render_text(view: dict[str, Any]) -> str:
 
 
 def _plain_text(value: Any) -> str:
+    if value is None:
+        return "-"
     return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 

@@ -116,6 +116,7 @@ class Acts:
         log.info(
             transition.event,
             broker_status=seen.status.value,
+            side=execution.action,
             filled_qty=filled,
             avg_fill_price=str(seen.avg_fill_price),
             **context(execution),

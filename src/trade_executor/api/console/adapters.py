@@ -3,9 +3,9 @@ lands; until then each says plainly what it cannot show or do, and never guesses
 
 - `market_state`: market open or closed (`status`'s market view, from TRADING_SESSION).
 - `protect`: the typed protect operation (`broker_truth.protect_position`).
-- `strategy_table`: the report's per-strategy table (ops/report.py, the `notify` work); until
-  then computed here from today's closed positions and their signals' strategy ids.
-- `broker_positions`: the bridge's positions as the broker has them (ops/truth.py).
+- `strategy_table`: the report's per-strategy totals (ops/report.py) of today's closed
+  positions, by their signals' strategy ids.
+- `broker_positions`: the bridge's positions as the broker has them (`broker_truth`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from trade_executor.broker_truth import protect_position
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import Position
+from trade_executor.ops.report import StrategyTotals, by_strategy, closed_trade
 from trade_executor.store.postgres import PgStore
 
 BRIDGE_TIMEOUT = 5.0
@@ -59,43 +60,18 @@ async def protect(
     return ActionResult(done.ok, done.message)
 
 
-@dataclass(frozen=True, slots=True)
-class StrategyRow:
-    strategy: str
-    trades: int
-    wins: int
-    losses: int
-    realized_pnl: Decimal
-    total_r: Decimal | None
+StrategyRow = StrategyTotals  # the report's per-strategy totals
 
 
-async def strategy_table(store: PgStore, closed: list[Execution]) -> list[StrategyRow]:
-    """Today's closed trades by strategy: count, wins, losses, realized P&L, total R.
-    Wire: ops/report.py's per-strategy table (issue `notify`) when it lands."""
+async def strategy_table(store: PgStore, closed: list[Execution]) -> list[StrategyTotals]:
+    """Today's closed trades by strategy, as the report totals them (ops/report.py): trades,
+    wins, losses, win rate, average and total R, expectancy, realized P&L, largest loss."""
     ids = sorted({e.signal_id for e in closed}, key=str)
-    names: dict[UUID, str] = {}
+    names: dict[UUID, str | None] = {}
     if ids:
         rows = await store.pool.fetch(STRATEGY_IDS, ids)
-        names = {row["id"]: row["strategy_id"] or "(none)" for row in rows}
-    table: dict[str, list[Execution]] = {}
-    for e in closed:
-        table.setdefault(names.get(e.signal_id, "(unknown)"), []).append(e)
-    out = []
-    for name in sorted(table):
-        trades = table[name]
-        pnl = [e.realized_pnl for e in trades if e.realized_pnl is not None]
-        rs = [e.r_multiple for e in trades if e.r_multiple is not None]
-        out.append(
-            StrategyRow(
-                strategy=name,
-                trades=len(trades),
-                wins=sum(1 for p in pnl if p > 0),
-                losses=sum(1 for p in pnl if p < 0),
-                realized_pnl=sum(pnl, Decimal(0)),
-                total_r=sum(rs, Decimal(0)) if rs else None,
-            )
-        )
-    return out
+        names = {row["id"]: row["strategy_id"] for row in rows}
+    return by_strategy(closed_trade(e, names.get(e.signal_id), None) for e in closed)
 
 
 async def broker_positions(url: str) -> tuple[list[Position] | None, str | None]:
