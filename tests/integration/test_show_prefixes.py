@@ -8,6 +8,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -160,6 +161,21 @@ class _Gateway:
     def render_metrics(self) -> bytes:
         return b""
 
+    async def report(
+        self, first: date | None, last: date | None, strategy: str | None
+    ) -> dict[str, Any]:
+        from trade_executor.ops.report import build_report
+
+        built = await build_report(
+            self.store,
+            load_settings(),
+            first=first,
+            last=last,
+            strategy=strategy,
+            read_bridge=False,
+        )
+        return built.to_json()
+
 
 @pytest.fixture
 async def api(ledger: str) -> AsyncIterator[httpx.AsyncClient]:
@@ -229,3 +245,18 @@ async def test_a_refused_token_is_logged_once_per_client(api: httpx.AsyncClient)
     assert str(refused[0]["client"]).startswith("10.")
     assert refused[0]["header"] == "present"
     assert refused[0]["log_level"] == "warning"
+
+
+@pytest.mark.anyio
+async def test_the_report_route_answers_json_and_refuses_a_bad_day(
+    api: httpx.AsyncClient,
+) -> None:
+    answer = await api.get("/api/v1/report", params={"day": "2026-12-07", "strategy": "none-such"})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["from"], body["to"], body["trades"]) == ("2026-12-07", "2026-12-07", [])
+    assert body["total"]["trades"] == 0 and body["strategy"] == "none-such"
+    bad = await api.get("/api/v1/report", params={"day": "2026-13-01"})
+    assert bad.status_code == 400 and "not a day" in bad.json()["error"]
+    both = await api.get("/api/v1/report", params={"day": "2026-12-07", "from": "2026-12-01"})
+    assert both.status_code == 400
