@@ -297,17 +297,12 @@ class Service:
         """The notifier's daily summary at the session close, built from the report."""
         if not self.settings.notify_target_urls() or self.store is None:
             return {}
-        from trade_executor.notify.summary import (
-            daily_summary,
-            next_close_after,
-            session_close_time,
-        )
+        from trade_executor.notify.summary import daily_summary, next_session_close
 
         store, settings = PgStore(self.store.pool), self.settings  # an unfenced reader
-        close = session_close_time(settings)
         return {
             "summary": lambda day: daily_summary(store, settings, day),
-            "next_close": lambda now: next_close_after(now, settings.timezone, close),
+            "next_close": lambda now: next_session_close(settings, now),
         }
 
     async def _with_database_retry(self, what: str, call: Callable[[], Awaitable[T]]) -> T:

@@ -73,6 +73,15 @@ class TradingSession:
         index = bisect_right(self._opens, after)
         return self.windows[index].open if index < len(self.windows) else None
 
+    def next_close(self, after: datetime) -> datetime | None:
+        """The first close strictly after `after` (early closes included; None beyond the
+        table): when the daily summary goes out."""
+        index = max(0, bisect_right(self._opens, after) - 1)
+        for window in self.windows[index:]:
+            if window.close > after:
+                return window.close
+        return None
+
     def last_close(self, before: datetime) -> datetime | None:
         """The latest close at or before `before` (None before the table)."""
         index = bisect_right(self._opens, before) - 1

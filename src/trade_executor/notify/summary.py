@@ -1,9 +1,8 @@
 """The daily summary: when the session closes, and what it says (from the report).
 
-The session's close is TRADING_SESSION's end when that setting is a `HH:MM-HH:MM` window, and
-16:00 otherwise (the regular close of XNYS), Monday to Friday, in TRADING_DAY_TIMEZONE. An
-exchange calendar's early closes and holidays are the session work's (`domain/session.py`):
-wire its close here when it lands; until then a holiday gets a summary of an empty day.
+The session's close is TRADING_SESSION's (`domain/session.py`: the exchange calendar's early
+closes included, no summary on a holiday); beyond the calendar's table, the weekday close of
+`next_close_after`.
 """
 
 from __future__ import annotations
@@ -20,6 +19,17 @@ from trade_executor.store.postgres import PgStore
 
 REGULAR_CLOSE = time(16, 0)
 _WINDOW = re.compile(r"\s*\d{1,2}:\d{2}\s*-\s*(\d{1,2}):(\d{2})\s*")
+
+
+def next_session_close(settings: Settings, now: datetime) -> datetime:
+    """The close after `now` of TRADING_SESSION (built once per process)."""
+    from trade_executor.session_calendar import trading_session
+
+    session = trading_session(settings.trading_session, settings.trading_day_timezone)
+    close = session.next_close(now)
+    if close is not None:
+        return close
+    return next_close_after(now, settings.timezone, session_close_time(settings))
 
 
 def session_close_time(settings: Settings) -> time:
@@ -77,4 +87,10 @@ async def daily_summary(store: PgStore, settings: Settings, day: date) -> Note:
     return summary_note(report)
 
 
-__all__ = ["daily_summary", "next_close_after", "session_close_time", "summary_note"]
+__all__ = [
+    "daily_summary",
+    "next_close_after",
+    "next_session_close",
+    "session_close_time",
+    "summary_note",
+]

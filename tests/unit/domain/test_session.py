@@ -102,3 +102,10 @@ def test_last_open_is_the_open_of_the_session_in_progress_or_the_latest_before(
     # Over Christmas the last open is the early-closing 24th's: no re-protection on the 25th.
     assert xnys.last_open(at("2026-12-25 11:00")) == at("2026-12-24 09:30")
     assert not xnys.is_open(at("2026-12-25 11:00"))
+
+
+def test_next_close_honours_early_closes_and_skips_holidays(xnys: TradingSession) -> None:
+    assert xnys.next_close(at("2026-12-08 12:00")) == at("2026-12-08 16:00")
+    assert xnys.next_close(at("2026-12-08 16:00")) == at("2026-12-09 16:00")
+    assert xnys.next_close(at("2026-12-24 08:00")) == at("2026-12-24 13:00")  # early close
+    assert xnys.next_close(at("2026-12-24 13:30")) == at("2026-12-28 16:00")  # over Christmas
