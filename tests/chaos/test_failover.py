@@ -254,9 +254,9 @@ async def _run_synchronous(
     winner, took = await _wait_event_after(processes, "supervisor.leader_epoch", killed_wall)
     # The old leader stopped acting when its lock's connection died, before any promotion: a
     # deposed leader holds no actors (nothing queued, nothing polled) while no primary answers.
-    _, lost = await _wait_event_after(processes[:1], "supervisor.leadership_lost", killed_wall)
-    noticed = (_at(lost) - killed_wall).total_seconds()
-    assert noticed < OUTAGE, lost
+    _, lost_line = await _wait_event_after(processes[:1], "supervisor.leadership_lost", killed_wall)
+    noticed = (_at(lost_line) - killed_wall).total_seconds()
+    assert noticed < OUTAGE, lost_line
     # Leadership taken again on the promoted server, with the next epoch: the increment made
     # on the old primary survived (synchronous), and the lock was taken anew.
     assert took["epoch"] == epoch_before + 1, took
