@@ -42,6 +42,12 @@ TAPPED_EVENTS: Mapping[str, NotifyEvent] = {
     "position.close_ambiguous": "needs_operator",
     "position.close_failed": "needs_operator",
     "position.sibling_not_cancelled": "needs_operator",
+    # A crash-left intent whose absence could not be proven: failed, never re-sent (issue 19).
+    "recovery.absence_unproven": "needs_operator",
+    # The broker closed a position at a price no one could establish (resolve-position).
+    "position.settled_price_unknown": "needs_operator",
+    # Both exits filled: the excess is a new position at the broker (issue 20).
+    "position.over_exit": "needs_operator",
     "reconcile.break": "reconcile_break",
     "guardrail.refused": "live_refused",
 }
