@@ -5,15 +5,12 @@ nothing but counted failures, and NOTIFY_URLS' secrets stay out of the log and c
 from __future__ import annotations
 
 import io
-import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anyio
 import pytest
 
+from tests.support.receiver import SECRET, Receiver
 from trade_executor.cli import main
 from trade_executor.config import load_settings
 from trade_executor.logging import configure_logging, get_logger
@@ -21,47 +18,6 @@ from trade_executor.metrics import Metrics
 from trade_executor.notify.actor import Notifier
 
 pytestmark = pytest.mark.anyio
-SECRET = "s3cr3tT0kenXYZ"
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        self.status = 200
-        self.hang = threading.Event()  # set: answer; clear: hang until set
-        self.hang.set()
-        self.arrived = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length))
-                receiver.bodies.append(body)
-                receiver.arrived.set()
-                receiver.hang.wait(10)
-                self.send_response(receiver.status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-
-    def url(self) -> str:
-        return f"json://127.0.0.1:{self.port}/hook/{SECRET}?rto=2&cto=2"
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
-    thread.start()
-    yield r
-    r.hang.set()
-    r.server.shutdown()
 
 
 async def _until(predicate: Any, what: str) -> None:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -47,6 +48,7 @@ from tests.support import (
     threaded_bridge,
 )
 from tests.support.ledgers import Ledger, MemoryLedger, PgLedger
+from tests.support.receiver import Receiver
 from trade_executor.broker import BrokerClient
 from trade_executor.broker.paper import PaperConfig
 from trade_executor.store.migrate import migrate
@@ -197,3 +199,17 @@ async def client(paper: PaperServer) -> AsyncIterator[BrokerClient]:
         paper.url, timeout=5, read_retries=2, backoff_base=0.0, on_request=record
     ) as broker:
         yield broker
+
+
+# -- a local receiver of notifications (tests/support/receiver.py) ---------------------------
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    # serve_forever in a thread of its own: Apprise posts from a worker thread
+    thread = threading.Thread(target=r.server.serve_forever, daemon=True)
+    thread.start()
+    yield r
+    r.hang.set()
+    r.server.shutdown()

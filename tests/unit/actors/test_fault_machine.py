@@ -17,7 +17,12 @@ interleaving of tasks still depends on the scheduler):
 After a fault phase the faults stop, and the properties are checked once everything settled:
 1. every approved signal has one execution, and it is final or `unknown` (nothing stranded);
 2. at most one order per signal exists at the bridge (each signal has its own symbol);
-3. the executor's RiskBook is `domain.ledger.rebuild_riskbook` of the ledger.
+3. the executor's RiskBook is `domain.ledger.rebuild_riskbook` of the ledger;
+4. (issue 20) the ledger's open positions are the broker's, per symbol, once the reconciler
+   has had a few passes (it settles what the broker no longer holds: two reads apart), except
+   for a symbol whose execution ended `unknown`: an order the service lost sight of (a bridge
+   restarted under another client id) may have filled unseen; that execution is listed for an
+   operator, and the reconciler never opens a position by itself.
 The longest time any execution spent non-final is printed (`-s` shows it).
 """
 
@@ -50,6 +55,7 @@ from trade_executor.domain.models import BrokerStatus, OrderStatus
 from trade_executor.domain.riskbook import RiskBook, TradingState
 from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import ExecutionState
+from trade_executor.domain.truth import signed_remaining
 from trade_executor.metrics import Metrics
 from trade_executor.store.errors import StoreUnavailable
 from trade_executor.store.notifications import NotificationSource
@@ -65,7 +71,11 @@ needs_following = pytest.mark.skipif(
 )
 
 S = ExecutionState
-SETTLE_GUARD = 90.0  # guards against a hang only: the bounds below are what settle everything
+SETTLE_GUARD = 90.0
+RECONCILE_INTERVAL = 0.3
+# Passes the reconciler gets to settle what the broker no longer holds (it confirms an empty
+# answer by a second read, and a settlement waits for the pollers' last look).
+AGREE_PASSES = 10  # guards against a hang only: the bounds below are what settle everything
 
 STORE_METHODS = (
     "claim",
@@ -277,6 +287,7 @@ class MachineResult:
     longest_non_final: timedelta
     faults: Counter[str]
     signals: list[UUID]
+    positions: tuple[dict[str, int], dict[str, int]] = ({}, {})  # (ledger, broker), settled
 
 
 def machine_settings(bridge_url: str, database_url: str | None = None) -> Settings:
@@ -291,6 +302,7 @@ def machine_settings(bridge_url: str, database_url: str | None = None) -> Settin
         order_poll_interval=0.1,
         order_poll_timeout=1.5,
         cancelled_recheck_delay=0.05,
+        reconcile_interval=RECONCILE_INTERVAL,
         sweep_interval=0.3,
         listener_health_interval=0.2,
         shutdown_grace=1,
@@ -379,10 +391,13 @@ async def run_machine(
                     executions = await settled(ledger, signals)
                     book = actors.executor.riskbook
                     expected = await consistent(actors, ledger, settings)
+                    positions = await positions_agree(ledger, bridge)
                     break
     orders = Counter(o["symbol"] for o in await bridge.parent_orders())
     longest = max((non_final_time(e) for e in executions), default=timedelta(0))
-    return MachineResult(executions, orders, book, expected, longest, faults.counts, signals)
+    return MachineResult(
+        executions, orders, book, expected, longest, faults.counts, signals, positions
+    )
 
 
 DOWN_SECONDS = 0.3
@@ -428,6 +443,32 @@ async def settled(ledger: LedgerReader, signals: list[UUID]) -> list[Execution]:
             ):
                 return executions
             await anyio.sleep(0.05)
+
+
+async def open_positions(
+    ledger: LedgerReader, bridge: PaperServer
+) -> tuple[dict[str, int], dict[str, int]]:
+    """(the ledger's open positions, the broker's), signed quantities by symbol, zeros left out."""
+    held: Counter[str] = Counter()
+    for execution in await ledger():
+        if execution.position_state not in (None, "closed") and execution.symbol:
+            held[execution.symbol] += signed_remaining(execution)
+    answer = await bridge.call("GET", "/positions")
+    broker = {p["symbol"]: int(p["quantity"]) for p in answer["positions"] if p["quantity"]}
+    return {s: q for s, q in held.items() if q}, broker
+
+
+async def positions_agree(
+    ledger: LedgerReader, bridge: PaperServer
+) -> tuple[dict[str, int], dict[str, int]]:
+    """The ledger's and the broker's positions once they agree, or as they stand after
+    AGREE_PASSES reconcile intervals (the check then shows the difference)."""
+    deadline = anyio.current_time() + AGREE_PASSES * RECONCILE_INTERVAL
+    while True:
+        seen = await open_positions(ledger, bridge)
+        if seen[0] == seen[1] or anyio.current_time() > deadline:
+            return seen
+        await anyio.sleep(RECONCILE_INTERVAL / 3)
 
 
 def book_view(book: RiskBook, ids: list[UUID], now: datetime) -> tuple[Any, ...]:
@@ -478,6 +519,23 @@ def check(result: MachineResult) -> None:
     now = datetime.now(UTC)
     ids = [e.id for e in result.executions]
     assert book_view(result.book, ids, now) == book_view(result.expected, ids, now)
+    ledger_positions, broker_positions = result.positions
+    unknown = {e.symbol for e in result.executions if e.state is S.UNKNOWN}
+    differ = {
+        symbol
+        for symbol in set(ledger_positions) | set(broker_positions)
+        if ledger_positions.get(symbol, 0) != broker_positions.get(symbol, 0)
+    }
+    seen = {
+        e.symbol: (e.state.value, e.reason, e.position_state, e.filled_qty, e.exit_qty)
+        for e in result.executions
+        if e.symbol in differ
+    }
+    assert differ <= unknown, (
+        "the ledger's positions are not the broker's",
+        result.positions,
+        seen,
+    )
     states = Counter(e.state.value for e in result.executions)
     print(
         f"\nfault machine: {len(result.signals)} signals, states {dict(states)}, "
