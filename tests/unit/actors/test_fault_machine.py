@@ -20,9 +20,10 @@ After a fault phase the faults stop, and the properties are checked once everyth
 3. the executor's RiskBook is `domain.ledger.rebuild_riskbook` of the ledger;
 4. (issue 20) the ledger's open positions are the broker's, per symbol, once the reconciler
    has had a few passes (it settles what the broker no longer holds: two reads apart), except
-   for a symbol whose execution ended `unknown`: an order the service lost sight of (a bridge
-   restarted under another client id) may have filled unseen; that execution is listed for an
-   operator, and the reconciler never opens a position by itself.
+   for a symbol whose execution is listed for an operator: `unknown`, or `failed: not_placed:
+   recovery:` (an intent whose absence could not be proven). An order the service lost sight of
+   (a bridge restarted under another client id) may have filled unseen; the reconciler never
+   opens a position by itself, and an operator settles it.
 The longest time any execution spent non-final is printed (`-s` shows it).
 """
 
@@ -520,7 +521,11 @@ def check(result: MachineResult) -> None:
     ids = [e.id for e in result.executions]
     assert book_view(result.book, ids, now) == book_view(result.expected, ids, now)
     ledger_positions, broker_positions = result.positions
-    unknown = {e.symbol for e in result.executions if e.state is S.UNKNOWN}
+    unknown = {
+        e.symbol
+        for e in result.executions
+        if e.state is S.UNKNOWN or (e.reason or "").startswith("not_placed: recovery:")
+    }
     differ = {
         symbol
         for symbol in set(ledger_positions) | set(broker_positions)
