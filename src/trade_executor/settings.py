@@ -17,7 +17,7 @@ the process environment may hold anything.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -224,27 +224,14 @@ class Settings(BaseSettings):
     def _notify_events(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        names = [part.strip().lower() for part in value.split(",") if part.strip()]
-        unknown = [name for name in names if name not in NOTIFY_EVENT_NAMES]
-        if unknown:
-            raise ValueError(
-                f"unknown notification event {', '.join(unknown)} "
-                f"(known: {', '.join(NOTIFY_EVENT_NAMES)})"
-            )
-        return frozenset(names)
+        return frozenset(_known_names(value, NOTIFY_EVENT_NAMES, "notification event"))
 
     @field_validator("approval_sources", mode="before")
     @classmethod
     def _source_list(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        names = [part.strip().lower() for part in value.split(",") if part.strip()]
-        unknown = [name for name in names if name not in APPROVAL_SOURCE_NAMES]
-        if unknown:
-            raise ValueError(
-                f"unknown approval source {', '.join(unknown)} "
-                f"(known: {', '.join(APPROVAL_SOURCE_NAMES)})"
-            )
+        names = _known_names(value, APPROVAL_SOURCE_NAMES, "approval source")
         if not names:
             raise ValueError(f"must name at least one of {', '.join(APPROVAL_SOURCE_NAMES)}")
         return frozenset(names)
@@ -492,6 +479,16 @@ def notify_url_secrets(url: str) -> list[str]:
         parts += [host, *host.split(":")]
     found += [unquote(part) for part in parts if len(part) >= 6]
     return found
+
+
+def _known_names(value: str, known: Iterable[str], what: str) -> list[str]:
+    """A comma-separated list of names, each one of `known` (ValueError naming the others)."""
+    allowed = tuple(known)
+    names = [part.strip().lower() for part in value.split(",") if part.strip()]
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        raise ValueError(f"unknown {what} {', '.join(unknown)} (known: {', '.join(allowed)})")
+    return names
 
 
 def _shown(value: object, name: str) -> str:

@@ -103,25 +103,32 @@ class _Api:
         self._settings = settings
         self._gateway = gateway
 
+    def _unauthorised(self, request: Request) -> Response | None:
+        """The 403/401 answer of a POST without the API token, else None (every POST route)."""
+        token = self._settings.api_token
+        if token is None or not token.get_secret_value():
+            return error("POST endpoints are disabled: API_TOKEN is not set", 403)
+        if _authorised(request, token.get_secret_value()):
+            return None
+        # Rate-limited per client: a caller left on an old token (after a rotation) is seen
+        # once, then once a minute with a count, never a line per request.
+        client = request.client.host if request.client is not None else None
+        log_repeated(
+            ("api.unauthorized", client),
+            "api.unauthorized",
+            client=client,
+            path=request.url.path,
+            header="present" if request.headers.get("authorization") else "missing",
+        )
+        return error("missing or invalid bearer token", 401)
+
     # -- POST /api/v1/execute -------------------------------------------------------------------
 
     async def execute(self, request: Request) -> Response:
         started = time.perf_counter()
-        token = self._settings.api_token
-        if token is None or not token.get_secret_value():
-            return error("POST endpoints are disabled: API_TOKEN is not set", 403)
-        if not _authorised(request, token.get_secret_value()):
-            # Rate-limited per client: a caller left on an old token (after a rotation) is seen
-            # once, then once a minute with a count, never a line per request.
-            client = request.client.host if request.client is not None else None
-            log_repeated(
-                ("api.unauthorized", client),
-                "api.unauthorized",
-                client=client,
-                path=request.url.path,
-                header="present" if request.headers.get("authorization") else "missing",
-            )
-            return error("missing or invalid bearer token", 401)
+        refused = self._unauthorised(request)
+        if refused is not None:
+            return refused
         gateway = self._gateway
         outcomes, store = gateway.outcomes, gateway.store
         if outcomes is None or store is None:
@@ -230,11 +237,9 @@ class _Api:
         positions are closed through the bridge by the exits (their children cancelled first);
         waits up to CLOSE_WAIT s for the close orders to fill and answers the positions as then
         recorded (`position_state` "closed" once filled). 404: no open position for the symbol."""
-        token = self._settings.api_token
-        if token is None or not token.get_secret_value():
-            return error("POST endpoints are disabled: API_TOKEN is not set", 403)
-        if not _authorised(request, token.get_secret_value()):
-            return error("missing or invalid bearer token", 401)
+        refused = self._unauthorised(request)
+        if refused is not None:
+            return refused
         data = await _read_json(request)
         if isinstance(data, Response):
             return data
@@ -267,11 +272,9 @@ class _Api:
         again through the bridge (ops/protect.py: the broker's quantity, the signal's stop and
         target by default, the same checks as close). 200 with the orders placed; 404 no open
         position; 409 the ledger and the broker disagree (the sentence names both)."""
-        token = self._settings.api_token
-        if token is None or not token.get_secret_value():
-            return error("POST endpoints are disabled: API_TOKEN is not set", 403)
-        if not _authorised(request, token.get_secret_value()):
-            return error("missing or invalid bearer token", 401)
+        refused = self._unauthorised(request)
+        if refused is not None:
+            return refused
         data = await _read_json(request)
         if isinstance(data, Response):
             return data
