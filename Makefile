@@ -1,5 +1,5 @@
 # make test  : create .venv if missing, install the project, find or start PostgreSQL, run the suite
-# make lint  : ruff on src/ tests/ bench/, mypy --strict on src/ and tests/
+# make lint  : ruff on src/ tests/ bench/, mypy --strict on src/ and tests/, import-linter
 # make demo  : the whole pipeline on embedded defaults (installs the `demo` extra)
 # make test-failover : the two-server PostgreSQL failover test alone, its figures printed
 #                       (FAILOVER_RUNS=3: three times in a row)
@@ -45,6 +45,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests $(wildcard bench)
 	$(VENV)/bin/ruff format --check src tests $(wildcard bench)
 	$(VENV)/bin/mypy --strict src tests
+	$(VENV)/bin/lint-imports
 
 demo: $(DEMO_STAMP)
 	$(VENV)/bin/trade-executor demo

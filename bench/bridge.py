@@ -36,9 +36,9 @@ from hypercorn.utils import wrap_app
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trade_executor.broker import jsonnum
-from trade_executor.broker.paper import Faults, PaperConfig, create_app
-from trade_executor.broker.paper.app import PaperBridge
 from trade_executor.domain.models import Action, OrderType
+from trade_executor_dev.paper import Faults, PaperConfig, create_app
+from trade_executor_dev.paper.app import PaperBridge
 
 
 class Counting:

@@ -15,7 +15,7 @@ import sys
 from trade_executor.actors import wiring
 from trade_executor.broker.pacing import Pacer
 from trade_executor.broker.protocol import Broker
-from trade_executor.cli import main
+from trade_executor.cli.main import main
 
 
 def _unpaced(broker: Broker, pacer: Pacer) -> Broker:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 
 from trade_executor.broker.client import BrokerClient
-from trade_executor.cli import main
+from trade_executor.cli.main import main
 
 WIDE = 200
 

@@ -1,3 +1,3 @@
-from trade_executor.cli import main
+from trade_executor.cli.main import main
 
 raise SystemExit(main())

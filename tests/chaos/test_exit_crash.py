@@ -21,7 +21,7 @@ import pytest
 from tests.support import ThreadedBridge, approve, insert_signal, threaded_bridge, wait_for
 from tests.support.chaos import ENTRY, SHARES, STOP, TARGET, Harness
 from trade_executor.actors.exits import close_payload
-from trade_executor.broker.paper import Faults
+from trade_executor_dev.paper import Faults
 
 pytestmark = pytest.mark.anyio
 

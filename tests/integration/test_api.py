@@ -23,9 +23,9 @@ from tests.support import (
     threaded_bridge,
 )
 from trade_executor.broker.jsonnum import loads
-from trade_executor.devdb.server import embedded_postgres, find_bindir
-from trade_executor.service import Service
+from trade_executor.service.run import Service
 from trade_executor.store.migrate import migrate
+from trade_executor_dev.devdb.server import embedded_postgres, find_bindir
 
 pytestmark = pytest.mark.anyio
 
@@ -391,7 +391,7 @@ async def test_the_execute_command_goes_through_the_running_service(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from trade_executor.cli import main
+    from trade_executor.cli.main import main
 
     signal_id = await insert_signal(conn, "CLIX")
     monkeypatch.setenv("API_TOKEN", TOKEN)

@@ -25,7 +25,7 @@ from tests.support import (
 )
 from trade_executor.broker.jsonnum import dumps
 from trade_executor.domain.breaks import ReconcileBreak
-from trade_executor.service import Service
+from trade_executor.service.run import Service
 
 pytestmark = pytest.mark.anyio
 

@@ -26,7 +26,7 @@ import pytest
 from tests.integration.test_exits_pg import WAIT, enter, jax_bridge, row, settings_for
 from tests.support import ThreadedBridge, running_service
 from trade_executor.broker.jsonnum import dumps
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 from trade_executor.ops.status import gather_view
 
 pytestmark = pytest.mark.anyio

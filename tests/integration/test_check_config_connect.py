@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support import ThreadedBridge, threaded_bridge
-from trade_executor.cli import main
-from trade_executor.config import EX_CONFIG, Settings
+from trade_executor.cli.main import main
+from trade_executor.config.sources import EX_CONFIG, Settings
 from trade_executor.store.migrate import load_migrations
 
 ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from trade_executor.cli import main
-from trade_executor.config import Settings
+from trade_executor.cli.main import main
+from trade_executor.config.sources import Settings
 
 ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 
@@ -20,7 +20,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DATABASE_URL", "postgresql://te@db.internal:5432/te")
     yield
-    from trade_executor.logging import configure_logging
+    from trade_executor.observability.logging import configure_logging
 
     configure_logging("json", "info")
 

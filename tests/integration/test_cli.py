@@ -21,8 +21,8 @@ import asyncpg
 import pytest
 
 from tests.support import threaded_bridge
-from trade_executor.cli import COMMANDS, main
-from trade_executor.config import Settings
+from trade_executor.cli.main import COMMANDS, main
+from trade_executor.config.sources import Settings
 from trade_executor.store.migrate import migrate
 
 EX_CONFIG = 78
@@ -357,6 +357,6 @@ def test_execute_without_a_running_service_is_one_sentence(
 def _restore_logging() -> Iterator[None]:
     """main() configures logging for the process; put the test default back afterwards."""
     yield
-    from trade_executor.logging import configure_logging
+    from trade_executor.observability.logging import configure_logging
 
     configure_logging("json", "info")

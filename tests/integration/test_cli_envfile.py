@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from trade_executor.cli import main
-from trade_executor.config import (
+from trade_executor.cli.main import main
+from trade_executor.config.sources import (
     CREDENTIALS_DIRECTORY_VARIABLE,
     ENV_FILE_VARIABLE,
     EX_CONFIG,

@@ -20,8 +20,8 @@ import asyncpg
 import pytest
 
 from tests.support import ThreadedBridge, insert_signal, make_settings, running_service
-from trade_executor.cli import main
-from trade_executor.config import Settings
+from trade_executor.cli.main import main
+from trade_executor.config.sources import Settings
 from trade_executor.ops.execute import (
     EX_ALREADY_EXECUTED,
     EX_NOT_AUTHORISED,
@@ -49,7 +49,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("IB_BRIDGE_URL", DEAD_BRIDGE)
     yield
-    from trade_executor.logging import configure_logging
+    from trade_executor.observability.logging import configure_logging
 
     configure_logging("json", "info")  # main() configured logging for the process
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from trade_executor.config import Settings
-from trade_executor.demo import SAMPLES, summary_table
-from trade_executor.devdb.server import find_bindir
+from trade_executor.config.sources import Settings
 from trade_executor.store.migrate import migrate
+from trade_executor_dev.demo import SAMPLES, summary_table
+from trade_executor_dev.devdb.server import find_bindir
 
 DEADLINE = 120  # seconds: a hung demo fails the test instead of hanging the suite
 
@@ -151,7 +151,7 @@ def test_demo_refuses_a_database_with_approvals_waiting(fresh_database_url: str)
 
 
 def test_summary_table_aligns_and_clips() -> None:
-    from trade_executor.demo import Outcome
+    from trade_executor_dev.demo import Outcome
 
     outcomes = [
         Outcome(SAMPLES[0], uuid.UUID(int=1), {"state": "filled", "quantity": 133,
@@ -185,7 +185,7 @@ def server_binaries() -> list[Path]:
 
 @pytest.mark.parametrize("bindir", server_binaries(), ids=str)
 def test_embedded_postgres_starts_stops_and_cleans_up(bindir: Path) -> None:
-    from trade_executor.devdb.server import embedded_postgres
+    from trade_executor_dev.devdb.server import embedded_postgres
 
     async def round_trip(url: str) -> str:
         conn = await asyncpg.connect(url)

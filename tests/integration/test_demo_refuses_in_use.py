@@ -11,10 +11,10 @@ import uuid
 import asyncpg
 import pytest
 
-from trade_executor.config import load_settings
-from trade_executor.demo.run import run_demo
+from trade_executor.config.sources import load_settings
 from trade_executor.store.leadership import LEADER_LOCK_KEY
 from trade_executor.store.migrate import migrate
+from trade_executor_dev.demo.run import run_demo
 
 
 async def counts(url: str) -> tuple[int, int]:

@@ -8,8 +8,8 @@ import io
 import re
 from pathlib import Path
 
-from trade_executor.config import load_settings
-from trade_executor.demo.run import run_demo
+from trade_executor.config.sources import load_settings
+from trade_executor_dev.demo.run import run_demo
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 MASKS = [

@@ -20,7 +20,7 @@ from tests.integration.dropin_support import (
 )
 from tests.integration.dropin_support import insert_jax_signal as signal
 from tests.support import ThreadedBridge, make_settings, running_service
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 
 pytestmark = pytest.mark.anyio
 

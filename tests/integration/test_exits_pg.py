@@ -26,7 +26,7 @@ from tests.support import (
     threaded_bridge,
     wait_for,
 )
-from trade_executor.broker.paper import Faults
+from trade_executor_dev.paper import Faults
 
 pytestmark = pytest.mark.anyio
 

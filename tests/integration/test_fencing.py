@@ -39,7 +39,7 @@ from tests.support import (
 )
 from trade_executor.domain.execution import Changes
 from trade_executor.domain.states import ExecutionState, Transition
-from trade_executor.effective_limits import effective_limits
+from trade_executor.service.effective_limits import effective_limits
 from trade_executor.store import queries as q
 from trade_executor.store.errors import Fenced
 from trade_executor.store.leadership import (

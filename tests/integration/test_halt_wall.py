@@ -24,7 +24,7 @@ from tests.integration.test_status_halt import ENV_VARIABLES, command
 from tests.support import ThreadedBridge, approve, insert_signal, make_settings, running_service
 from tests.support.bridge_proxy import bridge_proxy
 from trade_executor.actors.executor import Executor
-from trade_executor.service import Service
+from trade_executor.service.run import Service
 
 pytestmark = pytest.mark.anyio
 
@@ -41,9 +41,9 @@ def shell(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[None]:
     monkeypatch.delenv("SUDO_USER", raising=False)
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("IB_BRIDGE_URL", "http://127.0.0.1:9")
-    monkeypatch.setattr("trade_executor.cli.configure_logging", lambda *a, **k: None)
+    monkeypatch.setattr("trade_executor.cli.main.configure_logging", lambda *a, **k: None)
     yield
-    from trade_executor.logging import configure_logging
+    from trade_executor.observability.logging import configure_logging
 
     configure_logging("json", "info")
 

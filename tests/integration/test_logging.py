@@ -24,8 +24,9 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trade_executor import logging as te_logging
-from trade_executor.logging import (
+from trade_executor.config.redact import redact_dsn, redact_text
+from trade_executor.observability import logging as te_logging
+from trade_executor.observability.logging import (
     RepeatLimiter,
     bind_context,
     clear_repeated,
@@ -35,7 +36,6 @@ from trade_executor.logging import (
     register_secrets,
     syslog_priority,
 )
-from trade_executor.redact import redact_dsn, redact_text
 
 DSN = "postgresql://trader:hunter2pw@db.internal:5432/trading"
 DSN_SHOWN = "postgresql://***:***@db.internal:5432/trading"
@@ -417,7 +417,7 @@ def test_a_real_process_under_journald(fresh_database_url: str) -> None:
 
 
 def _setting_names() -> set[str]:
-    from trade_executor.config import Settings
+    from trade_executor.config.sources import Settings
 
     return {name.upper() for name in Settings.model_fields} | {"TRADE_EXECUTOR_ENV_FILE"}
 

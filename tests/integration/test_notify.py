@@ -11,11 +11,11 @@ import anyio
 import pytest
 
 from tests.support.receiver import SECRET, Receiver
-from trade_executor.cli import main
-from trade_executor.config import load_settings
-from trade_executor.logging import configure_logging, get_logger
-from trade_executor.metrics import Metrics
+from trade_executor.cli.main import main
+from trade_executor.config.sources import load_settings
 from trade_executor.notify.actor import Notifier
+from trade_executor.observability.logging import configure_logging, get_logger
+from trade_executor.observability.metrics import Metrics
 
 pytestmark = pytest.mark.anyio
 

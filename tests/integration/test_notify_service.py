@@ -13,8 +13,8 @@ import pytest
 
 from tests.support import approve, insert_signal, make_settings, running_service, threaded_bridge
 from tests.support.receiver import Receiver
-from trade_executor.broker.paper import Faults
-from trade_executor.logging import configure_logging
+from trade_executor.observability.logging import configure_logging
+from trade_executor_dev.paper import Faults
 
 pytestmark = pytest.mark.anyio
 

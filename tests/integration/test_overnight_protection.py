@@ -18,11 +18,11 @@ from tests.support import ThreadedBridge, threaded_bridge
 from tests.support.ledgers import PgLedger, actor_settings, seed_execution
 from trade_executor.actors.exits import ExitFollower
 from trade_executor.broker.client import BrokerClient
-from trade_executor.broker.paper import Faults
 from trade_executor.domain.execution import Changes
 from trade_executor.domain.models import Action, BracketOrderRequest, OrderType
 from trade_executor.domain.states import ExecutionState, Transition
-from trade_executor.metrics import Metrics
+from trade_executor.observability.metrics import Metrics
+from trade_executor_dev.paper import Faults
 
 pytestmark = pytest.mark.anyio
 WAIT = 20.0

@@ -21,12 +21,12 @@ from tests.support.ledgers import PgLedger, actor_settings, seed_execution
 from trade_executor.actors.messages import Message, PositionExited
 from trade_executor.actors.reconciler import Reconciler
 from trade_executor.broker.client import BrokerClient
-from trade_executor.cli import main
+from trade_executor.cli.main import main
+from trade_executor.config.limits import risk_limits
 from trade_executor.domain.execution import Changes
 from trade_executor.domain.riskbook import RiskBook
-from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import ExecutionState, Transition
-from trade_executor.metrics import Metrics
+from trade_executor.observability.metrics import Metrics
 from trade_executor.ops.status import status
 
 pytestmark = pytest.mark.anyio
@@ -45,7 +45,7 @@ async def test_a_position_the_broker_does_not_hold_is_settled_and_an_operator_pr
 ) -> None:
     settings = actor_settings(paper.url, database_url=db_url, reconcile_interval=1)
     now = datetime.now(UTC)
-    today = RiskBook(RiskLimits.from_settings(settings), settings.timezone).trading_day(now)
+    today = RiskBook(risk_limits(settings), settings.timezone).trading_day(now)
     posted: list[Message] = []
     async with PgLedger.emptied(db_url) as ledger:
         held = await seed_execution(ledger, ExecutionState.FILLED, today, symbol="COIN")

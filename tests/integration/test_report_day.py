@@ -17,8 +17,8 @@ import asyncpg
 import pytest
 
 from tests.support import approve, insert_signal, make_settings, running_service, threaded_bridge
-from trade_executor.broker.paper import Faults
-from trade_executor.cli import main
+from trade_executor.cli.main import main
+from trade_executor_dev.paper import Faults
 
 pytestmark = pytest.mark.anyio
 

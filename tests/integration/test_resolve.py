@@ -20,10 +20,10 @@ import pytest
 
 from tests.integration.actors.test_deadlines_pg import left_submitting, pg_actors, settings_for
 from tests.support import ThreadedBridge, threaded_bridge
-from trade_executor.cli import main
-from trade_executor.config import Settings
+from trade_executor.cli.main import main
+from trade_executor.config.sources import Settings
 from trade_executor.domain.models import Action, OrderRequest, OrderType
-from trade_executor.logging import configure_logging
+from trade_executor.observability.logging import configure_logging
 from trade_executor.store.migrate import migrate
 from trade_executor.store.postgres import PgStore, create_pool
 

@@ -21,8 +21,8 @@ import pytest
 
 from tests.support import ThreadedBridge, make_settings, running_service
 from tests.support.ledgers import PgLedger, seed_execution, settled
+from trade_executor.config.limits import risk_limits
 from trade_executor.domain.riskbook import RiskBook
-from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import ExecutionState
 
 pytestmark = pytest.mark.anyio
@@ -48,7 +48,7 @@ async def test_resolve_failed_frees_the_symbol_and_the_budget_of_a_running_servi
 ) -> None:
     settings = make_settings(db_url, bridge, max_daily_loss=1000, sweep_interval=3600)
     now = datetime.now(UTC)
-    today = RiskBook(RiskLimits.from_settings(settings), settings.timezone).trading_day(now)
+    today = RiskBook(risk_limits(settings), settings.timezone).trading_day(now)
     async with PgLedger.emptied(db_url) as ledger:
         lost = await seed_execution(ledger, ExecutionState.UNKNOWN, today, symbol="AAPL")
         async with running_service(settings) as service:

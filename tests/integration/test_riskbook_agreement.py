@@ -30,10 +30,10 @@ from tests.support.ledgers import (
     settled,
 )
 from trade_executor.broker.client import BrokerClient
-from trade_executor.config import Settings
+from trade_executor.config.limits import risk_limits
+from trade_executor.config.sources import Settings
 from trade_executor.domain.models import Action, OrderRequest, OrderType
 from trade_executor.domain.riskbook import RiskBook
-from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import ExecutionState
 from trade_executor.ops.status import status
 
@@ -92,7 +92,7 @@ async def test_status_and_the_executor_agree_on_todays_risk(
 ) -> None:
     settings = actor_settings(paper.url, database_url=db_url, max_daily_loss=1000)
     now = datetime.now(UTC)
-    today = RiskBook(RiskLimits.from_settings(settings), settings.timezone).trading_day(now)
+    today = RiskBook(risk_limits(settings), settings.timezone).trading_day(now)
     await paper.set_faults(fill_mode="never")
     async with PgLedger.emptied(db_url) as ledger:
         order_id = await placed_order(paper) if state.is_working else None

@@ -12,8 +12,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.support import ThreadedBridge, make_settings, running_service
-from trade_executor.service import Service
-from trade_executor.systemd import SystemdNotifier
+from trade_executor.service.run import Service
+from trade_executor.service.systemd import SystemdNotifier
 
 pytestmark = pytest.mark.anyio
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from trade_executor.cli import main
-from trade_executor.config import Settings
-from trade_executor.dburl import Server, parse_database_url
+from trade_executor.cli.main import main
+from trade_executor.config.dburl import Server, parse_database_url
+from trade_executor.config.sources import Settings
 
 ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 
@@ -48,7 +48,7 @@ def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("IB_BRIDGE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("LOG_FORMAT", "json")
     yield
-    from trade_executor.logging import configure_logging
+    from trade_executor.observability.logging import configure_logging
 
     configure_logging("json", "info")
 

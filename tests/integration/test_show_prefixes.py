@@ -21,8 +21,8 @@ from structlog.testing import capture_logs
 from trade_executor.api.app import create_app
 from trade_executor.api.gateway import HealthFacts
 from trade_executor.broker.jsonnum import loads
-from trade_executor.cli import main
-from trade_executor.config import Settings, load_settings
+from trade_executor.cli.main import main
+from trade_executor.config.sources import Settings, load_settings
 from trade_executor.domain.execution import Execution
 from trade_executor.store.postgres import PgStore, create_pool
 
@@ -60,7 +60,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ENV_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     yield
-    from trade_executor.logging import configure_logging
+    from trade_executor.observability.logging import configure_logging
 
     configure_logging("json", "info")
 

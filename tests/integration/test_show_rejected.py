@@ -14,8 +14,8 @@ import pytest
 
 from tests.support import insert_signal
 from trade_executor.broker.jsonnum import loads
-from trade_executor.cli import main
-from trade_executor.config import Settings
+from trade_executor.cli.main import main
+from trade_executor.config.sources import Settings
 
 ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 REJECTED = uuid.UUID("0dd00000-0000-4000-8000-000000000001")
@@ -27,7 +27,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ENV_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     yield
-    from trade_executor.logging import configure_logging
+    from trade_executor.observability.logging import configure_logging
 
     configure_logging("json", "info")
 

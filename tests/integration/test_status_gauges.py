@@ -19,16 +19,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import ThreadedBridge, make_settings
-from trade_executor.config import Settings
-from trade_executor.metrics import (
+from trade_executor.config.sources import Settings
+from trade_executor.observability.metrics import (
     BRIDGE_ENDPOINTS,
     EXECUTION_OUTCOMES,
     HALT_CAUSES,
     RECONCILE_BREAK_KINDS,
     RISK_GATES,
 )
-from trade_executor.service import Service
-from trade_executor.systemd import SystemdNotifier
+from trade_executor.service.run import Service
+from trade_executor.service.systemd import SystemdNotifier
 
 pytestmark = pytest.mark.anyio
 WAIT = 20.0

@@ -15,9 +15,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.support import ThreadedBridge, make_settings, running_service
-from trade_executor.cli import main
-from trade_executor.config import Settings
-from trade_executor.identity import instance_id
+from trade_executor.cli.main import main
+from trade_executor.config.sources import Settings
+from trade_executor.store.identity import instance_id
 
 pytestmark = pytest.mark.anyio
 ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
@@ -32,9 +32,9 @@ def shell(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[None]:
     monkeypatch.setenv("IB_BRIDGE_URL", "http://127.0.0.1:9")
     # The commands run in this process beside the service: leave logging as the test set it, so
     # `capture_logs` keeps seeing the service's lines (main() would reconfigure it).
-    monkeypatch.setattr("trade_executor.cli.configure_logging", lambda *a, **k: None)
+    monkeypatch.setattr("trade_executor.cli.main.configure_logging", lambda *a, **k: None)
     yield
-    from trade_executor.logging import configure_logging
+    from trade_executor.observability.logging import configure_logging
 
     configure_logging("json", "info")
 

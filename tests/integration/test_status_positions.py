@@ -16,9 +16,9 @@ import pytest
 
 from tests.support import PaperServer
 from tests.support.ledgers import PgLedger, actor_settings, seed_execution
+from trade_executor.config.limits import risk_limits
 from trade_executor.domain.execution import Changes
 from trade_executor.domain.riskbook import RiskBook
-from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import ExecutionState, Transition
 from trade_executor.ops.status import status
 
@@ -38,7 +38,7 @@ async def test_status_shows_realized_pnl_open_positions_and_their_protection(
 ) -> None:
     settings = actor_settings(paper.url, database_url=db_url)
     now = datetime.now(UTC)
-    today = RiskBook(RiskLimits.from_settings(settings), settings.timezone).trading_day(now)
+    today = RiskBook(risk_limits(settings), settings.timezone).trading_day(now)
     async with PgLedger.emptied(db_url) as ledger:
         stopped = await seed_execution(ledger, ExecutionState.FILLED, today, symbol="LOSS")
         await ledger.store.apply(

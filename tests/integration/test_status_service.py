@@ -27,8 +27,8 @@ import pytest
 
 from tests.support import ThreadedBridge
 from trade_executor.broker.jsonnum import loads
-from trade_executor.cli import main
-from trade_executor.config import Settings
+from trade_executor.cli.main import main
+from trade_executor.config.sources import Settings
 
 ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 DEAD_BRIDGE = "http://127.0.0.1:9"
@@ -116,7 +116,7 @@ def shell(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("EXECUTION_ENABLED", "false")
     monkeypatch.setenv("IB_BRIDGE_URL", DEAD_BRIDGE)
     yield
-    from trade_executor.logging import configure_logging
+    from trade_executor.observability.logging import configure_logging
 
     configure_logging("json", "info")
 

@@ -16,8 +16,13 @@ from pathlib import Path
 import pytest
 
 from tests.support import ThreadedBridge
-from trade_executor.config import Settings
-from trade_executor.systemd import ServiceStatus, SystemdNotifier, status_line, watchdog_interval
+from trade_executor.config.sources import Settings
+from trade_executor.service.systemd import (
+    ServiceStatus,
+    SystemdNotifier,
+    status_line,
+    watchdog_interval,
+)
 
 WAIT = 30.0  # generous: only a deadline for an outcome, never a measured duration
 

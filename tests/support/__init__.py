@@ -18,10 +18,10 @@ import asyncpg
 import httpx
 
 from trade_executor.broker.jsonnum import dumps, loads
-from trade_executor.broker.paper import Faults, PaperConfig, serve
-from trade_executor.config import Settings, load_settings
-from trade_executor.service import Service
-from trade_executor.systemd import SystemdNotifier
+from trade_executor.config.sources import Settings, load_settings
+from trade_executor.service.run import Service
+from trade_executor.service.systemd import SystemdNotifier
+from trade_executor_dev.paper import Faults, PaperConfig, serve
 
 
 @dataclass

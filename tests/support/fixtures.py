@@ -50,8 +50,8 @@ from tests.support import (
 from tests.support.ledgers import Ledger, MemoryLedger, PgLedger
 from tests.support.receiver import Receiver
 from trade_executor.broker import BrokerClient
-from trade_executor.broker.paper import PaperConfig
 from trade_executor.store.migrate import migrate
+from trade_executor_dev.paper import PaperConfig
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 

@@ -27,17 +27,17 @@ import asyncpg
 
 from tests.support import INSERT_SIGNAL
 from trade_executor.actors.supervisor import Supervisor
-from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.broker.client import BrokerClient
-from trade_executor.config import Settings, load_settings
+from trade_executor.config.sources import Settings, load_settings
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.states import ExecutionState, Transition
-from trade_executor.metrics import Metrics
+from trade_executor.observability.metrics import Metrics
+from trade_executor.service.wiring import Actors, build_actors
 from trade_executor.store.notifications import NotificationSource, connect_notifications
 from trade_executor.store.postgres import PgStore
 from trade_executor.store.protocol import Claimed, Store
-from trade_executor.testing import MemoryStore
-from trade_executor.testing.memory_store import as_json
+from trade_executor_dev.testing import MemoryStore
+from trade_executor_dev.testing.memory_store import as_json
 
 DEADLINE = 15.0  # guards against a hang; no test asserts anything about speed
 

@@ -5,7 +5,7 @@ promoted with `pg_ctl promote`, as Patroni would.
 
 `synchronous=True` names the standby in `synchronous_standby_names` (a commit returns once the
 standby has flushed it); `False` leaves replication asynchronous. Under root the servers run as
-an unprivileged user, as `trade_executor.devdb.server` does.
+an unprivileged user, as `trade_executor_dev.devdb.server` does.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from trade_executor.devdb.server import (
+from trade_executor_dev.devdb.server import (
     EmbeddedPostgresError,
     _portable_copy,
     _Runner,

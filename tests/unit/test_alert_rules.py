@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from trade_executor.config import Settings
-from trade_executor.metrics import Metrics
+from trade_executor.config.sources import Settings
+from trade_executor.observability.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"

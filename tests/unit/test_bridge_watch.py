@@ -7,9 +7,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.support import PaperServer
-from trade_executor.bridge_watch import BridgeWatch
 from trade_executor.broker.client import BrokerClient
-from trade_executor.metrics import Metrics
+from trade_executor.observability.metrics import Metrics
+from trade_executor.service.bridge_watch import BridgeWatch
 
 pytestmark = pytest.mark.anyio
 

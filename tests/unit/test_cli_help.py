@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from trade_executor.cli import COMMANDS, build_parser, main
-from trade_executor.completion import bash_script
+from trade_executor.cli.completion import bash_script
+from trade_executor.cli.main import COMMANDS, build_parser, main
 from trade_executor.ops.execute import EXIT_CODES
 
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trade_executor.config import (
+from trade_executor.config.sources import (
     CREDENTIALS_DIRECTORY_VARIABLE,
     ENV_FILE_VARIABLE,
     EX_CONFIG,

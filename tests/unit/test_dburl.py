@@ -1,5 +1,5 @@
-"""DATABASE_URL with several hosts, in both of libpq's forms (`trade_executor.dburl`): what asyncpg
-is handed, what a log or a message shows, and the refusals."""
+"""DATABASE_URL with several hosts, in both of libpq's forms (`trade_executor.config.dburl`):
+what asyncpg is handed, what a log or a message shows, and the refusals."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from urllib.parse import quote
 
 import pytest
 
-from trade_executor.config import ConfigError, load_settings
-from trade_executor.dburl import DatabaseUrlError, Server, parse_database_url
-from trade_executor.failures import where
-from trade_executor.redact import redact_dsn
+from trade_executor.config.dburl import DatabaseUrlError, Server, parse_database_url
+from trade_executor.config.redact import redact_dsn
+from trade_executor.config.sources import ConfigError, load_settings
+from trade_executor.ops.failures import where
 
 
 def test_url_with_several_hosts_keeps_each_port_and_asks_for_the_primary() -> None:

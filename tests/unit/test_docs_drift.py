@@ -14,7 +14,7 @@ import pytest
 from starlette.routing import Mount, Route
 
 from trade_executor.api.app import create_app
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

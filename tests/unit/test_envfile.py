@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from trade_executor.envfile import (
+from trade_executor.config.envfile import (
     EnvFileError,
     parse_env_text,
     read_env_file,

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from trade_executor.config import load_settings
-from trade_executor.logging import redact_secrets
+from trade_executor.config.sources import load_settings
+from trade_executor.observability.logging import redact_secrets
 
 
 def logged_config(**overrides: Any) -> dict[str, str]:

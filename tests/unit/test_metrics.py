@@ -12,10 +12,10 @@ from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from trade_executor import __version__
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 from trade_executor.domain.sizing import RiskGate
 from trade_executor.domain.states import ExecutionState
-from trade_executor.metrics import Metrics, split_endpoint
+from trade_executor.observability.metrics import Metrics, split_endpoint
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "METRICS.md"

@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from trade_executor.config import load_settings
-from trade_executor.metrics import Metrics
+from trade_executor.config.sources import load_settings
+from trade_executor.observability.metrics import Metrics
 
 
 def samples(metrics: Metrics, name: str) -> dict[tuple[tuple[str, str], ...], float]:

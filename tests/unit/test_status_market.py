@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from trade_executor.config import load_settings
+from trade_executor.config.session_calendar import trading_session
+from trade_executor.config.sources import load_settings
 from trade_executor.ops.status import market_view
-from trade_executor.session_calendar import trading_session
 
 
 def test_status_says_the_market_is_closed_and_when_it_opens() -> None:

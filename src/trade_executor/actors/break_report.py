@@ -24,8 +24,8 @@ from typing import Any
 from uuid import UUID
 
 from trade_executor.domain.breaks import ReconcileBreak
-from trade_executor.logging import get_logger
-from trade_executor.metrics import Metrics
+from trade_executor.observability.logging import get_logger
+from trade_executor.observability.metrics import Metrics
 
 log = get_logger("trade_executor.reconciler")
 

@@ -58,15 +58,16 @@ from trade_executor.actors.messages import (
     PositionExited,
 )
 from trade_executor.broker.protocol import Broker
-from trade_executor.config import Settings
+from trade_executor.config.limits import state_bounds
+from trade_executor.config.sources import Settings
+from trade_executor.crashpoints import fault_point
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.riskbook import Decision, RiskBook, TradingState
-from trade_executor.identity import instance_id
-from trade_executor.logging import bind_context
-from trade_executor.metrics import Metrics
+from trade_executor.observability.logging import bind_context
+from trade_executor.observability.metrics import Metrics
 from trade_executor.store.errors import Fenced, StoreError
+from trade_executor.store.identity import instance_id
 from trade_executor.store.protocol import AlreadyClaimed, Claimed, NotClaimable, Store
-from trade_executor.testing.faults import fault_point
 
 PREPARE_CONCURRENCY = 32
 
@@ -98,7 +99,7 @@ class Executor:
         self._receive = mailbox
         self._s = Shared(settings, store, broker, metrics, follow, clock)
         self._outcomes = Outcomes(self._s)
-        self.bounds = bounds or StateBounds.from_settings(settings)
+        self.bounds = bounds or state_bounds(settings)
         self._submitter = Submitter(
             self._s, self._outcomes, reconcile_window=self.bounds.reconcile_window
         )

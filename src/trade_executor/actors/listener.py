@@ -33,8 +33,8 @@ from trade_executor.actors.messages import (
     Message,
 )
 from trade_executor.actors.supervisor import describe
-from trade_executor.config import Settings
-from trade_executor.logging import get_logger
+from trade_executor.config.sources import Settings
+from trade_executor.observability.logging import get_logger
 from trade_executor.store.notifications import (
     APPROVALS_CHANNEL,
     CONTROL_CHANNEL,

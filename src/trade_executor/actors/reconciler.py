@@ -57,14 +57,14 @@ from trade_executor.actors.break_report import BreakReport
 from trade_executor.actors.messages import FillsFound, Message, PositionExited
 from trade_executor.broker.errors import BrokerError, BrokerUnavailable
 from trade_executor.broker.protocol import Broker
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 from trade_executor.domain.breaks import BreakKind, ReconcileBreak
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import Action, BrokerOrder, BrokerStatus, Position
 from trade_executor.domain.settlement import Settlement, settle
 from trade_executor.domain.states import ExecutionState, IllegalTransition, Transition
-from trade_executor.logging import clear_repeated, get_logger, log_repeated
-from trade_executor.metrics import Metrics
+from trade_executor.observability.logging import clear_repeated, get_logger, log_repeated
+from trade_executor.observability.metrics import Metrics
 from trade_executor.store.errors import StoreError
 from trade_executor.store.protocol import Store
 

@@ -17,8 +17,8 @@ from trade_executor.actors.backoff import Backoff
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
 from trade_executor.domain.models import BrokerStatus, PlacedOrder
 from trade_executor.domain.states import IllegalTransition, Transition
-from trade_executor.logging import get_logger
-from trade_executor.metrics import Metrics
+from trade_executor.observability.logging import get_logger
+from trade_executor.observability.metrics import Metrics
 from trade_executor.store.errors import StoreUnavailable
 from trade_executor.store.protocol import Store
 

@@ -18,7 +18,7 @@ import anyio
 from anyio.abc import TaskStatus
 
 from trade_executor.actors.backoff import Backoff
-from trade_executor.logging import get_logger
+from trade_executor.observability.logging import get_logger
 
 log = get_logger("trade_executor.supervisor")
 

@@ -27,12 +27,12 @@ from trade_executor import __version__
 from trade_executor.api.console import console_routes
 from trade_executor.api.gateway import Gateway
 from trade_executor.broker.jsonnum import dumps
-from trade_executor.broker_truth import Disagreement, check_broker, protect_position
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.states import ExecutionState
-from trade_executor.logging import get_logger, log_repeated
-from trade_executor.lookup import (
+from trade_executor.observability.logging import get_logger, log_repeated
+from trade_executor.ops.broker_truth import Disagreement, check_broker, protect_position
+from trade_executor.store.lookup import (
     AmbiguousId,
     IdSyntaxError,
     NoSuchExecution,
@@ -40,7 +40,7 @@ from trade_executor.lookup import (
     execution_view,
     parse_id,
 )
-from trade_executor.lookup import load as load_execution
+from trade_executor.store.lookup import load as load_execution
 from trade_executor.store.protocol import Store
 
 log = get_logger("trade_executor.api")

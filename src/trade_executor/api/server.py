@@ -7,9 +7,9 @@ from anyio.abc import TaskStatus
 
 from trade_executor.api.app import create_app
 from trade_executor.api.gateway import Gateway
-from trade_executor.config import Settings
-from trade_executor.httpserve import bind, serve_asgi
-from trade_executor.logging import get_logger
+from trade_executor.api.serving import bind, serve_asgi
+from trade_executor.config.sources import Settings
+from trade_executor.observability.logging import get_logger
 
 log = get_logger("trade_executor.api")
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 from trade_executor.domain.states import ExecutionState
 
 if TYPE_CHECKING:
-    from trade_executor.config import Settings
     from trade_executor.domain.execution import Execution
 
 S = ExecutionState
@@ -48,24 +47,6 @@ class StateBounds:
     ib_bridge_timeout: float
     reconcile_window: float
     order_poll_timeout: float
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        received: float = RECEIVED_BOUND,
-        reconcile_window: float = RECONCILE_WINDOW,
-    ) -> StateBounds:
-        grace = working_grace(settings.order_poll_interval)  # the pollers' own bound
-        return cls(
-            received=received,
-            submitting=settings.ib_bridge_timeout + reconcile_window,
-            working=settings.order_poll_timeout + grace,
-            ib_bridge_timeout=settings.ib_bridge_timeout,
-            reconcile_window=reconcile_window,
-            order_poll_timeout=settings.order_poll_timeout,
-        )
 
     def started(self, execution: Execution) -> datetime | None:
         """When `execution` entered its current state (as far as the ledger says)."""

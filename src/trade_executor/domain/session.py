@@ -3,7 +3,7 @@
 Pure: a `TradingSession` is a table of the days the market opens, each with its open and close
 as aware moments (early closes included), and the span of days the table covers. Where the
 table comes from (an exchange calendar library, or a fixed `HH:MM-HH:MM` window on weekdays) is
-`trade_executor.session_calendar`'s business. A moment outside the covered span is taken as
+`trade_executor.config.session_calendar`'s business. A moment outside the covered span is taken as
 closed: the service never sends on a guess about a day it knows nothing of.
 """
 
@@ -145,5 +145,5 @@ def weekday_session(spec: str, tz: ZoneInfo, first: date, last: date) -> Trading
 def session_from_windows(
     name: str, tz: ZoneInfo, windows: Iterable[Window], first: date, last: date
 ) -> TradingSession:
-    """A calendar's session table (see `trade_executor.session_calendar`)."""
+    """A calendar's session table (see `trade_executor.config.session_calendar`)."""
     return TradingSession(name, tz, tuple(sorted(windows, key=lambda w: w.open)), first, last)

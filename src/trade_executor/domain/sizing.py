@@ -17,7 +17,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from trade_executor.config import Settings
     from trade_executor.domain.models import Account
 
 CENT = Decimal("0.01")
@@ -51,18 +50,6 @@ class RiskLimits:
     max_open_positions: int  # 0 = off
     max_daily_loss: Decimal  # 0 = off
     max_daily_realized_loss: Decimal = Decimal(0)  # 0 = off
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RiskLimits:
-        return cls(
-            max_risk_per_trade=settings.max_risk_per_trade,
-            min_position_size=settings.min_position_size,
-            max_position_size=settings.max_position_size,
-            max_position_value_pct=settings.max_position_value_pct,
-            max_open_positions=settings.max_open_positions,
-            max_daily_loss=settings.max_daily_loss,
-            max_daily_realized_loss=settings.max_daily_realized_loss,
-        )
 
     @property
     def position_size_cap(self) -> int:

@@ -1,7 +1,7 @@
 """The notifier: an actor of its own that tells people what happened (CONTRACT section 3).
 
 Guarantees:
-- **Never in the way of an order.** Events arrive through the log tap (`notify.tap`): the
+- **Never in the way of an order.** Events arrive through the log tap (`observability.tap`): the
   executor's log call appends a copy of the event to a bounded intake and returns. Everything
   else (building the message, sending it, retrying, waiting for a slow target) happens in this
   actor's own tasks. Nothing it does is awaited by another actor.
@@ -31,12 +31,12 @@ import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskStatus
 
 from trade_executor.actors.execution.shared import Clock, utcnow
-from trade_executor.logging import RepeatLimiter, get_logger
-from trade_executor.metrics import Metrics
-from trade_executor.notify import tap
+from trade_executor.config.settings import NotifyEvent, Settings
 from trade_executor.notify.messages import TAPPED_EVENTS, Note, break_key, note_for
 from trade_executor.notify.sender import SEND_THREADS, SEND_TIMEOUT, BadTarget, Target
-from trade_executor.settings import NotifyEvent, Settings
+from trade_executor.observability import tap
+from trade_executor.observability.logging import RepeatLimiter, get_logger
+from trade_executor.observability.metrics import Metrics
 
 log = get_logger("trade_executor.notify")
 
@@ -144,7 +144,7 @@ class Notifier:
             (target, DropOldest(self._queue_size, self._dropped)) for target in self._targets
         ]
         self._thread = threading.get_ident()
-        tap.add_sink(self.offer)
+        tap.add_sink(self.offer, TAPPED_EVENTS)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._dispatch)

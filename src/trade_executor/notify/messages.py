@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from trade_executor.settings import NotifyEvent
+from trade_executor.config.settings import NotifyEvent
 
 Severity = Literal["info", "success", "warning", "failure"]
 

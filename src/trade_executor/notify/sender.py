@@ -19,8 +19,8 @@ from functools import partial
 import anyio
 import apprise
 
+from trade_executor.config.settings import notify_target_name
 from trade_executor.notify.messages import Note
-from trade_executor.settings import notify_target_name
 
 # Seconds one attempt may take before it counts as failed (Apprise's own socket timeouts are
 # 4 s to connect and 4 s to read, by default).

@@ -12,9 +12,9 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from trade_executor.config.settings import Settings
 from trade_executor.notify.messages import Note
 from trade_executor.ops.report import Report, build_report
-from trade_executor.settings import Settings
 from trade_executor.store.postgres import PgStore
 
 REGULAR_CLOSE = time(16, 0)
@@ -23,7 +23,7 @@ _WINDOW = re.compile(r"\s*\d{1,2}:\d{2}\s*-\s*(\d{1,2}):(\d{2})\s*")
 
 def next_session_close(settings: Settings, now: datetime) -> datetime:
     """The close after `now` of TRADING_SESSION (built once per process)."""
-    from trade_executor.session_calendar import trading_session
+    from trade_executor.config.session_calendar import trading_session
 
     session = trading_session(settings.trading_session, settings.trading_day_timezone)
     close = session.next_close(now)

@@ -6,7 +6,6 @@ from trade_executor.ops.common import OperationError
 from trade_executor.ops.control import halt, resume
 from trade_executor.ops.execute import execute
 from trade_executor.ops.exit_price import resolve_position
-from trade_executor.ops.notify_test import notify_test
 from trade_executor.ops.protect import protect
 from trade_executor.ops.report import report
 from trade_executor.ops.resolve import resolve
@@ -18,7 +17,6 @@ __all__ = [
     "close",
     "execute",
     "halt",
-    "notify_test",
     "protect",
     "report",
     "resolve",

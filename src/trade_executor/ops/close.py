@@ -21,11 +21,11 @@ from typing import Any
 
 import anyio
 
-from trade_executor.broker_truth import Disagreement, check_broker
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
-from trade_executor.exits import EX_USAGE, CommandError
+from trade_executor.ops.broker_truth import Disagreement, check_broker
 from trade_executor.ops.common import OperationError, fail, who, with_store
+from trade_executor.ops.exit_codes import EX_USAGE, CommandError
 from trade_executor.store.closing import close_payload
 from trade_executor.store.postgres import PgStore
 

@@ -10,9 +10,9 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from trade_executor.config import Settings
-from trade_executor.exits import CommandError
-from trade_executor.failures import explain
+from trade_executor.config.sources import Settings
+from trade_executor.ops.exit_codes import CommandError
+from trade_executor.ops.failures import explain
 from trade_executor.store.errors import StoreError
 from trade_executor.store.postgres import PgStore, create_pool
 

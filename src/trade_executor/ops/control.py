@@ -18,7 +18,7 @@ import argparse
 from dataclasses import dataclass
 from datetime import datetime
 
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 from trade_executor.ops.common import OperationError, who, with_store
 from trade_executor.store import operator
 from trade_executor.store.operator import Acknowledgement, SwitchChange

@@ -12,8 +12,8 @@ import argparse
 import httpx
 
 from trade_executor.broker import jsonnum
-from trade_executor.config import Settings
-from trade_executor.exits import CommandError
+from trade_executor.config.sources import Settings
+from trade_executor.ops.exit_codes import CommandError
 
 EXECUTE_TIMEOUT = 40.0  # the service waits up to 30 s for the outcome
 

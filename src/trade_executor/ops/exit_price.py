@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.settlement import price_unknown, with_exit_price
 from trade_executor.domain.states import IllegalTransition, Transition
-from trade_executor.exits import EX_USAGE, CommandError
-from trade_executor.lookup import (
+from trade_executor.ops.common import fail, who, with_store
+from trade_executor.ops.exit_codes import EX_USAGE, CommandError
+from trade_executor.store.lookup import (
     ExecutionLookupError,
     IdPattern,
     IdSyntaxError,
@@ -30,7 +31,6 @@ from trade_executor.lookup import (
     find_execution,
     parse_id,
 )
-from trade_executor.ops.common import fail, who, with_store
 from trade_executor.store.postgres import PgStore
 
 # How far back `resolve-position SYMBOL` looks for a position closed at an unknown price.

@@ -1,11 +1,11 @@
-"""Ids as operators type them on the command line: `trade_executor.lookup` does the parsing (the
+"""Ids as operators type them on the command line: `trade_executor.store.lookup` parses them (the
 HTTP API shares it); here only its argparse form, where a non-id is bad usage (exit 2)."""
 
 from __future__ import annotations
 
 import argparse
 
-from trade_executor.lookup import MIN_PREFIX, IdPattern, IdSyntaxError, parse_id, short
+from trade_executor.store.lookup import MIN_PREFIX, IdPattern, IdSyntaxError, parse_id, short
 
 __all__ = ["MIN_PREFIX", "IdPattern", "IdSyntaxError", "id_argument", "parse_id", "short"]
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 import argparse
 from decimal import Decimal
 
-from trade_executor.broker_truth import ProtectOutcome, protect_body, protect_position
-from trade_executor.config import Settings
-from trade_executor.exits import EX_USAGE, CommandError
+from trade_executor.config.sources import Settings
+from trade_executor.ops.broker_truth import ProtectOutcome, protect_body, protect_position
 from trade_executor.ops.common import fail, who, with_store
+from trade_executor.ops.exit_codes import EX_USAGE, CommandError
 from trade_executor.ops.exit_price import parse_price
 
 

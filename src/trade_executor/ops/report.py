@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerError
 from trade_executor.broker.jsonnum import dumps
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import Position
 from trade_executor.ops.common import OperationError, with_store

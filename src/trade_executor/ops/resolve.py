@@ -29,14 +29,17 @@ from uuid import UUID
 
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerError
-from trade_executor.config import Settings
+from trade_executor.config.limits import state_bounds
+from trade_executor.config.sources import Settings
 from trade_executor.domain.bounds import StateBounds
 from trade_executor.domain.breaker import RESOLVED_PREFIX
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import BrokerOrder, BrokerStatus
 from trade_executor.domain.states import ExecutionState, IllegalTransition, Transition
-from trade_executor.exits import EX_USAGE, CommandError
-from trade_executor.lookup import (
+from trade_executor.ops.common import fail, who, with_store
+from trade_executor.ops.exit_codes import EX_USAGE, CommandError
+from trade_executor.ops.exit_price import parse_price, resolve_position
+from trade_executor.store.lookup import (
     ExecutionLookupError,
     IdPattern,
     IdSyntaxError,
@@ -44,8 +47,6 @@ from trade_executor.lookup import (
     find_execution,
     parse_id,
 )
-from trade_executor.ops.common import fail, who, with_store
-from trade_executor.ops.exit_price import parse_price, resolve_position
 from trade_executor.store.postgres import PgStore
 
 S = ExecutionState
@@ -219,7 +220,7 @@ async def resolve_execution(
         return refused(f"cannot resolve as {outcome!r}: give one of {', '.join(OUTCOMES)}")
     if outcome == "submitted" and order_id is None:
         return refused("--as submitted needs the broker's --order-id")
-    bounds = StateBounds.from_settings(settings)
+    bounds = state_bounds(settings)
     try:
         execution = await find_execution(store, pattern)
     except NoSuchExecution as error:

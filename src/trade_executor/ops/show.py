@@ -1,6 +1,7 @@
 """`show ID`: one execution and its whole event trail, read from the ledger.
 
-ID is an execution id, a signal id, or an unambiguous prefix of either (`trade_executor.lookup`).
+ID is an execution id, a signal id, or an unambiguous prefix of either
+(`trade_executor.store.lookup`).
 Event kinds are shown by their dotted names whichever version wrote them. Amounts stay Decimal
 from the database to the output: `--json` prints them as exact JSON numbers.
 """
@@ -11,11 +12,12 @@ import argparse
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from trade_executor.broker.jsonnum import dumps
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import Signal
 from trade_executor.domain.states import event_kind
-from trade_executor.lookup import (
+from trade_executor.ops.common import OperationError, with_store
+from trade_executor.store.lookup import (
     AmbiguousId,
     ExecutionLookupError,
     IdPattern,
@@ -26,7 +28,6 @@ from trade_executor.lookup import (
     parse_id,
     plain,
 )
-from trade_executor.ops.common import OperationError, with_store
 from trade_executor.store.postgres import PgStore
 from trade_executor.store.protocol import StoredEvent
 

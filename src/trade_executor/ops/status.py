@@ -24,7 +24,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerError
 from trade_executor.broker.jsonnum import dumps
-from trade_executor.config import Settings
+from trade_executor.config.limits import risk_limits
+from trade_executor.config.session_calendar import trading_session
+from trade_executor.config.sources import Settings
 from trade_executor.domain.attention import Bounds, needing_operator
 from trade_executor.domain.breaks import RecordedBreak
 from trade_executor.domain.execution import Execution
@@ -33,11 +35,10 @@ from trade_executor.domain.session import SessionSpecError
 from trade_executor.domain.settlement import price_unknown
 from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import NOT_FINAL_STATES
-from trade_executor.lookup import plain
 from trade_executor.ops.common import with_store
 from trade_executor.ops.ids import short
-from trade_executor.session_calendar import trading_session
 from trade_executor.store import operator
+from trade_executor.store.lookup import plain
 from trade_executor.store.operator import ControlRow, Instance
 from trade_executor.store.postgres import PgStore
 from trade_executor.store.server import database_server
@@ -81,7 +82,7 @@ def _decimal(value: Any) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-def risk_limits(values: dict[str, Any]) -> RiskLimits | None:
+def limits_published(values: dict[str, Any]) -> RiskLimits | None:
     """RiskLimits from the published values, or None if any risk limit is missing."""
     numbers = {name: _decimal(values.get(name)) for name in RISK_LIMIT_NAMES[:7]}
     if any(number is None for number in numbers.values()):
@@ -334,10 +335,10 @@ async def collect_view(
     g = await _gather(store, _timezone(published_limits(control)) or shell_zone)
     values = published_limits(g.control)
     zone = _timezone(values)
-    limits = risk_limits(values)
+    limits = limits_published(values)
     service = _service_view(g, values)
     book = rebuild_riskbook(
-        limits or RiskLimits.from_settings(settings),
+        limits or risk_limits(settings),
         zone or shell_zone,
         [*g.today, *g.in_flight, *g.positions],
         g.now,

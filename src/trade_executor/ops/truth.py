@@ -1,7 +1,7 @@
-"""The broker's truth for the operator commands: see `trade_executor.broker_truth` (shared
+"""The broker's truth for the operator commands: see `trade_executor.ops.broker_truth` (shared
 with the HTTP API and the console, which may not import ops)."""
 
-from trade_executor.broker_truth import (
+from trade_executor.ops.broker_truth import (
     BrokerUnreadable,
     BrokerView,
     Disagreement,

@@ -21,7 +21,7 @@ from typing import TypeVar
 import anyio
 import asyncpg
 
-from trade_executor.logging import get_logger
+from trade_executor.observability.logging import get_logger
 from trade_executor.store.errors import LockBlocked
 
 log = get_logger("trade_executor.store.migrate")

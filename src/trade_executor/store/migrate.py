@@ -38,7 +38,7 @@ from importlib import resources
 
 import asyncpg
 
-from trade_executor.logging import get_logger
+from trade_executor.observability.logging import get_logger
 from trade_executor.store.lockwait import (
     LOCK_ATTEMPTS,
     LOCK_TIMEOUT,

@@ -1,5 +1,5 @@
 """What the actors need from persistence. `PgStore` (asyncpg) is the real one;
-`trade_executor.testing.MemoryStore` serves the actors' fast tests on both anyio backends.
+`trade_executor_dev.testing.MemoryStore` serves the actors' fast tests on both anyio backends.
 
 Every method raises only the store's own errors (`store.errors`: `StoreUnavailable` when worth
 retrying, `StoreError` otherwise) or, from `apply`, `IllegalTransition`."""

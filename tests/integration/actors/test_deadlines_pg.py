@@ -22,18 +22,18 @@ import pytest
 
 from tests.support import ThreadedBridge, approve, insert_signal, threaded_bridge, wait_for
 from tests.support.proxybroker import ProxyBroker
-from trade_executor.actors.execution.deadlines import StateBounds
 from trade_executor.actors.supervisor import Supervisor
-from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.broker.client import BrokerClient
-from trade_executor.broker.paper import Faults
-from trade_executor.config import Settings, load_settings
+from trade_executor.config.limits import state_bounds
+from trade_executor.config.sources import Settings, load_settings
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.states import Transition
-from trade_executor.metrics import Metrics
+from trade_executor.observability.metrics import Metrics
+from trade_executor.service.wiring import Actors, build_actors
 from trade_executor.store.notifications import connect_notifications
 from trade_executor.store.postgres import PgStore, create_pool
 from trade_executor.store.protocol import Claimed
+from trade_executor_dev.paper import Faults
 
 pytestmark = pytest.mark.anyio
 
@@ -84,7 +84,7 @@ async def pg_actors(
                 broker,
                 Metrics(),
                 lambda: connect_notifications(dsn),
-                bounds=StateBounds.from_settings(settings, received=0.3, reconcile_window=0.5),
+                bounds=state_bounds(settings, received=0.3, reconcile_window=0.5),
                 scan_interval=0.05,
             )
             async with anyio.create_task_group() as tg:

@@ -45,7 +45,7 @@ from trade_executor.domain.states import ExecutionState, Transition
 from trade_executor.store.errors import StoreUnavailable
 from trade_executor.store.notifications import APPROVALS_CHANNEL
 from trade_executor.store.protocol import Claimed
-from trade_executor.testing import MemoryNotifications, MemoryStore
+from trade_executor_dev.testing import MemoryNotifications, MemoryStore
 
 pytestmark = pytest.mark.anyio
 

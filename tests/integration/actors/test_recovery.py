@@ -15,9 +15,9 @@ from tests.support import (
     threaded_bridge,
     wait_for,
 )
-from trade_executor.broker.paper import Faults
-from trade_executor.service import Service
-from trade_executor.systemd import SystemdNotifier
+from trade_executor.service.run import Service
+from trade_executor.service.systemd import SystemdNotifier
+from trade_executor_dev.paper import Faults
 
 pytestmark = pytest.mark.anyio
 

@@ -21,9 +21,9 @@ import pytest
 
 from tests.integration.console.support import TOKEN, chromium, chromium_or_skip
 from tests.support import make_settings, running_service, threaded_bridge
-from trade_executor.demo.narration import Terminal
-from trade_executor.demo.story import approve_samples, run_to_exits
 from trade_executor.store import operator
+from trade_executor_dev.demo.narration import Terminal
+from trade_executor_dev.demo.story import approve_samples, run_to_exits
 
 if TYPE_CHECKING:
     from playwright.async_api import ViewportSize

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from tests.support import approve, insert_signal, make_settings, running_service, threaded_bridge
-from trade_executor.broker.paper import Faults
-from trade_executor.service import Service
+from trade_executor.service.run import Service
+from trade_executor_dev.paper import Faults
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from tests.support import approve, make_settings, running_service, threaded_bridge
-from trade_executor.broker.paper import Faults
+from trade_executor_dev.paper import Faults
 
 pytestmark = pytest.mark.anyio
 

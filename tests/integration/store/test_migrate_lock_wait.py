@@ -11,7 +11,7 @@ import anyio
 import asyncpg
 import pytest
 
-from trade_executor.failures import explain
+from trade_executor.ops.failures import explain
 from trade_executor.store.errors import LockBlocked
 from trade_executor.store.migrate import load_migrations, migrate
 

@@ -41,7 +41,7 @@ from trade_executor.store.protocol import (
     PendingApproval,
     Store,
 )
-from trade_executor.testing import MemoryStore
+from trade_executor_dev.testing import MemoryStore
 
 pytestmark = pytest.mark.anyio
 

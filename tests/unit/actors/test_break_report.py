@@ -13,10 +13,10 @@ from structlog.testing import capture_logs
 from trade_executor.actors.break_report import BreakReport
 from trade_executor.actors.messages import Message
 from trade_executor.actors.reconciler import Reconciler
-from trade_executor.config import load_settings
+from trade_executor.config.sources import load_settings
 from trade_executor.domain.models import BridgeHealth, BrokerOrder, Position
-from trade_executor.metrics import Metrics
-from trade_executor.testing import MemoryStore
+from trade_executor.observability.metrics import Metrics
+from trade_executor_dev.testing import MemoryStore
 
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 

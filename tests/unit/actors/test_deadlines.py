@@ -27,22 +27,23 @@ from structlog.testing import capture_logs
 from tests.support import PaperServer, paper_config, paper_in_this_loop
 from tests.support.proxybroker import ProxyBroker
 from trade_executor.actors.execution.deadlines import StateBounds
+from trade_executor.actors.following.pool import poll_bounds
 from trade_executor.actors.supervisor import Supervisor
-from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerRejected
 from trade_executor.broker.locate import Unreachable
-from trade_executor.config import Settings, load_settings
+from trade_executor.config.limits import risk_limits, state_bounds
+from trade_executor.config.sources import Settings, load_settings
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
 from trade_executor.domain.ledger import rebuild_riskbook
 from trade_executor.domain.models import Action, OrderRequest, OrderType
 from trade_executor.domain.riskbook import TradingState
-from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import NOT_FINAL_STATES, ExecutionState, Transition
-from trade_executor.metrics import Metrics
+from trade_executor.observability.metrics import Metrics
+from trade_executor.service.wiring import Actors, build_actors
 from trade_executor.store.errors import StoreError
 from trade_executor.store.protocol import Claimed
-from trade_executor.testing import MemoryStore
+from trade_executor_dev.testing import MemoryStore
 
 pytestmark = pytest.mark.anyio
 
@@ -82,7 +83,7 @@ def settings_for(bridge: PaperServer, **overrides: Any) -> Settings:
 
 
 def fast_bounds(settings: Settings) -> StateBounds:
-    return StateBounds.from_settings(settings, received=0.3, reconcile_window=0.5)
+    return state_bounds(settings, received=0.3, reconcile_window=0.5)
 
 
 @dataclass
@@ -147,7 +148,7 @@ def events(store: MemoryStore, execution_id: UUID) -> list[str]:
 
 def ledger_riskbook(store: MemoryStore, settings: Settings, trading_state: TradingState) -> Any:
     return rebuild_riskbook(
-        RiskLimits.from_settings(settings),
+        risk_limits(settings),
         settings.timezone,
         store.executions,
         datetime.now(UTC),
@@ -515,7 +516,7 @@ async def test_a_resolve_reaches_the_running_executor(
 
 def test_every_non_final_state_but_unknown_has_a_bound() -> None:
     settings = load_settings(database_url=None)
-    bounds = StateBounds.from_settings(settings)
+    bounds = state_bounds(settings)
     assert {s for s in NOT_FINAL_STATES if bounds.bound(s) is None} == {S.UNKNOWN}
     assert bounds.bound(S.SUBMITTING) == settings.ib_bridge_timeout + bounds.reconcile_window
     assert bounds.bound(S.SUBMITTED) == bounds.bound(S.PARTIALLY_FILLED)
@@ -527,9 +528,8 @@ def test_every_non_final_state_but_unknown_has_a_bound() -> None:
 
 def test_the_working_bound_is_the_pollers_own() -> None:
     """`resolve` accepts a working execution exactly when the pollers would give it up."""
-    from trade_executor.actors.following.judge import Bounds
 
     for interval in (0.1, 10, 25):
         settings = load_settings(database_url=None, order_poll_interval=interval)
-        bounds = StateBounds.from_settings(settings)
-        assert bounds.working == Bounds.from_settings(settings).lost_after
+        bounds = state_bounds(settings)
+        assert bounds.working == poll_bounds(settings).lost_after

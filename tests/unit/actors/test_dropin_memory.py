@@ -16,13 +16,13 @@ import pytest
 
 from tests.support import PaperServer, ledgers, paper_config, paper_in_this_loop
 from tests.support.ledgers import MemoryLedger, actor_settings, running_actors, until
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.guardrails import GuardrailFacts, InstanceRow
 from trade_executor.domain.ledger import OriginalTrade
 from trade_executor.domain.states import ExecutionState
 from trade_executor.store.protocol import OriginalTables
-from trade_executor.testing import MemoryStore
+from trade_executor_dev.testing import MemoryStore
 
 pytestmark = pytest.mark.anyio
 

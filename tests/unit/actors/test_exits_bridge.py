@@ -23,16 +23,16 @@ from structlog.testing import capture_logs
 from tests.support import PaperServer, paper_config, paper_in_this_loop
 from trade_executor.actors.exits.flatten import instance_rules_from
 from trade_executor.actors.supervisor import Supervisor
-from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerRejected
-from trade_executor.broker.paper import Faults
-from trade_executor.config import load_settings
+from trade_executor.config.sources import load_settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import ProtectionPlaced
 from trade_executor.domain.states import ExecutionState
-from trade_executor.metrics import Metrics
-from trade_executor.testing import MemoryStore
+from trade_executor.observability.metrics import Metrics
+from trade_executor.service.wiring import Actors, build_actors
+from trade_executor_dev.paper import Faults
+from trade_executor_dev.testing import MemoryStore
 
 pytestmark = pytest.mark.anyio
 

@@ -45,23 +45,23 @@ import pytest
 from tests.support import PaperServer, paper_config, paper_in_this_loop
 from trade_executor.actors.execution.deadlines import StateBounds
 from trade_executor.actors.supervisor import Supervisor
-from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import AmbiguousSubmission, BrokerRejected, BrokerUnavailable
 from trade_executor.broker.locate import Unreachable
-from trade_executor.config import Settings, load_settings
+from trade_executor.config.limits import risk_limits, state_bounds
+from trade_executor.config.sources import Settings, load_settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.ledger import rebuild_riskbook
 from trade_executor.domain.models import BrokerStatus, OrderStatus
 from trade_executor.domain.riskbook import RiskBook, TradingState
-from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import ExecutionState
 from trade_executor.domain.truth import signed_remaining
-from trade_executor.metrics import Metrics
+from trade_executor.observability.metrics import Metrics
+from trade_executor.service.wiring import Actors, build_actors
 from trade_executor.store.errors import StoreUnavailable
 from trade_executor.store.notifications import NotificationSource
 from trade_executor.store.protocol import Store
-from trade_executor.testing import MemoryStore
+from trade_executor_dev.testing import MemoryStore
 
 # The bounds of `submitted`/`partially_filled` (timeouts that read first, bounded cancels, lost
 # statuses ending `unknown`) come with the `actors.following` package; before it, a refused
@@ -312,7 +312,7 @@ def machine_settings(bridge_url: str, database_url: str | None = None) -> Settin
 
 
 def machine_bounds(settings: Settings) -> StateBounds:
-    return StateBounds.from_settings(settings, received=0.5, reconcile_window=1.0)
+    return state_bounds(settings, received=0.5, reconcile_window=1.0)
 
 
 @asynccontextmanager
@@ -489,7 +489,7 @@ async def consistent(actors: Actors, ledger: LedgerReader, settings: Settings) -
         now = datetime.now(UTC)
         book = actors.executor.riskbook
         expected = rebuild_riskbook(
-            RiskLimits.from_settings(settings),
+            risk_limits(settings),
             settings.timezone,
             executions,
             now,

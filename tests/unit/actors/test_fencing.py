@@ -22,15 +22,15 @@ from structlog.testing import capture_logs
 from tests.support import PaperServer, paper_config, paper_in_this_loop
 from trade_executor.actors.executor import Executor
 from trade_executor.actors.supervisor import Supervisor
-from trade_executor.actors.wiring import build_actors
 from trade_executor.broker.client import BrokerClient
-from trade_executor.config import Settings, load_settings
+from trade_executor.config.sources import Settings, load_settings
 from trade_executor.domain.execution import Changes
 from trade_executor.domain.states import ExecutionState, Transition
-from trade_executor.metrics import Metrics
+from trade_executor.observability.metrics import Metrics
+from trade_executor.service.wiring import build_actors
 from trade_executor.store.errors import Fenced
 from trade_executor.store.protocol import Claimed, ClaimOutcome
-from trade_executor.testing import MemoryStore
+from trade_executor_dev.testing import MemoryStore
 
 pytestmark = pytest.mark.anyio
 

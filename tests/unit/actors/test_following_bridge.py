@@ -20,8 +20,7 @@ from tests.support import PaperServer, paper_config, paper_in_this_loop
 from trade_executor.actors.following import BracketChildren, PollerPool
 from trade_executor.actors.messages import OrderProgress, OrderStatusLost
 from trade_executor.broker.client import BrokerClient
-from trade_executor.broker.paper import Faults
-from trade_executor.config import Settings, load_settings
+from trade_executor.config.sources import Settings, load_settings
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import (
     Action,
@@ -32,9 +31,10 @@ from trade_executor.domain.models import (
     OrderType,
 )
 from trade_executor.domain.states import ExecutionState, Transition
-from trade_executor.metrics import Metrics
+from trade_executor.observability.metrics import Metrics
 from trade_executor.store.protocol import Claimed
-from trade_executor.testing import MemoryStore
+from trade_executor_dev.paper import Faults
+from trade_executor_dev.testing import MemoryStore
 
 pytestmark = pytest.mark.anyio
 

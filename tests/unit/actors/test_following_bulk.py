@@ -19,14 +19,14 @@ import pytest
 from tests.support import paper_config, paper_in_this_loop
 from trade_executor.actors.following import PollerPool
 from trade_executor.broker.client import BrokerClient
-from trade_executor.broker.paper import Faults
-from trade_executor.config import load_settings
+from trade_executor.config.sources import load_settings
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import Action, OrderRequest, OrderType
 from trade_executor.domain.states import ExecutionState, Transition
-from trade_executor.metrics import Metrics
+from trade_executor.observability.metrics import Metrics
 from trade_executor.store.protocol import Claimed
-from trade_executor.testing import MemoryStore
+from trade_executor_dev.paper import Faults
+from trade_executor_dev.testing import MemoryStore
 
 pytestmark = pytest.mark.anyio
 

@@ -25,7 +25,8 @@ from trade_executor.actors.following.judge import (
     default_lost_grace,
     judge,
 )
-from trade_executor.config import load_settings
+from trade_executor.actors.following.pool import poll_bounds
+from trade_executor.config.sources import load_settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import BrokerStatus
 from trade_executor.domain.states import ExecutionState
@@ -173,7 +174,7 @@ def test_a_bridge_without_cancel_keeps_the_order_followed() -> None:
 
 def test_the_bounds_come_from_the_settings_with_a_documented_grace() -> None:
     settings = load_settings(order_poll_interval=10, order_poll_timeout=120)
-    bounds = Bounds.from_settings(settings)
+    bounds = poll_bounds(settings)
     assert bounds.lost_after == 120 + 30 == 120 + default_lost_grace(10)
     assert default_lost_grace(20) == 60  # three intervals when they are longer than 30 s
     assert bounds.max_cancel_attempts == 3

@@ -14,7 +14,7 @@ import pytest
 from trade_executor.actors.messages import FillsFound, Message
 from trade_executor.actors.reconciler import Reconciler, compare
 from trade_executor.broker.errors import BrokerUnavailable
-from trade_executor.config import load_settings
+from trade_executor.config.sources import load_settings
 from trade_executor.domain.breaks import BreakKind
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import (
@@ -25,8 +25,8 @@ from trade_executor.domain.models import (
     Position,
 )
 from trade_executor.domain.states import ExecutionState
-from trade_executor.metrics import Metrics
-from trade_executor.testing import MemoryStore
+from trade_executor.observability.metrics import Metrics
+from trade_executor_dev.testing import MemoryStore
 
 S = ExecutionState
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=UTC)

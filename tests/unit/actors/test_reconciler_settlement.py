@@ -13,8 +13,8 @@ from trade_executor.actors.messages import Message, PositionExited
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import Action, BrokerOrder, BrokerStatus, Position
 from trade_executor.domain.settlement import price_unknown, settle, with_exit_price
-from trade_executor.metrics import Metrics
-from trade_executor.testing import MemoryStore
+from trade_executor.observability.metrics import Metrics
+from trade_executor_dev.testing import MemoryStore
 
 from .test_reconciler import NOW, ScriptedBroker, execution, order, reconciler_for, seed
 

@@ -18,13 +18,13 @@ from trade_executor.actors.execution.shared import Shared
 from trade_executor.actors.execution.submit import Submitter, submission_key
 from trade_executor.broker.locate import Adopted, Ambiguous, Located, NotPlaced, Unreachable
 from trade_executor.broker.reconcile import SubmissionKey
-from trade_executor.config import load_settings
+from trade_executor.config.sources import load_settings
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import Action, BrokerOrder, BrokerStatus, OrderType
 from trade_executor.domain.states import ExecutionState, Transition
-from trade_executor.metrics import Metrics
+from trade_executor.observability.metrics import Metrics
 from trade_executor.store.protocol import Claimed
-from trade_executor.testing import MemoryStore
+from trade_executor_dev.testing import MemoryStore
 
 pytestmark = pytest.mark.anyio
 

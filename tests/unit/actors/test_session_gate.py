@@ -17,11 +17,11 @@ import pytest
 from tests.support import PaperServer
 from tests.support.ledgers import actor_settings
 from trade_executor.actors.supervisor import Supervisor
-from trade_executor.actors.wiring import build_actors
 from trade_executor.broker.client import BrokerClient
 from trade_executor.domain.execution import Execution
-from trade_executor.metrics import Metrics
-from trade_executor.testing import MemoryStore
+from trade_executor.observability.metrics import Metrics
+from trade_executor.service.wiring import build_actors
+from trade_executor_dev.testing import MemoryStore
 
 pytestmark = pytest.mark.anyio
 

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support import paper_config
-from trade_executor.broker.paper import OrderError, PaperBroker, PaperConfig
 from trade_executor.domain.models import Action, BrokerStatus, OrderType
+from trade_executor_dev.paper import OrderError, PaperBroker, PaperConfig
 
 D = Decimal
 

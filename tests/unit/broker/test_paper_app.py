@@ -15,8 +15,8 @@ import pytest
 
 from tests.support import paper_config
 from trade_executor.broker.jsonnum import dumps, loads
-from trade_executor.broker.paper import create_app
-from trade_executor.broker.paper.cli import build_parser, config_from_args, main
+from trade_executor_dev.paper import create_app
+from trade_executor_dev.paper.cli import build_parser, config_from_args, main
 
 pytestmark = pytest.mark.anyio
 
@@ -181,7 +181,7 @@ def test_an_impossible_rate_is_a_usage_error(capsys: pytest.CaptureFixture[str])
 
 
 def test_the_command_serves_until_sigterm() -> None:
-    code = "import sys; from trade_executor.broker.paper import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from trade_executor_dev.paper import main; sys.exit(main(sys.argv[1:]))"
     process = subprocess.Popen(
         [sys.executable, "-c", code, "--profile=ideal", "--port", "0", "--tick-interval", "0.01"],
         stderr=subprocess.PIPE,

@@ -18,7 +18,7 @@ import pytest
 
 from tests.support import paper_config
 from trade_executor.broker.jsonnum import dumps, loads
-from trade_executor.broker.paper import Faults, create_app
+from trade_executor_dev.paper import Faults, create_app
 
 pytestmark = pytest.mark.anyio
 

@@ -19,8 +19,8 @@ import pytest
 
 from tests.support import PaperServer, paper_config, paper_in_this_loop
 from trade_executor.broker.jsonnum import dumps, loads
-from trade_executor.broker.paper import Faults
-from trade_executor.broker.paper.cli import build_parser, config_from_args
+from trade_executor_dev.paper import Faults
+from trade_executor_dev.paper.cli import build_parser, config_from_args
 
 pytestmark = pytest.mark.anyio
 
@@ -134,7 +134,7 @@ def test_the_command_defaults_to_the_jax_profile() -> None:
 
 
 def test_the_jax_command_serves_the_real_health_until_sigterm() -> None:
-    code = "import sys; from trade_executor.broker.paper import main; sys.exit(main(sys.argv[1:]))"
+    code = "import sys; from trade_executor_dev.paper import main; sys.exit(main(sys.argv[1:]))"
     args = ["--port", "0", "--latency-scale", "0", "--live", "--unknown-symbol", "NOPE"]
     process = subprocess.Popen(
         [sys.executable, "-c", code, *args],

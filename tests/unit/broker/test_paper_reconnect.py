@@ -19,9 +19,9 @@ import pytest
 
 from tests.support import PaperServer, paper_config
 from trade_executor.broker.jsonnum import dumps, loads
-from trade_executor.broker.paper import Faults, PaperConfig
-from trade_executor.broker.paper.cli import build_parser
-from trade_executor.broker.paper.state import PaperBridge
+from trade_executor_dev.paper import Faults, PaperConfig
+from trade_executor_dev.paper.cli import build_parser
+from trade_executor_dev.paper.state import PaperBridge
 
 pytestmark = pytest.mark.anyio
 
@@ -204,7 +204,7 @@ def test_a_timed_disconnect_ends_by_itself() -> None:
 
 
 def test_help_lists_every_admin_endpoint_and_the_protect_body(paper_settings: PaperConfig) -> None:
-    from trade_executor.broker.paper.admin import routes
+    from trade_executor_dev.paper.admin import routes
 
     text = build_parser().format_help()
     for route in routes(PaperBridge(paper_settings)):

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support import ThreadedBridge
 from trade_executor.broker import BrokerClient
 from trade_executor.broker import capabilities as caps
-from trade_executor.metrics import BRIDGE_ENDPOINTS, Metrics
+from trade_executor.observability.metrics import BRIDGE_ENDPOINTS, Metrics
 
 pytestmark = pytest.mark.anyio
 

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from trade_executor.config.session_calendar import trading_session
 from trade_executor.domain.session import SessionSpecError, TradingSession, check_spec
-from trade_executor.session_calendar import trading_session
 
 NY = ZoneInfo("America/New_York")
 TODAY = date(2026, 12, 7)  # the table is built around this day: the tests do not age

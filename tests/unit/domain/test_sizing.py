@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trade_executor.config import Settings
+from trade_executor.config.limits import risk_limits
+from trade_executor.config.sources import Settings
 from trade_executor.domain.models import Account
 from trade_executor.domain.sizing import (
     POSITION_SIZE_CEILING,
@@ -49,7 +50,7 @@ def rejected(
 
 
 def test_limits_from_settings_defaults() -> None:
-    assert RiskLimits.from_settings(Settings()) == DEFAULTS
+    assert risk_limits(Settings()) == DEFAULTS
 
 
 def test_worked_example() -> None:
@@ -314,6 +315,6 @@ def test_caps_of_limits_that_are_off() -> None:
 
 def test_limits_from_settings_carry_the_realized_loss_limit() -> None:
     settings = Settings(max_daily_realized_loss=D(300), max_open_positions=0)
-    lim = RiskLimits.from_settings(settings)
+    lim = risk_limits(settings)
     assert lim.daily_realized_loss_cap == D(300)
     assert lim.open_positions_cap is None

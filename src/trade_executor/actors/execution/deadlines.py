@@ -49,7 +49,7 @@ from trade_executor.domain.bounds import RECEIVED_BOUND, StateBounds
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.ledger import holds_symbol
 from trade_executor.domain.states import NOT_FINAL_STATES, ExecutionState
-from trade_executor.logging import clear_repeated, log_repeated
+from trade_executor.observability.logging import clear_repeated, log_repeated
 
 S = ExecutionState
 

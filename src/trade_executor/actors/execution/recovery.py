@@ -17,10 +17,10 @@ from trade_executor.actors.execution.outcomes import Outcomes
 from trade_executor.actors.execution.shared import Candidate, Shared, log, log_context
 from trade_executor.actors.execution.submit import Submitter
 from trade_executor.actors.execution.vetting import day_start, vet
+from trade_executor.config.limits import risk_limits
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.ledger import holds_symbol, rebuild_riskbook
 from trade_executor.domain.riskbook import TradingState
-from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import NOT_FINAL_STATES, ExecutionState
 
 
@@ -43,7 +43,7 @@ class Recovery:
         # today's budget and their working orders' symbols are open.
         originals = await s.store.original_trades_since(day_start(today, s))
         s.riskbook = rebuild_riskbook(
-            RiskLimits.from_settings(s.settings),
+            risk_limits(s.settings),
             s.settings.timezone,
             [*await s.store.executions_on(today), *open_executions, *positions],
             now,

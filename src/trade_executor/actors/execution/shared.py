@@ -21,14 +21,14 @@ from trade_executor.actors.recording import Recorder
 from trade_executor.actors.snapshots import AccountSnapshots
 from trade_executor.actors.working import WorkingOrders
 from trade_executor.broker.protocol import Broker
-from trade_executor.config import Settings
+from trade_executor.config.limits import risk_limits
+from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.guardrails import NO_GUARDRAILS, GuardrailFacts, InstanceTally
 from trade_executor.domain.riskbook import RiskBook
-from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.validation import ValidSignal
-from trade_executor.logging import get_logger
-from trade_executor.metrics import Metrics
+from trade_executor.observability.logging import get_logger
+from trade_executor.observability.metrics import Metrics
 from trade_executor.store.protocol import Store
 
 log = get_logger("trade_executor.executor")
@@ -178,7 +178,7 @@ class Shared:
 
     def reset(self) -> None:
         """A fresh run: nothing of a cancelled run's state or reads is reused."""
-        self.riskbook = RiskBook(RiskLimits.from_settings(self.settings), self.settings.timezone)
+        self.riskbook = RiskBook(risk_limits(self.settings), self.settings.timezone)
         self.wall = HaltWall(lambda: self.riskbook.halted)
         self.working = WorkingOrders()
         self.snapshots = AccountSnapshots(self.broker)

@@ -42,15 +42,15 @@ from trade_executor.broker.errors import (
 )
 from trade_executor.broker.locate import Adopted, Ambiguous, NotPlaced, Unreachable
 from trade_executor.broker.reconcile import SubmissionKey
+from trade_executor.crashpoints import fault_point
 from trade_executor.domain.bounds import RECONCILE_WINDOW
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import Action, AnyOrderRequest, OrderType, PlacedOrder
 from trade_executor.domain.orders import build_order
 from trade_executor.domain.riskbook import Decision
 from trade_executor.domain.states import NOT_FINAL_STATES, Transition
-from trade_executor.logging import bind_context
+from trade_executor.observability.logging import bind_context
 from trade_executor.store.errors import Fenced, StoreError
-from trade_executor.testing.faults import fault_point
 
 # How long a lost answer may wait for the bridge's order list to become readable again before
 # the execution is given up as `unknown` (its risk kept; an operator resolves it).

@@ -20,6 +20,7 @@ import anyio
 
 from trade_executor.actors.execution.outcomes import Outcomes
 from trade_executor.actors.execution.shared import Candidate, Shared, log, log_context
+from trade_executor.config.session_calendar import trading_session
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.guardrails import (
     ARTIFACT_NOT_APPROVED,
@@ -30,7 +31,6 @@ from trade_executor.domain.guardrails import (
 )
 from trade_executor.domain.models import Approval, Signal
 from trade_executor.domain.validation import Rejection, validate
-from trade_executor.session_calendar import trading_session
 from trade_executor.store.errors import StoreError
 
 ALREADY_EXECUTED = "already_executed"

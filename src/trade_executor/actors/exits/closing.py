@@ -23,11 +23,11 @@ import anyio
 from trade_executor.broker.errors import AmbiguousSubmission, BrokerError
 from trade_executor.broker.locate import Adopted, Ambiguous, NotPlaced
 from trade_executor.broker.reconcile import SubmissionKey
+from trade_executor.crashpoints import fault_point
 from trade_executor.domain.execution import Changes
 from trade_executor.domain.models import OrderType
 from trade_executor.domain.states import Transition
 from trade_executor.domain.truth import broker_quantity, working_orders_of
-from trade_executor.testing.faults import fault_point
 
 from .flatten import GLOBAL_KEY, FlattenRule
 from .looks import Looks

@@ -29,16 +29,16 @@ from uuid import UUID
 import anyio
 from anyio.abc import TaskStatus
 
+from trade_executor.actors.following.children import BracketChildren
 from trade_executor.actors.messages import CloseRequested, ExecutionChanged, Message
 from trade_executor.broker.protocol import Broker
-from trade_executor.config import Settings
+from trade_executor.config.session_calendar import trading_session
+from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.states import Transition
-from trade_executor.metrics import Metrics
-from trade_executor.session_calendar import trading_session
+from trade_executor.observability.metrics import Metrics
 from trade_executor.store.protocol import Store
 
-from ..following.children import BracketChildren
 from .closing import Closes
 from .looks import Looks
 from .positions import ExitReason, PositionState, is_open

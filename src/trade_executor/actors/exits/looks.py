@@ -18,8 +18,8 @@ from __future__ import annotations
 from trade_executor.actors.messages import PositionExited
 from trade_executor.broker.errors import BrokerError
 from trade_executor.broker.orderbook import OrderIndex
+from trade_executor.crashpoints import fault_point
 from trade_executor.domain.states import IllegalTransition, Transition
-from trade_executor.testing.faults import fault_point
 
 from .positions import Assessment, assess, exit_orders, over_exit, remaining, trade_notes
 from .protection import Protection

@@ -24,10 +24,15 @@ from trade_executor.actors.messages import Message
 from trade_executor.broker.errors import BrokerError
 from trade_executor.broker.orderbook import OrderIndex
 from trade_executor.broker.protocol import Broker
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Changes, Execution
-from trade_executor.logging import bind_context, clear_repeated, get_logger, log_repeated
-from trade_executor.metrics import Metrics
+from trade_executor.observability.logging import (
+    bind_context,
+    clear_repeated,
+    get_logger,
+    log_repeated,
+)
+from trade_executor.observability.metrics import Metrics
 from trade_executor.store.protocol import Store
 
 from .flatten import FlattenRule, FlattenSchedule

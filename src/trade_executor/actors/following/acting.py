@@ -19,13 +19,13 @@ from typing import Any
 from trade_executor.actors.messages import OrderProgress, OrderStatusLost
 from trade_executor.broker.errors import BrokerError, EndpointMissing
 from trade_executor.broker.protocol import Broker
+from trade_executor.crashpoints import fault_point
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import BrokerStatus
 from trade_executor.domain.states import EventKind, ExecutionState, Transition
-from trade_executor.logging import get_logger, log_repeated
-from trade_executor.metrics import Metrics
+from trade_executor.observability.logging import get_logger, log_repeated
+from trade_executor.observability.metrics import Metrics
 from trade_executor.store.protocol import Store
-from trade_executor.testing.faults import fault_point
 
 from .judge import Poller, Seen
 

@@ -28,7 +28,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import BrokerStatus
 
@@ -54,19 +53,6 @@ class Bounds:
     lost_after: float  # a status lost this long without interruption -> unknown
     cancel_wait: float  # an accepted cancel not yet confirmed is sent again after this
     max_cancel_attempts: int = MAX_CANCEL_ATTEMPTS
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, lost_grace: float | None = None) -> Bounds:
-        interval = settings.order_poll_interval
-        grace = default_lost_grace(interval) if lost_grace is None else lost_grace
-        return cls(
-            interval=interval,
-            timeout=settings.order_poll_timeout,
-            timeout_action=settings.order_timeout_action,
-            recheck_delay=settings.cancelled_recheck_delay,
-            lost_after=settings.order_poll_timeout + grace,
-            cancel_wait=2 * interval,
-        )
 
 
 # -- observations -------------------------------------------------------------------------------

@@ -39,11 +39,11 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from trade_executor.broker.orderbook import OrderIndex
 from trade_executor.broker.protocol import Broker
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.states import ExecutionState, IllegalTransition
-from trade_executor.logging import bind_context
-from trade_executor.metrics import Metrics
+from trade_executor.observability.logging import bind_context
+from trade_executor.observability.metrics import Metrics
 from trade_executor.store.protocol import Store
 
 from .acting import Acts, OnPosition, Report, ReportLost, context, log
@@ -60,6 +60,7 @@ from .judge import (
     Step,
     Unreachable,
     Wait,
+    default_lost_grace,
     judge,
 )
 from .reads import NoList, from_list, read_list, read_order
@@ -69,6 +70,20 @@ RETRY_CAP = 30.0
 Clock = Callable[[], datetime]
 OnChildren = Callable[[BracketChildren], None]
 _Entry = tuple[float, int, Poller]
+
+
+def poll_bounds(settings: Settings, *, lost_grace: float | None = None) -> Bounds:
+    """The judge's bounds from the settings (the judge itself takes no Settings)."""
+    interval = settings.order_poll_interval
+    grace = default_lost_grace(interval) if lost_grace is None else lost_grace
+    return Bounds(
+        interval=interval,
+        timeout=settings.order_poll_timeout,
+        timeout_action=settings.order_timeout_action,
+        recheck_delay=settings.cancelled_recheck_delay,
+        lost_after=settings.order_poll_timeout + grace,
+        cancel_wait=2 * interval,
+    )
 
 
 def _utcnow() -> datetime:
@@ -111,7 +126,7 @@ class PollerPool:
         self._broker = broker
         self._metrics = metrics
         self._clock = clock
-        self._bounds = Bounds.from_settings(settings, lost_grace=lost_grace)
+        self._bounds = poll_bounds(settings, lost_grace=lost_grace)
         self._acts = Acts(store, broker, metrics, report, report_lost, on_position)
         self._on_children = on_children
         self._order_list_hint = order_list

@@ -18,7 +18,7 @@ from trade_executor.broker.errors import BrokerError, BrokerUnavailable, Endpoin
 from trade_executor.broker.orderbook import OrderIndex
 from trade_executor.broker.protocol import Broker
 from trade_executor.domain.models import BrokerOrder, BrokerStatus, OrderStatus
-from trade_executor.logging import clear_repeated, log_repeated
+from trade_executor.observability.logging import clear_repeated, log_repeated
 
 from .judge import Lost, Observation, Poller, Seen, Unreachable
 

@@ -18,13 +18,13 @@ from decimal import Decimal, InvalidOperation
 
 from trade_executor.api.console import adapters
 from trade_executor.api.console.adapters import ActionResult
-from trade_executor.config import Settings
-from trade_executor.logging import get_logger
-from trade_executor.lookup import IdSyntaxError, parse_id
+from trade_executor.config.sources import Settings
+from trade_executor.observability.logging import get_logger
 from trade_executor.ops.close import describe, is_open, request_close
 from trade_executor.ops.common import OperationError
 from trade_executor.ops.control import change_switch, halt_outcome, resume_outcome
 from trade_executor.ops.resolve import OUTCOMES, resolve_execution
+from trade_executor.store.lookup import IdSyntaxError, parse_id
 from trade_executor.store.postgres import PgStore
 
 log = get_logger("trade_executor.console")

@@ -15,11 +15,11 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from trade_executor.broker_truth import broker_positions as truth_positions
-from trade_executor.broker_truth import protect_position
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import Position
+from trade_executor.ops.broker_truth import broker_positions as truth_positions
+from trade_executor.ops.broker_truth import protect_position
 from trade_executor.ops.report import StrategyTotals, by_strategy, closed_trade
 from trade_executor.store.postgres import PgStore
 

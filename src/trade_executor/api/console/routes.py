@@ -23,9 +23,9 @@ from trade_executor import __version__
 from trade_executor.api.console import actions, auth, formatting, views
 from trade_executor.api.console.views import NotReady
 from trade_executor.api.gateway import Gateway
-from trade_executor.config import Settings
-from trade_executor.logging import get_logger, log_repeated
-from trade_executor.lookup import ExecutionLookupError, IdSyntaxError, parse_id
+from trade_executor.config.sources import Settings
+from trade_executor.observability.logging import get_logger, log_repeated
+from trade_executor.store.lookup import ExecutionLookupError, IdSyntaxError, parse_id
 
 log = get_logger("trade_executor.console")
 

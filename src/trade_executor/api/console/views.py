@@ -16,12 +16,12 @@ import anyio
 from trade_executor.api.console import adapters
 from trade_executor.api.console.chart import Close, pnl_chart
 from trade_executor.api.gateway import Gateway
-from trade_executor.config import Settings
+from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
+from trade_executor.domain.mode import operating_mode
 from trade_executor.domain.states import event_kind
-from trade_executor.lookup import IdPattern, load, plain
 from trade_executor.ops.status import collect_view
-from trade_executor.startup import operating_mode
+from trade_executor.store.lookup import IdPattern, load, plain
 from trade_executor.store.postgres import PgStore
 from trade_executor.store.protocol import StoredEvent
 

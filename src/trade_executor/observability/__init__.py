@@ -1,0 +1,1 @@
+"""Observability: the structured log (and its tap), the Prometheus metrics."""

@@ -1,0 +1,162 @@
+"""`MemoryStore`'s side of the original service's tables: the test inputs (`original`,
+`original_orders`, `original_trades`, `guardrails`) and our writes to its `order_intents`,
+`fills`, `audit_events` and `trades`, as `PgStore` writes them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from trade_executor.domain.execution import Changes, Execution, TradeRecord
+from trade_executor.domain.guardrails import GuardrailFacts
+from trade_executor.domain.ledger import OriginalTrade
+from trade_executor.domain.states import Transition
+from trade_executor.store.original import audit_for_transition, fill_delta
+from trade_executor.store.protocol import AuditEntry, OriginalTables
+from trade_executor_dev.testing.memory_base import MemoryBase, keep
+
+
+class MemoryOriginal(MemoryBase):
+    """The original's tables, read and written (a mixin of `MemoryStore`)."""
+
+    async def original_order(self, signal_id: UUID) -> str | None:
+        await self._enter("original_order")
+        return self.original_orders.get(signal_id)
+
+    async def original_trades_since(self, since: datetime) -> list[OriginalTrade]:
+        await self._enter("original_trades_since")
+        return [trade for trade in self.original_trades if trade.created_at >= since]
+
+    async def original_tables(self) -> OriginalTables:
+        await self._enter("original_tables")
+        return self.original
+
+    async def guardrail_facts(
+        self,
+        signal_id: UUID,
+        *,
+        instances: bool,
+        artifacts: bool,
+        day_start: datetime,
+        trading_day: date,
+    ) -> GuardrailFacts:
+        await self._enter("guardrail_facts")
+        facts = self.guardrails.get(signal_id, GuardrailFacts())
+        return replace(
+            facts,
+            instance_checked=instances and facts.instance_checked,
+            artifact_checked=artifacts and facts.artifact_checked,
+        )
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        await self._enter("record_audit")
+        if self.original.audit_events:
+            self._t.audit_events.append(entry)
+
+    def _write_original(
+        self,
+        before: Execution,
+        after: Execution,
+        transition: Transition,
+        detail: dict[str, Any] | None,
+        now: datetime,
+    ) -> None:
+        """The original's tables, as `PgStore` writes them in the transition's transaction."""
+        key = str(after.id)
+        if self.original.order_intents:
+            if transition is Transition.BEGIN_SUBMIT:
+                self._t.order_intents.append(
+                    {
+                        "signal_id": after.signal_id,
+                        "symbol": after.symbol,
+                        "side": after.action,
+                        "quantity": after.quantity,
+                        "order_type": after.order_type,
+                        "status": "pending",
+                        "metadata": {"executionId": key, "clientOrderId": after.client_order_id},
+                        "created_at": now,
+                    }
+                )
+            else:
+                for intent in self._t.order_intents:
+                    if intent["metadata"].get("executionId") != key:
+                        continue
+                    failed = after.state.value in ("failed", "unknown", "rejected")
+                    intent["status"] = (
+                        after.state.value
+                        if failed or after.broker_status is None
+                        else after.broker_status
+                    )
+                    if after.order_id is not None:
+                        intent["metadata"]["brokerOrderId"] = str(after.order_id)
+                    intent["metadata"]["filledQty"] = after.filled_qty
+        if self.original.fills and after.filled_qty > before.filled_qty:
+            delta = fill_delta(
+                before.filled_qty, before.avg_fill_price, after.filled_qty, after.avg_fill_price
+            )
+            if delta is not None:
+                self._t.fills.append(
+                    {
+                        "trade_id": key if key in self._t.trades else None,
+                        "broker_order_id": str(after.order_id),
+                        "symbol": after.symbol,
+                        "side": after.action,
+                        "filled_qty": delta[0],
+                        "avg_fill_price": delta[1],
+                    }
+                )
+        if self.original.audit_events:
+            entry = audit_for_transition(after, transition, detail)
+            if entry is not None:
+                self._t.audit_events.append(entry)
+
+    def _write_trade(self, trade: TradeRecord, now: datetime) -> None:
+        order_id = str(trade.order_id) if trade.order_id is not None else None
+        risk = {
+            "amount": trade.risk_amount,
+            "percent": trade.risk_percent,
+            "position_value": trade.position_value,
+            "quantity": trade.quantity,
+            "order_id": order_id,
+            "status": trade.order_status,
+        }
+        existing = self._t.trades.get(trade.trade_id)
+        if existing is not None:
+            existing.update(order_status=trade.order_status, risk=risk, updated_at=now)
+        else:
+            self._t.trades[trade.trade_id] = {
+                "id": trade.trade_id,
+                "signal_id": trade.signal_id,
+                "symbol": trade.symbol,
+                "direction": trade.direction,
+                "entry": trade.entry,
+                "stop": trade.stop,
+                "targets": [trade.take_profit],
+                "strategy_id": trade.strategy_id,
+                "notes": trade.notes,
+                "risk": risk,
+                "order_status": trade.order_status,
+                "filled_qty": 0,
+                "avg_fill_price": None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        if order_id is not None:
+            for row in self._t.approvals.values():
+                if row.approval.signal_id == trade.signal_id and row.approval.approved:
+                    row.approval = replace(row.approval, order_id=order_id)
+
+    def _update_trade_status(self, trade_id: str, changes: Changes, now: datetime) -> None:
+        row = self._t.trades.get(trade_id)
+        if row is None:
+            return
+        row["order_status"] = keep(changes.broker_status, row["order_status"])
+        row["filled_qty"] = keep(changes.filled_qty, row["filled_qty"])
+        row["avg_fill_price"] = keep(changes.avg_fill_price, row["avg_fill_price"])
+        if row["risk"] is not None:
+            risk = dict(row["risk"])
+            risk["status"] = keep(changes.broker_status, risk.get("status"))
+            row["risk"] = risk
+        row["updated_at"] = now
