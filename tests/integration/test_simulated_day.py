@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import sys
 from collections import defaultdict
@@ -39,9 +38,12 @@ import pytest
 from tests.integration.test_exits_pg import WAIT, enter, jax_bridge, row, settings_for
 from tests.support import ThreadedBridge, approve, insert_signal, running_service, wait_for
 from trade_executor.broker.client import BrokerClient
+from trade_executor.broker.jsonnum import dumps
+from trade_executor.config import Settings
 from trade_executor.domain.session import TradingSession, Window, session_from_windows
+from trade_executor.ops.status import gather_view
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # about 60 s wall on a loaded 2-core host
 __all__ = ["jax_bridge"]
 
 SCRIPT = Path(sys.executable).with_name("trade-executor")
@@ -73,7 +75,9 @@ class DaySession:
 
     def open_now(self) -> datetime:
         opened = datetime.now(UTC)
-        self._windows.append(Window(self.today + timedelta(days=1), opened, opened + timedelta(hours=6)))
+        self._windows.append(
+            Window(self.today + timedelta(days=1), opened, opened + timedelta(hours=6))
+        )
         self.table = self._build()
         return opened
 
@@ -91,7 +95,9 @@ def runbook_command(start: str, **replace: str) -> list[str]:
     block = text[text.index("## Operator commands") :]
     block = block[: block.index("\n```\n")]
     [line] = [
-        line for line in block.splitlines() if line.startswith(f"te {start} ") or line == f"te {start}"
+        line
+        for line in block.splitlines()
+        if line.startswith(f"te {start} ") or line == f"te {start}"
     ]
     argv = shlex.split(line, comments=True)
     assert argv[0] == "te"
@@ -104,12 +110,32 @@ async def te(env: dict[str, str], argv: list[str]) -> str:
     return done.stdout.decode()
 
 
+async def status_view(settings: Settings) -> dict[str, Any]:
+    """What `status --json` prints, read in this process (quicker than the command)."""
+
+    def read() -> dict[str, Any]:
+        view: dict[str, Any] = json.loads(dumps(gather_view(settings)))
+        return view
+
+    return await anyio.to_thread.run_sync(read)
+
+
+def protects(bridge: ThreadedBridge, symbol: str) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in bridge.requests()
+        if r["method"] == "POST" and r["path"] == f"/positions/{symbol}/protect"
+    ]
+
+
 async def status_json(env: dict[str, str]) -> dict[str, Any]:
     view: dict[str, Any] = json.loads(await te(env, [str(SCRIPT), "status", "--json"]))
     return view
 
 
-def working(bridge: ThreadedBridge, symbol: str, *, visible_only: bool = False) -> list[dict[str, Any]]:
+def working(
+    bridge: ThreadedBridge, symbol: str, *, visible_only: bool = False
+) -> list[dict[str, Any]]:
     return [
         o
         for o in bridge.orders()
@@ -162,7 +188,7 @@ async def test_a_simulated_day_ends_with_the_ledger_and_the_broker_agreeing(
         assert service.actors is not None
         # -- the morning: four approvals become bracketed positions ----------------------------
         signals = {s: await enter(conn, bridge, s) for s in ("COIN", "INTC", "UBER", "CRM")}
-        for symbol, signal_id in signals.items():
+        for symbol in signals:
             assert {o["order_type"] for o in working(bridge, symbol)} == {"LMT", "STP"}
 
         # -- restart 1 (the same client id) while IB fills COIN's stop --------------------------
@@ -177,12 +203,11 @@ async def test_a_simulated_day_ends_with_the_ledger_and_the_broker_agreeing(
         assert coin["realized_pnl"] == Decimal("-665.00")  # at its stop until priced
         # The working children were listed again under their ids.
         assert {o["order_id"] for s in ("INTC", "UBER", "CRM") for o in working(bridge, s)} == kept
-        view = await status_json(env)
+        view = await status_view(settings)
         assert [n["symbol"] for n in view["needing_operator"]] == ["COIN"]
         await te(env, runbook_command("resolve-position", COIN="COIN", **{"212.40": "144.80"}))
         coin = await row(conn, signals["COIN"])
         assert coin["realized_pnl"] == Decimal("-691.60")  # 133 x (144.80 - 150)
-
 
         # -- an 1100/1102 disconnect: IB fills UBER's target, an approval arrives ----------------
         uber_target = child(bridge, (await row(conn, signals["UBER"]))["order_id"], "LMT")
@@ -223,13 +248,62 @@ async def test_a_simulated_day_ends_with_the_ledger_and_the_broker_agreeing(
         bridge.admin("POST", "/admin/restart", {"client_id_changed": True})
         bridge.admin("POST", "/admin/fill", {"order_id": pypl_stop, "price": 144.50})
         pypl = await position_state(conn, signals["PYPL"], "closed")
-        print("PYPL", dict(pypl), flush=True)
-        assert (pypl["exit_reason"], pypl["exit_avg_price"]) == ("external", None)
-        view = await status_json(env)
+        assert (pypl["exit_reason"], pypl["exit_qty"], pypl["exit_avg_price"]) == (
+            "external", 134, None)  # fmt: skip
+        assert pypl["realized_pnl"] == Decimal("-670.00")  # at its stop until priced
+        view = await status_view(settings)
         assert [n["symbol"] for n in view["needing_operator"]] == ["PYPL"]
         await te(env, runbook_command("resolve-position", COIN="PYPL", **{"212.40": "144.50"}))
-        print("PYPL", dict(await row(conn, signals["PYPL"])), flush=True)
-        await anyio.sleep(2)
-        for s in ("INTC", "DDOG"):
-            print(s, dict(await row(conn, signals[s])), flush=True)
-        print("PHASE 5 done", json.dumps((await status_json(env))["positions"], default=str), flush=True)
+        assert (await row(conn, signals["PYPL"]))["realized_pnl"] == Decimal("-737.00")
+        # INTC's and DDOG's stops still work at IB, but the bridge lists none of them: the
+        # ledger no longer calls them protected (and nothing is placed over them before the
+        # close expires them).
+        for symbol in ("INTC", "DDOG"):
+            await position_state(conn, signals[symbol], "unprotected")
+        await anyio.sleep(2 * INTERVAL)
+        assert (len(protects(bridge, "INTC")), len(protects(bridge, "DDOG"))) == (0, 1)
+
+        # -- the session close: DAY children expire; the next open protects again ---------------
+        session.close_now()
+        expired = bridge.admin("POST", "/admin/session-close")["expired"]
+        assert len(expired) == 4  # INTC's two children and DDOG's two, unseen but working
+        before = {s: len(protects(bridge, s)) for s in ("INTC", "DDOG")}
+        await anyio.sleep(2 * INTERVAL)  # the service looks while the market is closed
+        assert {s: len(protects(bridge, s)) for s in before} == before
+        opened = session.open_now()
+        for symbol in ("INTC", "DDOG"):
+            reprotected = await position_state(conn, signals[symbol], "open")
+            assert reprotected["reprotected_at"] == opened
+        assert {s: len(protects(bridge, s)) - before[s] for s in before} == {"INTC": 1, "DDOG": 1}
+        await anyio.sleep(2 * INTERVAL)  # a few more looks and passes: nothing more is sent
+        assert {s: len(protects(bridge, s)) - before[s] for s in before} == {"INTC": 1, "DDOG": 1}
+
+        # -- the end of the day: the ledger, `status` and the broker agree exactly --------------
+        view = await status_json(env)
+    held = broker_positions(bridge)
+    assert held == {"INTC": 133, "DDOG": 134}
+    ledger = {p["symbol"]: p["quantity"] for p in view["positions"]["ledger"]}
+    shown = {p["symbol"]: p["quantity"] for p in view["positions"]["bridge"]}
+    assert ledger == shown == held
+    assert view["needing_operator"] == []  # every price-unknown position was priced
+    day_rows = await conn.fetch(
+        "SELECT symbol, realized_pnl FROM executions WHERE closed_at IS NOT NULL ORDER BY symbol"
+    )
+    by_symbol = {r["symbol"]: r["realized_pnl"] for r in day_rows}
+    assert by_symbol == {
+        "COIN": Decimal("-691.60"),  # 133 x (144.80 - 150), priced by the operator
+        "CRM": Decimal("133.00"),  # 133 x (151 - 150), the operator's close
+        "PYPL": Decimal("-737.00"),  # 134 x (144.50 - 150), priced by the operator
+        "UBER": Decimal("1330.00"),  # 133 x (160 - 150), filled while IB was away
+    }
+    realized = sum(by_symbol.values(), Decimal(0))
+    flat = {o["symbol"] for o in bridge.orders()} - set(held)
+    assert realized == pnl_from_fills(bridge, flat) == Decimal("34.40")
+    assert Decimal(str(view["realized_pnl_today"])) == realized
+    # No position the ledger calls protected lacks a working stop at the bridge.
+    for position in view["positions"]["ledger"]:
+        assert position["protection"] == "protected", position
+        stops = [o for o in working(bridge, position["symbol"], visible_only=True)]
+        assert [o["order_type"] for o in stops if o["order_type"] == "STP"] == ["STP"]
+    # No working order of ours (seen by the bridge or not) against a flat position.
+    assert {s: working(bridge, s) for s in flat} == {s: [] for s in flat}
