@@ -157,7 +157,8 @@ class Closes:
             placed = await self._s.broker.close_position(execution.symbol, quantity=quantity)
         except AmbiguousSubmission as lost:
             log.warning("position.close_answer_lost", error=str(lost), **context(execution))
-            await self._locate_close(followed, lost.detail)
+            # Looked up by what was sent: the broker's quantity, not the ledger's.
+            await self._locate_close(followed, lost.detail, quantity)
             return
         except BrokerError as refused:
             await self._close_refused(followed, str(refused))
@@ -223,16 +224,20 @@ class Closes:
         if found is NotPlaced:
             await self._cancel_then_place(followed)
 
-    async def _locate_close(self, followed: Followed, detail: str | None) -> object:
-        """Settle a close whose answer is unknown. Returns `NotPlaced` (the class) when it is
-        proven not placed, for the caller to send it; otherwise handles the outcome."""
+    async def _locate_close(
+        self, followed: Followed, detail: str | None, sent: int | None = None
+    ) -> object:
+        """Settle a close whose answer is unknown: looked up by the quantity `sent` (the
+        broker's, as the POST carried it; None after a restart: the ledger's). Returns
+        `NotPlaced` (the class) when it is proven not placed, for the caller to send it;
+        otherwise handles the outcome."""
         execution = followed.execution
         assert execution.symbol is not None
         key = SubmissionKey(
             order_ref="",
             symbol=execution.symbol,
             action=side_of(execution).opposite,
-            quantity=remaining(execution),
+            quantity=remaining(execution) if sent is None else sent,
             order_type=OrderType.MKT,
             price=None,
         )
