@@ -5,6 +5,7 @@ served, and no shipped doc cites CONTRACT sections the install does not ship."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -160,7 +161,12 @@ def test_every_command_the_runbook_gives_parses_as_written() -> None:
     assert any("resolve-position" in c for c in commands)
     assert any("--exit-price" in c and c.startswith("te resolve ") for c in commands)
     assert any("protect SYMBOL --stop P --take-profit P --force" in c for c in commands)
-    names = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    names = {
+        name
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name in action.choices
+    }
     refused: list[str] = []
     for command in commands:
         argv = argv_of(command)
