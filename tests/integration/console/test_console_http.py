@@ -337,3 +337,39 @@ async def test_a_position_closed_at_an_unknown_price_is_priced_from_its_page(
             )  # fmt: skip
             [(kind, text)] = flashes(shown)
             assert kind == "fail" and "only a position the broker closed at an unknown" in text
+
+
+async def test_an_unknown_execution_resolved_filled_from_its_page_needs_its_price(
+    db_url: str, bridge: ThreadedBridge, conn: asyncpg.Connection
+) -> None:
+    """`resolve ID --as filled --fill-price P` from the console: never "filled 133 @ -"."""
+    async with running_service(make_settings(db_url, bridge)) as service:
+        assert service.store is not None
+        store = PgStore(service.store.pool)
+        intent = await left_submitting(conn, store, "FILD", None)
+        await store.apply(intent.id, Transition.LOSE_TRACK, Changes(reason="lost"))
+        async with console_client(service.http_port) as client:
+            csrf = await log_in(client)
+            page = await client.get(f"/console/executions/{intent.id}")
+            assert 'name="fill_price"' in page.text and 'name="exit_price"' not in page.text
+            fields = {"execution_id": str(intent.id), "outcome": "filled", "reason": "in TWS"}
+            for price, said in (
+                ("", "--as filled needs the entry's price"),
+                ("x", "fill price: 'x' is not a price"),
+                ("0", "fill price: a price must be a positive number, got '0'"),
+            ):
+                _, shown = await act(client, "resolve", csrf, fill_price=price, **fields)
+                [(kind, text)] = flashes(shown)
+                assert kind == "fail" and said in text, text
+            assert await conn.fetchval("SELECT state FROM executions WHERE id = $1", intent.id) == (
+                "unknown"
+            )
+            _, shown = await act(client, "resolve", csrf, fill_price="150.02", **fields)
+            [(kind, text)] = flashes(shown)
+            assert (kind, text) == ("ok", f"resolve: execution {intent.id} resolved as filled")
+        row = await conn.fetchrow(
+            "SELECT state, filled_qty, avg_fill_price FROM executions WHERE id = $1", intent.id
+        )
+        assert row is not None
+        assert (row["state"], row["filled_qty"], row["avg_fill_price"]) == (
+            "filled", 133, Decimal("150.02"))  # fmt: skip
