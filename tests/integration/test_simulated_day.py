@@ -211,7 +211,7 @@ async def test_a_simulated_day_ends_with_the_ledger_and_the_broker_agreeing(
 
         # -- an 1100/1102 disconnect: IB fills UBER's target, an approval arrives ----------------
         uber_target = child(bridge, (await row(conn, signals["UBER"]))["order_id"], "LMT")
-        bridge.admin("POST", "/admin/disconnect", {"seconds": 3})
+        bridge.admin("POST", "/admin/disconnect", {"seconds": 5})
         bridge.admin("POST", "/admin/fill", {"order_id": uber_target, "price": 160})
         during = await insert_signal(conn, "MSFT")
         await approve(conn, during)
