@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import sys
 
-from trade_executor.actors import wiring
 from trade_executor.broker.pacing import Pacer
 from trade_executor.broker.protocol import Broker
 from trade_executor.cli.main import main
+from trade_executor.service import wiring
 
 
 def _unpaced(broker: Broker, pacer: Pacer) -> Broker:

@@ -30,7 +30,7 @@ def test_each_public_name_resolves_to_what_it_names() -> None:
 
 def test_an_unknown_name_is_an_attribute_error() -> None:
     try:
-        _ = trade_executor.Executor  # type: ignore[attr-defined]
+        _ = trade_executor.Executor
     except AttributeError as error:
         assert "Executor" in str(error)
     else:

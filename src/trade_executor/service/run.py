@@ -26,6 +26,7 @@ from trade_executor import __version__
 from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.exits.flatten import instance_rules_from
+from trade_executor.actors.exits.reprotect import SessionHours
 from trade_executor.actors.supervisor import Supervisor, describe
 from trade_executor.broker.capabilities import BridgeCapabilities
 from trade_executor.broker.client import BrokerClient
@@ -91,6 +92,7 @@ class Service:
         gauge_interval: float = GAUGE_INTERVAL,
         database_deadline: float = STARTUP_DATABASE_DEADLINE,
         bridge_check_interval: float = BRIDGE_CHECK_INTERVAL,
+        session: SessionHours | None = None,
     ) -> None:
         self.settings = settings
         self._database_deadline = database_deadline
@@ -102,6 +104,7 @@ class Service:
         self.failure: str | None = None
         self.account: AccountKind | None = None  # what the bridge said at start: paper or live
         self._clock = clock
+        self._session = session  # None: TRADING_SESSION's calendar (tests inject a table)
         self._gauge_interval = gauge_interval
         self._reading: GaugeReading | None = None
         self._status_sent: str | None = None
@@ -268,6 +271,7 @@ class Service:
                     if settings.instance_guardrails != "off"
                     else None
                 ),
+                session=self._session,
                 **self._daily_summary(),
             )
             await self.actors.start(active, self.supervisor)

@@ -4,7 +4,8 @@ the operator's reason, each answered with one sentence saying what the service d
 halt, resume  `ops.control.change_switch` + `halt_outcome` / `resume_outcome` (the running
               service's acknowledgement awaited up to ACK_WAIT s)
 close         `ops.close.request_close` (the running service closes through the bridge)
-resolve       `ops.resolve.resolve_execution`
+resolve       `ops.resolve.resolve_execution` (its fill price for `filled`), or with an exit
+              price `ops.exit_price.resolve_exit_price` (`resolve ID --exit-price P`)
 protect       `adapters.protect` (ops/protect.py when it lands)
 
 Who acted is the name given at login; where the operation has no field for a reason (resume,
@@ -23,8 +24,10 @@ from trade_executor.observability.logging import get_logger
 from trade_executor.ops.close import describe, is_open, request_close
 from trade_executor.ops.common import OperationError
 from trade_executor.ops.control import change_switch, halt_outcome, resume_outcome
+from trade_executor.ops.exit_price import describe as describe_exit
+from trade_executor.ops.exit_price import parse_price, resolve_exit_price
 from trade_executor.ops.resolve import OUTCOMES, resolve_execution
-from trade_executor.store.lookup import IdSyntaxError, parse_id
+from trade_executor.store.lookup import IdPattern, IdSyntaxError, parse_id
 from trade_executor.store.postgres import PgStore
 
 log = get_logger("trade_executor.console")
@@ -66,6 +69,30 @@ def _price(form: dict[str, str], name: str) -> Decimal | None:
     if not value.is_finite() or value <= 0:
         raise BadForm(f"{name.replace('_', ' ')} must be a positive price")
     return value
+
+
+async def _exit_price(
+    store: PgStore, pattern: IdPattern, text: str, noted: str, operator: str, reason: str
+) -> ActionResult:
+    """`resolve ID --exit-price P` from the console: the same parsing and operation."""
+    try:
+        price = parse_price(text)
+    except ValueError as error:
+        raise BadForm(f"exit price: {error}") from None
+    done = await resolve_exit_price(store, pattern, None, price, noted)
+    if done.problem or done.execution is None:
+        result = ActionResult(False, done.problem or "not settled")
+    else:
+        result = ActionResult(True, describe_exit(done.execution))
+    log.info(
+        "console.action",
+        action="resolve",
+        operator=operator,
+        reason=reason,
+        ok=result.ok,
+        answer=result.message,
+    )
+    return result
 
 
 async def perform(
@@ -133,6 +160,9 @@ async def perform(
                 pattern = parse_id(form.get("execution_id", ""))
             except IdSyntaxError as error:
                 raise BadForm(str(error)) from None
+            exit_text = form.get("exit_price", "").strip()
+            if exit_text:
+                return await _exit_price(store, pattern, exit_text, noted, operator, reason)
             outcome = form.get("outcome", "")
             if outcome not in OUTCOMES:
                 raise BadForm(f"choose how it ended: {', '.join(OUTCOMES)}")
@@ -142,7 +172,14 @@ async def perform(
             order_id = int(order_text) if order_text else None
             if outcome == "submitted" and order_id is None:
                 raise BadForm("resolving as submitted needs the broker's order id")
-            done = await resolve_execution(store, settings, pattern, outcome, order_id, noted)
+            fill_text = form.get("fill_price", "").strip()
+            try:
+                fill_price = parse_price(fill_text) if fill_text else None
+            except ValueError as error:
+                raise BadForm(f"fill price: {error}") from None
+            done = await resolve_execution(
+                store, settings, pattern, outcome, order_id, noted, fill_price
+            )
             said_lines = [*done.said]
             if done.problem:
                 result = ActionResult(False, "; ".join([*said_lines, done.problem]))
