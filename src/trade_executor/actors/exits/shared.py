@@ -22,7 +22,7 @@ from anyio.abc import TaskGroup
 
 from trade_executor.actors.messages import Message
 from trade_executor.broker.errors import BrokerError
-from trade_executor.broker.orderbook import OrderIndex
+from trade_executor.broker.orderbook import OrderIndex, order_index
 from trade_executor.broker.protocol import Broker
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Changes, Execution
@@ -144,7 +144,7 @@ class Shared:
     async def fresh_list(self) -> OrderIndex | None:
         """One `GET /orders` of our own; None (logged, rate-limited) when it failed."""
         try:
-            index = await self.broker.order_index()
+            index = await order_index(self.broker)
         except BrokerError as error:
             log_repeated(LIST_FAILED, "exits.list_failed", error=str(error))
             return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trade_executor.broker.errors import BrokerError, BrokerUnavailable, EndpointMissing
-from trade_executor.broker.orderbook import OrderIndex
+from trade_executor.broker.orderbook import OrderIndex, order_index
 from trade_executor.broker.protocol import Broker
 from trade_executor.domain.models import BrokerOrder, BrokerStatus, OrderStatus
 from trade_executor.logging import clear_repeated, log_repeated
@@ -40,7 +40,7 @@ ListRead = OrderIndex | NoList | Unreachable
 
 async def read_list(broker: Broker) -> ListRead:
     try:
-        index = await broker.order_index()
+        index = await order_index(broker)
     except EndpointMissing as error:
         return NoList(missing=True, error=str(error))
     except BrokerUnavailable as error:
