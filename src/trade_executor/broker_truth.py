@@ -28,7 +28,7 @@ from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import BrokerOrder, Position
 from trade_executor.domain.states import IllegalTransition, Transition
 from trade_executor.domain.truth import TruthCheck, broker_quantity, check
-from trade_executor.store.protocol import Store
+from trade_executor.store.protocol import ProtectStore
 
 
 class Disagreement(Exception):
@@ -142,7 +142,7 @@ def protect_body(stop: Decimal, take_profit: Decimal | None, quantity: int) -> d
 
 
 async def protect_position(
-    store: Store,
+    store: ProtectStore,
     bridge_url: str,
     symbol: str,
     stop: Decimal | None,
@@ -160,7 +160,7 @@ async def protect_position(
 
 
 async def protect_with(
-    store: Store,
+    store: ProtectStore,
     broker: Broker,
     bridge_url: str,
     symbol: str,

@@ -66,7 +66,7 @@ from trade_executor.domain.states import ExecutionState, IllegalTransition, Tran
 from trade_executor.logging import clear_repeated, get_logger, log_repeated
 from trade_executor.metrics import Metrics
 from trade_executor.store.errors import StoreError
-from trade_executor.store.protocol import Store
+from trade_executor.store.protocol import ReconcilerStore
 
 log = get_logger("trade_executor.reconciler")
 
@@ -231,7 +231,7 @@ class Reconciler:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: ReconcilerStore,
         broker: Broker,
         metrics: Metrics,
         report: Callable[[Message], None],

@@ -36,7 +36,7 @@ from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.states import Transition
 from trade_executor.metrics import Metrics
 from trade_executor.session_calendar import trading_session
-from trade_executor.store.protocol import Store
+from trade_executor.store.protocol import ExitStore
 
 from ..following.children import BracketChildren
 from .closing import Closes
@@ -53,7 +53,7 @@ class ExitFollower:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: ExitStore,
         broker: Broker,
         metrics: Metrics,
         report: Report,

@@ -28,7 +28,7 @@ from trade_executor.config import Settings
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.logging import bind_context, clear_repeated, get_logger, log_repeated
 from trade_executor.metrics import Metrics
-from trade_executor.store.protocol import Store
+from trade_executor.store.protocol import ExitStore
 
 from .flatten import FlattenRule, FlattenSchedule
 from .positions import ExitReason, PositionState
@@ -93,7 +93,7 @@ class Shared:
     """One follower's collaborators and the state of its current run."""
 
     settings: Settings
-    store: Store
+    store: ExitStore
     broker: Broker
     metrics: Metrics
     report: Report  # the executor's mailbox (`PositionExited`)
