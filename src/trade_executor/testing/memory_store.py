@@ -26,10 +26,8 @@ is `testing.notifications`).
   is recorded with BEGIN_SUBMIT and kept up to date, a fill per increase of `filled_qty`, and
   the audit rows of `store.audit`. Its orders and trades are test inputs: `original_orders`,
   `original_trades`, and the guardrail facts per signal, `guardrails`.
-- fencing: `leader_epoch` is the database's `executor_control.leader_epoch` (`take_over()`
-  increments it, as a takeover does); once `fence(epoch)` is called, a claim of an existing
-  approval and every `BEGIN_SUBMIT` raise `Fenced`, changing nothing, while `leader_epoch`
-  differs from `epoch`.
+- no fencing: the leadership epoch is PostgreSQL's alone (`PgStore.fence`; its tests are
+  tests/integration/test_fencing.py and tests/integration/actors/test_fencing_actors_pg.py).
 
 Every method is atomic: it does all its work between two checkpoints, as one transaction would.
 Faults for tests: `down = True` fails every call (an outage), `fail_next("apply")` fails the next
@@ -81,7 +79,6 @@ class MemoryStore(MemorySeed, MemoryOriginal, MemoryOperator, MemoryBreaks):
         row = self._t.approvals.get(approval_id)
         if row is None:
             return NotClaimable("approval not found")
-        self._check_fence()
         approval = row.approval
         if not approval.approved:
             return NotClaimable("not_approved")
@@ -101,7 +98,6 @@ class MemoryStore(MemorySeed, MemoryOriginal, MemoryOperator, MemoryBreaks):
         approved_at = self._t.status_approvals.get(signal_id)
         if approved_at is None:
             return NotClaimable("approval not found")
-        self._check_fence()
         signal = self._t.signals.get(signal_id)
         if signal is None:
             return NotClaimable("signal not found")
@@ -186,8 +182,6 @@ class MemoryStore(MemorySeed, MemoryOriginal, MemoryOperator, MemoryBreaks):
         trade_notes: str | None = None,
     ) -> Execution:
         await self._enter("apply")
-        if transition is Transition.BEGIN_SUBMIT:
-            self._check_fence()
         current = self._t.executions.get(execution_id)
         if current is None:
             raise IllegalTransition(transition, None)
