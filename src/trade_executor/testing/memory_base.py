@@ -22,7 +22,7 @@ from trade_executor.domain.models import Approval, Signal
 from trade_executor.store.errors import StoreUnavailable
 from trade_executor.store.jsonb import to_json
 from trade_executor.store.notifications import APPROVALS_CHANNEL
-from trade_executor.store.protocol import AuditEntry, ControlState, OriginalTables
+from trade_executor.store.protocol import ControlState, OriginalTables
 from trade_executor.testing.notifications import MemoryNotifications
 
 T = TypeVar("T")
@@ -66,9 +66,6 @@ class _Tables:
     events: list[MemoryEvent] = field(default_factory=list)
     trades: dict[str, dict[str, Any]] = field(default_factory=dict)
     status_approvals: dict[UUID, datetime] = field(default_factory=dict)  # signal -> approved_at
-    order_intents: list[dict[str, Any]] = field(default_factory=list)
-    fills: list[dict[str, Any]] = field(default_factory=list)
-    audit_events: list[AuditEntry] = field(default_factory=list)
 
 
 class MemoryBase:
@@ -94,18 +91,6 @@ class MemoryBase:
         self.original_orders: dict[UUID, str] = {}
         self.original_trades: list[OriginalTrade] = []
         self.guardrails: dict[UUID, GuardrailFacts] = {}
-
-    @property
-    def order_intents(self) -> list[dict[str, Any]]:
-        return [dict(row) for row in self._t.order_intents]
-
-    @property
-    def fills(self) -> list[dict[str, Any]]:
-        return [dict(row) for row in self._t.fills]
-
-    @property
-    def audit_events(self) -> list[AuditEntry]:
-        return list(self._t.audit_events)
 
     @property
     def signals(self) -> dict[UUID, Signal]:

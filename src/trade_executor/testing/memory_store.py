@@ -22,10 +22,10 @@ is `testing.notifications`).
 - status approvals (`approve_by_status`, the original's UI) are recorded once per signal and
   notify `{"signal_id", "source": "signal_status"}` like migration 0003's trigger; `claim_status`
   claims them with no approval id;
-- the original's tables: `original` says which exist (none by default); where they do, an intent
-  is recorded with BEGIN_SUBMIT and kept up to date, a fill per increase of `filled_qty`, and
-  the audit rows of `store.audit`. Its orders and trades are test inputs: `original_orders`,
-  `original_trades`, and the guardrail facts per signal, `guardrails`.
+- the original's tables: `original` says which exist (none by default); its orders and trades
+  are test inputs: `original_orders`, `original_trades`, and the guardrail facts per signal,
+  `guardrails`. Our writes to its `order_intents`, `fills` and `audit_events` are not kept
+  (PostgreSQL's: tests/integration/test_dropin_original_tables.py, test_dropin.py).
 - no fencing: the leadership epoch is PostgreSQL's alone (`PgStore.fence`; its tests are
   tests/integration/test_fencing.py and tests/integration/actors/test_fencing_actors_pg.py).
 
@@ -203,7 +203,6 @@ class MemoryStore(MemorySeed, MemoryOriginal, MemoryOperator, MemoryBreaks):
         self._append_event(
             execution_id, transition.event, {"state": new_state.value, **(detail or {})}
         )
-        self._write_original(current, updated, transition, detail, now)
         if trade is not None:
             self._write_trade(trade, now)
         elif updated.order_id is not None and (
