@@ -56,7 +56,7 @@ from anyio.abc import TaskStatus
 from trade_executor.actors.break_report import BreakReport
 from trade_executor.actors.messages import FillsFound, Message, PositionExited
 from trade_executor.broker.errors import BrokerError, BrokerUnavailable
-from trade_executor.broker.protocol import Broker
+from trade_executor.broker.protocol import BrokerReads
 from trade_executor.config import Settings
 from trade_executor.domain.breaks import BreakKind, ReconcileBreak
 from trade_executor.domain.execution import Execution
@@ -232,7 +232,7 @@ class Reconciler:
         self,
         settings: Settings,
         store: ReconcilerStore,
-        broker: Broker,
+        broker: BrokerReads,
         metrics: Metrics,
         report: Callable[[Message], None],
         *,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from trade_executor.broker.errors import BrokerError, BrokerUnavailable, EndpointMissing
 from trade_executor.broker.orderbook import OrderIndex, order_index
-from trade_executor.broker.protocol import Broker
+from trade_executor.broker.protocol import BrokerReads
 from trade_executor.domain.models import BrokerOrder, BrokerStatus, OrderStatus
 from trade_executor.logging import clear_repeated, log_repeated
 
@@ -38,7 +38,7 @@ class NoList:
 ListRead = OrderIndex | NoList | Unreachable
 
 
-async def read_list(broker: Broker) -> ListRead:
+async def read_list(broker: BrokerReads) -> ListRead:
     try:
         index = await order_index(broker)
     except EndpointMissing as error:
@@ -59,7 +59,7 @@ def from_list(order: BrokerOrder) -> Observation:
     return Seen(order.status, order.filled_qty, order.avg_fill_price)
 
 
-async def read_order(broker: Broker, poller: Poller) -> Observation:
+async def read_order(broker: BrokerReads, poller: Poller) -> Observation:
     """`GET /orders/{id}` for `poller`'s order; the read is the second one if it is confirming."""
     order_id = poller.execution.order_id
     assert order_id is not None
