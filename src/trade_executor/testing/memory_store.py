@@ -1,7 +1,7 @@
 """An in-memory `Store`, for running the actors on both anyio backends (the LISTEN/NOTIFY hub
 is `testing.notifications`).
 
-`MemoryStore` reproduces `PgStore`'s semantics (see `store/queries/`), not just its signatures:
+`MemoryStore` reproduces `PgStore`'s semantics (see `store/sql/`), not just its signatures:
 
 - `claim` re-reads the approval and its signal and inserts the `executions` row; the execution's
   `signal_id` and `client_order_id` are unique, as in the table (a duplicate `client_order_id` or
