@@ -420,6 +420,7 @@ async def memory_parts(dsn: str, bridge: Bridge) -> dict[str, float]:
     recovery, the gauges and the reconciler each read them), and one order list read as the
     client parses it (kept: the `OrderIndex`; peak: while parsing)."""
     from trade_executor.broker.client import BrokerClient
+    from trade_executor.broker.orderbook import order_index
     from trade_executor.domain.states import ExecutionState
     from trade_executor.store.postgres import PgStore, create_pool
 
@@ -435,7 +436,7 @@ async def memory_parts(dsn: str, bridge: Bridge) -> dict[str, float]:
         kept, peak = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
         base, _ = tracemalloc.get_traced_memory()
-        index = await client.order_index()
+        index = await order_index(client)
         listed, list_peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         count = len(executions)

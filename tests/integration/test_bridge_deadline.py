@@ -17,7 +17,7 @@ import pytest
 from tests.support import ThreadedBridge
 from tests.support.bridge_proxy import BridgeProxy, bridge_proxy
 from trade_executor.broker import AmbiguousSubmission, BrokerClient, BrokerUnavailable
-from trade_executor.broker.locate import Adopted
+from trade_executor.broker.locate import Adopted, locate_submission
 from trade_executor.broker.reconcile import SubmissionKey
 from trade_executor.domain.models import Action, OrderRequest, OrderType
 
@@ -52,8 +52,11 @@ async def test_a_trickled_post_ends_at_the_deadline_and_is_then_located(
             assert await hung_up(proxy)
             proxy.set(None)
             assert lost.value.attempted_at is not None
-            located = await broker.locate_submission(
-                SubmissionKey.of(order), attempted_at=lost.value.attempted_at, reread_delay=0.05
+            located = await locate_submission(
+                broker,
+                SubmissionKey.of(order),
+                attempted_at=lost.value.attempted_at,
+                reread_delay=0.05,
             )
         assert proxy.hits == 1  # one POST, never re-sent
     assert isinstance(located, Adopted), located

@@ -41,7 +41,7 @@ from trade_executor.store.notifications import (
     Notification,
     NotificationSource,
 )
-from trade_executor.store.protocol import Store
+from trade_executor.store.protocol import ListenerStore
 
 log = get_logger("trade_executor.listener")
 
@@ -114,7 +114,7 @@ class ApprovalListener:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: ListenerStore,
         connect: Callable[[], Awaitable[NotificationSource]],
         forward: Callable[[Message], None],
     ) -> None:

@@ -56,7 +56,7 @@ from anyio.abc import TaskStatus
 from trade_executor.actors.break_report import BreakReport
 from trade_executor.actors.messages import FillsFound, Message, PositionExited
 from trade_executor.broker.errors import BrokerError, BrokerUnavailable
-from trade_executor.broker.protocol import Broker
+from trade_executor.broker.protocol import BrokerReads
 from trade_executor.config.sources import Settings
 from trade_executor.domain.breaks import BreakKind, ReconcileBreak
 from trade_executor.domain.execution import Changes, Execution
@@ -66,7 +66,7 @@ from trade_executor.domain.states import ExecutionState, IllegalTransition, Tran
 from trade_executor.observability.logging import clear_repeated, get_logger, log_repeated
 from trade_executor.observability.metrics import Metrics
 from trade_executor.store.errors import StoreError
-from trade_executor.store.protocol import Store
+from trade_executor.store.protocol import ReconcilerStore
 
 log = get_logger("trade_executor.reconciler")
 
@@ -231,8 +231,8 @@ class Reconciler:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
-        broker: Broker,
+        store: ReconcilerStore,
+        broker: BrokerReads,
         metrics: Metrics,
         report: Callable[[Message], None],
         *,

@@ -20,7 +20,7 @@ from trade_executor.domain.states import IllegalTransition, Transition
 from trade_executor.observability.logging import get_logger
 from trade_executor.observability.metrics import Metrics
 from trade_executor.store.errors import StoreUnavailable
-from trade_executor.store.protocol import Store
+from trade_executor.store.protocol import Transitions
 
 log = get_logger("trade_executor.recording")
 
@@ -57,7 +57,7 @@ def _text(value: Decimal | None) -> str | None:
 
 
 class Recorder:
-    def __init__(self, store: Store, metrics: Metrics) -> None:
+    def __init__(self, store: Transitions, metrics: Metrics) -> None:
         self._store = store
         self._metrics = metrics
 

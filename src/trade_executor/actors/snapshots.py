@@ -16,7 +16,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from trade_executor.broker.errors import BrokerError
-from trade_executor.broker.protocol import Broker
+from trade_executor.broker.protocol import BrokerReads
 from trade_executor.domain.models import Account, Position
 
 Snapshot = tuple[Account, list[Position]]
@@ -31,7 +31,7 @@ class _Read:
 
 
 class AccountSnapshots:
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: BrokerReads) -> None:
         self._broker = broker
         self._latest: _Read | None = None  # the newest read, finished or not
 

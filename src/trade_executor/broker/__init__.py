@@ -12,8 +12,8 @@ from .errors import (
     MalformedResponse,
 )
 from .locate import Adopted, Ambiguous, Located, NotPlaced, Unreachable, locate_submission
-from .orderbook import OrderIndex, index_orders
-from .protocol import Broker
+from .orderbook import OrderIndex, index_orders, order_index
+from .protocol import Broker, BrokerOrders, BrokerReads
 from .reconcile import FindResult, SubmissionKey, match_order, match_submission
 from .transport import RequestHook
 from .unset import is_unset, value_or_none
@@ -27,6 +27,8 @@ __all__ = [
     "Broker",
     "BrokerClient",
     "BrokerError",
+    "BrokerOrders",
+    "BrokerReads",
     "BrokerRejected",
     "BrokerUnavailable",
     "EndpointMissing",
@@ -43,5 +45,6 @@ __all__ = [
     "locate_submission",
     "match_order",
     "match_submission",
+    "order_index",
     "value_or_none",
 ]

@@ -18,7 +18,7 @@ Guarantees:
   whose order id is 0, missing or not an integer, a body that does not parse) raises
   `AmbiguousSubmission` carrying the `order_ref`, the bridge's `detail` if it gave one (the real
   bridge answers 500 with IB's reason when IB refused before placing) and the attempt time;
-  `locate_submission` settles it through `GET /orders`, never by sending again.
+  `locate.locate_submission` settles it through `GET /orders`, never by sending again.
 - A cancel (DELETE) is attempted once; failures raise a `BrokerError` (see `cancel_order`).
 - If the caller's cancel scope interrupts a POST, the cancellation propagates untouched: the
   caller must then treat the submission as ambiguous itself.
@@ -29,7 +29,7 @@ Guarantees:
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self
@@ -38,7 +38,6 @@ import httpx
 
 from trade_executor.domain.models import (
     Account,
-    Action,
     AnyOrderRequest,
     BracketOrderRequest,
     BridgeHealth,
@@ -53,9 +52,7 @@ from trade_executor.domain.models import (
 )
 
 from . import capabilities as caps
-from . import locate, wire
-from .orderbook import OrderIndex, index_orders
-from .reconcile import FindResult, SubmissionKey, match_order
+from . import wire
 
 if TYPE_CHECKING:
     from .protocol import Broker
@@ -108,7 +105,6 @@ class BrokerClient:
             max_connections=max_connections,
             clock=clock,
         )
-        self._clock = clock
 
     async def __aenter__(self) -> Self:
         return self
@@ -162,10 +158,6 @@ class BrokerClient:
             "/orders", "GET /orders", wire.OrdersWire, lambda w: [o.to_domain() for o in w.orders]
         )
 
-    async def order_index(self) -> OrderIndex:
-        """One `GET /orders`, indexed by order id for the pollers (see `orderbook`)."""
-        return index_orders(await self.orders())
-
     async def capabilities(self) -> caps.BridgeCapabilities:
         """Paper or live, connected, and which optional endpoints exist; places nothing.
 
@@ -187,58 +179,6 @@ class BrokerClient:
             close_position=routes[caps.CLOSE],
             protect_position=routes[caps.PROTECT],
             detected_by=detected_by,
-        )
-
-    async def find_order(
-        self,
-        order_ref: str,
-        *,
-        symbol: str,
-        action: Action,
-        quantity: int,
-        price: Decimal | None,
-        placed_after: datetime,
-        order_type: OrderType | None = None,
-    ) -> FindResult:
-        """Reconciliation look-up over `GET /orders`; see `reconcile.match_order`.
-
-        `placed_after` is compared with the bridge's clock: pass the attempt time minus any
-        allowance for clock skew. Prefer `locate_submission`, which also says "not placed".
-        """
-        return match_order(
-            await self.orders(),
-            order_ref,
-            symbol=symbol,
-            action=action,
-            quantity=quantity,
-            price=price,
-            placed_after=placed_after,
-            order_type=order_type,
-        )
-
-    async def locate_submission(
-        self,
-        key: SubmissionKey,
-        *,
-        attempted_at: datetime,
-        detail: str | None = None,
-        clock_skew: timedelta = locate.CLOCK_SKEW,
-        settle: timedelta | None = None,
-        rereads: int = locate.REREADS,
-        reread_delay: float = locate.REREAD_DELAY,
-    ) -> locate.Located:
-        """Settle an ambiguous submission through `GET /orders`; see `locate.locate_submission`.
-        `settle` None: `locate.SETTLE`."""
-        return await locate.locate_submission(
-            self,
-            key,
-            attempted_at=attempted_at,
-            detail=detail,
-            clock_skew=clock_skew,
-            settle=locate.SETTLE if settle is None else settle,
-            rereads=rereads,
-            reread_delay=reread_delay,
-            now=self._clock,
         )
 
     # ---- orders ------------------------------------------------------------------------------

@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from trade_executor.domain.models import BrokerOrder
+
+if TYPE_CHECKING:
+    from .locate import OrderLister
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +41,11 @@ class OrderIndex:
 
     def __len__(self) -> int:
         return len(self.by_id)
+
+
+async def order_index(broker: OrderLister) -> OrderIndex:
+    """One `GET /orders` of `broker`, indexed by order id for the pollers."""
+    return index_orders(await broker.orders())
 
 
 def index_orders(orders: Iterable[BrokerOrder]) -> OrderIndex:

@@ -14,10 +14,11 @@ Callers wait in FIFO order behind one lock: the first to arrive is the first to 
 bracket is never overtaken by later plain orders, and nothing is dropped. A caller cancelled
 while it waits takes nothing from the limit.
 
-`PacedBroker` wraps any `Broker`: every order-sending call (`place`, `cancel_order`,
-`close_position`, `protect_position`) passes the pacer first; reads pass straight through (the
-bridge answers them from memory, costing IB nothing). One pacer is shared by every broker of the
-process that sends orders, so the executor's orders and the pollers' cancels share one limit.
+`PacedBroker` wraps any `Broker`: every order message (`BrokerOrders`: `place`, `cancel_order`,
+`close_position`, `protect_position`) passes the pacer first; the reads (`BrokerReads`) are the
+wrapped broker's own methods (the bridge answers them from memory, costing IB nothing). One
+pacer is shared by every broker of the process that sends orders, so the executor's orders and
+the pollers' cancels share one limit.
 """
 
 from __future__ import annotations
@@ -25,31 +26,21 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from trade_executor.domain.models import (
-    Account,
-    Action,
     AnyOrderRequest,
     BracketOrderRequest,
-    BridgeHealth,
-    BrokerOrder,
     CancelResult,
-    OrderStatus,
     OrderType,
     PlacedOrder,
-    Position,
     ProtectionPlaced,
 )
 
-from .capabilities import BridgeCapabilities
-from .locate import Located
-from .orderbook import OrderIndex
-from .reconcile import FindResult, SubmissionKey
+from .protocol import READS
 
 if TYPE_CHECKING:
     from .protocol import Broker
@@ -150,13 +141,18 @@ class Pacer:
 
 
 class PacedBroker:
-    """A `Broker` whose order-sending calls pass `pacer` first; everything else is `inner`'s."""
+    """A `Broker` whose order messages (`BrokerOrders`) pass `pacer` first; its reads
+    (`BrokerReads`) are `inner`'s own methods, unwrapped."""
 
     def __init__(self, inner: Broker, pacer: Pacer) -> None:
         self.inner = inner
         self.pacer = pacer
 
-    # ---- order messages: paced ----------------------------------------------------------------
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for what the class does not define: the reads, straight through.
+        if name in READS:
+            return getattr(self.inner, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     async def admit(self, messages: int) -> Broker:
         """Wait for the pacer's turn for `messages`, and return the broker that sends them
@@ -205,64 +201,6 @@ class PacedBroker:
             take_profit=take_profit,
             quantity=quantity,
             replace_existing=replace_existing,
-        )
-
-    # ---- reads: straight through ---------------------------------------------------------------
-
-    async def health(self) -> BridgeHealth:
-        return await self.inner.health()
-
-    async def capabilities(self) -> BridgeCapabilities:
-        return await self.inner.capabilities()
-
-    async def account(self) -> Account:
-        return await self.inner.account()
-
-    async def positions(self) -> list[Position]:
-        return await self.inner.positions()
-
-    async def order_status(self, order_id: int) -> OrderStatus:
-        return await self.inner.order_status(order_id)
-
-    async def orders(self) -> list[BrokerOrder]:
-        return await self.inner.orders()
-
-    async def order_index(self) -> OrderIndex:
-        return await self.inner.order_index()
-
-    async def find_order(
-        self,
-        order_ref: str,
-        *,
-        symbol: str,
-        action: Action,
-        quantity: int,
-        price: Decimal | None,
-        placed_after: datetime,
-        order_type: OrderType | None = None,
-    ) -> FindResult:
-        return await self.inner.find_order(
-            order_ref,
-            symbol=symbol,
-            action=action,
-            quantity=quantity,
-            price=price,
-            placed_after=placed_after,
-            order_type=order_type,
-        )
-
-    async def locate_submission(
-        self,
-        key: SubmissionKey,
-        *,
-        attempted_at: datetime,
-        detail: str | None = None,
-        settle: timedelta | None = None,
-    ) -> Located:
-        if settle is None:
-            return await self.inner.locate_submission(key, attempted_at=attempted_at, detail=detail)
-        return await self.inner.locate_submission(
-            key, attempted_at=attempted_at, detail=detail, settle=settle
         )
 
 

@@ -1,4 +1,11 @@
-"""`Broker`: the narrow seam the actors depend on, instead of the HTTP client itself.
+"""`Broker`: the narrow seam the actors depend on, instead of the HTTP client itself: the
+bridge's endpoints and nothing built on them.
+
+It is two roles: `BrokerReads` (the GETs, answered by the bridge from memory, costing IB
+nothing) and `BrokerOrders` (the POSTs and the DELETE, each an IB message, paced by
+`broker.pacing`). What is built on the endpoints is a function over a broker: `locate` (settling
+a lost answer through the order list), `orderbook.order_index` (the list indexed for the
+pollers), `reconcile` (pure matching) and `broker_truth` (the operator's check).
 
 `BrokerClient` satisfies it (checked by mypy in `client.py`); tests may pass any object that
 does. Every method's errors are those of `broker.errors`; order-sending methods (`place`,
@@ -7,13 +14,11 @@ does. Every method's errors are those of `broker.errors`; order-sending methods 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
 from trade_executor.domain.models import (
     Account,
-    Action,
     AnyOrderRequest,
     BridgeHealth,
     BrokerOrder,
@@ -26,13 +31,10 @@ from trade_executor.domain.models import (
 )
 
 from .capabilities import BridgeCapabilities
-from .locate import Located
-from .orderbook import OrderIndex
-from .reconcile import FindResult, SubmissionKey
 
 
-class Broker(Protocol):
-    """What the actors call on the IB bridge."""
+class BrokerReads(Protocol):
+    """The bridge's GET endpoints (`capabilities` reads `/health` and `/openapi.json`)."""
 
     async def health(self) -> BridgeHealth: ...
 
@@ -46,28 +48,9 @@ class Broker(Protocol):
 
     async def orders(self) -> list[BrokerOrder]: ...
 
-    async def order_index(self) -> OrderIndex: ...
 
-    async def find_order(
-        self,
-        order_ref: str,
-        *,
-        symbol: str,
-        action: Action,
-        quantity: int,
-        price: Decimal | None,
-        placed_after: datetime,
-        order_type: OrderType | None = None,
-    ) -> FindResult: ...
-
-    async def locate_submission(
-        self,
-        key: SubmissionKey,
-        *,
-        attempted_at: datetime,
-        detail: str | None = None,
-        settle: timedelta | None = None,
-    ) -> Located: ...
+class BrokerOrders(Protocol):
+    """The bridge's order messages: each attempted once, each paced."""
 
     async def place(self, req: AnyOrderRequest) -> PlacedOrder: ...
 
@@ -91,3 +74,16 @@ class Broker(Protocol):
         quantity: int | None = None,
         replace_existing: bool = True,
     ) -> ProtectionPlaced: ...
+
+
+class Broker(BrokerReads, BrokerOrders, Protocol):
+    """What the actors call on the IB bridge: its reads and its order messages."""
+
+
+def _members(role: type) -> frozenset[str]:
+    return frozenset(name for name in vars(role) if not name.startswith("_"))
+
+
+# The names of each role's endpoints (for wrappers that treat the roles differently).
+READS = _members(BrokerReads)
+ORDERS = _members(BrokerOrders)

@@ -1,5 +1,6 @@
 """The broker's truth for `close` and `protect`, shared by the CLI (ops/), the HTTP API and
-the console (CONTRACT section 5, "Exits"): one read of the bridge's health, orders and positions
+the console (CONTRACT section 5, "Exits"), as functions over a `Broker` (each with a variant
+that opens its own client for a bridge URL): one read of the bridge's health, orders and positions
 (never concluded from a bridge that is not connected to IB), the check of `domain.truth`
 against the ledger's open positions, and the typed protect operation.
 
@@ -22,11 +23,12 @@ from typing import Any
 
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerError
+from trade_executor.broker.protocol import Broker, BrokerReads
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import BrokerOrder, Position
 from trade_executor.domain.states import IllegalTransition, Transition
 from trade_executor.domain.truth import TruthCheck, broker_quantity, check
-from trade_executor.store.protocol import Store
+from trade_executor.store.protocol import ProtectStore
 
 
 class Disagreement(Exception):
@@ -51,22 +53,29 @@ class BrokerUnreadable(Exception):
     """One sentence: why the broker's truth cannot be read now."""
 
 
-async def read_broker(url: str, timeout: float = BRIDGE_TIMEOUT) -> BrokerView:
+async def read_view(broker: BrokerReads, url: str) -> BrokerView:
+    """One read of `broker` (the bridge at `url`, named in the sentences): its health, orders
+    and positions; `BrokerUnreadable` when it cannot be read or is not connected to IB."""
     try:
-        async with BrokerClient(url, timeout) as broker:
-            health = await broker.health()
-            if not health.connected:
-                raise BrokerUnreadable(
-                    f"the bridge at {url} is not connected to IB: its positions and orders "
-                    "mean nothing now, nothing was done"
-                )
-            orders = await broker.orders()
-            positions = await broker.positions()
+        health = await broker.health()
+        if not health.connected:
+            raise BrokerUnreadable(
+                f"the bridge at {url} is not connected to IB: its positions and orders "
+                "mean nothing now, nothing was done"
+            )
+        orders = await broker.orders()
+        positions = await broker.positions()
     except BrokerError as error:
         raise BrokerUnreadable(
             f"cannot read the broker's positions and orders at {url} ({error}): nothing was done"
         ) from None
     return BrokerView(tuple(orders), tuple(positions))
+
+
+async def read_broker(url: str, timeout: float = BRIDGE_TIMEOUT) -> BrokerView:
+    """`read_view` of a client of its own for the bridge at `url`."""
+    async with BrokerClient(url, timeout) as broker:
+        return await read_view(broker, url)
 
 
 def checks(
@@ -88,11 +97,19 @@ async def broker_positions(url: str) -> tuple[list[Position] | None, str | None]
 async def check_broker(
     wanted: list[Execution], bridge_url: str, force: bool, action: str
 ) -> list[str]:
+    """`check_truth` with a client of its own for the bridge at `bridge_url`."""
+    async with BrokerClient(bridge_url, BRIDGE_TIMEOUT) as broker:
+        return await check_truth(broker, bridge_url, wanted, force, action)
+
+
+async def check_truth(
+    broker: BrokerReads, bridge_url: str, wanted: list[Execution], force: bool, action: str
+) -> list[str]:
     """The broker's truth against the ledger's positions (`domain.truth`): raises
     Disagreement with one sentence naming both sides unless `force`; returns what `force`
     overrode (for the audit trail)."""
     try:
-        view = await read_broker(bridge_url)
+        view = await read_view(broker, bridge_url)
     except BrokerUnreadable as error:
         if force:
             return [str(error)]
@@ -125,7 +142,7 @@ def protect_body(stop: Decimal, take_profit: Decimal | None, quantity: int) -> d
 
 
 async def protect_position(
-    store: Store,
+    store: ProtectStore,
     bridge_url: str,
     symbol: str,
     stop: Decimal | None,
@@ -134,7 +151,27 @@ async def protect_position(
     by: str,
     reason: str = "",
 ) -> ProtectOutcome:
-    """The typed operation behind `protect`, the API's and the console's."""
+    """The typed operation behind `protect`, the API's and the console's: `protect_with` a
+    client of its own for the bridge at `bridge_url`."""
+    async with BrokerClient(bridge_url, BRIDGE_TIMEOUT) as broker:
+        return await protect_with(
+            store, broker, bridge_url, symbol, stop, take_profit, force, by, reason
+        )
+
+
+async def protect_with(
+    store: ProtectStore,
+    broker: Broker,
+    bridge_url: str,
+    symbol: str,
+    stop: Decimal | None,
+    take_profit: Decimal | None,
+    force: bool,
+    by: str,
+    reason: str = "",
+) -> ProtectOutcome:
+    """Protect the ledger's one open position of `symbol` through `broker` (the bridge at
+    `bridge_url`), after the broker's truth agrees (or `force`)."""
     symbol = symbol.strip().upper()
     rows = await store.positions_to_follow(datetime.now(UTC))
     mine = [e for e in rows if is_open(e) and e.symbol == symbol]
@@ -146,8 +183,8 @@ async def protect_position(
         )
     [execution] = mine
     try:
-        overridden = await check_broker(mine, bridge_url, force, "protect")
-        view = await read_broker(bridge_url)
+        overridden = await check_truth(broker, bridge_url, mine, force, "protect")
+        view = await read_view(broker, bridge_url)
     except Disagreement as refused:
         return ProtectOutcome(False, str(refused))
     except BrokerUnreadable as error:
@@ -160,14 +197,13 @@ async def protect_position(
     if stop_price is None:
         return ProtectOutcome(False, f"protect {symbol}: give --stop P (the signal has none)")
     try:
-        async with BrokerClient(bridge_url, BRIDGE_TIMEOUT) as broker:
-            placed = await broker.protect_position(
-                symbol,
-                stop_loss=stop_price,
-                take_profit=target,
-                quantity=quantity,
-                replace_existing=True,
-            )
+        placed = await broker.protect_position(
+            symbol,
+            stop_loss=stop_price,
+            take_profit=target,
+            quantity=quantity,
+            replace_existing=True,
+        )
     except BrokerError as error:
         return ProtectOutcome(False, f"protect {symbol}: the bridge did not protect it ({error})")
     detail: dict[str, Any] = {

@@ -26,7 +26,7 @@ from trade_executor.domain.ledger import rebuild_riskbook
 from trade_executor.domain.riskbook import RiskBook
 from trade_executor.domain.states import NOT_FINAL_STATES
 from trade_executor.observability.metrics import Metrics
-from trade_executor.store.protocol import ControlState, Store
+from trade_executor.store.protocol import ControlState, ReportStore
 
 Clock = Callable[[], datetime]
 
@@ -44,7 +44,7 @@ class GaugeKeeper:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: ReportStore,
         metrics: Metrics,
         clock: Clock,
         live_riskbook: Callable[[], RiskBook | None],

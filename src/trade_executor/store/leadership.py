@@ -27,36 +27,18 @@ import asyncpg
 
 from trade_executor.store.pgerrors import translate, translating
 from trade_executor.store.server import DatabaseServer, database_server
+from trade_executor.store.sqlfiles import load
+
+_SQL = load("leadership.sql")
 
 LEADER_LOCK_KEY = 0x7472_6164_6578_6563  # "tradexec"
 
-# The takeover. Upsert: the row exists from migration 0001, but a hand-cleaned table must not
-# leave a leader without an epoch.
-TAKE_OVER = """
-INSERT INTO executor_control AS c
-    (id, leader_epoch, leader_id, leader_since, leader_heartbeat_at, limits)
-VALUES (1, 1, $1, now(), now(), $2::jsonb)
-ON CONFLICT (id) DO UPDATE SET
-    leader_epoch = c.leader_epoch + 1,
-    leader_id = EXCLUDED.leader_id,
-    leader_since = EXCLUDED.leader_since,
-    leader_heartbeat_at = EXCLUDED.leader_heartbeat_at,
-    limits = EXCLUDED.limits
-RETURNING leader_epoch, leader_since
-"""
+TRY_LEADER_LOCK = _SQL.text("try_leader_lock")
+TAKE_OVER = _SQL.text("take_over")
 
-# The heartbeat changes only the leader's own row: another epoch or identity there means that
-# another instance took over.
-HEARTBEAT = """
-UPDATE executor_control SET leader_heartbeat_at = now()
-WHERE id = 1 AND leader_epoch = $1 AND leader_id = $2
-RETURNING leader_epoch
-"""
+HEARTBEAT = _SQL.text("heartbeat")
 
-READ_LEADER = """
-SELECT leader_id, leader_epoch, leader_since, leader_heartbeat_at, limits
-FROM executor_control WHERE id = 1
-"""
+READ_LEADER = _SQL.text("read_leader")
 
 
 def this_instance() -> str:
@@ -142,7 +124,7 @@ class PgLeaderLock:
                 # One transaction: the session lock survives the COMMIT; if the epoch cannot be
                 # written, the connection is closed below, which frees the lock again.
                 async with conn.transaction():
-                    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._key):
+                    if not await conn.fetchval(TRY_LEADER_LOCK, self._key):
                         acquired = None
                     else:
                         acquired = await conn.fetchrow(TAKE_OVER, self.leader_id, self._limits)

@@ -23,6 +23,9 @@ import asyncpg
 
 from trade_executor.observability.logging import get_logger
 from trade_executor.store.errors import LockBlocked
+from trade_executor.store.sqlfiles import load
+
+_SQL = load("lockwait.sql")
 
 log = get_logger("trade_executor.store.migrate")
 
@@ -33,10 +36,8 @@ LOCK_ATTEMPTS = 5
 RETRY_PAUSE = 2.0  # seconds between attempts, when readers run freely
 WATCH_INTERVAL = 0.05  # how often a waiting attempt's blockers are read
 
-_BLOCKERS = """
-SELECT pid, application_name, usename, state, xact_start
-FROM pg_stat_activity WHERE pid = ANY(pg_blocking_pids($1)) ORDER BY xact_start NULLS LAST, pid
-"""
+_BLOCKERS = _SQL.text("blockers")
+SET_LOCK_TIMEOUT = _SQL.text("set_lock_timeout")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ class Blocker:
 
 
 async def set_lock_timeout(conn: asyncpg.Connection, seconds: float) -> None:
-    await conn.execute(f"SET lock_timeout = '{max(1, round(seconds * 1000))}ms'")
+    await conn.execute(SET_LOCK_TIMEOUT, f"{max(1, round(seconds * 1000))}ms")
 
 
 async def _watched(

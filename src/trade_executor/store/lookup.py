@@ -23,7 +23,7 @@ from uuid import UUID
 
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.states import event_kind
-from trade_executor.store.protocol import Store, StoredEvent
+from trade_executor.store.protocol import LookupStore, StoredEvent
 
 MIN_PREFIX = 4
 _HEX = frozenset(string.hexdigits)
@@ -121,7 +121,7 @@ def event_view(event: StoredEvent) -> dict[str, Any]:
     }
 
 
-async def find_execution(store: Store, pattern: IdPattern) -> Execution:
+async def find_execution(store: LookupStore, pattern: IdPattern) -> Execution:
     """The one execution whose id or signal id `pattern` names; `NoSuchExecution` or
     `AmbiguousId` (one sentence) when there is none or several."""
     found = await store.find_executions(pattern.low, pattern.high, MATCH_LIMIT + 1)
@@ -139,6 +139,6 @@ async def find_execution(store: Store, pattern: IdPattern) -> Execution:
     raise AmbiguousId(f"{pattern.text} is ambiguous: it starts {listed}{more}; give more digits")
 
 
-async def load(store: Store, pattern: IdPattern) -> tuple[Execution, list[StoredEvent]]:
+async def load(store: LookupStore, pattern: IdPattern) -> tuple[Execution, list[StoredEvent]]:
     execution = await find_execution(store, pattern)
     return execution, await store.execution_events(execution.id)

@@ -16,6 +16,8 @@ import anyio
 import asyncpg
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from trade_executor.store.queries.operator import PING
+
 APPROVALS_CHANNEL = "trade_approvals"
 CONTROL_CHANNEL = "trade_executor_control"
 # The running service's acknowledgement of a kill-switch change (`halt --wait` listens to it).
@@ -75,7 +77,7 @@ class PgNotificationSource:
 
     async def ping(self, timeout: float) -> None:
         with anyio.fail_after(timeout):
-            await self._conn.fetchval("SELECT 1")
+            await self._conn.fetchval(PING)
 
     async def aclose(self) -> None:
         self.closed.set()

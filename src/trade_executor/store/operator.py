@@ -21,28 +21,20 @@ import asyncpg
 
 from trade_executor.store.notifications import CONTROL_ACK_CHANNEL, PgNotificationSource
 from trade_executor.store.pgerrors import translated, translating
+from trade_executor.store.sqlfiles import load
+
+_SQL = load("control.sql")
 
 # Every instance names its pool connections "trade-executor <host>:<pid>" (service.py), the id
 # the leader columns use; the listener and the leader lock have names of their own.
 INSTANCE_APPLICATION_PREFIX = "trade-executor "
 
-READ_CONTROL_ROW = "SELECT * FROM executor_control WHERE id = 1"
-LOCK_CONTROL_ROW = "SELECT * FROM executor_control WHERE id = 1 FOR UPDATE"
-WRITE_SWITCH = """
-UPDATE executor_control SET halted = $1, reason = $2, changed_at = clock_timestamp(),
-                            changed_by = $3
-WHERE id = 1
-RETURNING changed_at
-"""
-INSERT_CONTROL_ROW = "INSERT INTO executor_control (id) VALUES (1) ON CONFLICT (id) DO NOTHING"
-CONNECTED_INSTANCES = """
-SELECT substr(application_name, length($1) + 1) AS instance, count(*) AS connections,
-       min(backend_start) AS since, (array_agg(client_addr::text))[1] AS client_addr
-FROM pg_stat_activity
-WHERE datname = current_database() AND application_name LIKE $1 || '%:%'
-GROUP BY application_name ORDER BY 1
-"""
-DATABASE_NOW = "SELECT clock_timestamp()"
+READ_CONTROL_ROW = _SQL.text("read_control_row")
+LOCK_CONTROL_ROW = _SQL.text("lock_control_row")
+WRITE_SWITCH = _SQL.text("write_switch")
+INSERT_CONTROL_ROW = _SQL.text("insert_control_row")
+CONNECTED_INSTANCES = _SQL.text("connected_instances")
+DATABASE_NOW = _SQL.text("database_now")
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,7 @@ class PgOperator(PgBase):
 
     @translating
     async def ping(self) -> None:
-        await self._pool.fetchval("SELECT 1")
+        await self._pool.fetchval(q.PING)
 
     @translating
     async def find_executions(self, low: UUID, high: UUID, limit: int) -> list[Execution]:

@@ -1,5 +1,11 @@
-"""What the actors need from persistence. `PgStore` (asyncpg) is the real one;
+"""What the actors need from persistence, as roles. `PgStore` (asyncpg) is the real one;
 `trade_executor_dev.testing.MemoryStore` serves the actors' fast tests on both anyio backends.
+
+`Store` is five roles that partition it (claims, the ledger, the operator's side, the original's
+tables, reconciliation's breaks); each consumer other than the executor takes the narrow role
+that names what it calls (`ListenerStore`, `PollerStore`, `ExitStore`, `ReconcilerStore`,
+`ReportStore`, `LookupStore`, ...). tests/unit/store/test_roles.py checks both stores satisfy
+every role; tests/integration/store/test_store_contract.py holds each role's contract.
 
 Every method raises only the store's own errors (`store.errors`: `StoreUnavailable` when worth
 retrying, `StoreError` otherwise) or, from `apply`, `IllegalTransition`."""
@@ -145,7 +151,9 @@ def status_approval(signal_id: UUID, approved_at: datetime | None) -> Approval:
     )
 
 
-class Store(Protocol):
+class ClaimStore(Protocol):
+    """Claiming approvals: the listener's and the executor's way in (CONTRACT section 4)."""
+
     async def claim(
         self, approval_id: UUID, execution_id: UUID, client_order_id: str
     ) -> ClaimOutcome:
@@ -171,33 +179,13 @@ class Store(Protocol):
     async def status_approval(self, signal_id: UUID) -> Approval | None:
         """The signal's status approval (see `Approval`), or None."""
 
-    async def original_order(self, signal_id: UUID) -> str | None:
-        """Evidence that the original service already placed an order for the signal (a
-        `trades` row not ours, a `trade_approvals.order_id` not ours, an `order_intents` row
-        with a broker order id not ours), described for the logs; None if there is none."""
+    async def get_signal(self, signal_id: UUID) -> Signal | None: ...
 
-    async def original_trades_since(self, since: datetime) -> list[OriginalTrade]:
-        """The original service's `trades` rows (not ours) created at or after `since`."""
+    async def get_approval(self, approval_id: UUID) -> Approval | None: ...
 
-    async def original_tables(self) -> OriginalTables:
-        """Which of the original's tables exist (read once, then remembered)."""
 
-    async def guardrail_facts(
-        self,
-        signal_id: UUID,
-        *,
-        instances: bool,
-        artifacts: bool,
-        day_start: datetime,
-        trading_day: date,
-    ) -> GuardrailFacts:
-        """What the original's guards need for the signal (see `domain.guardrails`): with
-        `instances`, its `strategy_instances` row and the instance's trades since `day_start`
-        (plus ours of `trading_day` without a trade row); with `artifacts`, its artifact's
-        approval state. Raises a store error when any of it cannot be read."""
-
-    async def record_audit(self, entry: AuditEntry) -> None:
-        """Append an `audit_events` row where that table exists; nothing otherwise."""
+class LedgerStore(Protocol):
+    """The executions and their events: every transition, and the reads of the ledger."""
 
     async def apply(
         self,
@@ -233,14 +221,12 @@ class Store(Protocol):
         position closed at or after `closed_since` (their realized P&L counts today, and a
         sibling exit order may still need its cancel), oldest first."""
 
-    async def get_signal(self, signal_id: UUID) -> Signal | None: ...
-
-    async def get_approval(self, approval_id: UUID) -> Approval | None: ...
-
-    async def approve(self, signal_id: UUID, approved_by: str) -> UUID:
-        """The signal's approved approval, inserting one if there is none yet."""
-
     async def trade_for_signal(self, signal_id: UUID) -> Trade | None: ...
+
+
+class OperatorStore(Protocol):
+    """The operator's side: the kill switch, announcements to the running service, approvals by
+    hand, and the look-ups of `show`."""
 
     async def control(self) -> ControlState: ...
 
@@ -249,6 +235,15 @@ class Store(Protocol):
     async def announce_change(self, execution_id: UUID) -> None:
         """Tell the running service (NOTIFY on the control channel) that an execution was
         changed outside it, so its executor re-reads the row within a second."""
+
+    async def acknowledge_control(
+        self, changed_at: datetime | None, halted: bool, instance: str
+    ) -> None:
+        """Tell whoever waits (NOTIFY on `trade_executor_control_ack`) that this running
+        instance applied the kill switch as written at `changed_at`."""
+
+    async def approve(self, signal_id: UUID, approved_by: str) -> UUID:
+        """The signal's approved approval, inserting one if there is none yet."""
 
     async def ping(self) -> None:
         """Raises if the database does not answer."""
@@ -260,11 +255,42 @@ class Store(Protocol):
     async def execution_events(self, execution_id: UUID) -> list[StoredEvent]:
         """The execution's audit trail, in the order it was written."""
 
-    async def acknowledge_control(
-        self, changed_at: datetime | None, halted: bool, instance: str
-    ) -> None:
-        """Tell whoever waits (NOTIFY on `trade_executor_control_ack`) that this running
-        instance applied the kill switch as written at `changed_at`."""
+
+class OriginalStore(Protocol):
+    """The original service's (jax-trading-assistant's) tables: evidence of its orders, its
+    trades, its guards' facts, its audit trail."""
+
+    async def original_order(self, signal_id: UUID) -> str | None:
+        """Evidence that the original service already placed an order for the signal (a
+        `trades` row not ours, a `trade_approvals.order_id` not ours, an `order_intents` row
+        with a broker order id not ours), described for the logs; None if there is none."""
+
+    async def original_trades_since(self, since: datetime) -> list[OriginalTrade]:
+        """The original service's `trades` rows (not ours) created at or after `since`."""
+
+    async def original_tables(self) -> OriginalTables:
+        """Which of the original's tables exist (read once, then remembered)."""
+
+    async def guardrail_facts(
+        self,
+        signal_id: UUID,
+        *,
+        instances: bool,
+        artifacts: bool,
+        day_start: datetime,
+        trading_day: date,
+    ) -> GuardrailFacts:
+        """What the original's guards need for the signal (see `domain.guardrails`): with
+        `instances`, its `strategy_instances` row and the instance's trades since `day_start`
+        (plus ours of `trading_day` without a trade row); with `artifacts`, its artifact's
+        approval state. Raises a store error when any of it cannot be read."""
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        """Append an `audit_events` row where that table exists; nothing otherwise."""
+
+
+class BreakStore(Protocol):
+    """Reconciliation: what is compared with the broker, and the breaks found."""
 
     async def executions_for_reconcile(self, order_ids: Sequence[int]) -> list[Execution]:
         """What reconciliation compares with the broker: executions in flight (`submitting`,
@@ -278,3 +304,115 @@ class Store(Protocol):
 
     async def open_breaks(self) -> list[RecordedBreak]:
         """The breaks the last reconciliation pass found (for `status` and /health)."""
+
+
+class Store(ClaimStore, LedgerStore, OperatorStore, OriginalStore, BreakStore, Protocol):
+    """Everything the service needs from persistence: the five roles above, which partition it.
+    The executor takes the whole of it; every other consumer takes the narrow role below (or
+    above) that names what it calls."""
+
+
+# ---- the roles of single consumers: each a few methods of the ones above ----------------------
+
+
+class Transitions(Protocol):
+    """Moving one execution along, knowing its current row (`recording`, and the bases of the
+    pollers' and the exits' roles)."""
+
+    async def get_execution(self, execution_id: UUID) -> Execution | None: ...
+
+    async def apply(
+        self,
+        execution_id: UUID,
+        transition: Transition,
+        changes: Changes,
+        detail: dict[str, Any] | None = None,
+        trade: TradeRecord | None = None,
+        *,
+        trade_notes: str | None = None,
+    ) -> Execution: ...
+
+    async def add_event(self, execution_id: UUID, kind: str, detail: dict[str, Any]) -> None: ...
+
+
+class ListenerStore(Protocol):
+    """What the listener reads: the kill switch and the approvals its notifications missed."""
+
+    async def control(self) -> ControlState: ...
+
+    async def pending_approvals(
+        self, limit: int, sources: Collection[str] = APPROVAL_SOURCES
+    ) -> list[PendingApproval]: ...
+
+
+class PollerStore(Transitions, Protocol):
+    """What the order pollers need: the working executions, and their transitions."""
+
+    async def executions_in(self, states: Sequence[ExecutionState]) -> list[Execution]: ...
+
+
+class ExitStore(Transitions, Protocol):
+    """What the exits need: the positions to follow, their transitions, and an execution's
+    trail (the quantity an unanswered close was sent with)."""
+
+    async def positions_to_follow(self, closed_since: datetime) -> list[Execution]: ...
+
+    async def execution_events(self, execution_id: UUID) -> list[StoredEvent]: ...
+
+
+class ProtectStore(ExitStore, Protocol):
+    """The operator's protect (`broker_truth.protect_with`): an exit's transition, announced."""
+
+    async def announce_change(self, execution_id: UUID) -> None: ...
+
+
+class ReconcilerStore(BreakStore, Protocol):
+    """What reconciliation needs: the breaks, and the transitions it applies."""
+
+    async def apply(
+        self,
+        execution_id: UUID,
+        transition: Transition,
+        changes: Changes,
+        detail: dict[str, Any] | None = None,
+        trade: TradeRecord | None = None,
+        *,
+        trade_notes: str | None = None,
+    ) -> Execution: ...
+
+
+class ReportStore(Protocol):
+    """What the gauges and the daily figures read: the kill switch, the executions in flight
+    and of a trading day."""
+
+    async def control(self) -> ControlState: ...
+
+    async def executions_in(self, states: Sequence[ExecutionState]) -> list[Execution]: ...
+
+    async def executions_on(self, trading_day: date) -> list[Execution]: ...
+
+
+class LookupStore(Protocol):
+    """What `show` looks up: executions by id or prefix, and their audit trail."""
+
+    async def find_executions(self, low: UUID, high: UUID, limit: int) -> list[Execution]: ...
+
+    async def execution_events(self, execution_id: UUID) -> list[StoredEvent]: ...
+
+
+# Every role, for the checks that `PgStore` (and the memory store) satisfy each.
+ROLES: tuple[type, ...] = (
+    ClaimStore,
+    LedgerStore,
+    OperatorStore,
+    OriginalStore,
+    BreakStore,
+    Transitions,
+    ListenerStore,
+    PollerStore,
+    ExitStore,
+    ProtectStore,
+    ReconcilerStore,
+    ReportStore,
+    LookupStore,
+)

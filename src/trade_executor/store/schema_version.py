@@ -8,9 +8,12 @@ import asyncpg
 
 from trade_executor.store.migrate import MIGRATIONS_TABLE, load_migrations, pending
 from trade_executor.store.pgerrors import translated
+from trade_executor.store.sqlfiles import load
 
-_TABLE_EXISTS = "SELECT to_regclass($1) IS NOT NULL"
-_LATEST = f"SELECT max(version) FROM {MIGRATIONS_TABLE}"
+_SQL = load("schema.sql")
+
+_TABLE_EXISTS = _SQL.text("table_exists")
+_LATEST = _SQL.text("latest")
 
 
 @dataclass(frozen=True, slots=True)

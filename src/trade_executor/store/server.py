@@ -8,12 +8,11 @@ from dataclasses import dataclass
 import asyncpg
 
 from trade_executor.store.pgerrors import translating
+from trade_executor.store.sqlfiles import load
 
-# inet_server_addr() is NULL over a Unix socket; pg_is_in_recovery() is true on a standby.
-SERVER_QUERY = """
-SELECT host(inet_server_addr()) AS address, inet_server_port() AS port,
-       pg_is_in_recovery() AS in_recovery, current_setting('server_version') AS version
-"""
+_SQL = load("server.sql")
+
+SERVER_QUERY = _SQL.text("server_query")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,17 +52,7 @@ async def database_server(conn: asyncpg.Connection | asyncpg.Pool) -> DatabaseSe
     )
 
 
-# The session's own synchronous_commit (a role or database may override the server's), the
-# synchronous standbys asked for, and those streaming now. pg_stat_replication's columns other
-# than pid are NULL for a role without pg_read_all_stats: then the state cannot be seen.
-DURABILITY_QUERY = """
-SELECT current_setting('synchronous_commit') AS synchronous_commit,
-       current_setting('synchronous_standby_names') AS standby_names,
-       count(r.pid) AS standbys,
-       count(*) FILTER (WHERE r.sync_state IN ('sync', 'quorum')) AS synchronous,
-       count(r.pid) FILTER (WHERE r.sync_state IS NULL) AS hidden
-FROM (SELECT 1) AS one LEFT JOIN pg_stat_replication AS r ON true
-"""
+DURABILITY_QUERY = _SQL.text("durability_query")
 
 # synchronous_commit values that wait for a synchronous standby (remote_write: in its memory,
 # enough for a promotion after the primary's loss; on, the default: flushed to its disk).

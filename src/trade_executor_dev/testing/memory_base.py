@@ -1,4 +1,4 @@
-"""The state of `MemoryStore` and what all its parts share: the tables, the fence, the faults
+"""The state of `MemoryStore` and what all its parts share: the tables, the faults
 (`down`, `fail_next`), the events and notifications, and the test's views of the tables."""
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from trade_executor.domain.execution import Execution
 from trade_executor.domain.guardrails import GuardrailFacts
 from trade_executor.domain.ledger import OriginalTrade
 from trade_executor.domain.models import Approval, Signal
-from trade_executor.store.errors import Fenced, StoreUnavailable
+from trade_executor.store.errors import StoreUnavailable
 from trade_executor.store.jsonb import to_json
 from trade_executor.store.notifications import APPROVALS_CHANNEL
-from trade_executor.store.protocol import AuditEntry, ControlState, OriginalTables
+from trade_executor.store.protocol import ControlState, OriginalTables
 from trade_executor_dev.testing.notifications import MemoryNotifications
 
 T = TypeVar("T")
@@ -66,9 +66,6 @@ class _Tables:
     events: list[MemoryEvent] = field(default_factory=list)
     trades: dict[str, dict[str, Any]] = field(default_factory=dict)
     status_approvals: dict[UUID, datetime] = field(default_factory=dict)  # signal -> approved_at
-    order_intents: list[dict[str, Any]] = field(default_factory=list)
-    fills: list[dict[str, Any]] = field(default_factory=list)
-    audit_events: list[AuditEntry] = field(default_factory=list)
 
 
 class MemoryBase:
@@ -94,44 +91,6 @@ class MemoryBase:
         self.original_orders: dict[UUID, str] = {}
         self.original_trades: list[OriginalTrade] = []
         self.guardrails: dict[UUID, GuardrailFacts] = {}
-        self.leader_epoch = 0  # executor_control.leader_epoch
-        self._epoch: int | None = None  # the epoch this client is fenced with (None: unfenced)
-        self._on_fenced: Callable[[Fenced], None] | None = None
-
-    # -- fencing (as `PgStore.fence`) ------------------------------------------------------------
-
-    def take_over(self) -> int:
-        """A takeover by some instance: the database's epoch, incremented and returned."""
-        self.leader_epoch += 1
-        return self.leader_epoch
-
-    @property
-    def epoch(self) -> int | None:
-        return self._epoch
-
-    def fence(self, epoch: int | None, on_fenced: Callable[[Fenced], None] | None = None) -> None:
-        """Fence claims and intent writes with `epoch` (None: unfenced)."""
-        self._epoch = epoch
-        self._on_fenced = on_fenced
-
-    def _check_fence(self) -> None:
-        if self._epoch is not None and self._epoch != self.leader_epoch:
-            error = Fenced(self._epoch, self.leader_epoch)
-            if self._on_fenced is not None:
-                self._on_fenced(error)
-            raise error
-
-    @property
-    def order_intents(self) -> list[dict[str, Any]]:
-        return [dict(row) for row in self._t.order_intents]
-
-    @property
-    def fills(self) -> list[dict[str, Any]]:
-        return [dict(row) for row in self._t.fills]
-
-    @property
-    def audit_events(self) -> list[AuditEntry]:
-        return list(self._t.audit_events)
 
     @property
     def signals(self) -> dict[UUID, Signal]:

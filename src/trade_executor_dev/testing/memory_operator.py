@@ -8,7 +8,6 @@ from uuid import UUID
 
 from trade_executor.domain.execution import Execution
 from trade_executor.store.notifications import CONTROL_ACK_CHANNEL, CONTROL_CHANNEL
-from trade_executor.store.original import audit_for_control
 from trade_executor.store.protocol import ControlState, StoredEvent
 from trade_executor_dev.testing.memory_base import MemoryBase
 
@@ -23,8 +22,6 @@ class MemoryOperator(MemoryBase):
     async def set_control(self, halted: bool, reason: str | None, changed_by: str) -> None:
         await self._enter("set_control")
         self._control = ControlState(halted, reason, self._clock(), changed_by)
-        if self.original.audit_events:
-            self._t.audit_events.append(audit_for_control(halted, reason, changed_by))
         self._notify(CONTROL_CHANNEL, json.dumps({"halted": halted, "reason": reason}))
 
     async def announce_change(self, execution_id: UUID) -> None:

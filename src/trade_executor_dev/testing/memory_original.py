@@ -1,19 +1,18 @@
 """`MemoryStore`'s side of the original service's tables: the test inputs (`original`,
-`original_orders`, `original_trades`, `guardrails`) and our writes to its `order_intents`,
-`fills`, `audit_events` and `trades`, as `PgStore` writes them."""
+`original_orders`, `original_trades`, `guardrails`), and our `trades` rows as `PgStore` writes
+them. Our writes to the original's `order_intents`, `fills` and `audit_events` are PostgreSQL's
+alone (tests/integration/test_dropin_original_tables.py and test_dropin.py): here they are not
+kept, whatever `original` says exists."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime
-from typing import Any
 from uuid import UUID
 
-from trade_executor.domain.execution import Changes, Execution, TradeRecord
+from trade_executor.domain.execution import Changes, TradeRecord
 from trade_executor.domain.guardrails import GuardrailFacts
 from trade_executor.domain.ledger import OriginalTrade
-from trade_executor.domain.states import Transition
-from trade_executor.store.original import audit_for_transition, fill_delta
 from trade_executor.store.protocol import AuditEntry, OriginalTables
 from trade_executor_dev.testing.memory_base import MemoryBase, keep
 
@@ -51,66 +50,7 @@ class MemoryOriginal(MemoryBase):
         )
 
     async def record_audit(self, entry: AuditEntry) -> None:
-        await self._enter("record_audit")
-        if self.original.audit_events:
-            self._t.audit_events.append(entry)
-
-    def _write_original(
-        self,
-        before: Execution,
-        after: Execution,
-        transition: Transition,
-        detail: dict[str, Any] | None,
-        now: datetime,
-    ) -> None:
-        """The original's tables, as `PgStore` writes them in the transition's transaction."""
-        key = str(after.id)
-        if self.original.order_intents:
-            if transition is Transition.BEGIN_SUBMIT:
-                self._t.order_intents.append(
-                    {
-                        "signal_id": after.signal_id,
-                        "symbol": after.symbol,
-                        "side": after.action,
-                        "quantity": after.quantity,
-                        "order_type": after.order_type,
-                        "status": "pending",
-                        "metadata": {"executionId": key, "clientOrderId": after.client_order_id},
-                        "created_at": now,
-                    }
-                )
-            else:
-                for intent in self._t.order_intents:
-                    if intent["metadata"].get("executionId") != key:
-                        continue
-                    failed = after.state.value in ("failed", "unknown", "rejected")
-                    intent["status"] = (
-                        after.state.value
-                        if failed or after.broker_status is None
-                        else after.broker_status
-                    )
-                    if after.order_id is not None:
-                        intent["metadata"]["brokerOrderId"] = str(after.order_id)
-                    intent["metadata"]["filledQty"] = after.filled_qty
-        if self.original.fills and after.filled_qty > before.filled_qty:
-            delta = fill_delta(
-                before.filled_qty, before.avg_fill_price, after.filled_qty, after.avg_fill_price
-            )
-            if delta is not None:
-                self._t.fills.append(
-                    {
-                        "trade_id": key if key in self._t.trades else None,
-                        "broker_order_id": str(after.order_id),
-                        "symbol": after.symbol,
-                        "side": after.action,
-                        "filled_qty": delta[0],
-                        "avg_fill_price": delta[1],
-                    }
-                )
-        if self.original.audit_events:
-            entry = audit_for_transition(after, transition, detail)
-            if entry is not None:
-                self._t.audit_events.append(entry)
+        await self._enter("record_audit")  # not kept (see the module docstring)
 
     def _write_trade(self, trade: TradeRecord, now: datetime) -> None:
         order_id = str(trade.order_id) if trade.order_id is not None else None

@@ -1,7 +1,7 @@
 """An in-memory `Store`, for running the actors on both anyio backends (the LISTEN/NOTIFY hub
 is `testing.notifications`).
 
-`MemoryStore` reproduces `PgStore`'s semantics (see `store/queries/`), not just its signatures:
+`MemoryStore` reproduces `PgStore`'s semantics (see `store/sql/`), not just its signatures:
 
 - `claim` re-reads the approval and its signal and inserts the `executions` row; the execution's
   `signal_id` and `client_order_id` are unique, as in the table (a duplicate `client_order_id` or
@@ -22,14 +22,12 @@ is `testing.notifications`).
 - status approvals (`approve_by_status`, the original's UI) are recorded once per signal and
   notify `{"signal_id", "source": "signal_status"}` like migration 0003's trigger; `claim_status`
   claims them with no approval id;
-- the original's tables: `original` says which exist (none by default); where they do, an intent
-  is recorded with BEGIN_SUBMIT and kept up to date, a fill per increase of `filled_qty`, and
-  the audit rows of `store.audit`. Its orders and trades are test inputs: `original_orders`,
-  `original_trades`, and the guardrail facts per signal, `guardrails`.
-- fencing: `leader_epoch` is the database's `executor_control.leader_epoch` (`take_over()`
-  increments it, as a takeover does); once `fence(epoch)` is called, a claim of an existing
-  approval and every `BEGIN_SUBMIT` raise `Fenced`, changing nothing, while `leader_epoch`
-  differs from `epoch`.
+- the original's tables: `original` says which exist (none by default); its orders and trades
+  are test inputs: `original_orders`, `original_trades`, and the guardrail facts per signal,
+  `guardrails`. Our writes to its `order_intents`, `fills` and `audit_events` are not kept
+  (PostgreSQL's: tests/integration/test_dropin_original_tables.py, test_dropin.py).
+- no fencing: the leadership epoch is PostgreSQL's alone (`PgStore.fence`; its tests are
+  tests/integration/test_fencing.py and tests/integration/actors/test_fencing_actors_pg.py).
 
 Every method is atomic: it does all its work between two checkpoints, as one transaction would.
 Faults for tests: `down = True` fails every call (an outage), `fail_next("apply")` fails the next
@@ -81,7 +79,6 @@ class MemoryStore(MemorySeed, MemoryOriginal, MemoryOperator, MemoryBreaks):
         row = self._t.approvals.get(approval_id)
         if row is None:
             return NotClaimable("approval not found")
-        self._check_fence()
         approval = row.approval
         if not approval.approved:
             return NotClaimable("not_approved")
@@ -101,7 +98,6 @@ class MemoryStore(MemorySeed, MemoryOriginal, MemoryOperator, MemoryBreaks):
         approved_at = self._t.status_approvals.get(signal_id)
         if approved_at is None:
             return NotClaimable("approval not found")
-        self._check_fence()
         signal = self._t.signals.get(signal_id)
         if signal is None:
             return NotClaimable("signal not found")
@@ -186,8 +182,6 @@ class MemoryStore(MemorySeed, MemoryOriginal, MemoryOperator, MemoryBreaks):
         trade_notes: str | None = None,
     ) -> Execution:
         await self._enter("apply")
-        if transition is Transition.BEGIN_SUBMIT:
-            self._check_fence()
         current = self._t.executions.get(execution_id)
         if current is None:
             raise IllegalTransition(transition, None)
@@ -209,7 +203,6 @@ class MemoryStore(MemorySeed, MemoryOriginal, MemoryOperator, MemoryBreaks):
         self._append_event(
             execution_id, transition.event, {"state": new_state.value, **(detail or {})}
         )
-        self._write_original(current, updated, transition, detail, now)
         if trade is not None:
             self._write_trade(trade, now)
         elif updated.order_id is not None and (

@@ -21,7 +21,7 @@ import asyncpg
 import pytest
 
 from tests.support import ThreadedBridge, approve, insert_signal, threaded_bridge, wait_for
-from tests.support.proxybroker import ProxyBroker
+from tests.support.proxybroker import ProxyBroker, broker_functions_overridable
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.broker.client import BrokerClient
 from trade_executor.config.limits import state_bounds
@@ -87,10 +87,11 @@ async def pg_actors(
                 bounds=state_bounds(settings, received=0.3, reconcile_window=0.5),
                 scan_interval=0.05,
             )
-            async with anyio.create_task_group() as tg:
-                await actors.start(tg, Supervisor(backoff_base=0.01))
-                yield Running(store, actors, broker)
-                tg.cancel_scope.cancel()
+            with broker_functions_overridable():
+                async with anyio.create_task_group() as tg:
+                    await actors.start(tg, Supervisor(backoff_base=0.01))
+                    yield Running(store, actors, broker)
+                    tg.cancel_scope.cancel()
     finally:
         await pool.close()
 

@@ -2,19 +2,25 @@
 `MemoryStore` (asyncio and trio). The same test body runs against each, through a small harness
 that inserts signals and approvals and reads back the rows a `Store` does not expose.
 
+The contract is kept per role (`store.protocol`): each test says which role it holds
+(`@contract(Role)`), and `test_every_method_of_every_role_has_its_contract` fails when a method
+of a role is called by none of its role's tests. The original service's tables (`OriginalStore`)
+are PostgreSQL's alone: the memory store's are test inputs, not semantics (`pg_only`).
+
 The trio x PostgreSQL combination is skipped: asyncpg runs on asyncio only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
@@ -22,22 +28,32 @@ import anyio
 import asyncpg
 import pytest
 
+from trade_executor.domain.breaks import BreakKind, ReconcileBreak
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
+from trade_executor.domain.guardrails import GuardrailFacts
 from trade_executor.domain.states import ExecutionState, IllegalTransition, Transition
 from trade_executor.store.errors import StoreConflict
 from trade_executor.store.migrate import migrate
 from trade_executor.store.notifications import (
     APPROVALS_CHANNEL,
+    CONTROL_ACK_CHANNEL,
     CONTROL_CHANNEL,
     NotificationSource,
-    connect_notifications,
+    PgNotificationSource,
 )
 from trade_executor.store.postgres import PgStore, create_pool
 from trade_executor.store.protocol import (
     AlreadyClaimed,
+    AuditEntry,
+    BreakStore,
     Claimed,
+    ClaimStore,
     ControlState,
+    LedgerStore,
     NotClaimable,
+    OperatorStore,
+    OriginalStore,
+    OriginalTables,
     PendingApproval,
     Store,
 )
@@ -55,6 +71,23 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 S = ExecutionState
 TRADING_DAY = date(2024, 3, 15)
+
+# The roles that partition `Store`, and the tests that hold each one's contract.
+PARTITION: tuple[type, ...] = (ClaimStore, LedgerStore, OperatorStore, OriginalStore, BreakStore)
+CONTRACTS: dict[type, list[Callable[..., Any]]] = {role: [] for role in PARTITION}
+
+Test = TypeVar("Test", bound=Callable[..., Any])
+
+
+def contract(*roles: type) -> Callable[[Test], Test]:
+    """The test holds (part of) the contract of `roles`."""
+
+    def register(test: Test) -> Test:
+        for role in roles:
+            CONTRACTS[role].append(test)
+        return test
+
+    return register
 
 
 class Harness(Protocol):
@@ -81,11 +114,15 @@ class Harness(Protocol):
 
     async def notify(self, channel: str, payload: str) -> None: ...
 
+    async def approve_by_status(self, signal_id: UUID) -> None:
+        """The original's UI: `UPDATE strategy_signals SET status = 'approved'`."""
+
 
 # -- PostgreSQL ----------------------------------------------------------------------------------
 
 TRUNCATE = """
-TRUNCATE execution_events, executions, trades, trade_approvals, strategy_signals
+TRUNCATE execution_events, executions, trades, trade_approvals, strategy_signals,
+         signal_status_approvals, trade_executor_reconcile_breaks
 RESTART IDENTITY CASCADE
 """
 RESET_CONTROL = "UPDATE executor_control SET halted = false, reason = NULL, changed_by = NULL"
@@ -162,10 +199,17 @@ class PgHarness:
         return found
 
     async def listen(self) -> NotificationSource:
-        return await connect_notifications(self.url)
+        """The service's channels (`connect_notifications`'s), and the acknowledgements'."""
+        channels = [APPROVALS_CHANNEL, CONTROL_CHANNEL, CONTROL_ACK_CHANNEL]
+        return await PgNotificationSource.connect(self.url, channels)
 
     async def notify(self, channel: str, payload: str) -> None:
         await self.pool.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+    async def approve_by_status(self, signal_id: UUID) -> None:
+        await self.pool.execute(
+            "UPDATE strategy_signals SET status = 'approved' WHERE id = $1", signal_id
+        )
 
 
 # -- memory --------------------------------------------------------------------------------------
@@ -206,6 +250,9 @@ class MemoryHarness:
 
     async def notify(self, channel: str, payload: str) -> None:
         self.hub.notify(channel, payload)
+
+    async def approve_by_status(self, signal_id: UUID) -> None:
+        self.memory.approve_by_status(signal_id)
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -344,6 +391,7 @@ def trade_record(execution: Execution, order_id: int | None, status: str) -> Tra
 # -- claim ---------------------------------------------------------------------------------------
 
 
+@contract(ClaimStore)
 async def test_a_claim_inserts_a_received_execution_and_a_claimed_event(h: Harness) -> None:
     signal_id = await h.add_signal("MSFT", "SELL")
     approval_id = await h.add_approval(signal_id)
@@ -370,6 +418,7 @@ async def test_a_claim_inserts_a_received_execution_and_a_claimed_event(h: Harne
     ]
 
 
+@contract(ClaimStore)
 async def test_a_signal_is_claimed_once_whatever_approval_claims_it(h: Harness) -> None:
     signal_id = await h.add_signal()
     first_approval = await h.add_approval(signal_id)
@@ -387,6 +436,7 @@ async def test_a_signal_is_claimed_once_whatever_approval_claims_it(h: Harness) 
     ]
 
 
+@contract(ClaimStore)
 async def test_concurrent_claims_of_one_signal_make_one_execution(h: Harness) -> None:
     signal_id = await h.add_signal()
     approvals = [await h.add_approval(signal_id) for _ in range(3)]
@@ -406,6 +456,7 @@ async def test_concurrent_claims_of_one_signal_make_one_execution(h: Harness) ->
     assert {o.execution.id for o in losers} == {winners[0].execution.id}
 
 
+@contract(ClaimStore)
 async def test_nothing_to_claim_answers_not_claimable_and_writes_nothing(h: Harness) -> None:
     signal_id = await h.add_signal()
     unapproved = await h.add_approval(signal_id, approved=False)
@@ -419,6 +470,7 @@ async def test_nothing_to_claim_answers_not_claimable_and_writes_nothing(h: Harn
     assert await h.store.executions_in(list(S)) == []
 
 
+@contract(ClaimStore)
 async def test_a_claim_keeps_an_invalid_signal_for_the_executor_to_reject(h: Harness) -> None:
     hold = await h.add_signal("X" * 100, "HOLD")
     nameless = await h.add_signal(None, None)
@@ -432,6 +484,7 @@ async def test_a_claim_keeps_an_invalid_signal_for_the_executor_to_reject(h: Har
     assert results == [("X" * 64, None), (None, None)]
 
 
+@contract(ClaimStore)
 async def test_a_duplicate_client_order_id_is_refused(h: Harness) -> None:
     first = await claimed(h, "AAPL")
     other_signal = await h.add_signal("MSFT")
@@ -446,6 +499,7 @@ async def test_a_duplicate_client_order_id_is_refused(h: Harness) -> None:
 # -- apply ---------------------------------------------------------------------------------------
 
 
+@contract(LedgerStore)
 async def test_apply_moves_along_a_transition_and_sets_the_changes(h: Harness) -> None:
     execution = (await claimed(h)).execution
 
@@ -468,6 +522,7 @@ async def test_apply_moves_along_a_transition_and_sets_the_changes(h: Harness) -
     ]
 
 
+@contract(LedgerStore)
 async def test_every_transition_is_guarded_by_its_source_states(h: Harness) -> None:
     """From every state, every transition: allowed exactly when the state machine says so;
     otherwise apply raises IllegalTransition naming the current state and changes nothing,
@@ -495,6 +550,7 @@ async def test_every_transition_is_guarded_by_its_source_states(h: Harness) -> N
                 assert await h.events(execution.id) == events_before, (state, transition)
 
 
+@contract(LedgerStore)
 async def test_apply_to_a_missing_execution_raises(h: Harness) -> None:
     for transition in (Transition.REJECT, Transition.PROGRESS):
         with pytest.raises(IllegalTransition) as refused:
@@ -502,6 +558,7 @@ async def test_apply_to_a_missing_execution_raises(h: Harness) -> None:
         assert refused.value.current is None
 
 
+@contract(LedgerStore)
 async def test_unset_changes_keep_their_values_and_finished_at_is_set_once(h: Harness) -> None:
     execution = (await claimed(h)).execution
     await h.store.apply(execution.id, Transition.BEGIN_SUBMIT, PLAN)
@@ -542,6 +599,7 @@ async def test_unset_changes_keep_their_values_and_finished_at_is_set_once(h: Ha
     ]
 
 
+@contract(LedgerStore)
 async def test_a_trade_row_is_written_and_the_approved_approvals_are_linked(h: Harness) -> None:
     signal_id = await h.add_signal()
     approval_id = await h.add_approval(signal_id)
@@ -585,6 +643,7 @@ async def test_a_trade_row_is_written_and_the_approved_approvals_are_linked(h: H
     assert left_alone is not None and left_alone.order_id is None
 
 
+@contract(LedgerStore)
 async def test_progress_updates_the_trade_row(h: Harness) -> None:
     execution = (await claimed(h)).execution
     intent = await h.store.apply(execution.id, Transition.BEGIN_SUBMIT, PLAN)
@@ -617,6 +676,7 @@ async def test_progress_updates_the_trade_row(h: Harness) -> None:
     assert final["risk"]["status"] == "Filled" and final["risk"]["order_id"] == "55"
 
 
+@contract(LedgerStore)
 async def test_a_second_trade_write_updates_only_status_and_risk(h: Harness) -> None:
     execution = (await claimed(h)).execution
     planned = replace(execution, quantity=133)
@@ -633,6 +693,7 @@ async def test_a_second_trade_write_updates_only_status_and_risk(h: Harness) -> 
     assert row["risk"]["order_id"] == "9" and row["risk"]["status"] == "Submitted"
 
 
+@contract(LedgerStore)
 async def test_trade_for_signal_joins_the_trade_and_its_execution(h: Harness) -> None:
     claim = await claimed(h)
     execution = claim.execution
@@ -676,6 +737,7 @@ async def test_trade_for_signal_joins_the_trade_and_its_execution(h: Harness) ->
 # -- reads ---------------------------------------------------------------------------------------
 
 
+@contract(ClaimStore)
 async def test_pending_approvals_one_per_unclaimed_approved_signal(h: Harness) -> None:
     base = datetime.now(UTC) - timedelta(minutes=10)
     two_rows = await h.add_signal("TWO")
@@ -699,6 +761,7 @@ async def test_pending_approvals_one_per_unclaimed_approved_signal(h: Harness) -
     assert await h.store.pending_approvals(0) == []
 
 
+@contract(ClaimStore)
 async def test_pending_approvals_are_oldest_first(h: Harness) -> None:
     base = datetime.now(UTC) - timedelta(hours=1)
     approvals = []
@@ -713,6 +776,7 @@ async def test_pending_approvals_are_oldest_first(h: Harness) -> None:
     assert [p.approval_id for p in pending] == approvals[:3]
 
 
+@contract(OperatorStore)
 async def test_approve_returns_the_existing_approval_or_inserts_one(h: Harness) -> None:
     fresh = await h.add_signal("NEW")
     unapproved_only = await h.add_signal("UNAPPROVED")
@@ -738,6 +802,7 @@ async def test_approve_returns_the_existing_approval_or_inserts_one(h: Harness) 
     assert pending[fresh] == inserted and pending[unapproved_only] == beside_refused
 
 
+@contract(OperatorStore)
 async def test_concurrent_approves_of_one_signal_insert_one_approval(h: Harness) -> None:
     signal_id = await h.add_signal()
     answers: list[UUID] = []
@@ -752,6 +817,7 @@ async def test_concurrent_approves_of_one_signal_insert_one_approval(h: Harness)
     assert len(set(answers)) == 1
 
 
+@contract(LedgerStore)
 async def test_executions_in_states_and_on_a_trading_day(h: Harness) -> None:
     received = await in_state(h, S.RECEIVED, "A")
     submitted = await in_state(h, S.SUBMITTED, "B")
@@ -773,6 +839,7 @@ async def test_executions_in_states_and_on_a_trading_day(h: Harness) -> None:
     assert await h.store.executions_on(date(2000, 1, 1)) == []
 
 
+@contract(ClaimStore, LedgerStore, OperatorStore)
 async def test_reads_of_signals_approvals_and_events(h: Harness) -> None:
     execution = (await claimed(h)).execution
     signal = await h.store.get_signal(execution.signal_id)
@@ -802,6 +869,7 @@ async def test_reads_of_signals_approvals_and_events(h: Harness) -> None:
     await h.store.ping()
 
 
+@contract(OperatorStore)
 async def test_the_kill_switch(h: Harness) -> None:
     assert (await h.store.control()).halted is False
 
@@ -833,6 +901,7 @@ async def until_sentinel(h: Harness, source: NotificationSource, channel: str) -
     raise AssertionError("the notification stream ended")
 
 
+@contract(ClaimStore, OperatorStore)
 async def test_approved_approvals_and_the_kill_switch_notify(h: Harness) -> None:
     source = await h.listen()
     try:
@@ -887,6 +956,7 @@ def _sample(name: str, kind: Any) -> Any:
     return f"{name}-value"
 
 
+@contract(LedgerStore)
 async def test_every_field_of_changes_round_trips_through_the_store(h: Harness) -> None:
     """A field added to `Changes` (and `Execution`) reaches the store without any other edit:
     each is written by `apply` and read back by `get_execution`, on both stores."""
@@ -902,6 +972,7 @@ async def test_every_field_of_changes_round_trips_through_the_store(h: Harness) 
     assert {name: getattr(read, name) for name in values} == values
 
 
+@contract(LedgerStore)
 async def test_every_execution_field_is_a_column(h: Harness) -> None:
     """`Execution` is the one description: every field maps to a column of `executions`."""
     from trade_executor.domain.execution import EXECUTION_FIELDS
@@ -912,3 +983,266 @@ async def test_every_execution_field_is_a_column(h: Harness) -> None:
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'executions'"
     )
     assert set(EXECUTION_FIELDS) <= {row["column_name"] for row in rows}
+
+
+# -- claims: status approvals ----------------------------------------------------------------------
+
+
+@contract(ClaimStore)
+async def test_a_status_approval_is_pending_then_claimed_once(h: Harness) -> None:
+    signal_id = await h.add_signal("STAT")
+    assert await h.store.status_approval(signal_id) is None
+    await h.approve_by_status(signal_id)
+    approval = await h.store.status_approval(signal_id)
+    assert approval is not None and approval.id is None and approval.source == "signal_status"
+    assert (approval.signal_id, approval.approved) == (signal_id, True)
+    assert approval.approved_at is not None
+    assert await h.store.pending_approvals(10) == [
+        PendingApproval(None, signal_id, "signal_status")
+    ]
+    assert await h.store.pending_approvals(10, ("trade_approvals",)) == []
+
+    execution_id = uuid.uuid4()
+    outcome = await h.store.claim_status(signal_id, execution_id, f"te-{execution_id.hex}")
+    assert isinstance(outcome, Claimed)
+    assert outcome.execution.approval_id is None
+    assert outcome.execution.approval_source == "signal_status"
+    assert outcome.execution.state is S.RECEIVED and outcome.signal.id == signal_id
+    again = await h.store.claim_status(signal_id, uuid.uuid4(), "te-again")
+    assert isinstance(again, AlreadyClaimed) and again.execution.id == execution_id
+    other = await h.store.claim(await h.add_approval(signal_id), uuid.uuid4(), "te-other")
+    assert isinstance(other, AlreadyClaimed) and other.execution.id == execution_id
+    assert await h.store.pending_approvals(10) == []
+
+
+@contract(ClaimStore)
+async def test_a_status_claim_without_a_status_approval_is_not_claimable(h: Harness) -> None:
+    signal_id = await h.add_signal("NOST")
+    outcome = await h.store.claim_status(signal_id, uuid.uuid4(), "te-nost")
+    assert isinstance(outcome, NotClaimable)
+    assert await h.store.execution_for_signal(signal_id) is None
+
+
+# -- the ledger: positions to follow ---------------------------------------------------------------
+
+
+@contract(LedgerStore)
+async def test_positions_to_follow_are_the_open_and_the_recently_closed(h: Harness) -> None:
+    since = datetime(2024, 3, 15, 13, 0, tzinfo=UTC)
+    held = await in_state(h, S.FILLED, "OPEN")
+    bare = await in_state(h, S.FILLED, "BARE")
+    old = await in_state(h, S.FILLED, "OLD")
+    late = await in_state(h, S.FILLED, "LATE")
+    await in_state(h, S.SUBMITTED, "WORK")
+    await h.store.apply(held.id, T.POSITION, Changes(position_state="open"))
+    await h.store.apply(bare.id, T.POSITION, Changes(position_state="unprotected"))
+    closed = Changes(position_state="closed", closed_at=since - timedelta(seconds=1))
+    await h.store.apply(old.id, T.POSITION, closed)
+    closed = Changes(position_state="closed", closed_at=since)
+    await h.store.apply(late.id, T.POSITION, closed)
+
+    followed = await h.store.positions_to_follow(since)
+    assert [e.id for e in followed] == [held.id, bare.id, late.id]  # oldest first
+    assert [e.position_state for e in followed] == ["open", "unprotected", "closed"]
+
+
+# -- the operator's side ---------------------------------------------------------------------------
+
+
+@contract(OperatorStore)
+async def test_find_executions_by_id_or_signal_range_and_their_events(h: Harness) -> None:
+    first = (await claimed(h, "FIND")).execution
+    second = (await claimed(h, "FIND")).execution
+    everything = (UUID(int=0), UUID(int=2**128 - 1))
+    assert [e.id for e in await h.store.find_executions(*everything, 10)] == [
+        first.id,
+        second.id,
+    ]
+    assert [e.id for e in await h.store.find_executions(*everything, 1)] == [first.id]
+    assert [e.id for e in await h.store.find_executions(first.id, first.id, 10)] == [first.id]
+    by_signal = await h.store.find_executions(second.signal_id, second.signal_id, 10)
+    assert [e.id for e in by_signal] == [second.id]
+    assert await h.store.find_executions(UUID(int=1), UUID(int=1), 10) == []
+
+    await h.store.apply(first.id, T.BEGIN_SUBMIT, PLAN, {"why": "test"})
+    events = await h.store.execution_events(first.id)
+    assert [(e.execution_id, e.kind) for e in events] == [
+        (first.id, kind) for kind, _ in await h.events(first.id)
+    ]
+    assert len(events) == 2 and events[0].id < events[1].id and events[0].at <= events[1].at
+    assert events[-1].detail["why"] == "test"
+    assert await h.store.execution_events(uuid.uuid4()) == []
+
+
+@contract(OperatorStore)
+async def test_a_change_and_an_acknowledgement_are_announced(h: Harness) -> None:
+    execution_id = uuid.uuid4()
+    changed_at = datetime(2024, 3, 15, 14, 30, 1, 250000, tzinfo=UTC)
+    source = await h.listen()
+    try:
+        await h.store.announce_change(execution_id)
+        control = await until_sentinel(h, source, CONTROL_CHANNEL)
+        await h.store.acknowledge_control(changed_at, True, "host-a")
+        await h.store.acknowledge_control(None, False, "host-b")
+        acks = await until_sentinel(h, source, CONTROL_ACK_CHANNEL)
+    finally:
+        await source.aclose()
+
+    assert [json.loads(p) for p in control] == [{"execution_id": str(execution_id)}]
+    answered = [json.loads(p) for p in acks]
+    assert [(a["halted"], a["instance"]) for a in answered] == [(True, "host-a"), (False, "host-b")]
+    assert datetime.fromisoformat(answered[0]["changed_at"]) == changed_at
+    assert answered[1]["changed_at"] is None
+
+
+# -- reconciliation's breaks -----------------------------------------------------------------------
+
+
+@contract(BreakStore)
+async def test_executions_for_reconcile_are_those_the_broker_can_contradict(h: Harness) -> None:
+    submitting = await in_state(h, S.SUBMITTING, "RA")
+    submitted = await in_state(h, S.SUBMITTED, "RB")
+    unknown = await in_state(h, S.UNKNOWN, "RC")
+    held = await in_state(h, S.FILLED, "RD")
+    held = await h.store.apply(held.id, T.POSITION, Changes(filled_qty=10, position_state="open"))
+    closed = await in_state(h, S.FILLED, "RE")
+    await h.store.apply(closed.id, T.POSITION, Changes(filled_qty=10, position_state="closed"))
+    cancelled = await in_state(h, S.CANCELLED, "RF")
+    await h.store.apply(cancelled.id, T.POSITION, Changes(order_id=4242))
+    other = await in_state(h, S.CANCELLED, "RG")
+    await h.store.apply(other.id, T.POSITION, Changes(order_id=4343))
+    await in_state(h, S.FAILED, "RH")
+    await in_state(h, S.RECEIVED, "RI")
+
+    wanted = await h.store.executions_for_reconcile([4242])
+    assert [e.id for e in wanted] == [
+        submitting.id,
+        submitted.id,
+        unknown.id,
+        held.id,
+        cancelled.id,
+    ]
+    assert [e.id for e in await h.store.executions_for_reconcile([])] == [
+        submitting.id,
+        submitted.id,
+        unknown.id,
+        held.id,
+    ]
+
+
+@contract(BreakStore)
+async def test_breaks_of_a_pass_become_the_open_ones(h: Harness) -> None:
+    first = datetime(2024, 3, 15, 14, 0, tzinfo=UTC)
+    later = first + timedelta(minutes=1)
+    execution_id = uuid.uuid4()
+    orphan = ReconcileBreak(BreakKind.UNEXPLAINED_POSITION, "ORPH", None, None, {"qty": 5})
+    missing = ReconcileBreak(BreakKind.MISSING_POSITION, "MISS", execution_id, 77, {"qty": 3})
+    assert await h.store.open_breaks() == []
+
+    await h.store.record_breaks([orphan, missing], first)
+    opened = await h.store.open_breaks()
+    assert [(b.kind, b.symbol, b.execution_id, b.order_id) for b in opened] == [
+        ("unexplained_position", "ORPH", None, None),
+        ("missing_position", "MISS", execution_id, 77),
+    ]
+    assert [(b.first_seen, b.last_seen, b.cleared_at) for b in opened] == [(first, first, None)] * 2
+    assert opened[0].detail == {"qty": 5}
+
+    refreshed = replace(missing, order_id=78, detail={"qty": 4})
+    await h.store.record_breaks([refreshed], later)  # the orphan is gone: cleared
+    [still] = await h.store.open_breaks()
+    assert (still.kind, still.symbol, still.execution_id) == (
+        "missing_position",
+        "MISS",
+        execution_id,
+    )
+    assert (still.first_seen, still.last_seen, still.order_id) == (first, later, 78)
+    assert still.detail == {"qty": 4}
+
+    await h.store.record_breaks([], later)
+    assert await h.store.open_breaks() == []
+    await h.store.record_breaks([orphan], later + timedelta(minutes=1))  # back: a new break
+    [again] = await h.store.open_breaks()
+    assert again.first_seen == later + timedelta(minutes=1)
+
+
+# -- the original service's tables (PostgreSQL only) ---------------------------------------------
+
+
+@pytest.fixture
+def pg(harness: Harness) -> PgHarness:
+    """The harness on PostgreSQL; the memory store's original tables are test inputs, so their
+    contract is PostgreSQL's alone."""
+    if not isinstance(harness, PgHarness):
+        pytest.skip("the original's tables are PostgreSQL's (the memory store's are inputs)")
+    return harness
+
+
+INSERT_ORIGINAL_TRADE = """
+INSERT INTO trades (id, signal_id, symbol, direction, entry, stop, risk, order_status, created_at)
+VALUES ($1, $2, $3, 'BUY', 150, 145, $4::jsonb, 'Filled', $5)
+"""
+
+
+@contract(OriginalStore)
+async def test_the_originals_orders_and_trades_are_told_from_ours(pg: PgHarness) -> None:
+    tables = await pg.store.original_tables()
+    assert tables == OriginalTables()  # our own schema has none of the original's tables
+    at = datetime(2024, 3, 15, 14, 0, tzinfo=UTC)
+    theirs = await pg.add_signal("THRS")
+    await pg.pool.execute(INSERT_ORIGINAL_TRADE, "jax-1", theirs, "THRS", '{"amount": 120}', at)
+    ours = await in_state(pg, S.SUBMITTING, "OURS")
+    our_trade = trade_record(ours, 5150, "Submitted")
+    await pg.store.apply(ours.id, T.ACCEPT, Changes(order_id=5150), trade=our_trade)
+    approved = await pg.add_signal("APPR")
+    approval_id = await pg.add_approval(approved)
+    await pg.pool.execute("UPDATE trade_approvals SET order_id = '9001' WHERE id = $1", approval_id)
+
+    assert await pg.store.original_order(theirs) == "trades row jax-1"
+    assert await pg.store.original_order(approved) == "trade_approvals.order_id 9001"
+    assert await pg.store.original_order(ours.signal_id) is None
+    [trade] = await pg.store.original_trades_since(at)
+    assert (trade.symbol, trade.risk_amount, trade.created_at) == ("THRS", Decimal(120), at)
+    assert await pg.store.original_trades_since(at + timedelta(seconds=1)) == []
+
+
+@contract(OriginalStore)
+async def test_without_the_originals_tables_its_guards_and_audit_are_not_read(
+    pg: PgHarness,
+) -> None:
+    signal_id = await pg.add_signal("GARD")
+    facts = await pg.store.guardrail_facts(
+        signal_id,
+        instances=False,
+        artifacts=False,
+        day_start=datetime(2024, 3, 15, tzinfo=UTC),
+        trading_day=TRADING_DAY,
+    )
+    assert facts == GuardrailFacts()
+    entry = AuditEntry("corr-1", "order_submitted", "success", "test", {"k": "v"})
+    await pg.store.record_audit(entry)  # no audit_events table: nothing, and no error
+    assert await pg.pool.fetchval("SELECT to_regclass('audit_events')") is None
+
+
+# -- every role's methods have their contract ------------------------------------------------------
+
+
+def role_methods(role: type) -> set[str]:
+    return {
+        name
+        for name, value in vars(role).items()
+        if not name.startswith("_") and inspect.iscoroutinefunction(value)
+    }
+
+
+def test_every_method_of_every_role_has_its_contract() -> None:
+    missing = {
+        f"{role.__name__}.{name}"
+        for role in PARTITION
+        for name in role_methods(role)
+        if not any(f".{name}(" in inspect.getsource(test) for test in CONTRACTS[role])
+    }
+    assert not missing, f"no contract test of the role calls {sorted(missing)}"
+    assert set().union(*(role_methods(r) for r in PARTITION)) == {
+        name for name in dir(Store) if not name.startswith("_")
+    }

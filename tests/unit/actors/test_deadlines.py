@@ -25,7 +25,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.support import PaperServer, paper_config, paper_in_this_loop
-from tests.support.proxybroker import ProxyBroker
+from tests.support.proxybroker import ProxyBroker, broker_functions_overridable
 from trade_executor.actors.execution.deadlines import StateBounds
 from trade_executor.actors.following.pool import poll_bounds
 from trade_executor.actors.supervisor import Supervisor
@@ -113,10 +113,11 @@ async def running(
             bounds=fast_bounds(settings),
             scan_interval=0.05,
         )
-        async with anyio.create_task_group() as tg:
-            await actors.start(tg, Supervisor(backoff_base=0.01))
-            yield Running(store, actors, broker)
-            tg.cancel_scope.cancel()
+        with broker_functions_overridable():
+            async with anyio.create_task_group() as tg:
+                await actors.start(tg, Supervisor(backoff_base=0.01))
+                yield Running(store, actors, broker)
+                tg.cancel_scope.cancel()
 
 
 async def until(predicate: Callable[[], bool]) -> None:

@@ -1,6 +1,7 @@
 """Drop-in behaviour of the actors on the memory store, on asyncio AND trio: status approvals
 (notified, missed, switched off by APPROVAL_SOURCES), the original's orders, guardrails failing
-closed, the original's tables written."""
+closed. (Our writes to the original's tables are PostgreSQL's: tests/integration/
+test_dropin_original_tables.py and test_dropin.py.)"""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from tests.support import PaperServer, ledgers, paper_config, paper_in_this_loop
-from tests.support.ledgers import MemoryLedger, actor_settings, running_actors, until
+from tests.support.ledgers import MemoryLedger, actor_settings, running_actors
 from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.guardrails import GuardrailFacts, InstanceRow
@@ -153,27 +154,3 @@ async def test_the_originals_trades_count_at_start(bridge: Bridge) -> None:
         store.add_approval(signal_id)
         execution = await settled(store, signal_id)
     assert execution.risk_amount == Decimal(200) and execution.quantity == 40
-
-
-async def test_the_originals_tables_are_written(bridge: Bridge) -> None:
-    store = MemoryStore()
-    store.original = OriginalTables(order_intents=True, fills=True, audit_events=True)
-    async with running(settings_for(bridge, default_order_type="MKT"), store=store):
-        filled = store.add_signal("MKT")
-        store.add_approval(filled)
-        await settled(store, filled)
-        await until(lambda: _filled(store, filled), "the market order filled")
-        execution = store.execution_of(filled)
-        assert execution is not None
-        store.original_orders[dup := store.add_signal("DUP")] = "trades row x"
-        store.add_approval(dup)
-        await settled(store, dup)
-    [intent] = [i for i in store.order_intents if i["signal_id"] == filled]
-    assert intent["metadata"]["brokerOrderId"] == str(execution.order_id)
-    assert sum(f["filled_qty"] for f in store.fills) == execution.filled_qty > 0
-    assert [a.action for a in store.audit_events] == ["idempotency_guard"]
-
-
-def _filled(store: MemoryStore, signal_id: UUID) -> bool:
-    execution = store.execution_of(signal_id)
-    return execution is not None and execution.state is S.FILLED

@@ -43,11 +43,13 @@ import anyio
 import pytest
 
 from tests.support import PaperServer, paper_config, paper_in_this_loop
+from tests.support.proxybroker import broker_functions_overridable
 from trade_executor.actors.execution.deadlines import StateBounds
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import AmbiguousSubmission, BrokerRejected, BrokerUnavailable
-from trade_executor.broker.locate import Unreachable
+from trade_executor.broker.locate import Unreachable, locate_submission
+from trade_executor.broker.orderbook import OrderIndex, order_index
 from trade_executor.config.limits import risk_limits, state_bounds
 from trade_executor.config.sources import Settings, load_settings
 from trade_executor.domain.execution import Execution
@@ -217,16 +219,6 @@ class FaultyBroker:
             raise self._unavailable(f"GET /orders/{order_id}", kind)
         return await self._inner.order_status(order_id)
 
-    async def find_order(self, *args: Any, **kwargs: Any) -> Any:
-        kind = self._roll("find_order", ("error", "hang", "raises", "repeat"))
-        if kind == "raises":  # reproduction 6: a look-up that raises something unexpected
-            raise ValueError("asked for order 0, answer is for 7")
-        if kind == "hang":
-            await anyio.sleep(self.hang)
-        if kind is not None:
-            raise self._unavailable("GET /orders", kind)
-        return await self._inner.find_order(*args, **kwargs)
-
     async def locate_submission(self, *args: Any, **kwargs: Any) -> Any:
         kind = self._roll("locate_submission", ("unreachable", "hang", "raises", "repeat"))
         if kind == "raises":  # reproduction 6: a look-up that raises something unexpected
@@ -235,7 +227,12 @@ class FaultyBroker:
             await anyio.sleep(self.hang)
         if kind is not None:
             return Unreachable(f"GET /orders: injected {kind}")
-        return await self._inner.locate_submission(*args, **kwargs)
+        return await locate_submission(self._inner, *args, **kwargs)
+
+    async def order_index(self) -> OrderIndex:
+        # The pollers' and the exits' list reads go through unfaulted (their faults are
+        # `orders`'s, read by the reconciler and the executor's own look-ups).
+        return await order_index(self._inner)
 
     async def place(self, req: Any) -> Any:
         kind = self._roll("place", ("error", "hang", "dropped", "dropped"))
@@ -331,10 +328,11 @@ async def actors_running(
         bounds=machine_bounds(settings),
         scan_interval=0.1,
     )
-    async with anyio.create_task_group() as tg:
-        await actors.start(tg, Supervisor(backoff_base=0.01))
-        yield actors
-        tg.cancel_scope.cancel()
+    with broker_functions_overridable():
+        async with anyio.create_task_group() as tg:
+            await actors.start(tg, Supervisor(backoff_base=0.01))
+            yield actors
+            tg.cancel_scope.cancel()
 
 
 SignalMaker = Callable[[str], Awaitable[UUID]]

@@ -12,6 +12,7 @@ from uuid import uuid4
 
 import pytest
 
+from tests.support.proxybroker import broker_functions_overridable
 from trade_executor.actors.execution import submit
 from trade_executor.actors.execution.outcomes import Outcomes
 from trade_executor.actors.execution.shared import Shared
@@ -55,7 +56,8 @@ class Clock:
 def quick_backoff(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(submit, "UNREACHABLE_BACKOFF_BASE", 0.001)
     monkeypatch.setattr(submit, "UNREACHABLE_BACKOFF_CAP", 0.001)
-    yield
+    with broker_functions_overridable():  # `locate_submission` asks the scripted broker
+        yield
 
 
 async def submitting(store: MemoryStore, order_type: str = "LMT") -> Execution:

@@ -16,6 +16,8 @@ from trade_executor.broker import (
     BrokerRejected,
     BrokerUnavailable,
     MalformedResponse,
+    match_order,
+    order_index,
 )
 from trade_executor.domain.models import (
     Action,
@@ -194,7 +196,8 @@ async def test_the_bridge_refusal_reaches_the_caller_with_its_detail(client: Bro
 async def test_find_order_by_reference_over_http(client: BrokerClient) -> None:
     placed_after = datetime.now(UTC) - timedelta(seconds=5)
     placed = await client.place(lmt("META", Action.BUY, 9, "300", ref="exec-find"))
-    found = await client.find_order(
+    found = match_order(
+        await client.orders(),
         "exec-find",
         symbol="META",
         action=Action.BUY,
@@ -222,7 +225,8 @@ async def test_accept_then_drop_is_ambiguous_and_the_order_exists(
     assert isinstance(recorded["received_at"], Decimal)
 
     await paper.set_faults(drop_after_accept=0.0)
-    found = await client.find_order(
+    found = match_order(
+        await client.orders(),
         "exec-dropped",
         symbol="AAPL",
         action=Action.BUY,
@@ -366,7 +370,7 @@ async def test_order_index_over_http_follows_a_bracket(client: BrokerClient) -> 
             entry_limit_price=Decimal(1),
         )
     )
-    index = await client.order_index()
+    index = await order_index(client)
     assert index.children_of(placed.order_id) == placed.child_order_ids
     parent = index.get(placed.order_id)
     assert parent is not None and parent.limit_price == Decimal(1) and parent.stop_price is None

@@ -20,6 +20,7 @@ from trade_executor.broker import (
     NotPlaced,
     SubmissionKey,
     Unreachable,
+    locate_submission,
 )
 from trade_executor.domain.models import (
     Action,
@@ -87,14 +88,15 @@ async def locate(
         transport=httpx.MockTransport(bridge),
         read_retries=0,
         backoff_base=0.0,
-        clock=(lambda: later) if settle == timedelta(0) else _utcnow,
     ) as broker:
-        result = await broker.locate_submission(
+        result = await locate_submission(
+            broker,
             SubmissionKey.of(request),
             attempted_at=attempted_at,
             detail=detail,
             settle=settle,
             reread_delay=0.0,
+            now=(lambda: later) if settle == timedelta(0) else _utcnow,
         )
     assert bridge.other_requests == []  # it only ever reads the list
     return result

@@ -19,6 +19,7 @@ from trade_executor.broker.pacing import (
     order_messages,
     paced,
 )
+from trade_executor.broker.protocol import ORDERS, READS, Broker
 from trade_executor.domain.models import (
     Action,
     BracketOrderRequest,
@@ -208,6 +209,38 @@ async def test_every_order_sending_call_is_paced_and_reads_are_not() -> None:
         "orders",
         "positions",
     ]
+
+
+class Reads:
+    """Only the bridge's reads: what the wrapper must hand through unwrapped."""
+
+    async def orders(self) -> list[Any]:
+        return []
+
+
+def test_reads_are_the_wrapped_brokers_own_and_nothing_else_passes() -> None:
+    inner = Reads()
+    broker = PacedBroker(inner, Pacer(50))  # type: ignore[arg-type]
+    assert broker.orders == inner.orders  # the bound method itself: no forwarder, no pacer
+    with pytest.raises(AttributeError):
+        broker.order_index  # noqa: B018  (not an endpoint: `orderbook.order_index(broker)`)
+    assert READS.isdisjoint(vars(PacedBroker))
+
+
+def test_every_order_message_has_its_paced_method() -> None:
+    """A new order-sending endpoint in `BrokerOrders` must be paced here, not slip through."""
+    assert set(vars(PacedBroker)) >= ORDERS
+
+
+def test_the_seam_is_the_bridges_endpoints_only() -> None:
+    """What is built on the endpoints (locating, indexing, matching) is a function over a
+    `Broker`, never a method of it."""
+    endpoints = READS | ORDERS
+    assert endpoints == {
+        *("health", "capabilities", "account", "positions", "order_status", "orders"),
+        *("place", "cancel_order", "close_position", "protect_position"),
+    }
+    assert not [n for n in vars(Broker) if not n.startswith("_")]
 
 
 def test_a_broker_is_never_paced_twice() -> None:

@@ -20,6 +20,7 @@ from trade_executor.broker import (
     BrokerRejected,
     EndpointMissing,
     MalformedResponse,
+    order_index,
 )
 from trade_executor.domain.models import (
     Action,
@@ -187,7 +188,7 @@ async def test_a_previous_sessions_orders_are_listed_with_id_zero_and_kept_aside
         *rb.bracket(31),
     )
     async with bridge({("GET", "/orders"): listing}).client() as broker:
-        index = await broker.order_index()
+        index = await order_index(broker)
     assert sorted(index.by_id) == [31, 32, 33]
     assert [o.status for o in index.anonymous] == [BrokerStatus.FILLED, BrokerStatus.CANCELLED]
     assert index.anonymous[0].avg_fill_price == Decimal("150.1")
@@ -212,7 +213,7 @@ async def test_an_unknown_or_odd_status_in_the_list_reads_unknown(anyio_backend:
 async def test_a_thousand_listed_orders_index_by_id(anyio_backend: str) -> None:
     entries = [rb.listed(i, limit_price=100 + i / 100) for i in range(1, 1001)]
     async with bridge({("GET", "/orders"): rb.order_list(*entries)}).client() as broker:
-        index = await broker.order_index()
+        index = await order_index(broker)
     assert len(index) == 1000
     order = index.get(734)
     assert order is not None and order.limit_price == Decimal("107.34")

@@ -1,4 +1,5 @@
-"""find_order: by order_ref first, else a unique look-alike placed after the attempt."""
+"""match_order over the order list: by order_ref first, else a unique look-alike placed after
+the attempt."""
 
 from __future__ import annotations
 
@@ -142,7 +143,8 @@ async def test_find_order_reads_the_listing(anyio_backend: str) -> None:
     }
     transport = httpx.MockTransport(lambda request: httpx.Response(200, content=dumps(listing)))
     async with BrokerClient("http://x", 1, transport=transport) as broker:
-        result = await broker.find_order(
+        result = match_order(
+            await broker.orders(),
             "exec-1",
             symbol="AAPL",
             action=Action.BUY,

@@ -7,7 +7,7 @@ Guarantees:
   released);
 - an answer that was lost or unusable (timeout, reset, any 5xx including 503, a 2xx without a
   positive integer order id) is settled through the bridge's order list
-  (`Broker.locate_submission`): found -> adopted (`ADOPT`, followed like any order); not listed
+  (`locate.locate_submission`): found -> adopted (`ADOPT`, followed like any order); not listed
   while the bridge lists orders -> `failed: not_placed: <detail>` (risk released); several
   matches -> `unknown` (error log, risk kept); the list cannot be read -> the execution stays
   `submitting` (risk held) and the look-up is retried with capped backoff for at most
@@ -40,7 +40,13 @@ from trade_executor.broker.errors import (
     BrokerRejected,
     BrokerUnavailable,
 )
-from trade_executor.broker.locate import Adopted, Ambiguous, NotPlaced, Unreachable
+from trade_executor.broker.locate import (
+    Adopted,
+    Ambiguous,
+    NotPlaced,
+    Unreachable,
+    locate_submission,
+)
 from trade_executor.broker.reconcile import SubmissionKey
 from trade_executor.crashpoints import fault_point
 from trade_executor.domain.bounds import RECONCILE_WINDOW
@@ -269,10 +275,12 @@ class Submitter:
         backoff = Backoff(base=UNREACHABLE_BACKOFF_BASE, cap=UNREACHABLE_BACKOFF_CAP)
         while True:
             if settle is None:
-                located = await s.broker.locate_submission(key, attempted_at=started, detail=detail)
+                located = await locate_submission(
+                    s.broker, key, attempted_at=started, detail=detail
+                )
             else:
-                located = await s.broker.locate_submission(
-                    key, attempted_at=started, detail=detail, settle=settle
+                located = await locate_submission(
+                    s.broker, key, attempted_at=started, detail=detail, settle=settle
                 )
             match located:
                 case Adopted():

@@ -21,7 +21,7 @@ from uuid import UUID
 import anyio
 
 from trade_executor.broker.errors import AmbiguousSubmission, BrokerError
-from trade_executor.broker.locate import Adopted, Ambiguous, NotPlaced
+from trade_executor.broker.locate import Adopted, Ambiguous, NotPlaced, locate_submission
 from trade_executor.broker.reconcile import SubmissionKey
 from trade_executor.crashpoints import fault_point
 from trade_executor.domain.execution import Changes, Execution
@@ -262,8 +262,8 @@ class Closes:
             price=None,
         )
         attempted_at = execution.exit_attempted_at or self._s.clock()
-        located = await self._s.broker.locate_submission(
-            key, attempted_at=attempted_at, detail=detail
+        located = await locate_submission(
+            self._s.broker, key, attempted_at=attempted_at, detail=detail
         )
         match located:
             case Adopted(order=order):

@@ -37,7 +37,7 @@ from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.states import Transition
 from trade_executor.observability.metrics import Metrics
-from trade_executor.store.protocol import Store
+from trade_executor.store.protocol import ExitStore
 
 from .closing import Closes
 from .looks import Looks
@@ -53,7 +53,7 @@ class ExitFollower:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: ExitStore,
         broker: Broker,
         metrics: Metrics,
         report: Report,

@@ -22,7 +22,7 @@ from anyio.abc import TaskGroup
 
 from trade_executor.actors.messages import Message
 from trade_executor.broker.errors import BrokerError
-from trade_executor.broker.orderbook import OrderIndex
+from trade_executor.broker.orderbook import OrderIndex, order_index
 from trade_executor.broker.protocol import Broker
 from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Changes, Execution
@@ -33,7 +33,7 @@ from trade_executor.observability.logging import (
     log_repeated,
 )
 from trade_executor.observability.metrics import Metrics
-from trade_executor.store.protocol import Store
+from trade_executor.store.protocol import ExitStore
 
 from .flatten import FlattenRule, FlattenSchedule
 from .positions import ExitReason, PositionState
@@ -98,7 +98,7 @@ class Shared:
     """One follower's collaborators and the state of its current run."""
 
     settings: Settings
-    store: Store
+    store: ExitStore
     broker: Broker
     metrics: Metrics
     report: Report  # the executor's mailbox (`PositionExited`)
@@ -149,7 +149,7 @@ class Shared:
     async def fresh_list(self) -> OrderIndex | None:
         """One `GET /orders` of our own; None (logged, rate-limited) when it failed."""
         try:
-            index = await self.broker.order_index()
+            index = await order_index(self.broker)
         except BrokerError as error:
             log_repeated(LIST_FAILED, "exits.list_failed", error=str(error))
             return None

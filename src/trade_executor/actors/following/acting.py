@@ -25,7 +25,7 @@ from trade_executor.domain.models import BrokerStatus
 from trade_executor.domain.states import EventKind, ExecutionState, Transition
 from trade_executor.observability.logging import get_logger, log_repeated
 from trade_executor.observability.metrics import Metrics
-from trade_executor.store.protocol import Store
+from trade_executor.store.protocol import PollerStore
 
 from .judge import Poller, Seen
 
@@ -61,7 +61,7 @@ def context(execution: Execution) -> dict[str, Any]:
 class Acts:
     def __init__(
         self,
-        store: Store,
+        store: PollerStore,
         broker: Broker,
         metrics: Metrics,
         report: Report,

@@ -44,7 +44,7 @@ from trade_executor.domain.execution import Execution
 from trade_executor.domain.states import ExecutionState, IllegalTransition
 from trade_executor.observability.logging import bind_context
 from trade_executor.observability.metrics import Metrics
-from trade_executor.store.protocol import Store
+from trade_executor.store.protocol import PollerStore
 
 from .acting import Acts, OnPosition, Report, ReportLost, context, log
 from .children import BracketChildren, bracket_children
@@ -103,7 +103,7 @@ class PollerPool:
     def __init__(
         self,
         settings: Settings,
-        store: Store,
+        store: PollerStore,
         broker: Broker,
         metrics: Metrics,
         report: Report,

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from trade_executor.broker.errors import BrokerError, BrokerUnavailable, EndpointMissing
-from trade_executor.broker.orderbook import OrderIndex
-from trade_executor.broker.protocol import Broker
+from trade_executor.broker.orderbook import OrderIndex, order_index
+from trade_executor.broker.protocol import BrokerReads
 from trade_executor.domain.models import BrokerOrder, BrokerStatus, OrderStatus
 from trade_executor.observability.logging import clear_repeated, log_repeated
 
@@ -38,9 +38,9 @@ class NoList:
 ListRead = OrderIndex | NoList | Unreachable
 
 
-async def read_list(broker: Broker) -> ListRead:
+async def read_list(broker: BrokerReads) -> ListRead:
     try:
-        index = await broker.order_index()
+        index = await order_index(broker)
     except EndpointMissing as error:
         return NoList(missing=True, error=str(error))
     except BrokerUnavailable as error:
@@ -59,7 +59,7 @@ def from_list(order: BrokerOrder) -> Observation:
     return Seen(order.status, order.filled_qty, order.avg_fill_price)
 
 
-async def read_order(broker: Broker, poller: Poller) -> Observation:
+async def read_order(broker: BrokerReads, poller: Poller) -> Observation:
     """`GET /orders/{id}` for `poller`'s order; the read is the second one if it is confirming."""
     order_id = poller.execution.order_id
     assert order_id is not None

@@ -1,34 +1,14 @@
-"""SQL of the reconciliation with the broker (actors/reconciler.py) and its recorded breaks."""
+"""SQL of the reconciliation with the broker (actors/reconciler.py) and its recorded breaks.
 
-# What the reconciler compares with the broker: executions in flight (their order may fill at
-# any moment), executions holding shares whose position is not known closed, and cancelled ones
-# whose order the broker still lists (IB can report Cancelled for an order that filled).
-EXECUTIONS_FOR_RECONCILE = """
-SELECT * FROM executions
-WHERE state IN ('submitting', 'submitted', 'partially_filled', 'unknown')
-   OR (state IN ('filled', 'cancelled') AND filled_qty > 0
-       AND coalesce(position_state, '') <> 'closed')
-   OR (state = 'cancelled' AND order_id = ANY($1::bigint[]))
-ORDER BY created_at
-"""
+The text is in store/sql/breaks.sql."""
 
-OPEN_BREAKS = """
-SELECT kind, symbol, execution_id, order_id, detail, first_seen, last_seen, cleared_at
-FROM trade_executor_reconcile_breaks WHERE cleared_at IS NULL ORDER BY first_seen, id
-"""
-# A break seen again: refresh it (the execution_id comparison must treat NULL as equal).
-TOUCH_BREAK = """
-UPDATE trade_executor_reconcile_breaks
-SET last_seen = $4, order_id = $5, detail = $6::jsonb
-WHERE cleared_at IS NULL AND kind = $1 AND symbol = $2 AND execution_id IS NOT DISTINCT FROM $3
-"""
-INSERT_BREAK = """
-INSERT INTO trade_executor_reconcile_breaks
-    (kind, symbol, execution_id, order_id, detail, first_seen, last_seen)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6, $6)
-"""
-CLEAR_BREAK = """
-UPDATE trade_executor_reconcile_breaks SET cleared_at = $4
-WHERE cleared_at IS NULL AND kind = $1 AND symbol = $2 AND execution_id IS NOT DISTINCT FROM $3
-"""
-LOCK_BREAKS = "LOCK TABLE trade_executor_reconcile_breaks IN SHARE ROW EXCLUSIVE MODE"
+from trade_executor.store.sqlfiles import load
+
+_SQL = load("breaks.sql")
+
+EXECUTIONS_FOR_RECONCILE = _SQL.text("executions_for_reconcile")
+OPEN_BREAKS = _SQL.text("open_breaks")
+TOUCH_BREAK = _SQL.text("touch_break")
+INSERT_BREAK = _SQL.text("insert_break")
+CLEAR_BREAK = _SQL.text("clear_break")
+LOCK_BREAKS = _SQL.text("lock_breaks")

@@ -1,115 +1,25 @@
-"""SQL of our own ledger: the executions, their events and trade rows, the approvals we add."""
+"""SQL of our own ledger: the executions, their events and trade rows, the approvals we add.
 
-from trade_executor.domain.execution import CHANGE_FIELDS
-from trade_executor.store.named import NamedQuery
-from trade_executor.store.queries.claims import FENCE_HOLDS
+The text is in store/sql/ledger.sql."""
 
-READ_APPROVAL = """
-SELECT a.id, a.signal_id, a.approved, a.approved_at, a.approved_by, a.created_at, a.order_id
-FROM trade_approvals a WHERE a.id = $1
-"""
+from trade_executor.store.sqlfiles import load
 
-READ_SIGNAL = """
-SELECT id, symbol, strategy_id, signal_type, confidence::numeric AS confidence,
-       entry_price::numeric AS entry_price, stop_loss::numeric AS stop_loss,
-       take_profit::numeric AS take_profit, reasoning, generated_at, expires_at, status, created_at
-FROM strategy_signals WHERE id = $1
-"""
-EXECUTION_BY_ID = "SELECT * FROM executions WHERE id = $1"
-EXECUTION_BY_SIGNAL = "SELECT * FROM executions WHERE signal_id = $1"
-EXECUTIONS_IN_STATES = "SELECT * FROM executions WHERE state = ANY($1::text[]) ORDER BY created_at"
-EXECUTIONS_ON_DAY = "SELECT * FROM executions WHERE trading_day = $1 ORDER BY created_at"
+_SQL = load("ledger.sql")
 
-
-def _apply_text(*, fenced: bool = False) -> str:
-    """One statement moves an execution, appends its event and (for a poller's news) updates
-    its trade row: one round trip, atomic. Its SET list is generated from `Changes`, so a new
-    field reaches the database without an edit here. NULL keeps a field; a NULL :target keeps
-    the state. The guard `state = ANY(:sources)` is re-checked under the row lock, so a
-    conflicting concurrent update makes this change nothing and return no row. In SET, `state`
-    still means the old value. `fenced`: the update also requires the leadership epoch
-    `:fence_epoch` (FENCE_HOLDS), for the intent write."""
-    sets = ",\n        ".join(f"{name} = COALESCE(:{name}, {name})" for name in CHANGE_FIELDS)
-    fence = f"\n      AND {FENCE_HOLDS.format(epoch=':fence_epoch')}" if fenced else ""
-    return f"""
-WITH updated AS (
-    UPDATE executions SET
-        state = COALESCE(:target, state),
-        {sets},
-        updated_at = now(),
-        finished_at = CASE WHEN COALESCE(:target, state) = ANY(:final_states::text[])
-                           THEN COALESCE(finished_at, now()) ELSE finished_at END
-    WHERE id = :execution_id AND state = ANY(:sources::text[]){fence}
-    RETURNING *
-), event AS (
-    INSERT INTO execution_events (execution_id, kind, detail)
-    SELECT id, :event, jsonb_build_object('state', state) || :detail::jsonb FROM updated
-), trade AS (
-    UPDATE trades SET
-        order_status = COALESCE(:broker_status, trades.order_status),
-        filled_qty = COALESCE(:filled_qty, trades.filled_qty),
-        avg_fill_price = COALESCE(:avg_fill_price::numeric, trades.avg_fill_price),
-        risk = CASE WHEN trades.risk IS NULL OR :broker_status IS NULL THEN trades.risk
-                    ELSE jsonb_set(trades.risk, '{{status}}', to_jsonb(:broker_status::text)) END,
-        updated_at = now()
-    FROM updated
-    WHERE trades.id = updated.id::text AND updated.order_id IS NOT NULL
-      AND (:filled_qty::int IS NOT NULL OR :broker_status::text IS NOT NULL)
-)
-SELECT * FROM updated
-"""
-
-
-APPLY = NamedQuery.parse(_apply_text())
-# The intent write (Transition.BEGIN_SUBMIT) of a fenced store: a deposed leader's changes nothing.
-APPLY_FENCED = NamedQuery.parse(_apply_text(fenced=True))
-
-READ_LEADER_EPOCH = "SELECT leader_epoch FROM executor_control WHERE id = 1"
-
-# The state of an execution, to tell a refused transition from a missing execution.
-EXECUTION_STATE = "SELECT state FROM executions WHERE id = $1"
-
-INSERT_EVENT = """
-INSERT INTO execution_events (execution_id, kind, detail) VALUES ($1, $2, $3::jsonb)
-"""
-
-UPSERT_TRADE = """
-INSERT INTO trades (id, signal_id, symbol, direction, entry, stop, targets, strategy_id, notes,
-                    risk, order_status, filled_qty, avg_fill_price)
-VALUES ($1, $2, $3, $4, $5::numeric, $6::numeric, jsonb_build_array($7::numeric), $8, $9,
-        jsonb_build_object('amount', $10::numeric, 'percent', $11::numeric,
-                           'position_value', $12::numeric, 'quantity', $13::int,
-                           'order_id', $14::text, 'status', $15::text),
-        $15, 0, NULL)
-ON CONFLICT (id) DO UPDATE SET
-    order_status = EXCLUDED.order_status,
-    risk = EXCLUDED.risk,
-    updated_at = now()
-"""
-
-LINK_APPROVALS = """
-UPDATE trade_approvals SET order_id = $2 WHERE signal_id = $1 AND approved
-"""
-
-APPROVAL_FOR_SIGNAL = """
-SELECT id FROM trade_approvals WHERE signal_id = $1 AND approved
-ORDER BY approved_at NULLS LAST, created_at LIMIT 1
-"""
-
-INSERT_APPROVAL = """
-INSERT INTO trade_approvals (signal_id, approved, approved_at, approved_by)
-VALUES ($1, true, now(), $2) RETURNING id
-"""
-
-SIGNAL_LOCK = "SELECT 1 FROM strategy_signals WHERE id = $1 FOR UPDATE"
-
-TRADE_FOR_SIGNAL = """
-SELECT t.id AS trade_id, t.signal_id, e.order_id, t.symbol, t.direction, e.quantity,
-       t.entry::numeric AS entry_price, t.stop::numeric AS stop_loss,
-       e.take_profit, s.strategy_id, e.state AS status, e.broker_status,
-       e.filled_qty, e.avg_fill_price, e.risk_amount, e.risk_percent, e.position_value,
-       e.submitted_at, e.reason
-FROM trades t JOIN executions e ON e.id::text = t.id
-LEFT JOIN strategy_signals s ON s.id = t.signal_id
-WHERE t.signal_id = $1
-"""
+READ_APPROVAL = _SQL.text("read_approval")
+READ_SIGNAL = _SQL.text("read_signal")
+EXECUTION_BY_ID = _SQL.text("execution_by_id")
+EXECUTION_BY_SIGNAL = _SQL.text("execution_by_signal")
+EXECUTIONS_IN_STATES = _SQL.text("executions_in_states")
+EXECUTIONS_ON_DAY = _SQL.text("executions_on_day")
+APPLY = _SQL.named("apply")
+APPLY_FENCED = _SQL.named("apply_fenced")
+READ_LEADER_EPOCH = _SQL.text("read_leader_epoch")
+EXECUTION_STATE = _SQL.text("execution_state")
+INSERT_EVENT = _SQL.text("insert_event")
+UPSERT_TRADE = _SQL.text("upsert_trade")
+LINK_APPROVALS = _SQL.text("link_approvals")
+APPROVAL_FOR_SIGNAL = _SQL.text("approval_for_signal")
+INSERT_APPROVAL = _SQL.text("insert_approval")
+SIGNAL_LOCK = _SQL.text("signal_lock")
+TRADE_FOR_SIGNAL = _SQL.text("trade_for_signal")

@@ -1,32 +1,15 @@
-"""SQL of the kill switch and the operator's reads (`halt`, `resume`, `show`, `resolve`)."""
+"""SQL of the kill switch and the operator's reads (`halt`, `resume`, `show`, `resolve`).
 
-READ_CONTROL = "SELECT halted, reason, changed_at, changed_by FROM executor_control WHERE id = 1"
+The text is in store/sql/operator.sql."""
 
-SET_CONTROL = """
-INSERT INTO executor_control (id, halted, reason, changed_at, changed_by)
-VALUES (1, $1, $2, now(), $3)
-ON CONFLICT (id) DO UPDATE SET halted = $1, reason = $2, changed_at = now(), changed_by = $3
-"""
+from trade_executor.store.sqlfiles import load
 
-# The control channel's payload names the execution an operator changed.
-ANNOUNCE_CHANGE = """
-SELECT pg_notify('trade_executor_control', json_build_object('execution_id', $1::text)::text)
-"""
+_SQL = load("operator.sql")
 
-# An id or an id prefix (`ops.ids`) is a range of uuids: two index range scans (BitmapOr).
-FIND_EXECUTIONS = """
-SELECT * FROM executions
-WHERE id BETWEEN $1 AND $2 OR signal_id BETWEEN $1 AND $2
-ORDER BY created_at LIMIT $3
-"""
-
-EXECUTION_EVENTS = """
-SELECT id, execution_id, at, kind, detail FROM execution_events WHERE execution_id = $1 ORDER BY id
-"""
-
-# The running service's answer to a change of the kill switch (`halt`/`resume` wait for it).
-ACKNOWLEDGE_CONTROL = """
-SELECT pg_notify('trade_executor_control_ack',
-                 json_build_object('changed_at', $1::timestamptz, 'halted', $2::boolean,
-                                   'instance', $3::text)::text)
-"""
+READ_CONTROL = _SQL.text("read_control")
+SET_CONTROL = _SQL.text("set_control")
+ANNOUNCE_CHANGE = _SQL.text("announce_change")
+FIND_EXECUTIONS = _SQL.text("find_executions")
+EXECUTION_EVENTS = _SQL.text("execution_events")
+ACKNOWLEDGE_CONTROL = _SQL.text("acknowledge_control")
+PING = _SQL.text("ping")
