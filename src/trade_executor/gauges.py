@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from trade_executor.clock import Clock
 from trade_executor.config import Settings
 from trade_executor.domain.attention import Bounds, needing_operator
 from trade_executor.domain.execution import Execution
@@ -27,8 +28,6 @@ from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import NOT_FINAL_STATES
 from trade_executor.metrics import Metrics
 from trade_executor.store.protocol import ControlState, Store
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,6 @@ from anyio.abc import TaskGroup
 
 from trade_executor import __version__
 from trade_executor.actors.backoff import Backoff
-from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.exits.flatten import instance_rules_from
 from trade_executor.actors.supervisor import Supervisor, describe
 from trade_executor.actors.wiring import Actors, build_actors
@@ -32,6 +31,7 @@ from trade_executor.bridge_watch import CHECK_INTERVAL as BRIDGE_CHECK_INTERVAL
 from trade_executor.bridge_watch import BridgeWatch
 from trade_executor.broker.capabilities import BridgeCapabilities
 from trade_executor.broker.client import BrokerClient
+from trade_executor.clock import Clock, utcnow
 from trade_executor.config import EX_CONFIG, Settings
 from trade_executor.domain.riskbook import RiskBook
 from trade_executor.effective_limits import effective_limits

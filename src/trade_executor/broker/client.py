@@ -28,7 +28,6 @@ Guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
@@ -36,6 +35,7 @@ from typing import TYPE_CHECKING, Literal, Self
 
 import httpx
 
+from trade_executor.clock import Clock, utcnow
 from trade_executor.domain.models import (
     Account,
     Action,
@@ -67,7 +67,6 @@ from .transport import (
     price_field,
     quantity_field,
     symbol_path,
-    utcnow,
 )
 
 # Seconds a whole call may take (see the module docstring). The real bridge can take over 5.7 s
@@ -95,7 +94,7 @@ class BrokerClient:
         backoff_max: float = 2.0,
         on_request: RequestHook | None = None,
         max_connections: int = 50,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = utcnow,
     ) -> None:
         self._t = BridgeTransport(
             base_url,

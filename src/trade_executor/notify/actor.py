@@ -30,7 +30,7 @@ from typing import Any
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskStatus
 
-from trade_executor.actors.execution.shared import Clock, utcnow
+from trade_executor.clock import Clock, utcnow
 from trade_executor.logging import RepeatLimiter, get_logger
 from trade_executor.metrics import Metrics
 from trade_executor.notify import tap

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 import anyio
@@ -29,10 +27,11 @@ from trade_executor.actors.execution.wall import HaltWall
 from trade_executor.actors.recording import Recorder
 from trade_executor.actors.snapshots import AccountSnapshots
 from trade_executor.broker.protocol import Broker
+from trade_executor.clock import Clock, utcnow
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.sizing import RiskLimits
-from trade_executor.logging import get_logger
+from trade_executor.logging import get_logger, log_context
 from trade_executor.metrics import Metrics
 from trade_executor.store.protocol import Store
 
@@ -53,27 +52,9 @@ __all__ = [
 
 log = get_logger("trade_executor.executor")
 
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 def new_client_order_id(execution_id: UUID) -> str:
     return f"te-{execution_id.hex}"
-
-
-def log_context(execution: Execution) -> dict[str, Any]:
-    """The ids every log line about an execution carries."""
-    context: dict[str, Any] = {
-        "execution_id": str(execution.id),
-        "signal_id": str(execution.signal_id),
-        "symbol": execution.symbol,
-    }
-    if execution.order_id is not None:
-        context["order_id"] = execution.order_id
-    return context
 
 
 class Submissions:

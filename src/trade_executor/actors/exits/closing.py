@@ -27,12 +27,13 @@ from trade_executor.domain.execution import Changes
 from trade_executor.domain.models import OrderType
 from trade_executor.domain.states import Transition
 from trade_executor.domain.truth import broker_quantity, working_orders_of
+from trade_executor.logging import log_context
 from trade_executor.testing.faults import fault_point
 
 from .flatten import GLOBAL_KEY, FlattenRule
 from .looks import Looks
 from .positions import ExitReason, close_kind, exit_orders, is_open, remaining, side_of
-from .shared import Followed, Shared, context, log
+from .shared import Followed, Shared, log
 
 REFUSED = -1  # exit_order_id of a close the bridge refused: nothing placed, nothing to locate
 CANCEL_CONFIRM_READS = 5
@@ -55,7 +56,7 @@ class Closes:
             await self._close_steps(followed, kind, reason, requested_by)
         except Exception:
             followed.closing = None  # the intent is in the ledger: the next rescan settles it
-            log.exception("exits.task_crashed", task="close", **context(followed.execution))
+            log.exception("exits.task_crashed", task="close", **log_context(followed.execution))
         finally:
             self._s.busy.discard(key)
 
@@ -87,7 +88,7 @@ class Closes:
                 reason=reason,
                 requested_by=requested_by,
                 quantity=remaining(execution),
-                **context(execution),
+                **log_context(execution),
             )
         await self._cancel_then_place(followed)
 
@@ -133,10 +134,10 @@ class Closes:
                             "position.exit_cancel_failed",
                             exit_order_id=order_id,
                             error=str(error),
-                            **context(followed.execution),
+                            **log_context(followed.execution),
                         )
             await anyio.sleep(self._s.settings.cancelled_recheck_delay)
-        log.warning("position.exit_orders_still_working", **context(followed.execution))
+        log.warning("position.exit_orders_still_working", **log_context(followed.execution))
 
     async def _place_close(self, followed: Followed) -> None:
         """The close order for what is left. Runs under the position's lock; its intent is
@@ -150,13 +151,13 @@ class Closes:
         if quantity <= 0:
             # The broker holds none: nothing to sell; the reconciler settles the ledger.
             followed.closing = None
-            log.warning("position.close_nothing_held", **context(execution))
+            log.warning("position.close_nothing_held", **log_context(execution))
             return
         self._s.stats.closes += 1
         try:
             placed = await self._s.broker.close_position(execution.symbol, quantity=quantity)
         except AmbiguousSubmission as lost:
-            log.warning("position.close_answer_lost", error=str(lost), **context(execution))
+            log.warning("position.close_answer_lost", error=str(lost), **log_context(execution))
             await self._locate_close(followed, lost.detail)
             return
         except BrokerError as refused:
@@ -194,7 +195,7 @@ class Closes:
             quantity=quantity,
             how=how,
             kind=close_kind(execution).value,
-            **context(execution),
+            **log_context(execution),
         )
 
     async def _close_refused(self, followed: Followed, why: str) -> None:
@@ -208,7 +209,7 @@ class Closes:
             Changes(exit_order_id=REFUSED),
             {"close": "refused", "error": why},
         )
-        log.error("position.close_failed", error=why, **context(execution))
+        log.error("position.close_failed", error=why, **log_context(execution))
 
     async def settle_close(self, followed: Followed) -> None:
         """After a restart: a close whose answer was never recorded is looked up, not re-sent;
@@ -245,7 +246,7 @@ class Closes:
                 await self._close_placed(followed, order.order_id, key.quantity, "adopted")
                 return Adopted
             case NotPlaced():
-                log.warning("position.close_not_placed", **context(execution))
+                log.warning("position.close_not_placed", **log_context(execution))
                 return NotPlaced
             case Ambiguous(reason=reason, candidate_ids=ids):
                 # A person must decide; the position stays `closing` until then.
@@ -253,12 +254,12 @@ class Closes:
                     "position.close_ambiguous",
                     why=reason,
                     candidate_ids=list(ids),
-                    **context(execution),
+                    **log_context(execution),
                 )
                 return Ambiguous
             case _:
                 followed.closing = None  # the bridge cannot be asked: the next rescan retries
-                log.warning("position.close_unresolved", why=str(located), **context(execution))
+                log.warning("position.close_unresolved", why=str(located), **log_context(execution))
                 return None
 
     # -- flatten ---------------------------------------------------------------------------------
@@ -273,7 +274,7 @@ class Closes:
             f.execution for f in s.followed.values() if is_open(f.execution) and f.closing is None
         ]
         for execution, rule in s.flatten.due(s.clock(), open_positions, rules):
-            log.warning("position.flatten", rule=rule.describe(), **context(execution))
+            log.warning("position.flatten", rule=rule.describe(), **log_context(execution))
             followed = s.followed.get(execution.id)
             if followed is not None and s.tg is not None:
                 s.tg.start_soon(

@@ -31,6 +31,7 @@ from anyio.abc import TaskStatus
 
 from trade_executor.actors.messages import CloseRequested, ExecutionChanged, Message
 from trade_executor.broker.protocol import Broker
+from trade_executor.clock import Clock, utcnow
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.states import Transition
@@ -44,7 +45,7 @@ from .looks import Looks
 from .positions import ExitReason, PositionState, is_open
 from .protection import Protection
 from .reprotect import Reprotect, SessionHours
-from .shared import Clock, ExitStats, Followed, InstanceRules, Report, Shared, log, utcnow
+from .shared import ExitStats, Followed, InstanceRules, Report, Shared, log
 
 __all__ = ["ExitFollower", "ExitStats", "InstanceRules"]
 

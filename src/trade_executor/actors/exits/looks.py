@@ -19,11 +19,12 @@ from trade_executor.actors.messages import PositionExited
 from trade_executor.broker.errors import BrokerError
 from trade_executor.broker.orderbook import OrderIndex
 from trade_executor.domain.states import IllegalTransition, Transition
+from trade_executor.logging import log_context
 from trade_executor.testing.faults import fault_point
 
 from .positions import Assessment, assess, exit_orders, over_exit, remaining, trade_notes
 from .protection import Protection
-from .shared import Followed, Shared, context, log, projected
+from .shared import Followed, Shared, log, projected
 
 MAX_SIBLING_CANCELS = 3
 
@@ -71,7 +72,7 @@ class Looks:
                 "position.over_exit",
                 excess_qty=excess,
                 position_qty=execution.filled_qty,
-                **context(execution),
+                **log_context(execution),
             )
         try:
             if verdict.record is not None:
@@ -81,7 +82,7 @@ class Looks:
             if verdict.lost_protection:
                 await self._protection.lost(followed)
         except IllegalTransition as settled:
-            log.info("exits.stopped", state=str(settled.current), **context(execution))
+            log.info("exits.stopped", state=str(settled.current), **log_context(execution))
             self._s.followed.pop(execution.id, None)
             return None
         self._close_order_ended(followed, index, verdict)
@@ -103,7 +104,7 @@ class Looks:
             log.error(
                 "position.close_failed",
                 error=f"the close order ended {order.status.value} with {order.filled_qty} filled",
-                **context(execution),
+                **log_context(execution),
             )
 
     async def _record_exit(self, followed: Followed, verdict: Assessment) -> None:
@@ -135,10 +136,10 @@ class Looks:
         if verdict.closed:
             followed.closing = None
             followed.closed.set()
-            log.info("position.closed", **numbers, **context(updated))
+            log.info("position.closed", **numbers, **log_context(updated))
         else:
             log.info(
-                "position.reduced", remaining=remaining(updated), **numbers, **context(updated)
+                "position.reduced", remaining=remaining(updated), **numbers, **log_context(updated)
             )
 
     async def _cancel_sibling(self, followed: Followed, order_id: int) -> None:
@@ -152,7 +153,7 @@ class Looks:
                 log.error(
                     "position.sibling_not_cancelled",
                     sibling_order_id=order_id,
-                    **context(execution),
+                    **log_context(execution),
                 )
             return
         followed.cancels[order_id] = attempts
@@ -164,10 +165,10 @@ class Looks:
                 "position.sibling_cancel_failed",
                 sibling_order_id=order_id,
                 error=str(error),
-                **context(execution),
+                **log_context(execution),
             )
             return
-        log.info("position.sibling_cancelled", sibling_order_id=order_id, **context(execution))
+        log.info("position.sibling_cancelled", sibling_order_id=order_id, **log_context(execution))
         await self._s.store.add_event(
             execution.id, "position.sibling_cancelled", {"order_id": order_id}
         )

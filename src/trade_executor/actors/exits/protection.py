@@ -17,9 +17,10 @@ from typing import Any
 from trade_executor.broker.errors import BrokerError, BrokerRejected
 from trade_executor.domain.execution import Changes
 from trade_executor.domain.states import Transition
+from trade_executor.logging import log_context
 
 from .positions import PositionState, remaining
-from .shared import Followed, Shared, context, log
+from .shared import Followed, Shared, log
 
 
 class Protection:
@@ -58,7 +59,7 @@ class Protection:
             except BrokerError as error:
                 # No answer, or a bridge that cannot be reached: retried at the next rescan;
                 # `replace_existing` makes a repeat replace what a lost answer placed.
-                log.warning("position.protect_failed", error=str(error), **context(execution))
+                log.warning("position.protect_failed", error=str(error), **log_context(execution))
                 return
             followed.execution = await self._s.store.apply(
                 execution.id,
@@ -80,7 +81,7 @@ class Protection:
                 stop_loss=str(execution.stop_loss),
                 take_profit=str(execution.take_profit),
                 protect_order_ids=list(placed.order_ids),
-                **context(execution),
+                **log_context(execution),
             )
 
     async def lost(self, followed: Followed) -> None:
@@ -113,5 +114,5 @@ class Protection:
             why=why,
             exit_order_ids=gone,
             remaining=remaining(updated),
-            **context(updated),
+            **log_context(updated),
         )

@@ -28,9 +28,10 @@ from trade_executor.broker.errors import BrokerError, BrokerRejected
 from trade_executor.domain.execution import Changes
 from trade_executor.domain.states import IllegalTransition, Transition
 from trade_executor.domain.truth import broker_quantity, signed_remaining
+from trade_executor.logging import log_context
 
 from .positions import PositionState, remaining
-from .shared import Followed, Shared, context, log
+from .shared import Followed, Shared, log
 
 _STOP_TYPES = ("STP", "STOP", "TRAIL")
 
@@ -100,7 +101,7 @@ class Reprotect:
                         broker_quantity=held,
                         ledger_quantity=signed_remaining(execution),
                         stop_working=stop_working,
-                        **context(execution),
+                        **log_context(execution),
                     )
                 continue
             async with followed.lock:
@@ -133,7 +134,7 @@ class Reprotect:
                 replace_existing=True,
             )
         except (BrokerRejected, BrokerError) as error:
-            log.error("position.reprotect_failed", error=str(error), **context(execution))
+            log.error("position.reprotect_failed", error=str(error), **log_context(execution))
             return
         followed.execution = await s.store.apply(
             execution.id,
@@ -158,5 +159,5 @@ class Reprotect:
             take_profit=str(execution.take_profit),
             protect_order_ids=list(placed.order_ids),
             session_open=opened.isoformat(),
-            **context(execution),
+            **log_context(execution),
         )

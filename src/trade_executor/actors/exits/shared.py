@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
-from typing import Any
 from uuid import UUID
 
 import anyio
@@ -24,9 +23,16 @@ from trade_executor.actors.messages import Message
 from trade_executor.broker.errors import BrokerError
 from trade_executor.broker.orderbook import OrderIndex
 from trade_executor.broker.protocol import Broker
+from trade_executor.clock import Clock, utcnow
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Changes, Execution
-from trade_executor.logging import bind_context, clear_repeated, get_logger, log_repeated
+from trade_executor.logging import (
+    bind_context,
+    clear_repeated,
+    get_logger,
+    log_context,
+    log_repeated,
+)
 from trade_executor.metrics import Metrics
 from trade_executor.store.protocol import Store
 
@@ -35,25 +41,10 @@ from .positions import ExitReason, PositionState
 
 log = get_logger("trade_executor.exits")
 
-Clock = Callable[[], datetime]
 Report = Callable[[Message], None]
 InstanceRules = Callable[[Sequence[Execution]], Awaitable[Mapping[UUID, Sequence[FlattenRule]]]]
 
 LIST_FAILED = ("exits", "list_failed")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def context(execution: Execution) -> dict[str, Any]:
-    """The ids every log line about a position carries."""
-    return {
-        "execution_id": str(execution.id),
-        "signal_id": str(execution.signal_id),
-        "symbol": execution.symbol,
-        "order_id": execution.order_id,
-    }
 
 
 def projected(execution: Execution, changes: Changes) -> Execution:
@@ -131,11 +122,11 @@ class Shared:
         self.busy.add(key)
 
         async def guarded() -> None:
-            bind_context(**context(f.execution))
+            bind_context(**log_context(f.execution))
             try:
                 await work(f)
             except Exception:
-                log.exception("exits.task_crashed", task=what, **context(f.execution))
+                log.exception("exits.task_crashed", task=what, **log_context(f.execution))
             finally:
                 self.busy.discard(key)
 
