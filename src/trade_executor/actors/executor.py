@@ -110,9 +110,7 @@ class Executor:
         self._corrections = Corrections(self._s)
         self._scan_interval = scan_interval
         self.deadlines: DeadlineScan | None = None  # the current run's scan (tests read it)
-        self._preparing: set[UUID] = set()
         self._draining = False
-        self._acknowledged: datetime | None = None  # the last kill-switch change acknowledged
         self._candidates: MemoryObjectSendStream[Candidate] | None = None
 
     @property
@@ -150,8 +148,6 @@ class Executor:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Recover from the ledger, then serve the mailbox until cancelled."""
         self._s.reset()
-        self._preparing.clear()
-        self._acknowledged = None
         limiter = anyio.CapacityLimiter(PREPARE_CONCURRENCY)
         candidates_send, candidates = anyio.create_memory_object_stream[Candidate](math.inf)
         self._candidates = candidates_send
@@ -189,9 +185,8 @@ class Executor:
         assert s.tg is not None
         match message:
             case ApprovalSeen():
-                if self._draining or message.key in self._preparing:
+                if self._draining or not s.core.approval_seen(message.key):
                     return
-                self._preparing.add(message.key)
                 s.tg.start_soon(self._prepare, message, limiter)
                 s.snapshots.prefetch(s.tg)  # overlaps the claim (see snapshots.py)
             case OrderProgress():
@@ -215,7 +210,7 @@ class Executor:
         """Apply the kill switch, log a change (a new reason too) with who made it, and
         acknowledge each newly written state once (`halt` waits for it)."""
         s = self._s
-        applied = s.core.control(message.halted, message.reason)
+        applied = s.core.control(message.halted, message.reason, message.changed_at)
         if applied is None:
             return  # the breaker's halt is not in the table yet: a stale "running"
         if applied.changed:  # a resume also makes the breaker count afresh
@@ -230,8 +225,7 @@ class Executor:
             s.wall.close()  # entries waiting for the pacer end `rejected: halted` now
         s.metrics.set_halted(message.halted, message.reason)
         changed_at = message.changed_at
-        if changed_at is not None and changed_at != self._acknowledged:
-            self._acknowledged = changed_at
+        if applied.acknowledge and changed_at is not None:
             s.spawn("control_ack", lambda: self._acknowledge(changed_at, message.halted))
 
     async def _acknowledge(self, changed_at: datetime, halted: bool) -> None:
@@ -243,7 +237,7 @@ class Executor:
         try:
             await self._store.acknowledge_control(changed_at, halted, instance_id())
         except StoreError as error:
-            self._acknowledged = None  # the next sweep's reading acknowledges it again
+            self._s.core.acknowledge_failed()  # the next sweep's reading acknowledges it again
             log.warning("executor.control_ack_failed", error=str(error))
 
     # -- prepare: claim and validate -------------------------------------------------------------
@@ -308,7 +302,7 @@ class Executor:
             if claimed is not None:
                 self._s.core.troubled(claimed.id, error)
         finally:
-            self._preparing.discard(seen.key)
+            self._s.core.approval_prepared(seen.key)
 
     def _enqueue(self, candidate: Candidate) -> None:
         """Hand a valid claim to the decider; it is in this run's hands until its outcome."""

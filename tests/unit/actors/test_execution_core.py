@@ -464,3 +464,26 @@ class CoreMachine(RuleBasedStateMachine):
 
 TestCoreMachine = CoreMachine.TestCase
 TestCoreMachine.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+
+
+def test_each_written_kill_switch_state_is_acknowledged_once() -> None:
+    made = core()
+    at = datetime(2024, 3, 8, 15, 0, tzinfo=UTC)
+    first = made.control(True, "operator", at)
+    assert first is not None and first.acknowledge
+    again = made.control(True, "operator", at)  # the next sweep reads the same row
+    assert again is not None and not again.acknowledge and not again.changed
+    made.acknowledge_failed()  # the write failed: the next reading acknowledges it
+    retried = made.control(True, "operator", at)
+    assert retried is not None and retried.acknowledge
+    unstamped = made.control(True, "operator")
+    assert unstamped is not None and not unstamped.acknowledge
+
+
+def test_a_second_hint_of_an_approval_being_prepared_is_dropped() -> None:
+    made = core()
+    key = uuid4()
+    assert made.approval_seen(key)
+    assert not made.approval_seen(key)
+    made.approval_prepared(key)
+    assert made.approval_seen(key)

@@ -112,10 +112,12 @@ Verdict = Submit | Reject
 
 @dataclass(frozen=True, slots=True)
 class ControlApplied:
-    """The kill switch's new reading was applied; `changed`: it differed from `previous`."""
+    """The kill switch's new reading was applied; `changed`: it differed from `previous`;
+    `acknowledge`: this written state (its `changed_at`) is new here, so acknowledge it once."""
 
     changed: bool
     previous: TradingState
+    acknowledge: bool = False
 
 
 class ExecutionCore:
@@ -138,6 +140,10 @@ class ExecutionCore:
         # reconnect: None = not read or not said, which is never taken as paper.
         self._paper_trading: bool | None = None
         self._account_mode_read = False
+        # Approvals being claimed and vetted (by key): a second hint for one is dropped.
+        self._preparing: set[UUID] = set()
+        # The last kill-switch change acknowledged (`executor_control.changed_at`).
+        self._acknowledged: datetime | None = None
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -222,6 +228,20 @@ class ExecutionCore:
         """No task of this run works on it any more, and its errors are over."""
         self._in_hand.discard(execution_id)
         self._troubles.pop(execution_id, None)
+
+    # -- approvals seen ------------------------------------------------------------------------
+
+    def approval_seen(self, key: UUID) -> bool:
+        """A hint of an approval: True when it is new here (to be claimed), False when one for
+        the same approval is already being prepared."""
+        if key in self._preparing:
+            return False
+        self._preparing.add(key)
+        return True
+
+    def approval_prepared(self, key: UUID) -> None:
+        """Its prepare step ended (claimed and handed on, ignored or failed)."""
+        self._preparing.discard(key)
 
     # -- the account mode ----------------------------------------------------------------------
 
@@ -466,16 +486,26 @@ class ExecutionCore:
 
     # -- the kill switch and the circuit breaker -----------------------------------------------
 
-    def control(self, halted: bool, reason: str | None) -> ControlApplied | None:
-        """The kill switch as `executor_control` reads. None: ignored, a stale "running" read
-        while the breaker's own halt is not yet written. A resume resets the breaker."""
+    def control(
+        self, halted: bool, reason: str | None, changed_at: datetime | None = None
+    ) -> ControlApplied | None:
+        """The kill switch as `executor_control` reads (`changed_at`: when it was written).
+        None: ignored, a stale "running" read while the breaker's own halt is not yet written.
+        A resume resets the breaker."""
         if not halted and self._trip_pending:
             return None
         previous = self._book.trading_state
         changed = self._book.set_trading_state(TradingState(halted, reason))
         if changed and not halted:
             self._breaker.reset()  # the breaker counts afresh after `resume`
-        return ControlApplied(changed, previous)
+        acknowledge = changed_at is not None and changed_at != self._acknowledged
+        if acknowledge:
+            self._acknowledged = changed_at
+        return ControlApplied(changed, previous, acknowledge)
+
+    def acknowledge_failed(self) -> None:
+        """The acknowledgement was not written: the next sweep's reading acknowledges again."""
+        self._acknowledged = None
 
     def failure(self, reason: str) -> Trip | None:
         """A `failed`/`unknown` outcome that counts toward the breaker. A `Trip` when it halts
