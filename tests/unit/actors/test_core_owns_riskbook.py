@@ -217,3 +217,76 @@ def test_the_detector_sees_a_change(source: str) -> None:
 )
 def test_the_detector_leaves_reads_alone(source: str) -> None:
     assert not riskbook_changes(source), source
+
+
+# -- the exits: the same shape (`actors/exits/core.py` owns the follower's state) ---------------
+
+EXITS = PACKAGE / "actors" / "exits"
+POSITION_FIELDS = frozenset({"execution", "closing", "cancels"})
+EXITS_STATE = frozenset({"followed", "busy", "pool_index", "flatten", "stats", "_told"})
+
+
+def exits_state_changes(source: str) -> list[tuple[int, str]]:
+    """(line, what) for every change of the exits' state in `source`: a followed position's
+    row, close or cancels; the followed map, the work under way, the list read, the tallies."""
+    found: list[tuple[int, str]] = []
+
+    def target(node: ast.expr, lineno: int) -> None:
+        if isinstance(node, ast.Tuple | ast.List):
+            for element in node.elts:
+                target(element, lineno)
+        elif isinstance(node, ast.Attribute):
+            owner = node.value
+            of_self = isinstance(owner, ast.Name) and owner.id == "self"
+            state = node.attr in EXITS_STATE or (node.attr in POSITION_FIELDS and not of_self)
+            if state or (isinstance(owner, ast.Attribute) and owner.attr in EXITS_STATE):
+                found.append((lineno, f"assigns {ast.unparse(node)}"))
+        elif isinstance(node, ast.Subscript):
+            inner = node.value
+            if isinstance(inner, ast.Attribute) and inner.attr in POSITION_FIELDS | EXITS_STATE:
+                found.append((lineno, f"assigns into {ast.unparse(node)}"))
+
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Assign):
+            for each in node.targets:
+                target(each, node.lineno)
+        elif isinstance(node, ast.AugAssign | ast.AnnAssign) and node.value is not None:
+            target(node.target, node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            func, owner = node.func, node.func.value
+            mutating = {"add", "discard", "pop", "clear", "set", "update", "remove"}
+            if (
+                func.attr in mutating
+                and isinstance(owner, ast.Attribute)
+                and owner.attr in EXITS_STATE | {"closed", "cancels"}
+            ):
+                found.append((node.lineno, f"calls {ast.unparse(func)}()"))
+    return found
+
+
+def test_only_the_exits_core_changes_the_exits_state() -> None:
+    offenders = []
+    for path in sorted(EXITS.glob("*.py")):
+        if path.name == "core.py":
+            continue
+        for line, what in exits_state_changes(path.read_text(encoding="utf-8")):
+            offenders.append(f"actors/exits/{path.name}:{line}: {what}")
+    assert not offenders, "the exits' state is changed outside its core:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "followed.closing = None",
+        "followed.execution = await store.apply(x)",
+        "followed.cancels[order_id] = attempts",
+        "self._s.stats.cancels += 1",
+        "s.followed.pop(execution.id, None)",
+        "self._s.busy.add(key)",
+        "s.pool_index = None",
+        "followed.closed.set()",
+        "self._told.add(key)",
+    ],
+)
+def test_the_exits_detector_sees_a_change(source: str) -> None:
+    assert exits_state_changes(source), source

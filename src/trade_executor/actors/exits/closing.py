@@ -48,28 +48,25 @@ class Closes:
         self, followed: Followed, kind: ExitReason, reason: str, requested_by: str
     ) -> None:
         """Close one position (a task of its own; a second close of it meanwhile is a no-op)."""
-        key = ("close", followed.execution.id)
-        if key in self._s.busy:
+        core = self._s.core
+        execution_id = followed.execution.id
+        if not core.begin("close", execution_id):
             return
-        self._s.busy.add(key)
         try:
             await self._close_steps(followed, kind, reason, requested_by)
         except Exception:
-            followed.closing = None  # the intent is in the ledger: the next rescan settles it
+            core.close_over(followed)  # the intent is in the ledger: the next rescan settles it
             log.exception("exits.task_crashed", task="close", **log_context(followed.execution))
         finally:
-            self._s.busy.discard(key)
+            core.end("close", execution_id)
 
     async def _close_steps(
         self, followed: Followed, kind: ExitReason, reason: str, requested_by: str
     ) -> None:
         async with followed.lock:
             execution = followed.execution
-            if not is_open(execution) or followed.closing is not None:
-                return
-            if execution.exit_order_id is not None and execution.exit_order_id > 0:
-                return  # a close order is already working for it
-            followed.closing = kind
+            if not self._s.core.start_close(followed, kind):
+                return  # not open, a close under way, or a close order working for it
             intent = Changes(
                 exit_reason=kind.value, exit_attempted_at=self._s.clock(), exit_order_id=0
             )
@@ -79,8 +76,9 @@ class Closes:
                 "requested_by": requested_by,
                 "quantity": remaining(execution),
             }
-            followed.execution = await self._s.store.apply(
-                execution.id, Transition.POSITION, intent, detail
+            self._s.core.recorded(
+                followed,
+                await self._s.store.apply(execution.id, Transition.POSITION, intent, detail),
             )
             log.info(
                 "position.closing",
@@ -126,7 +124,7 @@ class Closes:
                 return
             if attempt == 0 or attempt == CANCEL_CONFIRM_READS // 2:
                 for order_id in working:
-                    self._s.stats.cancels += 1
+                    self._s.core.cancel_sent()
                     try:
                         await self._s.broker.cancel_order(order_id)
                     except BrokerError as error:
@@ -145,15 +143,15 @@ class Closes:
         execution = followed.execution
         quantity = remaining(execution)
         if not is_open(execution) or quantity <= 0 or execution.symbol is None:
-            followed.closing = None
+            self._s.core.close_over(followed)
             return
         quantity = await self._broker_quantity(execution.symbol, quantity)
         if quantity <= 0:
             # The broker holds none: nothing to sell; the reconciler settles the ledger.
-            followed.closing = None
+            self._s.core.close_over(followed)
             log.warning("position.close_nothing_held", **log_context(execution))
             return
-        self._s.stats.closes += 1
+        self._s.core.close_sent()
         try:
             placed = await self._s.broker.close_position(execution.symbol, quantity=quantity)
         except AmbiguousSubmission as lost:
@@ -183,12 +181,13 @@ class Closes:
         self, followed: Followed, order_id: int, quantity: int, how: str
     ) -> None:
         execution = followed.execution
-        followed.execution = await self._s.store.apply(
+        updated = await self._s.store.apply(
             execution.id,
             Transition.POSITION,
             Changes(exit_order_id=order_id),
             {"close_order_id": order_id, "quantity": quantity, "how": how},
         )
+        self._s.core.recorded(followed, updated)
         log.info(
             "position.close_placed",
             close_order_id=order_id,
@@ -202,13 +201,14 @@ class Closes:
         """The bridge placed nothing: the intent is marked so that no restart looks for it;
         the position stays open (an operator may `close` again)."""
         execution = followed.execution
-        followed.closing = None
-        followed.execution = await self._s.store.apply(
+        self._s.core.close_over(followed)
+        updated = await self._s.store.apply(
             execution.id,
             Transition.POSITION,
             Changes(exit_order_id=REFUSED),
             {"close": "refused", "error": why},
         )
+        self._s.core.recorded(followed, updated)
         log.error("position.close_failed", error=why, **log_context(execution))
 
     async def settle_close(self, followed: Followed) -> None:
@@ -216,10 +216,8 @@ class Closes:
         only a bridge that lists its orders and shows none sends it (again, or for the first
         time)."""
         async with followed.lock:
-            execution = followed.execution
-            if not is_open(execution) or execution.exit_order_id != 0 or followed.closing:
+            if not self._s.core.start_settling(followed):
                 return
-            followed.closing = close_kind(execution)
             found = await self._locate_close(followed, None)
         if found is NotPlaced:
             await self._cancel_then_place(followed)
@@ -258,7 +256,7 @@ class Closes:
                 )
                 return Ambiguous
             case _:
-                followed.closing = None  # the bridge cannot be asked: the next rescan retries
+                self._s.core.close_over(followed)  # the bridge cannot be asked: rescan retries
                 log.warning("position.close_unresolved", why=str(located), **log_context(execution))
                 return None
 
@@ -270,12 +268,10 @@ class Closes:
         rules = await self._rules()
         if not rules:
             return
-        open_positions = [
-            f.execution for f in s.followed.values() if is_open(f.execution) and f.closing is None
-        ]
-        for execution, rule in s.flatten.due(s.clock(), open_positions, rules):
+        open_positions = [f.execution for f in s.core.open_positions(idle=True)]
+        for execution, rule in s.core.flatten_due(s.clock(), open_positions, rules):
             log.warning("position.flatten", rule=rule.describe(), **log_context(execution))
-            followed = s.followed.get(execution.id)
+            followed = s.core.get(execution.id)
             if followed is not None and s.tg is not None:
                 s.tg.start_soon(
                     self.close, followed, ExitReason.FLATTEN, rule.describe(), "flatten"
@@ -283,7 +279,7 @@ class Closes:
 
     async def _rules(self) -> Mapping[UUID, Sequence[FlattenRule]]:
         s = self._s
-        positions = [f.execution for f in s.followed.values() if is_open(f.execution)]
+        positions = [f.execution for f in s.core.open_positions()]
         if not positions:
             return {}
         rules: dict[UUID, list[FlattenRule]] = {}

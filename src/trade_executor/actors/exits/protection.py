@@ -44,7 +44,7 @@ class Protection:
             if execution.stop_loss is None:
                 await self._refused(followed, "the execution has no stop-loss price")
                 return
-            self._s.stats.protects += 1
+            self._s.core.protect_sent()
             try:
                 placed = await self._s.broker.protect_position(
                     execution.symbol,
@@ -61,7 +61,7 @@ class Protection:
                 # `replace_existing` makes a repeat replace what a lost answer placed.
                 log.warning("position.protect_failed", error=str(error), **log_context(execution))
                 return
-            followed.execution = await self._s.store.apply(
+            updated = await self._s.store.apply(
                 execution.id,
                 Transition.POSITION,
                 Changes(
@@ -75,6 +75,7 @@ class Protection:
                     "cancelled_order_ids": list(placed.cancelled_order_ids),
                 },
             )
+            self._s.core.recorded(followed, updated)
             log.info(
                 "position.protected",
                 quantity=quantity,
@@ -101,12 +102,13 @@ class Protection:
         """Record the position `unprotected` without its exit orders, and report the break."""
         execution = followed.execution
         gone = list(execution.child_order_ids)
-        followed.execution = updated = await self._s.store.apply(
+        updated = await self._s.store.apply(
             execution.id,
             Transition.POSITION,
             Changes(position_state=PositionState.UNPROTECTED.value, child_order_ids=()),
             detail,
         )
+        self._s.core.recorded(followed, updated)
         self._s.metrics.reconcile_break("unprotected_position")
         log.error(
             "reconcile.break",

@@ -50,7 +50,6 @@ class Reprotect:
     def __init__(self, shared: Shared, session: SessionHours) -> None:
         self._s = shared
         self._session = session
-        self._told: set[tuple[object, datetime]] = set()  # (execution, open) refusals logged
 
     async def due(self) -> None:
         """At each look while the session is open: protect again what the close left bare."""
@@ -65,7 +64,7 @@ class Reprotect:
             return
         waiting = [
             f
-            for f in s.followed.values()
+            for f in s.core.positions()
             if f.execution.position_state == PositionState.UNPROTECTED
             and f.closing is None
             and not f.lock.locked()
@@ -93,9 +92,7 @@ class Reprotect:
                 for o in index.by_id.values()
             )
             if held != signed_remaining(execution) or stop_working:
-                key = (execution.id, opened)
-                if key not in self._told:
-                    self._told.add(key)
+                if s.core.first_skip(execution.id, opened):
                     log.warning(
                         "position.reprotect_skipped",
                         broker_quantity=held,
@@ -116,7 +113,7 @@ class Reprotect:
             return
         # The intent first: once per open, even if we die before the answer.
         try:
-            followed.execution = execution = await s.store.apply(
+            execution = await s.store.apply(
                 execution.id,
                 Transition.POSITION,
                 Changes(reprotected_at=opened),
@@ -124,7 +121,8 @@ class Reprotect:
             )
         except IllegalTransition:
             return
-        s.stats.protects += 1
+        s.core.recorded(followed, execution)
+        s.core.protect_sent()
         try:
             placed = await s.broker.protect_position(
                 symbol,
@@ -136,7 +134,7 @@ class Reprotect:
         except (BrokerRejected, BrokerError) as error:
             log.error("position.reprotect_failed", error=str(error), **log_context(execution))
             return
-        followed.execution = await s.store.apply(
+        updated = await s.store.apply(
             execution.id,
             Transition.POSITION,
             Changes(position_state=PositionState.OPEN.value, child_order_ids=placed.order_ids),
@@ -147,6 +145,7 @@ class Reprotect:
                 "order_ids": list(placed.order_ids),
             },
         )
+        s.core.recorded(followed, updated)
         await s.store.add_event(
             execution.id,
             "position.reprotected",

@@ -1,12 +1,12 @@
-"""What the exits' parts share: the state one `ExitFollower` run owns, the followed positions,
-the log context, the bookkeeping of one task per (kind of work, position) and the list read.
+"""What the exits' parts share: the I/O handles one `ExitFollower` works with, its core (the
+positions followed and the work under way: `core.ExitsCore`), task spawning and the list read.
 
 Guarantees:
 - Everything here belongs to one follower and is touched only from its tasks.
 - `spawn` runs at most one task per (kind of work, position); a task's crash is logged and ends
   only that task.
-- `track` never replaces the row a locked position's holder works on: the holder keeps its own
-  and records the newer one itself.
+- `ExitsCore.track` never replaces the row a locked position's holder works on: the holder
+  keeps its own and records the newer one itself.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from uuid import UUID
 
-import anyio
 from anyio.abc import TaskGroup
 
 from trade_executor.actors.messages import Message
@@ -36,8 +35,8 @@ from trade_executor.logging import (
 from trade_executor.metrics import Metrics
 from trade_executor.store.protocol import Store
 
-from .flatten import FlattenRule, FlattenSchedule
-from .positions import ExitReason, PositionState
+from .core import ExitsCore, ExitStats, Followed
+from .flatten import FlattenRule
 
 log = get_logger("trade_executor.exits")
 
@@ -45,6 +44,8 @@ Report = Callable[[Message], None]
 InstanceRules = Callable[[Sequence[Execution]], Awaitable[Mapping[UUID, Sequence[FlattenRule]]]]
 
 LIST_FAILED = ("exits", "list_failed")
+
+__all__ = ["ExitStats", "Followed", "InstanceRules", "Report", "Shared", "log", "projected"]
 
 
 def projected(execution: Execution, changes: Changes) -> Execution:
@@ -58,30 +59,8 @@ def projected(execution: Execution, changes: Changes) -> Execution:
 
 
 @dataclass(eq=False)
-class Followed:
-    """One position this actor follows. `closing` is the kind of a close under way."""
-
-    execution: Execution
-    lock: anyio.Lock = field(default_factory=anyio.Lock)
-    closed: anyio.Event = field(default_factory=anyio.Event)
-    closing: ExitReason | None = None
-    cancels: dict[int, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class ExitStats:
-    """What the exits asked of the bridge (for tests and the demo)."""
-
-    looks: int = 0
-    list_reads: int = 0
-    closes: int = 0
-    protects: int = 0
-    cancels: int = 0
-
-
-@dataclass(eq=False)
 class Shared:
-    """One follower's collaborators and the state of its current run."""
+    """One follower's I/O handles and its core (`core`: the only state)."""
 
     settings: Settings
     store: Store
@@ -90,36 +69,14 @@ class Shared:
     report: Report  # the executor's mailbox (`PositionExited`)
     clock: Clock = utcnow
     instance_rules: InstanceRules | None = None
-    stats: ExitStats = field(default_factory=ExitStats)
-    followed: dict[UUID, Followed] = field(default_factory=dict)
-    pool_index: OrderIndex | None = None  # the pollers' latest list read, until a look uses it
-    flatten: FlattenSchedule = field(default_factory=FlattenSchedule)
-    busy: set[tuple[str, UUID]] = field(default_factory=set)
+    core: ExitsCore = field(default_factory=ExitsCore)
     tg: TaskGroup | None = None
-
-    def reset(self) -> None:
-        """A fresh run: nothing of a cancelled run's positions or reads is reused."""
-        self.followed.clear()
-        self.busy.clear()
-        self.pool_index = None
-
-    def track(self, execution: Execution) -> Followed:
-        """The position followed for `execution`, created or refreshed with this row."""
-        followed = self.followed.get(execution.id)
-        if followed is None:
-            followed = self.followed[execution.id] = Followed(execution)
-        elif not followed.lock.locked():
-            followed.execution = execution  # a newer row (the lock's holder keeps its own)
-        if execution.position_state == PositionState.CLOSED:
-            followed.closed.set()
-        return followed
 
     def spawn(self, what: str, work: Callable[[Followed], Awaitable[None]], f: Followed) -> None:
         """One task per (kind of work, position) at a time; a crash is logged, never fatal."""
-        key = (what, f.execution.id)
-        if self.tg is None or key in self.busy:
+        execution_id = f.execution.id
+        if self.tg is None or not self.core.begin(what, execution_id):
             return
-        self.busy.add(key)
 
         async def guarded() -> None:
             bind_context(**log_context(f.execution))
@@ -128,7 +85,7 @@ class Shared:
             except Exception:
                 log.exception("exits.task_crashed", task=what, **log_context(f.execution))
             finally:
-                self.busy.discard(key)
+                self.core.end(what, execution_id)
 
         self.tg.start_soon(guarded, name=f"exits.{what}")
 
@@ -139,7 +96,7 @@ class Shared:
         except BrokerError as error:
             log_repeated(LIST_FAILED, "exits.list_failed", error=str(error))
             return None
-        self.stats.list_reads += 1
+        self.core.listed()
         clear_repeated(LIST_FAILED, "exits.list_recovered")
         return index
 
