@@ -11,17 +11,21 @@ What it holds, for one executor run (`Shared.reset` makes a fresh core):
 - the working orders (the value the broker's buying power does not reflect yet);
 - the tallies: each strategy instance's decisions of this run, the circuit breaker's run of
   failures, the executions a task of this run has in hand and the last error each met;
-- the bridge's account mode as last read.
+- the bridge's account mode as last read, the approvals being prepared, and the last
+  kill-switch change acknowledged.
 
 The events, by the life of an execution (each a method, named for what happened):
-`claimed` -> `decide` (a batch: returns `Submit`/`Reject` verdicts, the reservations made) ->
-`placed` | `released` (the broker did not take it: rejected, failed, not_placed, held at the
-wall, fenced) | `held_for_day` (dry run) | `lost_track` (unknown) -> `progressed` (a poller's
-fills; final frees or keeps the risk) | `settled` (the ledger says, e.g. an operator's
-`resolve`) | `exited` (realized P&L). Start-up and the deadline scan: `recovered`, `entered`,
-`redeciding`, `retried_unsent`, `fill_corrected`. The kill switch and the breaker: `control`,
-`failure`, `breaker_restored`, `halt_written`. A failure that trips the breaker returns the
-`Trip` the shell must carry out (close the wall, write `executor_control`).
+`approval_seen` -> `claimed` -> `decide` (a batch: returns `Submit`/`Reject` verdicts, the
+reservations made) -> `placed` | `released` (the broker did not take it: rejected, failed,
+not_placed, held at the wall, fenced) | `held_for_day` (dry run) | `lost_track` (unknown) ->
+`progressed` (a poller's fills; final frees or keeps the risk) | `settled` (the ledger says,
+e.g. an operator's `resolve`) | `exited` (realized P&L). Start-up and the deadline scan:
+`recovered`, `entered`, `redeciding`, `retried_unsent`, `fill_corrected`; a task's own:
+`put_down`, `troubled`, `let_go`, `approval_prepared`. The bridge: `account_mode`,
+`account_mode_unknown`. The kill switch and the breaker: `control` (answers `ControlApplied`:
+changed, and whether to acknowledge), `acknowledge_failed`, `failure`, `status_lost`,
+`breaker_restored`, `halt_written`. A failure that trips the breaker returns the `Trip` the
+shell must carry out (close the wall, write `executor_control`).
 
 Every reservation is released at most once: the RiskBook forgets an execution on its first
 release, finish or hold, so a second report of the same end changes nothing.
