@@ -211,4 +211,4 @@ def test_production_code_imports_nothing_of_the_development_package() -> None:
 
 def test_the_top_level_holds_only_packages_and_the_entry_modules() -> None:
     modules = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert modules == ["__init__.py", "__main__.py", "crashpoints.py"]
+    assert modules == ["__init__.py", "__main__.py", "clock.py", "crashpoints.py"]

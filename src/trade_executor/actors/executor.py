@@ -1,4 +1,4 @@
-"""The executor actor: owns the RiskBook and turns claimed approvals into orders.
+"""The executor actor: owns the core (and so the RiskBook) and turns claimed approvals into orders.
 
 Pipeline, per approval:
 1. *prepare* (concurrent, bounded): claim the approval in the database (the unique `signal_id`
@@ -13,10 +13,11 @@ pacing queue after a halt is never sent, and a halt is acknowledged only once no
 passed the wall before it is still on the wire.
 
 Every change of state reaches this actor as a message in its mailbox: approvals seen, pollers'
-progress, the kill switch, and executions an operator settled (`resolve`). Only this actor's
-tasks touch the RiskBook, always through synchronous calls, so no decision can interleave with
-another. `run` is cancelled by the supervisor; a cancelled run leaves nothing that the next
-run's recovery does not rebuild from the ledger.
+progress, the kill switch, and executions an operator settled (`resolve`). The state (the
+RiskBook, the working orders, the tallies) is held by one synchronous core
+(`execution.core.ExecutionCore`): this actor's tasks do the I/O and report each fact to it, so
+no decision can interleave with another. `run` is cancelled by the supervisor; a cancelled run
+leaves nothing that the next run's recovery does not rebuild from the ledger.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from trade_executor.actors.execution.core import ExecutionCore
 from trade_executor.actors.execution.corrections import Corrections
 from trade_executor.actors.execution.deadlines import SCAN_INTERVAL, DeadlineScan, StateBounds
 from trade_executor.actors.execution.decide import Decider
@@ -62,7 +64,7 @@ from trade_executor.config.limits import state_bounds
 from trade_executor.config.sources import Settings
 from trade_executor.crashpoints import fault_point
 from trade_executor.domain.execution import Execution
-from trade_executor.domain.riskbook import Decision, RiskBook, TradingState
+from trade_executor.domain.riskbook import Decision, RiskBook
 from trade_executor.observability.logging import bind_context
 from trade_executor.observability.metrics import Metrics
 from trade_executor.store.errors import Fenced, StoreError
@@ -109,9 +111,7 @@ class Executor:
         self._corrections = Corrections(self._s)
         self._scan_interval = scan_interval
         self.deadlines: DeadlineScan | None = None  # the current run's scan (tests read it)
-        self._preparing: set[UUID] = set()
         self._draining = False
-        self._acknowledged: datetime | None = None  # the last kill-switch change acknowledged
         self._candidates: MemoryObjectSendStream[Candidate] | None = None
 
     @property
@@ -122,30 +122,33 @@ class Executor:
         """The bridge watcher's reading of the account's mode (CONTRACT section 5, "Live or
         paper"): the next decision uses it, without waiting for a reconnect. An unsaid mode
         only makes the decision read /health itself again."""
-        s = self._s
         if paper_trading is None:
-            s.account_mode_read = False
+            self._s.core.account_mode_unknown()
             return
-        s.paper_trading, s.account_mode_read = paper_trading, True
+        self._s.core.account_mode(paper_trading)
 
     @property
     def halted(self) -> bool:
-        return self._s.riskbook.halted
+        return self._s.core.halted
 
     @property
     def riskbook(self) -> RiskBook:
-        return self._s.riskbook
+        """The current run's RiskBook, for reading (status, gauges, tests)."""
+        return self._s.core.book
+
+    @property
+    def core(self) -> ExecutionCore:
+        """The current run's core: the RiskBook, the working orders and the tallies."""
+        return self._s.core
 
     @property
     def breaker_failures(self) -> int:
         """`failed`/`unknown` outcomes in a row, as the circuit breaker counts them."""
-        return self._outcomes.breaker.failures
+        return self._s.core.breaker.failures
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Recover from the ledger, then serve the mailbox until cancelled."""
         self._s.reset()
-        self._preparing.clear()
-        self._acknowledged = None
         limiter = anyio.CapacityLimiter(PREPARE_CONCURRENCY)
         candidates_send, candidates = anyio.create_memory_object_stream[Candidate](math.inf)
         self._candidates = candidates_send
@@ -183,9 +186,8 @@ class Executor:
         assert s.tg is not None
         match message:
             case ApprovalSeen():
-                if self._draining or message.key in self._preparing:
+                if self._draining or not s.core.approval_seen(message.key):
                     return
-                self._preparing.add(message.key)
                 s.tg.start_soon(self._prepare, message, limiter)
                 s.snapshots.prefetch(s.tg)  # overlaps the claim (see snapshots.py)
             case OrderProgress():
@@ -193,8 +195,8 @@ class Executor:
             case OrderStatusLost():
                 # Now `unknown`: its risk stays committed and its symbol held (the RiskBook
                 # keeps it live); it counts for the circuit breaker like any `unknown`.
-                s.working.filled(message.execution_id, message.filled_qty)
-                self._outcomes.count_failure(message.reason)
+                trip = s.core.status_lost(message.execution_id, message.filled_qty, message.reason)
+                self._outcomes.carry_out(trip)
             case ControlChanged():
                 self._on_control(message)
             case ExecutionChanged():
@@ -209,24 +211,22 @@ class Executor:
         """Apply the kill switch, log a change (a new reason too) with who made it, and
         acknowledge each newly written state once (`halt` waits for it)."""
         s = self._s
-        if not message.halted and self._outcomes.holds_halt:
+        applied = s.core.control(message.halted, message.reason, message.changed_at)
+        if applied is None:
             return  # the breaker's halt is not in the table yet: a stale "running"
-        previous = s.riskbook.trading_state
-        if s.riskbook.set_trading_state(TradingState(message.halted, message.reason)):
+        if applied.changed:  # a resume also makes the breaker count afresh
+            previous = applied.previous
             log.warning(
                 "executor.halted" if message.halted else "executor.resumed",
                 reason=message.reason,
                 by=message.changed_by,
                 previous_reason=previous.reason if previous.halted else None,
             )
-            if not message.halted:
-                self._outcomes.resumed()  # the breaker counts afresh after `resume`
         if message.halted:
             s.wall.close()  # entries waiting for the pacer end `rejected: halted` now
         s.metrics.set_halted(message.halted, message.reason)
         changed_at = message.changed_at
-        if changed_at is not None and changed_at != self._acknowledged:
-            self._acknowledged = changed_at
+        if applied.acknowledge and changed_at is not None:
             s.spawn("control_ack", lambda: self._acknowledge(changed_at, message.halted))
 
     async def _acknowledge(self, changed_at: datetime, halted: bool) -> None:
@@ -238,7 +238,7 @@ class Executor:
         try:
             await self._store.acknowledge_control(changed_at, halted, instance_id())
         except StoreError as error:
-            self._acknowledged = None  # the next sweep's reading acknowledges it again
+            self._s.core.acknowledge_failed()  # the next sweep's reading acknowledges it again
             log.warning("executor.control_ack_failed", error=str(error))
 
     # -- prepare: claim and validate -------------------------------------------------------------
@@ -270,7 +270,7 @@ class Executor:
                         )
                         return
                     case Claimed(execution=execution, signal=signal, approval=approval):
-                        self._s.in_hand.add(execution.id)
+                        self._s.core.claimed(execution.id)
                         claimed = execution
                 bind_context(**log_context(execution))  # this task's log lines carry the ids
                 fault_point("after_claim")
@@ -301,14 +301,14 @@ class Executor:
             # The claim is in the database: the deadline scan (or the next start) decides it.
             log.exception("approval.prepare_failed", **_hint_ids(seen))
             if claimed is not None:
-                self._s.trouble(claimed.id, error)
+                self._s.core.troubled(claimed.id, error)
         finally:
-            self._preparing.discard(seen.key)
+            self._s.core.approval_prepared(seen.key)
 
     def _enqueue(self, candidate: Candidate) -> None:
         """Hand a valid claim to the decider; it is in this run's hands until its outcome."""
         assert self._candidates is not None
-        self._s.in_hand.add(candidate.execution.id)
+        self._s.core.claimed(candidate.execution.id)
         self._candidates.send_nowait(candidate)
 
     # -- submit and progress ---------------------------------------------------------------------
@@ -318,16 +318,15 @@ class Executor:
         self._s.tg.start_soon(self._submitter.submit, candidate, decision)
 
     def _on_progress(self, progress: OrderProgress) -> None:
-        self._s.working.filled(progress.execution_id, progress.filled_qty)
-        if progress.final:
-            self._s.working.remove(progress.execution_id)
-            self._s.riskbook.finish(progress.execution_id, filled_qty=progress.filled_qty)
+        self._s.core.progressed(progress.execution_id, progress.filled_qty, final=progress.final)
 
     def _on_exit(self, exited: PositionExited) -> None:
         """An exit's realized P&L (its running total): MAX_DAILY_REALIZED_LOSS gates on it."""
-        riskbook = self._s.riskbook
-        riskbook.set_realized(exited.execution_id, exited.realized_pnl, exited.trading_day)
-        self._s.metrics.set_realized_pnl_today(riskbook.realized_pnl(self._s.clock()))
+        s = self._s
+        today = s.core.exited(
+            exited.execution_id, exited.realized_pnl, exited.trading_day, s.clock()
+        )
+        s.metrics.set_realized_pnl_today(today)
 
     async def _on_changed(self, execution_id: UUID) -> None:
         """An execution changed outside this process (an operator's `resolve`): re-read it."""
@@ -344,7 +343,7 @@ class Executor:
                 # An operator's exit price (`resolve-position`): the real P&L replaces the
                 # stop's that the reconciler booked.
                 moment = execution.closed_at or self._s.clock()
-                day = self._s.riskbook.trading_day(moment)
+                day = self._s.core.trading_day(moment)
                 self._on_exit(
                     PositionExited(
                         execution.id,

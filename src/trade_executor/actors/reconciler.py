@@ -46,7 +46,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -57,6 +56,7 @@ from trade_executor.actors.break_report import BreakReport
 from trade_executor.actors.messages import FillsFound, Message, PositionExited
 from trade_executor.broker.errors import BrokerError, BrokerUnavailable
 from trade_executor.broker.protocol import BrokerReads
+from trade_executor.clock import Clock, utcnow
 from trade_executor.config.sources import Settings
 from trade_executor.domain.breaks import BreakKind, ReconcileBreak
 from trade_executor.domain.execution import Changes, Execution
@@ -77,10 +77,6 @@ CONFIRM_DELAY = 2.0
 _IN_FLIGHT = frozenset({S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED, S.UNKNOWN})
 # Order types that protect a position (a stop of some kind).
 _STOP_TYPES = ("STP", "STOP", "TRAIL")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _symbol(text: str | None) -> str:
@@ -236,7 +232,7 @@ class Reconciler:
         metrics: Metrics,
         report: Callable[[Message], None],
         *,
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock = utcnow,
         confirm_delay: float = CONFIRM_DELAY,
         on_settled: Callable[[Execution], None] | None = None,
         break_report: BreakReport | None = None,

@@ -28,14 +28,13 @@ Guarantees:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal, Self
 
 import httpx
 
+from trade_executor.clock import Clock, utcnow
 from trade_executor.domain.models import (
     Account,
     AnyOrderRequest,
@@ -64,7 +63,6 @@ from .transport import (
     price_field,
     quantity_field,
     symbol_path,
-    utcnow,
 )
 
 # Seconds a whole call may take (see the module docstring). The real bridge can take over 5.7 s
@@ -92,7 +90,7 @@ class BrokerClient:
         backoff_max: float = 2.0,
         on_request: RequestHook | None = None,
         max_connections: int = 50,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Clock = utcnow,
     ) -> None:
         self._t = BridgeTransport(
             base_url,

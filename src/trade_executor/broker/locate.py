@@ -18,13 +18,13 @@ fewer than `1 + rereads` successful reads; it never sleeps once it has an answer
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 import anyio
 
+from trade_executor.clock import Clock, utcnow
 from trade_executor.domain.models import BrokerOrder, PlacedOrder
 
 from .errors import BrokerError, EndpointMissing
@@ -91,10 +91,6 @@ class Unreachable:
 Located = Adopted | NotPlaced | Ambiguous | Unreachable
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 async def locate_submission(
     broker: OrderLister,
     key: SubmissionKey,
@@ -105,7 +101,7 @@ async def locate_submission(
     settle: timedelta = SETTLE,
     rereads: int = REREADS,
     reread_delay: float = REREAD_DELAY,
-    now: Callable[[], datetime] = _utcnow,
+    now: Clock = utcnow,
 ) -> Located:
     """Find what the ambiguous POST of `key`, started at `attempted_at` (aware), left behind.
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -86,10 +86,6 @@ def symbol_path(symbol: str, action: str) -> str:
     if not cleaned:
         raise ValueError("symbol must not be empty")
     return f"/positions/{quote(cleaned, safe='')}/{action}"
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def compact(fields: dict[str, object]) -> dict[str, object]:

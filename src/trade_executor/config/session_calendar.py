@@ -9,10 +9,11 @@ service builds it at start (`preload`), never on an approval's path.
 from __future__ import annotations
 
 import warnings
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from trade_executor.clock import utcnow
 from trade_executor.domain.session import (
     SessionSpecError,
     TradingSession,
@@ -41,7 +42,7 @@ def trading_session(spec: str, timezone: str, today: date | None = None) -> Trad
 
 @lru_cache(maxsize=8)
 def _cached(spec: str, timezone: str) -> TradingSession:
-    return _build(spec, timezone, datetime.now(UTC).date())
+    return _build(spec, timezone, utcnow().date())
 
 
 def _build(spec: str, timezone: str, today: date) -> TradingSession:

@@ -30,7 +30,7 @@ from typing import Any
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskStatus
 
-from trade_executor.actors.execution.shared import Clock, utcnow
+from trade_executor.clock import Clock, utcnow
 from trade_executor.config.settings import NotifyEvent, Settings
 from trade_executor.notify.messages import TAPPED_EVENTS, Note, break_key, note_for
 from trade_executor.notify.sender import SEND_THREADS, SEND_TIMEOUT, BadTarget, Target

@@ -20,12 +20,15 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 import structlog
 from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
 
 from trade_executor.config.redact import MASK, SECRET_KEY, UNSET, redact_text
+
+if TYPE_CHECKING:
+    from trade_executor.domain.execution import Execution
 
 _known_secrets: list[str] = []
 
@@ -267,6 +270,19 @@ def _below(level: int) -> Processor:
 
 def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name)
+
+
+def log_context(execution: Execution) -> dict[str, Any]:
+    """The ids every log line about an execution carries (its order id once it has one): the
+    one helper the executor, the pollers and the exits use, so a line is found by any of them."""
+    context: dict[str, Any] = {
+        "execution_id": str(execution.id),
+        "signal_id": str(execution.signal_id),
+        "symbol": execution.symbol,
+    }
+    if execution.order_id is not None:
+        context["order_id"] = execution.order_id
+    return context
 
 
 def bind_context(**values: Any) -> Mapping[str, Any]:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerError
 from trade_executor.broker.protocol import Broker, BrokerReads
+from trade_executor.clock import utcnow
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import BrokerOrder, Position
 from trade_executor.domain.states import IllegalTransition, Transition
@@ -173,7 +173,7 @@ async def protect_with(
     """Protect the ledger's one open position of `symbol` through `broker` (the bridge at
     `bridge_url`), after the broker's truth agrees (or `force`)."""
     symbol = symbol.strip().upper()
-    rows = await store.positions_to_follow(datetime.now(UTC))
+    rows = await store.positions_to_follow(utcnow())
     mine = [e for e in rows if is_open(e) and e.symbol == symbol]
     if not mine:
         return ProtectOutcome(False, f"no open position for {symbol}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from trade_executor.clock import Clock
 from trade_executor.config.limits import risk_limits
 from trade_executor.config.sources import Settings
 from trade_executor.domain.attention import Bounds, needing_operator
@@ -27,8 +28,6 @@ from trade_executor.domain.riskbook import RiskBook
 from trade_executor.domain.states import NOT_FINAL_STATES
 from trade_executor.observability.metrics import Metrics
 from trade_executor.store.protocol import ControlState, ReportStore
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,12 +24,12 @@ from anyio.abc import TaskGroup
 
 from trade_executor import __version__
 from trade_executor.actors.backoff import Backoff
-from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.exits.flatten import instance_rules_from
 from trade_executor.actors.exits.reprotect import SessionHours
 from trade_executor.actors.supervisor import Supervisor, describe
 from trade_executor.broker.capabilities import BridgeCapabilities
 from trade_executor.broker.client import BrokerClient
+from trade_executor.clock import Clock, utcnow
 from trade_executor.config.sources import EX_CONFIG, Settings
 from trade_executor.domain.mode import MODE_BANNERS, AccountKind, operating_mode
 from trade_executor.domain.riskbook import RiskBook

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from anyio.abc import TaskGroup
 
 from trade_executor.actors.execution.deadlines import SCAN_INTERVAL, StateBounds
-from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.executor import Executor, Mailbox, create_mailbox
 from trade_executor.actors.exits import ExitFollower, InstanceRules
 from trade_executor.actors.exits.reprotect import SessionHours
@@ -27,6 +26,7 @@ from trade_executor.actors.reconciler import CONFIRM_DELAY, Reconciler
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.broker.pacing import Pacer, paced
 from trade_executor.broker.protocol import Broker
+from trade_executor.clock import Clock, utcnow
 from trade_executor.config.sources import Settings
 from trade_executor.notify.actor import NextClose, Notifier, Summary
 from trade_executor.observability.metrics import Metrics

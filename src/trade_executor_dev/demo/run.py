@@ -19,7 +19,6 @@ import secrets
 import sys
 import tempfile
 from contextlib import ExitStack
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -28,6 +27,7 @@ import asyncpg
 from anyio.abc import TaskStatus
 from pydantic import SecretStr
 
+from trade_executor.clock import utcnow
 from trade_executor.config.redact import redact_dsn
 from trade_executor.config.sources import Settings
 from trade_executor.observability.logging import configure_logging
@@ -114,7 +114,7 @@ def _market(settings: Settings) -> str:
     """What TRADING_SESSION says of now (the demo runs at any hour)."""
     from trade_executor.ops.status import market_view
 
-    return str(market_view(settings, datetime.now(UTC))["session"])
+    return str(market_view(settings, utcnow())["session"])
 
 
 def demo_settings(settings: Settings, dsn: str, bridge_url: str) -> Settings:

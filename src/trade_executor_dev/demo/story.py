@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,6 +21,7 @@ import asyncpg
 import httpx
 
 from trade_executor.broker.jsonnum import dumps
+from trade_executor.clock import utcnow
 from trade_executor.config.limits import risk_limits
 from trade_executor.config.sources import Settings
 from trade_executor.domain.riskbook import RiskBook
@@ -62,7 +63,7 @@ async def approve_samples(settings: Settings, dsn: str, terminal: Terminal) -> l
         outcomes = []
         for sample in SAMPLES:
             signal_id = uuid.uuid4()
-            expires_at = datetime.now(UTC) + sample.expires_in
+            expires_at = utcnow() + sample.expires_in
             await conn.execute(
                 INSERT_SIGNAL,
                 signal_id,
@@ -76,7 +77,7 @@ async def approve_samples(settings: Settings, dsn: str, terminal: Terminal) -> l
             )
             outcomes.append(Outcome(sample, signal_id))
         terminal.line(f"inserted {len(SAMPLES)} sample signals into strategy_signals")
-        day = RiskBook(risk_limits(settings), settings.timezone).trading_day(datetime.now(UTC))
+        day = RiskBook(risk_limits(settings), settings.timezone).trading_day(utcnow())
         for number, outcome in enumerate(outcomes, 1):
             sample = outcome.sample
             if sample.expires_in < timedelta(minutes=1):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import anyio
@@ -22,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from trade_executor.clock import utcnow
 from trade_executor.domain.models import BrokerStatus
 
 from . import admin, jaxroutes, views
@@ -114,7 +114,7 @@ async def order_status(request: Request, bridge: PaperBridge) -> Response:
     order_id = path_order_id(request)
     order = bridge.broker.visible(order_id)
     if order is None:  # the real bridge's answer for an order it does not know
-        report, updated = UNKNOWN, datetime.now(UTC)
+        report, updated = UNKNOWN, utcnow()
     else:
         report, updated = bridge.broker.read(order), order.updated_at
     avg_fill_price = report.avg_fill_price or ZERO

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from trade_executor.broker.jsonnum import CENT
+from trade_executor.clock import Clock, utcnow
 from trade_executor.domain.models import Action, BrokerStatus, OrderType
 
 from .account import PaperAccount
@@ -64,10 +64,6 @@ __all__ = [
 ]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class PaperBroker(PaperAccount):
     """All state of the paper bridge. Not thread-safe: call it from the event loop only."""
 
@@ -75,7 +71,7 @@ class PaperBroker(PaperAccount):
         self,
         config: PaperConfig,
         *,
-        clock: Callable[[], datetime] = _now,
+        clock: Clock = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config

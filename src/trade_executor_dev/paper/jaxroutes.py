@@ -21,13 +21,13 @@ ticker once upper-cased (letters and digits, inner '.', '-' or ' ').
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 
+from trade_executor.clock import utcnow
 from trade_executor.domain.models import Action, BrokerStatus, OrderType
 
 from . import jaxwire as wire
@@ -338,7 +338,7 @@ async def protect_position(request: Request, bridge: PaperBridge) -> Response:
             if not restored and _replaceable(order, contract, exit_action):
                 await _cancel(bridge, order)
                 cancelled.append(order.order_id)
-    oca = f"protect-{contract}-{int(datetime.now(UTC).timestamp())}"
+    oca = f"protect-{contract}-{int(utcnow().timestamp())}"
     exits: list[tuple[OrderType, tuple[Decimal | None, Decimal | None]]] = [
         (OrderType.STP, (None, body.stop_loss))
     ]

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from trade_executor.clock import utcnow
 from trade_executor.domain.models import BrokerStatus, OrderType
 
 from .exchange import OPEN, PaperOrder, Report
@@ -188,7 +189,7 @@ def aware_iso(moment: datetime) -> str:
 def naive_utc_now() -> str:
     """`datetime.utcnow().isoformat()`: what the bridge stamps `last_update` and rows without a
     trade log with: no time zone."""
-    return datetime.now(UTC).replace(tzinfo=None).isoformat()
+    return utcnow().replace(tzinfo=None).isoformat()
 
 
 def is_open(status: str) -> bool:

@@ -13,13 +13,14 @@ import json
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from trade_executor.broker import jsonnum
+from trade_executor.clock import utcnow
 
 
 @dataclass(slots=True)
@@ -88,7 +89,7 @@ class RequestLogMiddleware:
             method=scope["method"],
             path=path,
             received_at=time.monotonic(),
-            received_wall=datetime.now(UTC),
+            received_wall=utcnow(),
         )
         self.log.add(entry)
 

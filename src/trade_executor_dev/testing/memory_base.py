@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -14,6 +14,7 @@ from uuid import UUID
 import anyio
 import anyio.lowlevel
 
+from trade_executor.clock import Clock, utcnow
 from trade_executor.domain.breaks import RecordedBreak
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.guardrails import GuardrailFacts
@@ -26,11 +27,6 @@ from trade_executor.store.protocol import ControlState, OriginalTables
 from trade_executor_dev.testing.notifications import MemoryNotifications
 
 T = TypeVar("T")
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def as_json(detail: dict[str, Any] | None) -> dict[str, Any]:
@@ -73,7 +69,7 @@ class MemoryBase:
     `memory_breaks`) are mixins of this base."""
 
     def __init__(
-        self, *, notifications: MemoryNotifications | None = None, clock: Clock = _utcnow
+        self, *, notifications: MemoryNotifications | None = None, clock: Clock = utcnow
     ) -> None:
         # The store owns its hub (as a database owns its NOTIFY): a listener connects to
         # `store.notifications`, so a store can never be left without one.

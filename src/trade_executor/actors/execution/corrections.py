@@ -2,17 +2,14 @@
 "it corrects the ledger where the broker is authoritative").
 
 The reconciler never writes the ledger: it posts `FillsFound` to the executor's mailbox, and the
-executor records the fills here, so the ledger and the RiskBook change together, in the one
-actor that owns the RiskBook.
+executor records the fills here and reports them to its core, so the ledger and the RiskBook
+change together, in the one actor that owns the RiskBook.
 
 Guarantees: only more fills are ever recorded (a correction that is not news is ignored); a
 `cancelled` entry that had no fill counts its risk again on its own trading day.
 """
 
 from __future__ import annotations
-
-import contextlib
-from decimal import Decimal
 
 from trade_executor.actors.execution.shared import Shared, log, log_context
 from trade_executor.actors.messages import FillsFound
@@ -50,16 +47,7 @@ class Corrections:
             avg_fill_price=str(found.avg_fill_price),
             **log_context(updated),
         )
-        if execution.filled_qty == 0 and updated.trading_day is not None:
+        if s.core.fill_corrected(updated, execution.filled_qty):
             # Its risk was returned when it was recorded cancelled without a fill: it reached
             # the broker after all, so it counts on its day's budget again.
-            # ValueError: already in the book (restored at start-up with its fills).
-            with contextlib.suppress(ValueError):
-                s.riskbook.restore(
-                    updated.id,
-                    updated.symbol or "",
-                    updated.risk_amount or Decimal(0),
-                    updated.trading_day,
-                    working=False,
-                )
-            s.metrics.set_daily_risk(s.riskbook.daily_risk_used(s.clock()))
+            s.metrics.set_daily_risk(s.core.daily_risk_used(s.clock()))

@@ -18,9 +18,9 @@ The bounds (`StateBounds`, measured from the moment the execution entered the st
 
 Guarantees:
 - The scan runs inside the executor's task group, so every state change it causes goes through
-  the executor (its RiskBook, its outcomes) like any other; it runs only on the active instance,
+  the executor (its core, its outcomes) like any other; it runs only on the active instance,
   because only the active instance runs an executor.
-- An execution a task of this run is working on (`Shared.in_hand`) is never touched: the scan
+- An execution a task of this run is working on (`ExecutionCore.in_hand`) is never touched: the scan
   acts only on rows nobody here handles (left by a crash, a deposed leader, a database outage,
   an error). Each task that owns an execution is itself bounded (the POST by IB_BRIDGE_TIMEOUT,
   reconciliation by RECONCILE_WINDOW, a ledger write by the Recorder's deadline).
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from decimal import Decimal
 from uuid import UUID
 
 import anyio
@@ -139,7 +138,7 @@ class DeadlineScan:
         now = s.clock()
         for execution in stuck:
             deadline = self.bounds.deadline(execution)
-            if execution.id in s.in_hand or deadline is None or now < deadline:
+            if s.core.in_hand(execution.id) or deadline is None or now < deadline:
                 continue
             try:
                 if execution.state is S.RECEIVED:
@@ -169,13 +168,11 @@ class DeadlineScan:
         )
         # A `received` row holds nothing in the ledger's rule (`domain.ledger.holds_symbol`):
         # whatever an earlier attempt of this run reserved is dropped before deciding again.
-        s.working.remove(execution.id)
-        s.riskbook.release(execution.id)
-        s.in_hand.add(execution.id)
+        s.core.redeciding(execution.id)
         try:
             await self._recovery.resume_received(execution, self._decide)
         except Exception as failure:
-            s.trouble(execution.id, failure)
+            s.core.troubled(execution.id, failure)
             log.warning("deadline.redecide_failed", error=describe_error(failure))
 
     async def _submitting(self, execution: Execution, late: timedelta) -> None:
@@ -184,14 +181,14 @@ class DeadlineScan:
         if error is not None and self.strikes.exhausted(execution.id):
             await self._outcomes.unknown(execution, f"reconcile_failed: {error}")
             return
-        self._enter_riskbook(execution)
+        s.core.entered(execution, s.clock())
         log.warning(
             "deadline.reconcile",
             late_seconds=round(late.total_seconds(), 3),
             last_error=error,
             **execution_context(execution),
         )
-        s.in_hand.add(execution.id)
+        s.core.claimed(execution.id)
         s.submissions.begin()
         s.spawn("deadline_reconcile", lambda: self._submitter.settle_submitting(execution))
 
@@ -201,8 +198,8 @@ class DeadlineScan:
         arrive stops without reporting) is settled as the ledger says, so the RiskBook stays
         `rebuild_riskbook` of the ledger."""
         s = self._s
-        today = s.riskbook.trading_day(s.clock())
-        for execution_id in s.riskbook.live_ids() - not_final - s.in_hand:
+        today = s.core.trading_day(s.clock())
+        for execution_id in s.core.orphans(not_final):
             execution = await s.store.get_execution(execution_id)
             if execution is None or not execution.state.is_final:
                 continue
@@ -215,32 +212,9 @@ class DeadlineScan:
             )
             self._outcomes.settled_elsewhere(execution)
 
-    def _enter_riskbook(self, execution: Execution) -> None:
-        """A `submitting` row this run never decided (written by an earlier leader after this
-        run's recovery, say) holds its risk and symbol, as `rebuild_riskbook` would enter it."""
-        s = self._s
-        if s.riskbook.knows(execution.id):
-            return
-        now = s.clock()
-        s.riskbook.restore(
-            execution.id,
-            execution.symbol or "",
-            execution.risk_amount or Decimal(0),
-            execution.trading_day or s.riskbook.trading_day(now),
-            working=True,
-        )
-        if execution.quantity and execution.entry_price:
-            s.working.add(
-                execution.id,
-                execution.symbol or "",
-                execution.quantity,
-                execution.entry_price,
-                execution.filled_qty,
-            )
-
     def _note_trouble(self, execution: Execution) -> str | None:
         """The error the last attempt met (counted), or None if it met none."""
-        error = self._s.troubles.pop(execution.id, None)
+        error = self._s.core.take_trouble(execution.id)
         if error is not None:
             self.strikes.note(execution.id, error)
         return error

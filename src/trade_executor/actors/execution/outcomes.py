@@ -1,8 +1,9 @@
-"""Final decisions about an execution, recorded and reflected in the RiskBook.
+"""Final decisions about an execution, recorded, and reported to the core (which reflects them in
+the RiskBook); the circuit breaker's halts carried out.
 
 Guarantees: each outcome is written to the ledger (through the Recorder, which retries while the
-database is away) before it is published to waiting API callers; the RiskBook follows the
-outcome whether or not the write succeeded, because the risk rule is about the broker: a
+database is away) before it is published to waiting API callers; the core follows the outcome
+whether or not the write succeeded, because the risk rule is about the broker: a
 rejection or failure never reached it (risk and symbol freed), an `unknown` may have (risk kept,
 symbol held until an operator resolves it).
 """
@@ -17,8 +18,6 @@ from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.execution.shared import Shared, log, log_context
 from trade_executor.domain.breaker import BREAKER_ACTOR, Breaker, Trip, restore_breaker
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
-from trade_executor.domain.ledger import counts_against_budget
-from trade_executor.domain.riskbook import TradingState
 from trade_executor.domain.states import ExecutionState, Transition
 from trade_executor.store.errors import StoreError, StoreUnavailable
 
@@ -26,12 +25,13 @@ from trade_executor.store.errors import StoreError, StoreUnavailable
 class Outcomes:
     def __init__(self, shared: Shared) -> None:
         self._s = shared
-        self.breaker = Breaker(shared.settings.max_consecutive_failures)
-        # A trip whose kill switch is not yet in `executor_control`: until it is, a sweep's
-        # "not halted" read of the table must not undo the halt (see `holds_halt`).
-        self._trip_pending = False
 
     # -- the circuit breaker ---------------------------------------------------------------------
+
+    @property
+    def breaker(self) -> Breaker:
+        """The current run's circuit breaker (the core counts; this is for reading)."""
+        return self._s.core.breaker
 
     async def restore_breaker(self) -> None:
         """At the start of a run: the breaker's count from the ledger (today's outcomes and
@@ -39,56 +39,40 @@ class Outcomes:
         reached but the kill switch is not set (a crash between the two), halt now."""
         s = self._s
         control = await s.store.control()
-        today = s.riskbook.trading_day(s.clock())
+        today = s.core.trading_day(s.clock())
         executions = [
             *await s.store.executions_on(today),
             *await s.store.executions_in([ExecutionState.UNKNOWN]),
         ]
-        self.breaker, trip = restore_breaker(
+        breaker, trip = restore_breaker(
             s.settings.max_consecutive_failures, executions, since=control.changed_at
         )
-        self._trip_pending = False
-        if trip is not None and not control.halted:
-            self._trip(trip)
+        self.carry_out(s.core.breaker_restored(breaker, trip, control.halted))
         log.info(
             "executor.breaker_restored",
-            failures=self.breaker.failures,
-            limit=self.breaker.limit,
-            tripped=self.breaker.tripped,
+            failures=breaker.failures,
+            limit=breaker.limit,
+            tripped=breaker.tripped,
         )
 
     @property
     def holds_halt(self) -> bool:
         """True while a breaker halt is being written: the RiskBook stays halted meanwhile."""
-        return self._trip_pending
-
-    def placed(self) -> None:
-        """The broker took an order: the breaker's run of failures is broken."""
-        self.breaker.placed()
-
-    def resumed(self) -> None:
-        """The kill switch was cleared: the breaker counts afresh."""
-        self.breaker.reset()
+        return self._s.core.holds_halt
 
     def count_failure(self, reason: str) -> None:
         """A `failed`/`unknown` outcome recorded elsewhere (a poller giving up) counts too."""
-        self._count_failure(reason)
+        self.carry_out(self._s.core.failure(reason))
 
-    def _count_failure(self, reason: str) -> None:
-        trip = self.breaker.failure(reason)
-        if trip is not None:
-            self._trip(trip)
-
-    def _trip(self, trip: Trip) -> None:
-        """Halt as `halt` would: the RiskBook at once (no decision after this one passes), then
-        `executor_control` (retried while the database is away), which also tells `status`."""
+    def carry_out(self, trip: Trip | None) -> None:
+        """Halt as `halt` would, for a trip the core reported (it halted its RiskBook at once, so
+        no decision after this one passes): close the wall, then write `executor_control`
+        (retried while the database is away), which also tells `status`."""
+        if trip is None:
+            return
         s = self._s
-        if s.riskbook.halted:
-            return  # already halted (an operator, or an earlier trip): nothing to add
-        s.riskbook.set_trading_state(TradingState(True, trip.reason))
         s.wall.close()  # entries waiting for the pacer end `rejected: halted` now
         s.metrics.set_halted(True, trip.reason)
-        self._trip_pending = True
         log.error("executor.breaker_tripped", failures=trip.failures, reason=trip.reason)
         s.spawn("breaker", lambda: self._write_halt(trip.reason))
 
@@ -105,7 +89,7 @@ class Outcomes:
                 # It would only repeat: the halt stays in this process (fail safe) and is said.
                 log.error("executor.breaker_write_failed", error=str(error))
                 return
-            self._trip_pending = False
+            self._s.core.halt_written()
             return
 
     # -- outcomes --------------------------------------------------------------------------------
@@ -124,7 +108,7 @@ class Outcomes:
         updated = await self._s.recorder.apply(
             execution, transition, Changes(reason=reason), numbers
         )
-        self.forget(execution, release=True)
+        self._s.core.released(execution.id)
         log.info("execution.rejected", reason=reason, **(numbers or {}), **log_context(execution))
         self._s.metrics.executions.labels(state="rejected").inc()
         self._publish(updated)
@@ -135,14 +119,14 @@ class Outcomes:
         """`count` False: an outcome of recovery after our own crash or takeover, which never
         counts toward the breaker (CONTRACT v3)."""
         updated = await self._s.recorder.apply(execution, Transition.FAIL, Changes(reason=reason))
-        self.forget(execution, release=True)
+        self._s.core.released(execution.id)
         log.warning(
             "execution.failed", reason=reason, attempted=attempted, **log_context(execution)
         )
         self._s.metrics.executions.labels(state="failed").inc()
         self._publish(updated)
         if count:
-            self._count_failure(reason)
+            self.count_failure(reason)
 
     async def dry_run(
         self,
@@ -157,8 +141,7 @@ class Outcomes:
         daily-risk query read that table)."""
         del trade
         updated = await self._s.recorder.apply(execution, Transition.DRY_RUN, plan, detail)
-        self._s.working.remove(execution.id)
-        self._s.riskbook.hold_for_day(execution.id)
+        self._s.core.held_for_day(execution.id)
         log.info("execution.dry_run", **log_context(execution), **detail)
         self._s.metrics.executions.labels(state="dry_run").inc()
         self._publish(updated)
@@ -171,42 +154,19 @@ class Outcomes:
             execution, Transition.LOSE_TRACK, Changes(reason=reason)
         )
         log.error("execution.unknown", reason=reason, **log_context(execution))
-        self._s.riskbook.commit(execution.id)
-        self.let_go(execution)
+        self._s.core.lost_track(execution.id)
         if updated is not None:
             self._s.metrics.executions.labels(state="unknown").inc()
         self._publish(updated)
         if count:
-            self._count_failure(reason)
+            self.count_failure(reason)
 
     def settled_elsewhere(self, execution: Execution) -> None:
-        """An execution changed outside this actor (an operator's `resolve`): make the RiskBook
-        and the followers agree with the ledger's row."""
-        riskbook = self._s.riskbook
-        if execution.state.is_final:
-            self._s.working.remove(execution.id)
-            self.let_go(execution)
-            if counts_against_budget(execution):
-                # Its risk stays on its day (a resolved fill may carry no fill count).
-                riskbook.finish(execution.id, filled_qty=max(execution.filled_qty, 1))
-            else:
-                riskbook.release(execution.id)
-        elif execution.state.is_working:
-            riskbook.commit(execution.id)
+        """An execution changed outside this actor (an operator's `resolve`): the core agrees
+        with the ledger's row, and a working one is followed again."""
+        if self._s.core.settled(execution):
             self._s.follow(execution)
         self._publish(execution)
-
-    def forget(self, execution: Execution, *, release: bool) -> None:
-        self._s.working.remove(execution.id)
-        self.let_go(execution)
-        if release:
-            self._s.riskbook.release(execution.id)
-            self._s.instance_tally.remove(str(execution.id))
-
-    def let_go(self, execution: Execution) -> None:
-        """No task of this run works on `execution` any more (see `Shared.in_hand`)."""
-        self._s.in_hand.discard(execution.id)
-        self._s.troubles.pop(execution.id, None)
 
     def _publish(self, execution: Execution | None) -> None:
         if execution is not None:

@@ -1,4 +1,5 @@
-"""Start-up recovery: the RiskBook rebuilt from the ledger, and what a crash left behind settled.
+"""Start-up recovery: the ledger read, the core's RiskBook rebuilt from it
+(`ExecutionCore.recovered`), and what a crash left behind settled.
 
 Guarantees: the RiskBook after recovery is `domain.ledger.rebuild_riskbook` of the ledger (the
 same rule `status` uses); a `submitting` row is reconciled through the broker, never re-sent; a
@@ -17,9 +18,7 @@ from trade_executor.actors.execution.outcomes import Outcomes
 from trade_executor.actors.execution.shared import Candidate, Shared, log, log_context
 from trade_executor.actors.execution.submit import Submitter
 from trade_executor.actors.execution.vetting import day_start, vet
-from trade_executor.config.limits import risk_limits
 from trade_executor.domain.execution import Execution
-from trade_executor.domain.ledger import holds_symbol, rebuild_riskbook
 from trade_executor.domain.riskbook import TradingState
 from trade_executor.domain.states import NOT_FINAL_STATES, ExecutionState
 
@@ -34,7 +33,7 @@ class Recovery:
         s = self._s
         now = s.clock()
         control = await s.store.control()
-        today = s.riskbook.trading_day(now)
+        today = s.core.trading_day(now)
         open_executions = await s.store.executions_in(sorted(NOT_FINAL_STATES))
         # Exits booked today include positions entered on an earlier day (held overnight):
         # neither today's executions nor unfinished ones, so they are read on their own.
@@ -42,13 +41,12 @@ class Recovery:
         # The original service's trades of today (a switch-over mid-day): their risk counts on
         # today's budget and their working orders' symbols are open.
         originals = await s.store.original_trades_since(day_start(today, s))
-        s.riskbook = rebuild_riskbook(
-            risk_limits(s.settings),
-            s.settings.timezone,
+        s.core.recovered(
             [*await s.store.executions_on(today), *open_executions, *positions],
+            open_executions,
             now,
             TradingState(control.halted, control.reason),
-            original_trades=originals,
+            originals,
         )
         if originals:
             log.info(
@@ -56,15 +54,6 @@ class Recovery:
                 trades=len(originals),
                 risk=str(sum((t.risk_amount for t in originals), Decimal(0))),
             )
-        for execution in open_executions:
-            if holds_symbol(execution) and execution.quantity and execution.entry_price:
-                s.working.add(
-                    execution.id,
-                    execution.symbol or "",
-                    execution.quantity,
-                    execution.entry_price,
-                    execution.filled_qty,
-                )
         for execution in open_executions:
             match execution.state:
                 case ExecutionState.SUBMITTING:
@@ -80,11 +69,11 @@ class Recovery:
         log.info(
             "recovery.done",
             open_executions=len(open_executions),
-            daily_risk_used=str(s.riskbook.daily_risk_used(now)),
-            halted=s.riskbook.halted,
+            daily_risk_used=str(s.core.daily_risk_used(now)),
+            halted=s.core.halted,
         )
-        s.metrics.set_daily_risk(s.riskbook.daily_risk_used(now))
-        s.metrics.set_realized_pnl_today(s.riskbook.realized_pnl(now))
+        s.metrics.set_daily_risk(s.core.daily_risk_used(now))
+        s.metrics.set_realized_pnl_today(s.core.realized_pnl(now))
 
     async def resume_received(
         self, execution: Execution, decide: Callable[[Candidate], None]

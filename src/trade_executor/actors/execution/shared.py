@@ -1,86 +1,60 @@
-"""What the executor's parts share: the state one executor run owns, the candidate type, log
-context, the submission bookkeeping and the board on which outcomes are published.
+"""What the executor's shells share: the I/O handles one executor run works with, the core that
+owns its state (`core.ExecutionCore`), log context, the submission bookkeeping and the board on
+which outcomes are published.
 
-Everything here belongs to one executor actor and is only touched from its tasks; the RiskBook
-is only ever changed through synchronous calls, so no decision interleaves with another.
+Everything here belongs to one executor actor and is only touched from its tasks; every change
+of the RiskBook, the working orders and the tallies is an event reported to the core, a
+synchronous call, so no decision interleaves with another.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
 from uuid import UUID
 
 import anyio
 from anyio.abc import TaskGroup
 
+from trade_executor.actors.execution.core import (
+    REASON_LIMIT,
+    Candidate,
+    ExecutionCore,
+    describe_error,
+    first_line,
+)
 from trade_executor.actors.execution.wall import HaltWall
 from trade_executor.actors.recording import Recorder
 from trade_executor.actors.snapshots import AccountSnapshots
-from trade_executor.actors.working import WorkingOrders
 from trade_executor.broker.protocol import Broker
+from trade_executor.clock import Clock, utcnow
 from trade_executor.config.limits import risk_limits
 from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
-from trade_executor.domain.guardrails import NO_GUARDRAILS, GuardrailFacts, InstanceTally
-from trade_executor.domain.riskbook import RiskBook
-from trade_executor.domain.validation import ValidSignal
-from trade_executor.observability.logging import get_logger
+from trade_executor.observability.logging import get_logger, log_context
 from trade_executor.observability.metrics import Metrics
 from trade_executor.store.protocol import Store
 
+__all__ = [
+    "REASON_LIMIT",
+    "Candidate",
+    "Clock",
+    "OutcomeBoard",
+    "Shared",
+    "Submissions",
+    "describe_error",
+    "first_line",
+    "log",
+    "log_context",
+    "new_client_order_id",
+    "utcnow",
+]
+
 log = get_logger("trade_executor.executor")
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_client_order_id(execution_id: UUID) -> str:
     return f"te-{execution_id.hex}"
-
-
-REASON_LIMIT = 300  # characters of an error kept in a `reason`
-
-
-def first_line(error: BaseException) -> str:
-    """The first line of an error's message, at most REASON_LIMIT characters (PostgreSQL's
-    messages carry a DETAIL line with the whole row, which a `reason` must not)."""
-    lines = str(error).strip().splitlines()
-    return lines[0][:REASON_LIMIT] if lines else ""
-
-
-def describe_error(error: BaseException) -> str:
-    """An error as one line: its type and message (the same error twice gives the same text)."""
-    message = first_line(error)
-    return f"{type(error).__name__}: {message}" if message else type(error).__name__
-
-
-def log_context(execution: Execution) -> dict[str, Any]:
-    """The ids every log line about an execution carries."""
-    context: dict[str, Any] = {
-        "execution_id": str(execution.id),
-        "signal_id": str(execution.signal_id),
-        "symbol": execution.symbol,
-    }
-    if execution.order_id is not None:
-        context["order_id"] = execution.order_id
-    return context
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """A claimed, valid approval waiting for its risk decision."""
-
-    execution: Execution
-    valid: ValidSignal
-    seen_at: float
-    # What the original's guardrails need, read in the prepare step (domain.guardrails).
-    guardrails: GuardrailFacts = NO_GUARDRAILS
 
 
 class Submissions:
@@ -143,7 +117,7 @@ class OutcomeBoard:
 
 @dataclass(eq=False)
 class Shared:
-    """One executor's collaborators and the state of its current run."""
+    """One executor's I/O handles and the core of its current run (`core`: the only state)."""
 
     settings: Settings
     store: Store
@@ -154,23 +128,12 @@ class Shared:
     recorder: Recorder = field(init=False)
     outcomes: OutcomeBoard = field(default_factory=OutcomeBoard)
     submissions: Submissions = field(default_factory=Submissions)
-    riskbook: RiskBook = field(init=False)
+    # The RiskBook, the working orders and the tallies: changed only through its events.
+    core: ExecutionCore = field(init=False)
     # The kill switch in front of the bridge: entries leaving the pacer look at it (wall.py).
     wall: HaltWall = field(init=False)
-    working: WorkingOrders = field(default_factory=WorkingOrders)
     snapshots: AccountSnapshots = field(init=False)
-    # This run's decisions per strategy instance (the guardrails' usage since their read).
-    instance_tally: InstanceTally = field(default_factory=InstanceTally)
-    # The bridge's account mode (/health paper_trading), read at start and after every
-    # reconnect: None = not read or not said, which is never taken as paper.
-    paper_trading: bool | None = None
-    account_mode_read: bool = False
     tg: TaskGroup | None = None
-    # Executions a task of this run is working on (claimed and being decided, submitted or
-    # reconciled): the deadline scan leaves them alone. See `actors/execution/deadlines.py`.
-    in_hand: set[UUID] = field(default_factory=set)
-    # The last error a task met for an execution, for the deadline scan to count repeats.
-    troubles: dict[UUID, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.recorder = Recorder(self.store, self.metrics)
@@ -178,20 +141,14 @@ class Shared:
 
     def reset(self) -> None:
         """A fresh run: nothing of a cancelled run's state or reads is reused."""
-        self.riskbook = RiskBook(risk_limits(self.settings), self.settings.timezone)
-        self.wall = HaltWall(lambda: self.riskbook.halted)
-        self.working = WorkingOrders()
+        settings = self.settings
+        self.core = ExecutionCore(
+            risk_limits(settings),
+            settings.timezone,
+            settings.max_consecutive_failures,
+        )
+        self.wall = HaltWall(lambda: self.core.halted)
         self.snapshots = AccountSnapshots(self.broker)
-        self.instance_tally = InstanceTally()
-        self.paper_trading = None
-        self.account_mode_read = False
-        self.in_hand = set()
-        self.troubles = {}
-
-    def trouble(self, execution_id: UUID, error: BaseException) -> None:
-        """Note the error a task met for `execution_id` and let go of it (see `in_hand`)."""
-        self.troubles[execution_id] = describe_error(error)
-        self.in_hand.discard(execution_id)
 
     def spawn(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run `work` in the executor's task group. An exception it raises is logged and ends

@@ -146,7 +146,7 @@ class Submitter:
                     # Deposed: the intent changed nothing, so nothing is sent or marked; the
                     # row stays `received` for the new leader, whose recovery decides it.
                     log.warning("execution.fenced", error=str(error), **log_context(execution))
-                    self._outcomes.forget(execution, release=True)
+                    s.core.released(execution.id)
                     return
                 except StoreError as error:
                     # Not `StoreUnavailable` (the Recorder retried that), not `Fenced`: the
@@ -163,7 +163,7 @@ class Submitter:
             if intent is None:
                 # Nothing was sent: free the risk. The claim stays `received` if the database
                 # was away, and the next start decides it again.
-                self._outcomes.forget(execution, release=True)
+                s.core.released(execution.id)
                 return
             if answer is HELD_BACK:
                 # Halted while it waited for the pacer: never sent (CONTRACT v3, kill switch).
@@ -178,8 +178,7 @@ class Submitter:
             placed, transition = result
             fault_point("after_broker_accepted")
             bind_context(order_id=placed.order_id)
-            s.riskbook.commit(execution.id)
-            self._outcomes.placed()
+            s.core.placed(execution.id)
             s.metrics.orders_submitted.inc()
             s.metrics.approval_to_submit.observe(anyio.current_time() - candidate.seen_at)
             recorded = await s.recorder.accepted(
@@ -193,9 +192,9 @@ class Submitter:
             log.exception("execution.submit_crashed", **log_context(execution))
             # Whatever was persisted stays; the deadline scan (and start-up recovery) settles a
             # `received` or `submitting` row, counting how often the same error repeats.
-            s.trouble(execution.id, error)
+            s.core.troubled(execution.id, error)
         finally:
-            s.in_hand.discard(execution.id)
+            s.core.put_down(execution.id)
             s.submissions.end()
 
     async def _send(self, order: AnyOrderRequest) -> PlacedOrder | BrokerError | HeldBack:
@@ -345,8 +344,7 @@ class Submitter:
             {"proof": "absent from the order list; the bridge session lists our earlier orders"},
         )
         # Its reservation from the ledger is given back: the new decision reserves afresh.
-        s.working.remove(execution.id)
-        s.riskbook.release(execution.id)
+        s.core.retried_unsent(execution.id)
         if again is None:
             return  # the database is away: the row stays `submitting` for the deadline scan
         self._handed_on.add(execution.id)
@@ -361,7 +359,7 @@ class Submitter:
         except BrokerError as error:
             return f"{LIST_UNREAD}: {first_line(error)}"
         since = execution.attempted_at or s.clock()
-        today = s.riskbook.trading_day(s.clock())
+        today = s.core.trading_day(s.clock())
         earlier = [
             *await s.store.executions_on(today),
             *await s.store.executions_in(sorted(NOT_FINAL_STATES)),
@@ -392,12 +390,12 @@ class Submitter:
         same path as a lost answer, so it is adopted, `not_placed` or `unknown`, never re-sent."""
         s = self._s
         bind_context(**log_context(execution))
-        s.in_hand.add(execution.id)
+        s.core.claimed(execution.id)
         try:
             placed = await self.locate(execution, recovering=True)
             if placed is None:
                 return
-            self._outcomes.placed()
+            s.core.placed(execution.id, commit=False)  # entered committed by recovery
             signal = await s.store.get_signal(execution.signal_id)
             recorded = await s.recorder.accepted(
                 execution,
@@ -411,9 +409,9 @@ class Submitter:
                 s.follow(recorded)
         except Exception as error:
             log.exception("recovery.reconcile_crashed", **log_context(execution))
-            s.trouble(execution.id, error)  # the deadline scan retries, a bounded number of times
+            s.core.troubled(execution.id, error)  # the deadline scan retries, boundedly
         finally:
             if execution.id not in self._handed_on:
-                s.in_hand.discard(execution.id)
+                s.core.put_down(execution.id)
             self._handed_on.discard(execution.id)
             s.submissions.end()

@@ -104,7 +104,7 @@ async def read_guardrails(s: Shared, signal: Signal, now: datetime) -> Guardrail
         )
         if not instances and not artifacts:
             return NO_GUARDRAILS
-        day = s.riskbook.trading_day(now)
+        day = s.core.trading_day(now)
         return await s.store.guardrail_facts(
             signal.id,
             instances=instances,

@@ -4,8 +4,12 @@ timeout cancel, realized P&L and R multiple.
 
 - `positions`: the pure core (a position's exit from its exit orders' fills; what a look calls
   for; the `trades.notes` text).
+- `core`: the one owner of the follower's state (the positions followed, a close under way,
+  sibling cancels, the work under way, the pollers' list read, flatten times acted on, the
+  tallies): synchronous, fed what happened, answering what may be done.
 - `follower`: the `ExitFollower` actor: its run, the rescan and the doors in (callbacks, control
-  messages, `close_positions`); the work is done by the parts below, on its `shared.Shared`.
+  messages, `close_positions`); the work is done by the parts below, on its `shared.Shared` (the
+  I/O handles and the core).
 - `looks`: one look at every position against one order list (exits recorded, siblings
   cancelled, lost protection reported).
 - `protection`: protection placed again after a timeout cancel; `unprotected` recorded.

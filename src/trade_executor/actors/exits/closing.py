@@ -28,12 +28,13 @@ from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import OrderType
 from trade_executor.domain.states import Transition
 from trade_executor.domain.truth import broker_quantity, working_orders_of
+from trade_executor.observability.logging import log_context
 from trade_executor.store.errors import StoreError
 
 from .flatten import GLOBAL_KEY, FlattenRule
 from .looks import Looks
 from .positions import ExitReason, close_kind, exit_orders, is_open, remaining, side_of
-from .shared import Followed, Shared, context, log
+from .shared import Followed, Shared, log
 
 # The event recording the quantity a close is sent with when it is not the ledger's.
 CLOSE_QUANTITY = "position.close_quantity"
@@ -50,28 +51,25 @@ class Closes:
         self, followed: Followed, kind: ExitReason, reason: str, requested_by: str
     ) -> None:
         """Close one position (a task of its own; a second close of it meanwhile is a no-op)."""
-        key = ("close", followed.execution.id)
-        if key in self._s.busy:
+        core = self._s.core
+        execution_id = followed.execution.id
+        if not core.begin("close", execution_id):
             return
-        self._s.busy.add(key)
         try:
             await self._close_steps(followed, kind, reason, requested_by)
         except Exception:
-            followed.closing = None  # the intent is in the ledger: the next rescan settles it
-            log.exception("exits.task_crashed", task="close", **context(followed.execution))
+            core.close_over(followed)  # the intent is in the ledger: the next rescan settles it
+            log.exception("exits.task_crashed", task="close", **log_context(followed.execution))
         finally:
-            self._s.busy.discard(key)
+            core.end("close", execution_id)
 
     async def _close_steps(
         self, followed: Followed, kind: ExitReason, reason: str, requested_by: str
     ) -> None:
         async with followed.lock:
             execution = followed.execution
-            if not is_open(execution) or followed.closing is not None:
-                return
-            if execution.exit_order_id is not None and execution.exit_order_id > 0:
-                return  # a close order is already working for it
-            followed.closing = kind
+            if not self._s.core.start_close(followed, kind):
+                return  # not open, a close under way, or a close order working for it
             intent = Changes(
                 exit_reason=kind.value, exit_attempted_at=self._s.clock(), exit_order_id=0
             )
@@ -81,8 +79,9 @@ class Closes:
                 "requested_by": requested_by,
                 "quantity": remaining(execution),
             }
-            followed.execution = await self._s.store.apply(
-                execution.id, Transition.POSITION, intent, detail
+            self._s.core.recorded(
+                followed,
+                await self._s.store.apply(execution.id, Transition.POSITION, intent, detail),
             )
             log.info(
                 "position.closing",
@@ -90,7 +89,7 @@ class Closes:
                 reason=reason,
                 requested_by=requested_by,
                 quantity=remaining(execution),
-                **context(execution),
+                **log_context(execution),
             )
         await self._cancel_then_place(followed)
 
@@ -128,7 +127,7 @@ class Closes:
                 return
             if attempt == 0 or attempt == CANCEL_CONFIRM_READS // 2:
                 for order_id in working:
-                    self._s.stats.cancels += 1
+                    self._s.core.cancel_sent()
                     try:
                         await self._s.broker.cancel_order(order_id)
                     except BrokerError as error:
@@ -136,10 +135,10 @@ class Closes:
                             "position.exit_cancel_failed",
                             exit_order_id=order_id,
                             error=str(error),
-                            **context(followed.execution),
+                            **log_context(followed.execution),
                         )
             await anyio.sleep(self._s.settings.cancelled_recheck_delay)
-        log.warning("position.exit_orders_still_working", **context(followed.execution))
+        log.warning("position.exit_orders_still_working", **log_context(followed.execution))
 
     async def _place_close(self, followed: Followed) -> None:
         """The close order for what is left. Runs under the position's lock; its intent is
@@ -147,24 +146,24 @@ class Closes:
         execution = followed.execution
         quantity = remaining(execution)
         if not is_open(execution) or quantity <= 0 or execution.symbol is None:
-            followed.closing = None
+            self._s.core.close_over(followed)
             return
         quantity = await self._broker_quantity(execution.symbol, quantity)
         if quantity <= 0:
             # The broker holds none: nothing to sell; the reconciler settles the ledger.
-            followed.closing = None
-            log.warning("position.close_nothing_held", **context(execution))
+            self._s.core.close_over(followed)
+            log.warning("position.close_nothing_held", **log_context(execution))
             return
         # What is sent is the broker's quantity: kept, so that a restart that finds this close
         # unanswered looks it up by what was sent (`settle_close`).
         await self._s.store.add_event(
             execution.id, CLOSE_QUANTITY, {"quantity": quantity, "ledger": remaining(execution)}
         )
-        self._s.stats.closes += 1
+        self._s.core.close_sent()
         try:
             placed = await self._s.broker.close_position(execution.symbol, quantity=quantity)
         except AmbiguousSubmission as lost:
-            log.warning("position.close_answer_lost", error=str(lost), **context(execution))
+            log.warning("position.close_answer_lost", error=str(lost), **log_context(execution))
             # Looked up by what was sent: the broker's quantity, not the ledger's.
             await self._locate_close(followed, lost.detail, quantity)
             return
@@ -191,44 +190,44 @@ class Closes:
         self, followed: Followed, order_id: int, quantity: int, how: str
     ) -> None:
         execution = followed.execution
-        followed.execution = await self._s.store.apply(
+        updated = await self._s.store.apply(
             execution.id,
             Transition.POSITION,
             Changes(exit_order_id=order_id),
             {"close_order_id": order_id, "quantity": quantity, "how": how},
         )
+        self._s.core.recorded(followed, updated)
         log.info(
             "position.close_placed",
             close_order_id=order_id,
             quantity=quantity,
             how=how,
             kind=close_kind(execution).value,
-            **context(execution),
+            **log_context(execution),
         )
 
     async def _close_refused(self, followed: Followed, why: str) -> None:
         """The bridge placed nothing: the intent is marked so that no restart looks for it;
         the position stays open (an operator may `close` again)."""
         execution = followed.execution
-        followed.closing = None
-        followed.execution = await self._s.store.apply(
+        self._s.core.close_over(followed)
+        updated = await self._s.store.apply(
             execution.id,
             Transition.POSITION,
             Changes(exit_order_id=REFUSED),
             {"close": "refused", "error": why},
         )
-        log.error("position.close_failed", error=why, **context(execution))
+        self._s.core.recorded(followed, updated)
+        log.error("position.close_failed", error=why, **log_context(execution))
 
     async def settle_close(self, followed: Followed) -> None:
         """After a restart: a close whose answer was never recorded is looked up, not re-sent;
         only a bridge that lists its orders and shows none sends it (again, or for the first
         time)."""
         async with followed.lock:
-            execution = followed.execution
-            if not is_open(execution) or execution.exit_order_id != 0 or followed.closing:
+            if not self._s.core.start_settling(followed):
                 return
-            followed.closing = close_kind(execution)
-            found = await self._locate_close(followed, None, await self._sent(execution))
+            found = await self._locate_close(followed, None, await self._sent(followed.execution))
         if found is NotPlaced:
             await self._cancel_then_place(followed)
 
@@ -239,7 +238,7 @@ class Closes:
         try:
             events = await self._s.store.execution_events(execution.id)
         except StoreError as error:
-            log.warning("position.close_unresolved", why=str(error), **context(execution))
+            log.warning("position.close_unresolved", why=str(error), **log_context(execution))
             return None
         sent = [e.detail.get("quantity") for e in events if e.kind == CLOSE_QUANTITY]
         return sent[-1] if sent and isinstance(sent[-1], int) else None
@@ -270,7 +269,7 @@ class Closes:
                 await self._close_placed(followed, order.order_id, key.quantity, "adopted")
                 return Adopted
             case NotPlaced():
-                log.warning("position.close_not_placed", **context(execution))
+                log.warning("position.close_not_placed", **log_context(execution))
                 return NotPlaced
             case Ambiguous(reason=reason, candidate_ids=ids):
                 # A person must decide; the position stays `closing` until then.
@@ -278,12 +277,12 @@ class Closes:
                     "position.close_ambiguous",
                     why=reason,
                     candidate_ids=list(ids),
-                    **context(execution),
+                    **log_context(execution),
                 )
                 return Ambiguous
             case _:
-                followed.closing = None  # the bridge cannot be asked: the next rescan retries
-                log.warning("position.close_unresolved", why=str(located), **context(execution))
+                self._s.core.close_over(followed)  # the bridge cannot be asked: rescan retries
+                log.warning("position.close_unresolved", why=str(located), **log_context(execution))
                 return None
 
     # -- flatten ---------------------------------------------------------------------------------
@@ -294,12 +293,10 @@ class Closes:
         rules = await self._rules()
         if not rules:
             return
-        open_positions = [
-            f.execution for f in s.followed.values() if is_open(f.execution) and f.closing is None
-        ]
-        for execution, rule in s.flatten.due(s.clock(), open_positions, rules):
-            log.warning("position.flatten", rule=rule.describe(), **context(execution))
-            followed = s.followed.get(execution.id)
+        open_positions = [f.execution for f in s.core.open_positions(idle=True)]
+        for execution, rule in s.core.flatten_due(s.clock(), open_positions, rules):
+            log.warning("position.flatten", rule=rule.describe(), **log_context(execution))
+            followed = s.core.get(execution.id)
             if followed is not None and s.tg is not None:
                 s.tg.start_soon(
                     self.close, followed, ExitReason.FLATTEN, rule.describe(), "flatten"
@@ -307,7 +304,7 @@ class Closes:
 
     async def _rules(self) -> Mapping[UUID, Sequence[FlattenRule]]:
         s = self._s
-        positions = [f.execution for f in s.followed.values() if is_open(f.execution)]
+        positions = [f.execution for f in s.core.open_positions()]
         if not positions:
             return {}
         rules: dict[UUID, list[FlattenRule]] = {}

@@ -32,6 +32,7 @@ from anyio.abc import TaskStatus
 from trade_executor.actors.following.children import BracketChildren
 from trade_executor.actors.messages import CloseRequested, ExecutionChanged, Message
 from trade_executor.broker.protocol import Broker
+from trade_executor.clock import Clock, utcnow
 from trade_executor.config.session_calendar import trading_session
 from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Changes, Execution
@@ -44,7 +45,7 @@ from .looks import Looks
 from .positions import ExitReason, PositionState, is_open
 from .protection import Protection
 from .reprotect import Reprotect, SessionHours
-from .shared import Clock, ExitStats, Followed, InstanceRules, Report, Shared, log, utcnow
+from .shared import ExitStats, Followed, InstanceRules, Report, Shared, log
 
 __all__ = ["ExitFollower", "ExitStats", "InstanceRules"]
 
@@ -75,24 +76,28 @@ class ExitFollower:
         )
         self._looks = Looks(self._s, self._protection)
         self._closes = Closes(self._s, self._looks)
-        self.stats: ExitStats = self._s.stats
 
     # -- what others call ------------------------------------------------------------------------
 
     @property
+    def stats(self) -> ExitStats:
+        """What the exits asked of the bridge, over every run (tests and the demo read it)."""
+        return self._s.core.stats
+
+    @property
     def followed(self) -> list[Execution]:
         """The positions followed now, as last recorded."""
-        return [f.execution for f in self._s.followed.values()]
+        return [f.execution for f in self._s.core.positions()]
 
     def on_children(self, children: BracketChildren) -> None:
         """The pollers' list read (`PollerPool(on_children=...)`): the next look uses it."""
         if children.index is not None:
-            self._s.pool_index = children.index
+            self._s.core.offer_index(children.index)
 
     def on_position(self, execution: Execution) -> None:
         """An entry ended holding shares (`PollerPool(on_position=...)`): follow its position."""
         if self._s.tg is not None:
-            self._resume(self._s.track(execution))
+            self._resume(self._s.core.track(execution))
 
     def on_message(self, message: Message) -> None:
         """From the control channel: a `close` from another shell, or an execution an operator
@@ -130,7 +135,7 @@ class ExitFollower:
         wanted = symbol.strip().upper() if symbol is not None else None
         targets = [
             f
-            for f in self._s.followed.values()
+            for f in self._s.core.positions()
             if is_open(f.execution) and (wanted is None or f.execution.symbol == wanted)
         ]
         for followed in targets:
@@ -152,14 +157,14 @@ class ExitFollower:
         """Follow the ledger's open positions (and today's closed ones, for their siblings)
         until cancelled."""
         s = self._s
-        s.reset()
+        s.core.reset()
         positions = await s.store.positions_to_follow(s.day_start(s.clock()))
         async with anyio.create_task_group() as tg:
             s.tg = tg
             try:
                 for execution in positions:
-                    self._resume(s.track(execution))
-                log.info("exits.started", positions=len(s.followed))
+                    self._resume(s.core.track(execution))
+                log.info("exits.started", positions=len(s.core))
                 task_status.started()
                 tg.start_soon(self._rescan_forever)
                 await self._look_forever()
@@ -185,7 +190,7 @@ class ExitFollower:
             await anyio.sleep(s.settings.sweep_interval)
             try:
                 for execution in await s.store.positions_to_follow(s.day_start(s.clock())):
-                    self._resume(s.track(execution))
+                    self._resume(s.core.track(execution))
             except Exception as error:  # the database may be away: the next rescan retries
                 log.warning("exits.rescan_failed", error=str(error))
 
@@ -216,5 +221,5 @@ class ExitFollower:
                 Changes(position_state=PositionState.OPEN.value),
                 {"position": "opened after an operator's resolve"},
             )
-        if is_open(execution) or execution.id in self._s.followed:
-            self._resume(self._s.track(execution))
+        if is_open(execution) or self._s.core.follows(execution.id):
+            self._resume(self._s.core.track(execution))

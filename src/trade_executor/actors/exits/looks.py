@@ -20,12 +20,14 @@ from trade_executor.broker.errors import BrokerError
 from trade_executor.broker.orderbook import OrderIndex
 from trade_executor.crashpoints import fault_point
 from trade_executor.domain.states import IllegalTransition, Transition
+from trade_executor.observability.logging import log_context
 
+from .core import MAX_SIBLING_CANCELS, SiblingCancel
 from .positions import Assessment, assess, exit_orders, over_exit, remaining, trade_notes
 from .protection import Protection
-from .shared import Followed, Shared, context, log, projected
+from .shared import Followed, Shared, log, projected
 
-MAX_SIBLING_CANCELS = 3
+__all__ = ["MAX_SIBLING_CANCELS", "Looks"]
 
 
 class Looks:
@@ -35,15 +37,15 @@ class Looks:
 
     async def look(self) -> None:
         """Judge every followed position against one order list."""
-        s = self._s
-        if not s.followed:
-            s.pool_index = None
+        core = self._s.core
+        if not len(core):
+            core.take_index()  # nothing to look at: a later look reads afresh
             return
         index = await self._order_list()
         if index is None:
             return
-        s.stats.looks += 1
-        for followed in list(s.followed.values()):
+        core.looked()
+        for followed in core.positions():
             if followed.lock.locked():
                 continue  # a close or a protection is changing it: the next look
             async with followed.lock:
@@ -51,7 +53,7 @@ class Looks:
 
     async def _order_list(self) -> OrderIndex | None:
         """The pollers' latest list read if one arrived since the last look, else our own."""
-        index, self._s.pool_index = self._s.pool_index, None
+        index = self._s.core.take_index()
         if index is not None:
             return index
         return await self._s.fresh_list()
@@ -71,7 +73,7 @@ class Looks:
                 "position.over_exit",
                 excess_qty=excess,
                 position_qty=execution.filled_qty,
-                **context(execution),
+                **log_context(execution),
             )
         try:
             if verdict.record is not None:
@@ -81,12 +83,12 @@ class Looks:
             if verdict.lost_protection:
                 await self._protection.lost(followed)
         except IllegalTransition as settled:
-            log.info("exits.stopped", state=str(settled.current), **context(execution))
-            self._s.followed.pop(execution.id, None)
+            log.info("exits.stopped", state=str(settled.current), **log_context(execution))
+            self._s.core.forget(execution.id)
             return None
         self._close_order_ended(followed, index, verdict)
         if verdict.settled:
-            self._s.followed.pop(execution.id, None)
+            self._s.core.forget(execution.id)
         return verdict
 
     def _close_order_ended(
@@ -99,11 +101,11 @@ class Looks:
             return
         order = index.by_id.get(execution.exit_order_id or 0)
         if order is not None and order.status.is_final:
-            followed.closing = None
+            self._s.core.close_over(followed)
             log.error(
                 "position.close_failed",
                 error=f"the close order ended {order.status.value} with {order.filled_qty} filled",
-                **context(execution),
+                **log_context(execution),
             )
 
     async def _record_exit(self, followed: Followed, verdict: Assessment) -> None:
@@ -118,7 +120,7 @@ class Looks:
             {"exit_reason": changes.exit_reason, "exit_qty": exit.quantity},
             trade_notes=trade_notes(projected(execution, changes)),
         )
-        followed.execution = updated
+        s.core.recorded(followed, updated)
         fault_point("exit_after_recorded")
         moment = updated.closed_at or s.clock()
         pnl = updated.realized_pnl if updated.realized_pnl is not None else exit.realized_pnl
@@ -133,30 +135,29 @@ class Looks:
             "risk_amount": str(updated.risk_amount),
         }
         if verdict.closed:
-            followed.closing = None
-            followed.closed.set()
-            log.info("position.closed", **numbers, **context(updated))
+            s.core.position_closed(followed)
+            log.info("position.closed", **numbers, **log_context(updated))
         else:
             log.info(
-                "position.reduced", remaining=remaining(updated), **numbers, **context(updated)
+                "position.reduced", remaining=remaining(updated), **numbers, **log_context(updated)
             )
 
     async def _cancel_sibling(self, followed: Followed, order_id: int) -> None:
         """An exit order still working after its position closed: cancel it (IB's
         one-cancels-other normally did already), a few times at most."""
         execution = followed.execution
-        attempts = followed.cancels.get(order_id, 0) + 1
-        if attempts > MAX_SIBLING_CANCELS:
-            if attempts == MAX_SIBLING_CANCELS + 1:
-                followed.cancels[order_id] = attempts
+        match self._s.core.sibling_cancel(followed, order_id):
+            case SiblingCancel.REPORT:
                 log.error(
                     "position.sibling_not_cancelled",
                     sibling_order_id=order_id,
-                    **context(execution),
+                    **log_context(execution),
                 )
-            return
-        followed.cancels[order_id] = attempts
-        self._s.stats.cancels += 1
+                return
+            case SiblingCancel.NOTHING:
+                return
+            case SiblingCancel.SEND:
+                pass
         try:
             await self._s.broker.cancel_order(order_id)
         except BrokerError as error:  # filled or cancelled meanwhile: the next look tells
@@ -164,10 +165,10 @@ class Looks:
                 "position.sibling_cancel_failed",
                 sibling_order_id=order_id,
                 error=str(error),
-                **context(execution),
+                **log_context(execution),
             )
             return
-        log.info("position.sibling_cancelled", sibling_order_id=order_id, **context(execution))
+        log.info("position.sibling_cancelled", sibling_order_id=order_id, **log_context(execution))
         await self._s.store.add_event(
             execution.id, "position.sibling_cancelled", {"order_id": order_id}
         )

@@ -17,9 +17,10 @@ from typing import Any
 from trade_executor.broker.errors import BrokerError, BrokerRejected
 from trade_executor.domain.execution import Changes
 from trade_executor.domain.states import Transition
+from trade_executor.observability.logging import log_context
 
 from .positions import PositionState, remaining
-from .shared import Followed, Shared, context, log
+from .shared import Followed, Shared, log
 
 
 class Protection:
@@ -43,7 +44,7 @@ class Protection:
             if execution.stop_loss is None:
                 await self._refused(followed, "the execution has no stop-loss price")
                 return
-            self._s.stats.protects += 1
+            self._s.core.protect_sent()
             try:
                 placed = await self._s.broker.protect_position(
                     execution.symbol,
@@ -58,9 +59,9 @@ class Protection:
             except BrokerError as error:
                 # No answer, or a bridge that cannot be reached: retried at the next rescan;
                 # `replace_existing` makes a repeat replace what a lost answer placed.
-                log.warning("position.protect_failed", error=str(error), **context(execution))
+                log.warning("position.protect_failed", error=str(error), **log_context(execution))
                 return
-            followed.execution = await self._s.store.apply(
+            updated = await self._s.store.apply(
                 execution.id,
                 Transition.POSITION,
                 Changes(
@@ -74,13 +75,14 @@ class Protection:
                     "cancelled_order_ids": list(placed.cancelled_order_ids),
                 },
             )
+            self._s.core.recorded(followed, updated)
             log.info(
                 "position.protected",
                 quantity=quantity,
                 stop_loss=str(execution.stop_loss),
                 take_profit=str(execution.take_profit),
                 protect_order_ids=list(placed.order_ids),
-                **context(execution),
+                **log_context(execution),
             )
 
     async def lost(self, followed: Followed) -> None:
@@ -100,12 +102,13 @@ class Protection:
         """Record the position `unprotected` without its exit orders, and report the break."""
         execution = followed.execution
         gone = list(execution.child_order_ids)
-        followed.execution = updated = await self._s.store.apply(
+        updated = await self._s.store.apply(
             execution.id,
             Transition.POSITION,
             Changes(position_state=PositionState.UNPROTECTED.value, child_order_ids=()),
             detail,
         )
+        self._s.core.recorded(followed, updated)
         self._s.metrics.reconcile_break("unprotected_position")
         log.error(
             "reconcile.break",
@@ -113,5 +116,5 @@ class Protection:
             why=why,
             exit_order_ids=gone,
             remaining=remaining(updated),
-            **context(updated),
+            **log_context(updated),
         )

@@ -28,9 +28,10 @@ from trade_executor.broker.errors import BrokerError, BrokerRejected
 from trade_executor.domain.execution import Changes
 from trade_executor.domain.states import IllegalTransition, Transition
 from trade_executor.domain.truth import broker_quantity, signed_remaining
+from trade_executor.observability.logging import log_context
 
 from .positions import PositionState, remaining
-from .shared import Followed, Shared, context, log
+from .shared import Followed, Shared, log
 
 _STOP_TYPES = ("STP", "STOP", "TRAIL")
 
@@ -49,7 +50,6 @@ class Reprotect:
     def __init__(self, shared: Shared, session: SessionHours) -> None:
         self._s = shared
         self._session = session
-        self._told: set[tuple[object, datetime]] = set()  # (execution, open) refusals logged
 
     async def due(self) -> None:
         """At each look while the session is open: protect again what the close left bare."""
@@ -64,7 +64,7 @@ class Reprotect:
             return
         waiting = [
             f
-            for f in s.followed.values()
+            for f in s.core.positions()
             if f.execution.position_state == PositionState.UNPROTECTED
             and f.closing is None
             and not f.lock.locked()
@@ -92,15 +92,13 @@ class Reprotect:
                 for o in index.by_id.values()
             )
             if held != signed_remaining(execution) or stop_working:
-                key = (execution.id, opened)
-                if key not in self._told:
-                    self._told.add(key)
+                if s.core.first_skip(execution.id, opened):
                     log.warning(
                         "position.reprotect_skipped",
                         broker_quantity=held,
                         ledger_quantity=signed_remaining(execution),
                         stop_working=stop_working,
-                        **context(execution),
+                        **log_context(execution),
                     )
                 continue
             async with followed.lock:
@@ -115,7 +113,7 @@ class Reprotect:
             return
         # The intent first: once per open, even if we die before the answer.
         try:
-            followed.execution = execution = await s.store.apply(
+            execution = await s.store.apply(
                 execution.id,
                 Transition.POSITION,
                 Changes(reprotected_at=opened),
@@ -123,7 +121,8 @@ class Reprotect:
             )
         except IllegalTransition:
             return
-        s.stats.protects += 1
+        s.core.recorded(followed, execution)
+        s.core.protect_sent()
         try:
             placed = await s.broker.protect_position(
                 symbol,
@@ -133,9 +132,9 @@ class Reprotect:
                 replace_existing=True,
             )
         except (BrokerRejected, BrokerError) as error:
-            log.error("position.reprotect_failed", error=str(error), **context(execution))
+            log.error("position.reprotect_failed", error=str(error), **log_context(execution))
             return
-        followed.execution = await s.store.apply(
+        updated = await s.store.apply(
             execution.id,
             Transition.POSITION,
             Changes(position_state=PositionState.OPEN.value, child_order_ids=placed.order_ids),
@@ -146,6 +145,7 @@ class Reprotect:
                 "order_ids": list(placed.order_ids),
             },
         )
+        s.core.recorded(followed, updated)
         await s.store.add_event(
             execution.id,
             "position.reprotected",
@@ -158,5 +158,5 @@ class Reprotect:
             take_profit=str(execution.take_profit),
             protect_order_ids=list(placed.order_ids),
             session_open=opened.isoformat(),
-            **context(execution),
+            **log_context(execution),
         )

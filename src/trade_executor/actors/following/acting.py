@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from trade_executor.actors.messages import OrderProgress, OrderStatusLost
 from trade_executor.broker.errors import BrokerError, EndpointMissing
@@ -23,7 +22,7 @@ from trade_executor.crashpoints import fault_point
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import BrokerStatus
 from trade_executor.domain.states import EventKind, ExecutionState, Transition
-from trade_executor.observability.logging import get_logger, log_repeated
+from trade_executor.observability.logging import get_logger, log_context, log_repeated
 from trade_executor.observability.metrics import Metrics
 from trade_executor.store.protocol import PollerStore
 
@@ -47,15 +46,6 @@ def position_after(execution: Execution, transition: Transition, filled: int) ->
     if transition is Transition.CANCEL and execution.child_order_ids:
         return "unprotected"
     return "open"
-
-
-def context(execution: Execution) -> dict[str, Any]:
-    return {
-        "execution_id": str(execution.id),
-        "signal_id": str(execution.signal_id),
-        "symbol": execution.symbol,
-        "order_id": execution.order_id,
-    }
 
 
 class Acts:
@@ -93,7 +83,7 @@ class Acts:
             broker_status=seen.status.value,
             filled_qty=filled,
             avg_fill_price=str(seen.avg_fill_price),
-            **context(execution),
+            **log_context(execution),
         )
         self._report(OrderProgress(execution.id, filled, final=False))
         return updated
@@ -119,7 +109,7 @@ class Acts:
             side=execution.action,
             filled_qty=filled,
             avg_fill_price=str(seen.avg_fill_price),
-            **context(execution),
+            **log_context(execution),
         )
         self._metrics.executions.labels(state=updated.state.value).inc()
         self._report(OrderProgress(execution.id, filled, final=True))
@@ -142,7 +132,7 @@ class Acts:
             Transition.GIVE_UP.event,
             reason=reason,
             filled_qty=updated.filled_qty,
-            **context(execution),
+            **log_context(execution),
         )
         self._metrics.executions.labels(state=updated.state.value).inc()
         if self._report_lost is not None:
@@ -160,7 +150,7 @@ class Acts:
             self._report(OrderProgress(execution.id, execution.filled_qty, final=True))
 
     async def leave(self, execution: Execution) -> None:
-        log.warning("poller.timeout", action="leave", **context(execution))
+        log.warning("poller.timeout", action="leave", **log_context(execution))
         await self._store.add_event(execution.id, EventKind.POLLER_TIMEOUT, {"action": "leave"})
 
     async def cancel(self, poller: Poller, attempt: int, now: datetime) -> None:
@@ -169,13 +159,13 @@ class Acts:
         assert execution.order_id is not None
         poller.cancel_attempts = attempt
         if attempt == 1:
-            log.warning("poller.timeout", action="cancel", **context(execution))
+            log.warning("poller.timeout", action="cancel", **log_context(execution))
         try:
             result = await self._broker.cancel_order(execution.order_id)
         except EndpointMissing as error:
             # A bridge from before March 2026: no cancel is possible, the order is followed on.
             poller.cannot_cancel = True
-            log.error("poller.cancel_impossible", error=str(error), **context(execution))
+            log.error("poller.cancel_impossible", error=str(error), **log_context(execution))
             await self._store.add_event(
                 execution.id, EventKind.CANCEL_FAILED, {"error": str(error), "attempt": attempt}
             )
@@ -190,7 +180,7 @@ class Acts:
                 "poller.cancel_failed",
                 error=str(error),
                 attempt=attempt,
-                **context(execution),
+                **log_context(execution),
             )
             await self._store.add_event(
                 execution.id, EventKind.CANCEL_FAILED, {"error": str(error), "attempt": attempt}

@@ -31,7 +31,6 @@ import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from uuid import UUID
 
 import anyio
@@ -39,14 +38,15 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from trade_executor.broker.orderbook import OrderIndex
 from trade_executor.broker.protocol import Broker
+from trade_executor.clock import Clock, utcnow
 from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.states import ExecutionState, IllegalTransition
-from trade_executor.observability.logging import bind_context
+from trade_executor.observability.logging import bind_context, log_context
 from trade_executor.observability.metrics import Metrics
 from trade_executor.store.protocol import PollerStore
 
-from .acting import Acts, OnPosition, Report, ReportLost, context, log
+from .acting import Acts, OnPosition, Report, ReportLost, log
 from .children import BracketChildren, bracket_children
 from .judge import (
     Bounds,
@@ -67,7 +67,6 @@ from .reads import NoList, from_list, read_list, read_order
 
 RETRY_CAP = 30.0
 
-Clock = Callable[[], datetime]
 OnChildren = Callable[[BracketChildren], None]
 _Entry = tuple[float, int, Poller]
 
@@ -84,10 +83,6 @@ def poll_bounds(settings: Settings, *, lost_grace: float | None = None) -> Bound
         lost_after=settings.order_poll_timeout + grace,
         cancel_wait=2 * interval,
     )
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(slots=True)
@@ -108,7 +103,7 @@ class PollerPool:
         metrics: Metrics,
         report: Report,
         *,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
         report_lost: ReportLost | None = None,
         on_children: OnChildren | None = None,
         on_position: OnPosition | None = None,
@@ -344,12 +339,12 @@ class PollerPool:
         self, poller: Poller, work: Callable[..., Awaitable[bool]], args: tuple[object, ...]
     ) -> None:
         assert self._limiter is not None
-        bind_context(**context(poller.execution))  # this task's log lines carry the ids
+        bind_context(**log_context(poller.execution))  # this task's log lines carry the ids
         try:
             keep = await work(*args)
         except IllegalTransition as settled:
             # Settled elsewhere (an operator's resolve): its row is the truth now.
-            log.info("poller.stopped", state=str(settled.current), **context(poller.execution))
+            log.info("poller.stopped", state=str(settled.current), **log_context(poller.execution))
             keep = False
         except Exception:
             self._crashed(poller)
@@ -364,7 +359,7 @@ class PollerPool:
             self._metrics.open_pollers.set(len(self._active))
 
     def _crashed(self, poller: Poller) -> None:
-        log.exception("poller.crashed", **context(poller.execution))
+        log.exception("poller.crashed", **log_context(poller.execution))
         poller.failures += 1
         poller.stale = True
         poller.confirming = poller.missing = False
