@@ -5,9 +5,10 @@ also those inside functions; those under `if TYPE_CHECKING:` are left out, as th
   httpx, asyncpg, starlette, structlog, pydantic-settings, no clock or socket of its own);
 - nothing imports upward: the actors know nothing of the service, the API, the operator commands
   or the CLI; the API nothing of the service; the store nothing of the actors or the broker; the
-  broker nothing of the actors or the store; the operator commands nothing of the CLI; the one
-  exception is the web console (`api.console`), an operator surface like the CLI, which acts through
-  the same typed operations (`ops`) so that a button and a command can never differ;
+  broker nothing of the actors or the store; the operations (`ops`) nothing of the CLI, its
+  adapters (`commands`) or the API: they are the use-case layer the CLI, the HTTP API and the web
+  console (`api.console`) all act through, so that a button, a request and a command can never
+  differ;
 - asyncpg is imported only under `store/` (and by the development database bootstrap, `devdb`,
   and the demo, which are scaffolding: they read the tables to narrate and to probe a server);
 - production code imports nothing from `trade_executor.testing` but `testing.faults` (the crash
@@ -48,15 +49,15 @@ DOMAIN_MAY_IMPORT = frozenset(
 # (importing package, imported package) pairs that point upward.
 UPWARD = [
     ("actors", ("service", "api", "ops", "cli", "demo")),
-    ("api", ("service", "ops", "cli", "demo")),
+    ("api", ("service", "cli", "commands", "demo")),
     ("store", ("actors", "broker", "api", "ops", "service", "cli", "demo")),
     ("broker", ("actors", "store", "api", "ops", "service", "cli", "demo")),
-    ("ops", ("cli", "service", "api", "actors", "demo")),
+    ("ops", ("cli", "commands", "service", "api", "actors", "demo")),
     ("testing", ("actors", "api", "ops", "service", "cli", "demo")),
 ]
 ASYNCPG_ALLOWED = ("store", "devdb", "demo")
 # (importing module prefix, imported package) pairs allowed although UPWARD lists them.
-ALLOWED_UPWARD = (("trade_executor.api.console", "ops"),)
+ALLOWED_UPWARD: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,14 +184,49 @@ def _allowed_upward(found: Import) -> bool:
     )
 
 
-def test_only_the_console_may_use_the_operator_commands_from_the_api() -> None:
+def test_the_api_and_the_console_act_through_the_operations() -> None:
     from_api = {
         i.module
         for i in IMPORTS
         if _package_of(i.module) == "api" and _package_of(i.target) == "ops"
     }
-    assert from_api, "the console acts through ops: the scan must see it"
-    assert all(m.startswith("trade_executor.api.console") for m in from_api)
+    assert "trade_executor.api.app" in from_api, "the HTTP API protects through ops"
+    assert "trade_executor.api.console.actions" in from_api, "the console acts through ops"
+
+
+def _calls(tree: ast.AST) -> list[tuple[str, int]]:
+    """Calls of a bare name (`print(...)`) or of `module.name` (`asyncio.run(...)`)."""
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name):
+            found.append((func.id, node.lineno))
+        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            found.append((f"{func.value.id}.{func.attr}", node.lineno))
+    return found
+
+
+def test_the_operations_neither_parse_nor_print_nor_run_an_event_loop() -> None:
+    """`ops` is the use-case layer: typed async functions returning results or refusals. The
+    command line (`commands`) parses, runs and prints; an operation doing any of it could not
+    be offered by the API or called from a test as it is."""
+    bad: list[str] = []
+    for path in sorted((PACKAGE / "ops").rglob("*.py")):
+        module = _module_name(path)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        bad += [
+            f"{module}:{i.line} imports {i.target}"
+            for i in imports_of(path.read_text(encoding="utf-8"), module)
+            if i.target == "argparse"
+        ]
+        bad += [
+            f"{module}:{line} calls {name}"
+            for name, line in _calls(tree)
+            if name in ("print", "asyncio.run", "anyio.run", "trio.run")
+        ]
+    assert bad == []
 
 
 def test_asyncpg_is_imported_only_under_the_store() -> None:

@@ -27,7 +27,7 @@ from trade_executor import __version__
 from trade_executor.api.console import console_routes
 from trade_executor.api.gateway import Gateway
 from trade_executor.broker.jsonnum import dumps
-from trade_executor.broker_truth import Disagreement, check_broker, protect_position
+from trade_executor.broker_truth import Disagreement, check_broker
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.states import ExecutionState
@@ -41,6 +41,8 @@ from trade_executor.lookup import (
     parse_id,
 )
 from trade_executor.lookup import load as load_execution
+from trade_executor.ops.common import Context, Refusal
+from trade_executor.ops.protect import protect
 from trade_executor.store.protocol import Store
 
 log = get_logger("trade_executor.api")
@@ -269,7 +271,7 @@ class _Api:
 
     async def protect(self, request: Request) -> Response:
         """(v3) `{"symbol", "stop_loss"?, "take_profit"?, "force"?}`: protect an open position
-        again through the bridge (ops/protect.py: the broker's quantity, the signal's stop and
+        again through the bridge (`ops.protect`: the broker's quantity, the signal's stop and
         target by default, the same checks as close). 200 with the orders placed; 404 no open
         position; 409 the ledger and the broker disagree (the sentence names both)."""
         refused = self._unauthorised(request)
@@ -297,19 +299,18 @@ class _Api:
         store = self._gateway.store
         if store is None:
             return error(f"not ready: this instance is {self._gateway.facts().role}", 503)
-        done = await protect_position(
-            store,
-            self._settings.ib_bridge_url,
+        done = await protect(
+            Context(store, self._settings),
             symbol,
-            prices["stop_loss"],
-            prices["take_profit"],
-            data.get("force") is True,
-            "api",
+            by="api",
+            stop=prices["stop_loss"],
+            take_profit=prices["take_profit"],
+            force=data.get("force") is True,
         )
-        log.info("api.protect", symbol=symbol.strip().upper(), ok=done.ok, message=done.message)
-        if not done.ok:
-            status = 404 if done.message.startswith("no open position") else 409
-            return error(done.message, status)
+        ok = not isinstance(done, Refusal)
+        log.info("api.protect", symbol=symbol.strip().upper(), ok=ok, message=done.message)
+        if isinstance(done, Refusal):
+            return error(done.message, 404 if done.not_found else 409)
         return json_response(
             {"success": True, "message": done.message, "order_ids": list(done.order_ids)}
         )

@@ -14,18 +14,15 @@ service means nothing happens, now or later: the command says so and exits 1.
 
 from __future__ import annotations
 
-import argparse
-import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio
 
 from trade_executor.broker_truth import Disagreement, check_broker
-from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
-from trade_executor.exits import EX_USAGE, CommandError
-from trade_executor.ops.common import OperationError, fail, who, with_store
+from trade_executor.ops.common import Context, OperationError, Refusal
 from trade_executor.store.closing import close_payload
 from trade_executor.store.postgres import PgStore
 
@@ -76,42 +73,57 @@ async def request_close(
     return wanted, latest
 
 
-def close(settings: Settings, args: argparse.Namespace) -> int:
-    symbol: str | None = args.symbol.strip().upper() if args.symbol else None
-    if (symbol is None) == (not args.all):
-        raise CommandError("give either a SYMBOL or --all", EX_USAGE)
-    reason = str(args.reason).strip()
-    if not reason:
-        raise CommandError("--reason must not be empty", EX_USAGE)
-    by = who(args)
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The positions asked to close (`asked`) and the same as last read (`latest`), after
+    up to `wait` s; `still_open` names those not yet closed."""
 
-    force = bool(getattr(args, "force", False))
-    wanted, latest = with_store(
-        settings,
-        lambda store: request_close(
-            store,
-            symbol,
+    asked: list[Execution]
+    latest: list[Execution]
+
+    @property
+    def still_open(self) -> list[str]:
+        return [e.symbol or "?" for e in self.latest if is_open(e)]
+
+
+async def close(
+    ctx: Context,
+    symbol: str | None,
+    reason: str,
+    *,
+    by: str,
+    wait: float,
+    force: bool = False,
+) -> Closed | Refusal:
+    """Close the open positions of `symbol` (None: all) through the running service (see the
+    module's docstring); a Refusal (one sentence) when none is open (`not_found`) or the
+    broker's truth disagrees with the ledger's and not `force`."""
+    wanted_symbol = symbol.strip().upper() if symbol is not None else None
+    if not isinstance(ctx.store, PgStore):
+        raise TypeError("close asks the running service through the PostgreSQL store")
+    try:
+        wanted, latest = await request_close(
+            ctx.store,
+            wanted_symbol,
             reason,
             by,
-            float(args.wait),
-            bridge_url=settings.ib_bridge_url,
+            wait,
+            bridge_url=ctx.bridge_url,
             force=force,
-        ),
-    )
-    if not wanted:
-        return fail(f"no open position for {symbol}" if symbol else "no open positions")
-    if args.json:
-        print(json.dumps([_summary(e) for e in latest], default=str))
-    else:
-        for e in latest:
-            print(describe(e))
-    still_open = [e.symbol or "?" for e in latest if is_open(e)]
-    if still_open:
-        return fail(
-            f"still open after {args.wait:g} s: {', '.join(still_open)} (the close may still be "
-            "under way; `status` shows whether a service is running and what it sees)"
         )
-    return 0
+    except OperationError as refused:
+        return Refusal(str(refused))
+    if not wanted:
+        return Refusal(
+            f"no open position for {wanted_symbol}" if wanted_symbol else "no open positions",
+            not_found=True,
+        )
+    return Closed(wanted, latest)
+
+
+def summary(e: Execution) -> dict[str, Any]:
+    """One position as `close --json` prints it."""
+    return _summary(e)
 
 
 def _summary(e: Execution) -> dict[str, Any]:

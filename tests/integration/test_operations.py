@@ -1,0 +1,181 @@
+"""The operations called as functions (`trade_executor.ops`), without argparse, stdout or a
+process: what the HTTP API, the console and a test see. Each returns its result type or a
+`Refusal` (one sentence; `not_found` when nothing matched), and a refusal changes nothing:
+not the ledger, not the bridge. PostgreSQL and the paper bridge over HTTP are real."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from uuid import UUID
+
+import anyio
+import pytest
+
+from tests.support import ThreadedBridge, make_settings
+from tests.support.ledgers import PgLedger, seed_execution
+from trade_executor.domain.execution import Execution
+from trade_executor.domain.states import ExecutionState
+from trade_executor.ops import Context, Refusal, Resolved, close, protect, resolve
+from trade_executor.store.notifications import CONTROL_CHANNEL, connect_notifications
+
+pytestmark = pytest.mark.anyio
+
+DEADLINE = 10.0
+
+
+@pytest.fixture
+async def ledger(db_url: str) -> AsyncIterator[PgLedger]:
+    async with PgLedger.emptied(db_url) as emptied:
+        yield emptied
+
+
+def context(ledger: PgLedger, bridge: ThreadedBridge) -> Context:
+    return Context(ledger.store, make_settings(ledger.url, bridge))
+
+
+async def open_position(ledger: PgLedger, symbol: str) -> Execution:
+    """A filled entry of 133 `symbol` whose position the ledger holds open (the bridge, which
+    saw no order, holds none)."""
+    filled = await seed_execution(ledger, ExecutionState.FILLED, datetime.now(UTC).date())
+    await ledger.pool.execute(
+        "UPDATE executions SET symbol = $2, position_state = 'open', avg_fill_price = 150"
+        " WHERE id = $1",
+        filled.id,
+        symbol,
+    )
+    return filled
+
+
+async def event_kinds(ledger: PgLedger, execution_id: UUID) -> list[str]:
+    return [kind for kind, _ in await ledger.events(execution_id)]
+
+
+# -- resolve --------------------------------------------------------------------------------------
+
+
+async def test_resolve_settles_an_unknown_execution_and_tells_the_running_service(
+    ledger: PgLedger, bridge: ThreadedBridge
+) -> None:
+    lost = await seed_execution(ledger, ExecutionState.UNKNOWN, datetime.now(UTC).date())
+    source = await connect_notifications(ledger.url)
+    try:
+        done = await resolve(context(ledger, bridge), str(lost.id)[:8], "failed", by="ops")
+        assert done == Resolved(lost.id, "failed", ())
+        assert done.message == f"execution {lost.id} resolved as failed"
+        with anyio.fail_after(DEADLINE):
+            note = await source.notifications.receive()
+    finally:
+        await source.aclose()
+    assert note.channel == CONTROL_CHANNEL
+    assert json.loads(note.payload)["execution_id"] == str(lost.id)
+    resolved = await ledger.store.get_execution(lost.id)
+    assert resolved is not None and resolved.state is ExecutionState.FAILED
+    assert resolved.reason == "resolved_failed by ops"
+
+
+async def test_resolve_refusals_change_nothing(ledger: PgLedger, bridge: ThreadedBridge) -> None:
+    ctx = context(ledger, bridge)
+    done = await seed_execution(ledger, ExecutionState.FILLED, datetime.now(UTC).date())
+    before = await event_kinds(ledger, done.id)
+
+    final = await resolve(ctx, str(done.id), "failed", by="ops")
+    assert final == Refusal(
+        f"execution {done.id} is filled, not unknown or past its bound: a final execution "
+        "cannot be resolved"
+    )
+    missing = await resolve(ctx, "0123abcd", "failed", by="ops")
+    assert isinstance(missing, Refusal) and missing.not_found
+    assert missing.message.startswith("execution 0123abcd not found")
+    assert await resolve(ctx, str(done.id), "submitted", by="ops") == Refusal(
+        "--as submitted needs the broker's --order-id"
+    )
+    assert await resolve(ctx, str(done.id), "exploded", by="ops") == Refusal(
+        "cannot resolve as 'exploded': give one of failed, submitted, filled, cancelled"
+    )
+    both = await resolve(ctx, str(done.id), "filled", by="ops", exit_price=Decimal("150"))
+    assert both == Refusal("give either --as or --exit-price, not both")
+    assert isinstance(await resolve(ctx, "not-an-id", "failed", by="ops"), Refusal)
+
+    unchanged = await ledger.store.get_execution(done.id)
+    assert unchanged is not None and unchanged.state is ExecutionState.FILLED
+    assert await event_kinds(ledger, done.id) == before
+
+
+async def test_resolve_says_what_the_bridge_said_of_an_order_that_does_not_match(
+    ledger: PgLedger, bridge: ThreadedBridge
+) -> None:
+    lost = await seed_execution(ledger, ExecutionState.UNKNOWN, datetime.now(UTC).date())
+    from trade_executor.broker.client import BrokerClient
+    from trade_executor.domain.models import Action, OrderRequest, OrderType
+
+    async with BrokerClient(bridge.url, 5) as client:
+        placed = await client.place(
+            OrderRequest("MSFT", Action.BUY, 7, OrderType.LMT, Decimal("150"), None)
+        )
+    done = await resolve(
+        context(ledger, bridge), str(lost.id), "cancelled", by="ops", order_id=placed.order_id
+    )
+    assert isinstance(done, Refusal)
+    assert len(done.said) == 1 and done.said[0].startswith(f"order {placed.order_id} at the bridge")
+    assert done.message.endswith("not resolved")
+    unchanged = await ledger.store.get_execution(lost.id)
+    assert unchanged is not None and unchanged.state is ExecutionState.UNKNOWN
+
+
+# -- close ----------------------------------------------------------------------------------------
+
+
+async def test_close_refuses_when_nothing_is_open(ledger: PgLedger, bridge: ThreadedBridge) -> None:
+    ctx = context(ledger, bridge)
+    none = await close(ctx, "aapl", "test", by="ops", wait=0)
+    assert none == Refusal("no open position for AAPL", not_found=True)
+    assert await close(ctx, None, "test", by="ops", wait=0) == Refusal(
+        "no open positions", not_found=True
+    )
+
+
+async def test_close_refuses_a_ledger_the_broker_contradicts_and_asks_nothing(
+    ledger: PgLedger, bridge: ThreadedBridge
+) -> None:
+    position = await open_position(ledger, "CLSD")
+    before = await event_kinds(ledger, position.id)
+    source = await connect_notifications(ledger.url)
+    try:
+        done = await close(context(ledger, bridge), "CLSD", "test", by="ops", wait=0)
+        assert done == Refusal(
+            "close CLSD refused: the ledger holds 133 and the broker holds 0 (check the broker; "
+            "--force acts on the broker's 0)"
+        )
+        # Nothing asked of the running service: the control channel stayed silent.
+        await ledger.pool.execute("SELECT pg_notify($1, 'marker')", CONTROL_CHANNEL)
+        with anyio.fail_after(DEADLINE):
+            note = await source.notifications.receive()
+    finally:
+        await source.aclose()
+    assert note.payload == "marker"
+    assert await event_kinds(ledger, position.id) == before  # no position.close_requested
+    assert not [r for r in bridge.requests() if r["path"].endswith("/close")]
+
+
+# -- protect --------------------------------------------------------------------------------------
+
+
+async def test_protect_refusals_place_nothing(ledger: PgLedger, bridge: ThreadedBridge) -> None:
+    ctx = context(ledger, bridge)
+    assert await protect(ctx, "none", by="ops") == Refusal(
+        "no open position for NONE", not_found=True
+    )
+    position = await open_position(ledger, "PRTC")
+    done = await protect(ctx, "prtc", by="ops", stop=Decimal("140"))
+    assert done == Refusal(
+        "protect PRTC refused: the ledger holds 133 and the broker holds 0 (check the broker; "
+        "--force acts on the broker's 0)"
+    )
+    forced = await protect(ctx, "PRTC", by="ops", force=True)
+    assert forced == Refusal("protect PRTC refused: the broker holds no PRTC")
+    assert not [r for r in bridge.requests() if r["path"].endswith("/protect")]
+    unchanged = await ledger.store.get_execution(position.id)
+    assert unchanged is not None and unchanged.child_order_ids == position.child_order_ids
