@@ -14,10 +14,10 @@ from uuid import UUID
 import anyio
 import pytest
 
-from tests.support import ThreadedBridge, make_settings
+from tests.support import ThreadedBridge, make_settings, running_service
 from tests.support.ledgers import PgLedger, seed_execution
-from trade_executor.domain.execution import Execution
-from trade_executor.domain.states import ExecutionState
+from trade_executor.domain.execution import Changes, Execution
+from trade_executor.domain.states import ExecutionState, IllegalTransition, Transition
 from trade_executor.ops import Context, Refusal, Resolved, close, protect, resolve
 from trade_executor.store.notifications import CONTROL_CHANNEL, connect_notifications
 
@@ -179,3 +179,55 @@ async def test_protect_refusals_place_nothing(ledger: PgLedger, bridge: Threaded
     assert not [r for r in bridge.requests() if r["path"].endswith("/protect")]
     unchanged = await ledger.store.get_execution(position.id)
     assert unchanged is not None and unchanged.child_order_ids == position.child_order_ids
+
+
+# -- the announcement travels with the change -----------------------------------------------------
+
+
+async def test_a_resolve_releases_the_running_services_riskbook_through_its_notification(
+    db_url: str, bridge: ThreadedBridge
+) -> None:
+    """Nothing else re-reads the row: the deadline scan and the sweeps are an hour apart, so
+    only the notification sent in the resolve's own transaction can free AAPL and its risk."""
+    settings = make_settings(db_url, bridge, max_daily_loss=1000, sweep_interval=3600)
+    today = datetime.now(UTC).date()
+    async with PgLedger.emptied(db_url) as ledger:
+        lost = await seed_execution(ledger, ExecutionState.UNKNOWN, today, symbol="AAPL")
+        async with running_service(settings, scan_interval=3600) as service:
+            assert service.actors is not None
+            book = service.actors.executor.riskbook
+            assert book.is_open("AAPL") and book.daily_risk_used(datetime.now(UTC)) > 0
+
+            done = await resolve(Context(ledger.store, settings), str(lost.id), "failed", by="t")
+
+            assert isinstance(done, Resolved)
+            with anyio.fail_after(DEADLINE):  # a guard against a hang, not a measure of speed
+                while book.is_open("AAPL") or book.daily_risk_used(datetime.now(UTC)):
+                    await anyio.sleep(0.01)
+
+
+async def test_apply_announces_at_its_commit_and_never_a_change_refused(
+    ledger: PgLedger,
+) -> None:
+    lost = await seed_execution(ledger, ExecutionState.UNKNOWN, datetime.now(UTC).date())
+    done = await seed_execution(ledger, ExecutionState.FILLED, datetime.now(UTC).date())
+    source = await connect_notifications(ledger.url)
+    try:
+        with pytest.raises(IllegalTransition):
+            await ledger.store.apply(
+                done.id, Transition.RESOLVE_FAILED, Changes(reason="x"), announce=True
+            )
+        await ledger.store.apply(
+            lost.id, Transition.RESOLVE_FAILED, Changes(reason="resolved"), announce=True
+        )
+        with anyio.fail_after(DEADLINE):
+            note = await source.notifications.receive()
+            # When the notification arrives the change is in: a re-read sees it.
+            seen = await ledger.store.get_execution(lost.id)
+            await ledger.pool.execute("SELECT pg_notify($1, 'marker')", CONTROL_CHANNEL)
+            marker = await source.notifications.receive()
+    finally:
+        await source.aclose()
+    assert json.loads(note.payload)["execution_id"] == str(lost.id)  # the refused one: silent
+    assert seen is not None and seen.state is ExecutionState.FAILED
+    assert marker.payload == "marker"

@@ -57,12 +57,11 @@ async def request_close(
         overridden = await check_broker(wanted, bridge_url, force, "close") if bridge_url else []
     except Disagreement as refused:
         raise OperationError(str(refused)) from None
-    for execution in wanted:
-        detail: dict[str, Any] = {"reason": reason, "by": by, "symbol": symbol or "all"}
-        if overridden:
-            detail["forced_over"] = overridden
-        await store.add_event(execution.id, "position.close_requested", detail)
-    await store.announce_close(close_payload(symbol, reason, by))
+    detail: dict[str, Any] = {"reason": reason, "by": by, "symbol": symbol or "all"}
+    if overridden:
+        detail["forced_over"] = overridden
+    # The events and the request in one transaction: the notification leaves at the commit.
+    await store.request_close([e.id for e in wanted], detail, close_payload(symbol, reason, by))
     latest = wanted
     with anyio.move_on_after(max(0.0, wait)):
         while True:

@@ -5,8 +5,9 @@ the exit price of a position the broker closed at a price the service could not 
 Such a position was closed by the reconciler with `exit_reason` `external`, no exit price and
 the stop's P&L (`domain.settlement.price_unknown`). Given the price, its P&L and R are
 recomputed in Decimal on its exit quantity, written by one guarded transition
-(Transition.POSITION) with the operator in the audit trail, and announced, so the running
-service's RiskBook books the real P&L against MAX_DAILY_REALIZED_LOSS within a second.
+(Transition.POSITION) with the operator in the audit trail, and announced in the same
+transaction, so the running service's RiskBook books the real P&L against
+MAX_DAILY_REALIZED_LOSS at its commit.
 Anything else (an open position, a position whose price is known) is refused in one sentence.
 """
 
@@ -89,13 +90,12 @@ async def give_exit_price(
     )
     try:
         updated = await store.apply(
-            execution.id, Transition.POSITION, changes, detail, trade_notes=notes
+            execution.id, Transition.POSITION, changes, detail, trade_notes=notes, announce=True
         )
     except IllegalTransition as moved:
         now_in = moved.current.value if moved.current is not None else "gone"
         return Refusal(f"execution {execution.id} changed meanwhile ({now_in})")
     await store.add_event(execution.id, "position.exit_price_given", detail)
-    await store.announce_change(execution.id)
     return ExitPriceGiven(updated)
 
 

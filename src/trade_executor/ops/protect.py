@@ -10,8 +10,8 @@ the position's working protective orders first, so a repeat replaces, never doub
 The same checks as `close` (`domain.truth`): the broker's quantity must equal the ledger's
 and every protective order the ledger believes works must be listed working, else one
 sentence naming both sides (a Refusal) unless `force`. The orders placed are recorded as the
-position's exit orders (one guarded transition, the operator in its detail) and announced, so
-the running service's exits follow them within a second.
+position's exit orders (one guarded transition, the operator in its detail) and announced in
+the same transaction, so the running service's exits follow them from its commit.
 """
 
 from __future__ import annotations
@@ -119,13 +119,13 @@ async def protect(
             Transition.POSITION,
             Changes(position_state="open", child_order_ids=placed.order_ids),
             detail,
+            announce=True,
         )
     except IllegalTransition:
         return Refusal(
             f"{symbol} protected at the bridge (orders {list(placed.order_ids)}) but its execution "
             "changed meanwhile: check `status`"
         )
-    await store.announce_change(execution.id)
     tp = f", take-profit {target}" if target is not None else ""
     return Protected(
         f"{symbol} protected: {quantity} shares, stop {stop_price}{tp} "

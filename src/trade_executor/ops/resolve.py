@@ -5,13 +5,14 @@ What may be resolved: an `unknown` execution at any time; one in `submitting`, `
 `partially_filled` only once it is past the bound of its state (`StateBounds`: before that the
 service is still settling it, and the refusal names the bound). Final executions never.
 
-`as_` failed|submitted|filled|cancelled (`--as`); `submitted` needs an order id. With `--order-id`
-the order is looked up at the bridge (`GET /orders`) and must match the execution's symbol,
-side and quantity; what the bridge says is printed, and a mismatch is refused. The change is
-one guarded transition (`Transition.RESOLVE_*`, so a row that moved meanwhile is not
-overwritten), then announced (`store.announce_change`), so the running service's executor
-re-reads it within a second: risk released and symbol freed for `failed` and for `cancelled`
-without a fill, risk kept for `filled`, the order followed for `submitted`.
+`as_` failed|submitted|filled|cancelled (`--as`); `submitted` needs an order id. With an
+order id the order is looked up at the bridge (`GET /orders`) and must match the execution's
+symbol, side and quantity; what the bridge says is said (`said`), and a mismatch is refused.
+The change is one guarded transition (`Transition.RESOLVE_*`, so a row that moved meanwhile is
+not overwritten), announced in the same transaction (`Store.apply(announce=True)`: PostgreSQL
+delivers the notification at the commit), so the running service's executor re-reads it at
+once: risk released and symbol freed for `failed` and for `cancelled` without a fill, risk
+kept for `filled`, the order followed for `submitted`.
 
 The id is an execution id, a signal id, or an unambiguous prefix of either (`lookup`, as
 `show` reads it). Every refusal is a `Refusal` (one sentence; the command line exits 1 with it,
@@ -282,14 +283,19 @@ async def _resolve_as(
         )
     resolution = plan(execution, outcome, by, order, now, fill_price)
     try:
+        # Announced in the transition's own transaction: the running service re-reads it at
+        # its commit (risk released or kept, symbol freed), and a change that did not happen
+        # is never announced.
         await store.apply(
-            execution.id, resolution.transition, resolution.changes, resolution.detail
+            execution.id,
+            resolution.transition,
+            resolution.changes,
+            resolution.detail,
+            announce=True,
         )
     except IllegalTransition as moved:
         now_in = moved.current.value if moved.current is not None else "gone"
         return refused(f"execution {execution.id} changed meanwhile (it is {now_in}): not resolved")
-    # The running service re-reads it at once: risk released or kept, symbol freed.
-    await store.announce_change(execution.id)
     return Resolved(execution.id, outcome, tuple(said))
 
 

@@ -29,6 +29,9 @@ class MemoryOperator(MemoryBase):
 
     async def announce_change(self, execution_id: UUID) -> None:
         await self._enter("announce_change")
+        self._announce(execution_id)
+
+    def _announce(self, execution_id: UUID) -> None:
         self._notify(CONTROL_CHANNEL, json.dumps({"execution_id": str(execution_id)}))
 
     async def ping(self) -> None:
