@@ -70,7 +70,7 @@ async def test_resolve_settles_an_unknown_execution_and_tells_the_running_servic
     finally:
         await source.aclose()
     assert note.channel == CONTROL_CHANNEL
-    assert json.loads(note.payload)["execution_id"] == str(lost.id)
+    assert json.loads(note.payload) == {"kind": "execution_changed", "execution_id": str(lost.id)}
     resolved = await ledger.store.get_execution(lost.id)
     assert resolved is not None and resolved.state is ExecutionState.FAILED
     assert resolved.reason == "resolved_failed by ops"
