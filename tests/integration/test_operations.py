@@ -160,6 +160,39 @@ async def test_close_refuses_a_ledger_the_broker_contradicts_and_asks_nothing(
     assert not [r for r in bridge.requests() if r["path"].endswith("/close")]
 
 
+class Exits:
+    """This process's exits as the HTTP API reaches them (`ops.close.Closer`): `active` False
+    is a standby, which cannot close. Records what it was asked."""
+
+    def __init__(self, active: bool) -> None:
+        self.active = active
+        self.asked: list[tuple[str | None, str, str]] = []
+
+    async def close_positions(
+        self, symbol: str | None, reason: str, requested_by: str, wait: float
+    ) -> list[Execution] | None:
+        self.asked.append((symbol, reason, requested_by))
+        return [] if self.active else None
+
+
+async def test_close_through_this_processs_exits_checks_the_broker_first(
+    ledger: PgLedger, bridge: ThreadedBridge
+) -> None:
+    ctx = context(ledger, bridge)
+    exits, standby = Exits(active=True), Exits(active=False)
+    assert await close(ctx, "NONE", "t", by="api", wait=0, via=exits) == Refusal(
+        "no open position for NONE", not_found=True
+    )
+    assert await close(ctx, None, "t", by="api", wait=0, via=standby) == Refusal(
+        "this instance is not the active one", not_ready=True
+    )
+    await open_position(ledger, "VIAX")
+    refused = await close(ctx, "viax", "t", by="api", wait=0, via=exits)
+    assert isinstance(refused, Refusal) and not refused.not_found
+    assert refused.message.startswith("close VIAX refused: the ledger holds 133")
+    assert exits.asked == [("NONE", "t", "api")]  # the refused close was never asked for
+
+
 # -- protect --------------------------------------------------------------------------------------
 
 

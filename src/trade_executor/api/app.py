@@ -2,7 +2,8 @@
 /health, /metrics, and the operator's console under /console (`api.console`).
 
 `POST /api/v1/execute` goes through the executor's mailbox like a notification does: there is no
-second execution path. The claim in the database decides who executes; the API only waits for
+second execution path. `close` and `protect` are the operations the command line and the console
+run (`ops.close.close`, `ops.protect.protect`): the same checks, the same refusals. The claim in the database decides who executes; the API only waits for
 the outcome of the signal.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import time
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -27,7 +28,6 @@ from trade_executor import __version__
 from trade_executor.api.console import console_routes
 from trade_executor.api.gateway import Gateway
 from trade_executor.broker.jsonnum import dumps
-from trade_executor.broker_truth import Disagreement, check_broker
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.states import ExecutionState
@@ -41,6 +41,7 @@ from trade_executor.lookup import (
     parse_id,
 )
 from trade_executor.lookup import load as load_execution
+from trade_executor.ops.close import close
 from trade_executor.ops.common import Context, Refusal
 from trade_executor.ops.protect import protect
 from trade_executor.store.protocol import Store
@@ -249,15 +250,28 @@ class _Api:
         if isinstance(target, Response):
             return target
         symbol, reason = target
-        by = "api"
-        refused = await self._broker_truth(symbol, data.get("force") is True, "close")
-        if refused is not None:
-            return refused
-        positions = await self._gateway.close_positions(symbol, reason, by, CLOSE_WAIT)
-        if positions is None:
+        store = self._gateway.store
+        if store is None:
             return error(f"not ready: this instance is {self._gateway.facts().role}", 503)
-        if not positions and symbol is not None:
-            return error(f"no open position for {symbol}", 404)
+        closed = await close(
+            Context(store, self._settings),
+            symbol,
+            reason,
+            by="api",
+            wait=CLOSE_WAIT,
+            force=data.get("force") is True,
+            via=self._gateway,
+        )
+        positions: list[Execution] = []
+        if isinstance(closed, Refusal):
+            if closed.not_ready:
+                return error(f"not ready: this instance is {self._gateway.facts().role}", 503)
+            if not closed.not_found:  # the ledger and the broker disagree
+                return error(closed.message, 409)
+            if symbol is not None:
+                return error(closed.message, 404)
+        else:
+            positions = closed.latest
         log.info("api.close", symbol=symbol or "all", reason=reason, positions=len(positions))
         return json_response(
             {
@@ -314,26 +328,6 @@ class _Api:
         return json_response(
             {"success": True, "message": done.message, "order_ids": list(done.order_ids)}
         )
-
-    async def _broker_truth(self, symbol: str | None, force: bool, action: str) -> Response | None:
-        """(v3) The broker's quantity and protective orders against the ledger's (`ops.truth`):
-        409 with one sentence naming both sides when they disagree, unless `force`."""
-        store = self._gateway.store
-        if store is None:
-            return None  # not active: the gateway answers 503
-        rows = await store.positions_to_follow(datetime.now(UTC))
-        wanted = [
-            e
-            for e in rows
-            if e.position_state in ("open", "unprotected") and symbol in (None, e.symbol)
-        ]
-        if not wanted:
-            return None
-        try:
-            await check_broker(wanted, self._settings.ib_bridge_url, force, action)
-        except Disagreement as disagreement:
-            return error(str(disagreement), 409)
-        return None
 
     # -- GET /health -----------------------------------------------------------------------------
 

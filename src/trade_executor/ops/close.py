@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -85,6 +85,18 @@ class Closed:
         return [e.symbol or "?" for e in self.latest if is_open(e)]
 
 
+class Closer(Protocol):
+    """Exits that close positions in this process (the HTTP API's gateway to the running
+    service): None when this instance cannot (it is not the active one)."""
+
+    async def close_positions(
+        self, symbol: str | None, reason: str, requested_by: str, wait: float
+    ) -> list[Execution] | None: ...
+
+
+NOT_ACTIVE = "this instance is not the active one"
+
+
 async def close(
     ctx: Context,
     symbol: str | None,
@@ -93,11 +105,16 @@ async def close(
     by: str,
     wait: float,
     force: bool = False,
+    via: Closer | None = None,
 ) -> Closed | Refusal:
-    """Close the open positions of `symbol` (None: all) through the running service (see the
-    module's docstring); a Refusal (one sentence) when none is open (`not_found`) or the
-    broker's truth disagrees with the ledger's and not `force`."""
+    """Close the open positions of `symbol` (None: all), waiting up to `wait` s for them to
+    read closed: by asking the running service over the control channel (see the module's
+    docstring), or `via` this process's own exits (the HTTP API on the active instance). A
+    Refusal (one sentence) when none is open (`not_found`), when the broker's truth disagrees
+    with the ledger's and not `force`, or when `via` cannot close here (`not_ready`)."""
     wanted_symbol = symbol.strip().upper() if symbol is not None else None
+    if via is not None:
+        return await _close_via(ctx, via, wanted_symbol, reason, by, wait, force)
     if not isinstance(ctx.store, PgStore):
         raise TypeError("close asks the running service through the PostgreSQL store")
     try:
@@ -113,11 +130,39 @@ async def close(
     except OperationError as refused:
         return Refusal(str(refused))
     if not wanted:
-        return Refusal(
-            f"no open position for {wanted_symbol}" if wanted_symbol else "no open positions",
-            not_found=True,
-        )
+        return _none_open(wanted_symbol)
     return Closed(wanted, latest)
+
+
+def _none_open(symbol: str | None) -> Refusal:
+    return Refusal(
+        f"no open position for {symbol}" if symbol else "no open positions", not_found=True
+    )
+
+
+async def _close_via(
+    ctx: Context,
+    via: Closer,
+    symbol: str | None,
+    reason: str,
+    by: str,
+    wait: float,
+    force: bool,
+) -> Closed | Refusal:
+    """The same broker's-truth check, then the exits of this process close them."""
+    rows = await ctx.store.positions_to_follow(ctx.clock())
+    wanted = [e for e in rows if is_open(e) and (symbol is None or e.symbol == symbol)]
+    if wanted:
+        try:
+            await check_broker(wanted, ctx.bridge_url, force, "close")
+        except Disagreement as refused:
+            return Refusal(str(refused))
+    closing = await via.close_positions(symbol, reason, by, wait)
+    if closing is None:
+        return Refusal(NOT_ACTIVE, not_ready=True)
+    if not closing:
+        return _none_open(symbol)
+    return Closed(closing, closing)
 
 
 def summary(e: Execution) -> dict[str, Any]:

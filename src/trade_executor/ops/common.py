@@ -43,11 +43,12 @@ class Context:
 class Refusal:
     """Why an operation did nothing, in one sentence (`message`), with what the bridge said on
     the way (`said`, printed before it). `not_found`: nothing matched what was named (the API
-    answers 404 for it)."""
+    answers 404 for it); `not_ready`: this instance cannot do it now (503)."""
 
     message: str
     said: tuple[str, ...] = ()
     not_found: bool = False
+    not_ready: bool = False
 
 
 __all__ = ["Context", "OperationError", "Refusal", "utcnow"]
