@@ -27,6 +27,7 @@ from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.execution.deadlines import SCAN_INTERVAL
 from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.exits.flatten import instance_rules_from
+from trade_executor.actors.exits.reprotect import SessionHours
 from trade_executor.actors.supervisor import Supervisor, describe
 from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.bridge_watch import CHECK_INTERVAL as BRIDGE_CHECK_INTERVAL
@@ -99,6 +100,7 @@ class Service:
         database_deadline: float = STARTUP_DATABASE_DEADLINE,
         bridge_check_interval: float = BRIDGE_CHECK_INTERVAL,
         scan_interval: float = SCAN_INTERVAL,
+        session: SessionHours | None = None,
     ) -> None:
         self.settings = settings
         self._scan_interval = scan_interval  # the executor's deadline scan
@@ -111,6 +113,7 @@ class Service:
         self.failure: str | None = None
         self.account: Account | None = None  # what the bridge said at start: paper or live
         self._clock = clock
+        self._session = session  # None: TRADING_SESSION's calendar (tests inject a table)
         self._gauge_interval = gauge_interval
         self._reading: GaugeReading | None = None
         self._status_sent: str | None = None
@@ -278,6 +281,7 @@ class Service:
                     if settings.instance_guardrails != "off"
                     else None
                 ),
+                session=self._session,
                 **self._daily_summary(),
             )
             await self.actors.start(active, self.supervisor)

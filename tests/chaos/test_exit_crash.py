@@ -108,3 +108,44 @@ async def test_a_crash_at_each_step_of_an_exit(
         assert execution["exit_order_id"] == close_orders(jax_bridge, symbol)[0]["order_id"]
         [placed] = second.events("position.close_placed")
         assert placed["how"] == "adopted"  # looked up after the restart, not sent again
+
+
+async def test_a_crash_after_a_close_of_the_brokers_larger_quantity_finds_it_by_that_quantity(
+    exits_harness: Harness,
+    jax_bridge: ThreadedBridge,
+    conn: asyncpg.Connection,
+) -> None:
+    """The broker holds more than the ledger (a trade in TWS): the close is sent for the
+    broker's quantity, then the process dies before recording its answer. The restart looks the
+    close up by the quantity that was sent (recorded before the POST), adopts it, never re-sends."""
+    from trade_executor.broker.client import BrokerClient
+    from trade_executor.domain.models import Action, OrderRequest, OrderType
+
+    first = exits_harness.start(fault="exit_after_close_post")
+    await first.wait_ready()
+    symbol = "X" + uuid.uuid4().hex[:6].upper()
+    signal_id = await insert_signal(conn, symbol, "BUY", ENTRY, STOP, TARGET)
+    await approve(conn, signal_id)
+    await wait_for(conn, STATE, signal_id, expect="submitted")
+    jax_bridge.set_price(symbol, ENTRY)
+    await wait_for(conn, POSITION, signal_id, expect="open")
+    async with BrokerClient(jax_bridge.url, 5) as client:
+        await client.place(OrderRequest(symbol, Action.BUY, 50, OrderType.MKT, None, None))
+    jax_bridge.set_price(symbol, "101")
+    await conn.execute(
+        "SELECT pg_notify('trade_executor_control', $1)", close_payload(symbol, "chaos", "tester")
+    )
+    assert await first.wait_exit() == -signal.SIGKILL, "the fault point did not fire"
+
+    second = exits_harness.start()
+    await second.wait_ready()
+    await wait_for(conn, POSITION, signal_id, expect="closed", timeout=30)
+    execution = await conn.fetchrow("SELECT * FROM executions WHERE signal_id = $1", signal_id)
+    assert execution is not None
+    assert (execution["exit_reason"], execution["exit_qty"]) == ("close", SHARES)
+    assert execution["realized_pnl"] == Decimal("200.00")  # the ledger's 200 x (101 - 100)
+    [order] = close_orders(jax_bridge, symbol)
+    assert (order["quantity"], execution["exit_order_id"]) == (SHARES + 50, order["order_id"])
+    assert close_posts(jax_bridge, symbol) == 1  # never re-sent
+    [placed] = second.events("position.close_placed")
+    assert placed["how"] == "adopted"

@@ -113,3 +113,33 @@ async def test_a_protective_order_the_bridge_cannot_see_is_refused_then_forced(
     execution = await row(conn, signal_id)
     assert execution["position_state"] == "closed"
     assert execution["realized_pnl"] == Decimal("0.00")
+
+
+async def test_a_forced_close_whose_answer_is_lost_is_found_by_the_quantity_sent(
+    db_url: str, conn: asyncpg.Connection, jax_bridge: ThreadedBridge
+) -> None:
+    """`close --force` sends the broker's 703, not the ledger's 133; the POST's answer is lost
+    (the bridge placed the order, then dropped the connection): the lookup in the order list
+    must look for the 703 that was sent, adopt that order and book the close at its price,
+    never send it again."""
+    env = {**os.environ, "DATABASE_URL": db_url, "IB_BRIDGE_URL": jax_bridge.url}
+    async with running_service(settings_for(db_url, jax_bridge)):
+        signal_id = await enter(conn, jax_bridge, "LOST")
+        await buy_more(jax_bridge, "LOST", 570)
+        await anyio.to_thread.run_sync(jax_bridge.set_price, "LOST", "151")
+        jax_bridge.set_faults(drop_after_accept=1.0)  # every accepted order POST: no answer
+        forced = await te(env, "close", "LOST", "--reason", "test", "--force", "--wait", str(WAIT))
+        jax_bridge.set_faults(drop_after_accept=0.0)
+        assert forced.returncode == 0, forced.stderr.decode()
+        assert held(jax_bridge, "LOST") == 0
+        assert working_of(jax_bridge, "LOST") == []
+    execution = await row(conn, signal_id)
+    assert (execution["position_state"], execution["exit_reason"]) == ("closed", "close")
+    assert (execution["exit_qty"], execution["exit_avg_price"]) == (133, Decimal("151.0000"))
+    assert execution["realized_pnl"] == Decimal("133.00")  # the ledger's 133 x (151 - 150)
+    closes = [
+        r
+        for r in jax_bridge.requests()
+        if r["method"] == "POST" and r["path"] == "/positions/LOST/close"
+    ]
+    assert [r["body"].get("quantity") for r in closes] == [703]  # sent once

@@ -5,6 +5,7 @@ served, and no shipped doc cites CONTRACT sections the install does not ship."""
 
 from __future__ import annotations
 
+import argparse
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -109,3 +110,74 @@ def test_no_shipped_doc_cites_the_contract() -> None:
         if re.search(r"\bCONTRACT\b", line)
     ]
     assert citing == []
+
+
+RUNBOOK = ROOT / "docs" / "RUNBOOK.md"
+# The RUNBOOK's placeholders, as a person would fill them in.
+PLACEHOLDERS = {"<id>": "3f2a", "ID": "3f2a", "EXECUTION_ID": "3f2a", "<N>": "42", "SYMBOL": "AAPL"}
+
+
+def runbook_commands() -> list[str]:
+    """Every operator command line the RUNBOOK gives: `te ...` lines of its code blocks (and
+    the `or: te ...` of their comments), inline `te ...` and `trade-executor ...` commands,
+    and the synopses `protect SYMBOL [--stop P] ...` with every option given."""
+    text = RUNBOOK.read_text()
+    found: list[str] = []
+    in_block = False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_block = not in_block
+        elif in_block and line.startswith("te "):
+            command, _, comment = line.partition("#")
+            found.append(command)
+            found += re.findall(r"\bor: (te [^#]+)", comment)
+    found += re.findall(r"`(te [^`]+)`", text)
+    found += re.findall(r"`(trade-executor [a-z][a-z-]+(?: [^`]*)?)`", text)
+    for synopsis in re.findall(r"`((?:protect|close|resolve)(?: [A-Z]+)?(?: \[[^`]+\])+)`", text):
+        found.append("te " + re.sub(r"[\[\]]", "", synopsis))
+    return [" ".join(c.split()) for c in found]
+
+
+def argv_of(command: str) -> list[str]:
+    """The command's arguments for the parser: after `te`/`trade-executor`, up to a redirection
+    or a pipe, placeholders filled in, `P` a price."""
+    import shlex
+
+    words = shlex.split(command)[1:]
+    for stop in (">", "|"):
+        if stop in words:
+            words = words[: words.index(stop)]
+    return [PLACEHOLDERS.get(w, "1.25" if w == "P" else w) for w in words]
+
+
+def test_every_command_the_runbook_gives_parses_as_written() -> None:
+    """Each remedy the RUNBOOK gives (resolve, resolve-position, close --force, protect, ...)
+    must be accepted by the command's own parser: the flags exist, the arguments fit. A bare
+    `te show` names a command (it must exist)."""
+    from trade_executor.cli import build_parser
+
+    parser = build_parser()
+    commands = runbook_commands()
+    assert any("resolve-position" in c for c in commands)
+    assert any("--exit-price" in c and c.startswith("te resolve ") for c in commands)
+    assert any("protect SYMBOL --stop P --take-profit P --force" in c for c in commands)
+    names = {
+        name
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name in action.choices
+    }
+    refused: list[str] = []
+    for command in commands:
+        argv = argv_of(command)
+        if not argv or argv[0] not in names:
+            refused.append(f"{command}: no such command")
+            continue
+        if len(argv) == 1:
+            continue  # a command named, not a command line
+        try:
+            parser.parse_args(argv)
+        except SystemExit as exit:
+            if exit.code not in (0, None):
+                refused.append(command)
+    assert refused == [], "RUNBOOK command lines the CLI refuses"

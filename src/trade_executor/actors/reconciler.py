@@ -59,7 +59,7 @@ from trade_executor.broker.errors import BrokerError, BrokerUnavailable
 from trade_executor.broker.protocol import Broker
 from trade_executor.config import Settings
 from trade_executor.domain.breaks import BreakKind, ReconcileBreak
-from trade_executor.domain.execution import Execution
+from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import Action, BrokerOrder, BrokerStatus, Position
 from trade_executor.domain.settlement import Settlement, settle
 from trade_executor.domain.states import ExecutionState, IllegalTransition, Transition
@@ -289,6 +289,7 @@ class Reconciler:
         for fill in result.fills_found:
             self._report(fill)
         settled = await self._settle(result)
+        await self._not_listed(result)
         result = Comparison(
             tuple(b for b in result.breaks if b.key not in settled), result.fills_found
         )
@@ -336,6 +337,49 @@ class Reconciler:
                 done.add(found.key)
         self._short_before = short_now
         return done
+
+    async def _not_listed(self, result: Comparison) -> None:
+        """(v3) A confirmed `unprotected_position` of one `open` ledger position none of whose
+        exit orders the bridge lists by id (a restart with another client id: IB may still
+        work them, unseen, until the close expires them) is recorded `unprotected` as the
+        exits record a lost protection (its exit orders forgotten, in the event's detail), so
+        the ledger never calls protected what the bridge shows naked, and REPROTECT_AT_OPEN
+        protects it at the next open (never before: the unseen orders may still work). Exit
+        orders listed and final are the exits' business; a close under way is left alone."""
+        by_id = {e.id: e for e in result.executions}
+        listed = {o.order_id for o in result.orders if o.order_id != 0}
+        for found in result.breaks:
+            if found.kind is not BreakKind.UNPROTECTED_POSITION or found.execution_id is None:
+                continue
+            execution = by_id.get(found.execution_id)
+            if execution is None or execution.position_state != "open":
+                continue
+            if execution.exit_order_id is not None and execution.exit_order_id >= 0:
+                continue  # a close is under way: it cancels the children itself
+            ids = [i for i in execution.child_order_ids if i > 0]
+            if not ids or any(i in listed for i in ids):
+                continue
+            try:
+                updated = await self._store.apply(
+                    execution.id,
+                    Transition.POSITION,
+                    Changes(position_state="unprotected", child_order_ids=()),
+                    {"protection": "not_listed", "order_ids": ids},
+                )
+            except (IllegalTransition, StoreError) as error:
+                log.warning(
+                    "reconcile.settle_failed", execution_id=str(execution.id), error=str(error)
+                )
+                continue
+            log.error(
+                "position.protection_not_listed",
+                execution_id=str(updated.id),
+                symbol=updated.symbol,
+                exit_order_ids=ids,
+                broker_quantity=found.detail.get("broker_quantity"),
+            )
+            if self._on_settled is not None:
+                self._on_settled(updated)
 
     async def _record_settlement(self, execution: Execution, plan: Settlement) -> bool:
         detail = {

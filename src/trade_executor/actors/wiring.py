@@ -19,6 +19,7 @@ from trade_executor.actors.execution.deadlines import SCAN_INTERVAL, StateBounds
 from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.executor import Executor, Mailbox, create_mailbox
 from trade_executor.actors.exits import ExitFollower, InstanceRules
+from trade_executor.actors.exits.reprotect import SessionHours
 from trade_executor.actors.following import PollerPool
 from trade_executor.actors.listener import ApprovalListener
 from trade_executor.actors.messages import CloseRequested, ExecutionChanged, Message
@@ -76,6 +77,7 @@ def build_actors(
     scan_interval: float = SCAN_INTERVAL,
     summary: Summary | None = None,
     next_close: NextClose | None = None,
+    session: SessionHours | None = None,
 ) -> Actors:
     """The actors of an active instance. `poll_broker` (default `broker`) serves the pollers
     and the reconciler, so thousands of polls never queue the executor's account reads and
@@ -87,7 +89,8 @@ def build_actors(
     (None: only FLATTEN_AT). `bounds` and `scan_interval` (default: from `settings`, every
     5 s) drive the executor's deadline scan. With NOTIFY_URLS set a `Notifier` is wired too;
     `summary` and `next_close` give it the daily summary (the service builds them from the
-    report)."""
+    report). `session` (default: TRADING_SESSION's calendar) says when the market is open,
+    for REPROTECT_AT_OPEN (tests inject their own table)."""
     mailbox, inbox = create_mailbox()
     pacer = pacer or Pacer(
         settings.bridge_max_messages_per_second, on_wait=metrics.observe_pacing_wait
@@ -102,6 +105,7 @@ def build_actors(
         mailbox.send_nowait,
         clock=clock,
         instance_rules=instance_rules,
+        session=session,
     )
 
     def from_listener(message: Message) -> None:

@@ -2,9 +2,9 @@
 /health, /metrics, and the operator's console under /console (`api.console`).
 
 `POST /api/v1/execute` goes through the executor's mailbox like a notification does: there is no
-second execution path. `close` and `protect` are the operations the command line and the console
-run (`ops.close.close`, `ops.protect.protect`): the same checks, the same refusals. The claim in the database decides who executes; the API only waits for
-the outcome of the signal.
+second execution path. The claim in the database decides who executes; the API only waits for
+the outcome of the signal. `close` and `protect` are the operations the command line and the
+console run (`ops.close.close`, `ops.protect.protect`): the same checks, the same refusals.
 """
 
 from __future__ import annotations

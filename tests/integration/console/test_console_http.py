@@ -6,6 +6,7 @@ The browser itself: test_console_browser.py."""
 from __future__ import annotations
 
 import html
+from decimal import Decimal
 
 import asyncpg
 import httpx
@@ -13,7 +14,7 @@ import pytest
 
 from tests.integration.actors.test_deadlines_pg import left_submitting
 from tests.integration.console.support import TOKEN, act, console_client, flashes, hidden, log_in
-from tests.support import ThreadedBridge, make_settings, running_service
+from tests.support import ThreadedBridge, make_settings, running_service, wait_for
 from trade_executor.domain.execution import Changes
 from trade_executor.domain.states import Transition
 from trade_executor.store.postgres import PgStore
@@ -266,3 +267,109 @@ async def test_a_standbys_console_shows_it_and_its_halt_reaches_the_active_insta
         assert kind == "ok" and said.endswith(") applied it"), said
         assert active.actors is not None and active.actors.executor.halted
         assert await halted(conn)
+
+
+async def test_a_position_closed_at_an_unknown_price_is_priced_from_its_page(
+    db_url: str, bridge: ThreadedBridge, conn: asyncpg.Connection
+) -> None:
+    """`resolve ID --exit-price P` from the console: the bridge restarted with another client id
+    and IB filled the stop meanwhile; the reconciler closed the position at the stop's P&L, price
+    unknown. Its page has an exit price field, checked as the command line checks it (one
+    sentence for a price that is none), and the running service books the real P&L."""
+    from tests.integration.test_bridge_restart_positions import child, realized_reaches
+    from tests.integration.test_exits_pg import enter, row, settings_for
+
+    settings = settings_for(db_url, bridge, reconcile_interval=0.5)
+    async with running_service(settings) as service:
+        assert service.actors is not None
+        signal_id = await enter(conn, bridge, "PYPL")
+        stop = child(bridge, (await row(conn, signal_id))["order_id"], "STP")
+        bridge.admin("POST", "/admin/restart", {"client_id_changed": True})
+        bridge.admin("POST", "/admin/fill", {"order_id": stop, "price": 144.50})
+        await wait_for(
+            conn,
+            "SELECT position_state FROM executions WHERE signal_id = $1",
+            signal_id,
+            expect="closed",
+            timeout=30,
+        )
+        execution_id = (await row(conn, signal_id))["id"]
+        page_path = f"/console/executions/{execution_id}"
+        async with console_client(service.http_port) as client:
+            csrf = await log_in(client)
+            page = await client.get(page_path)
+            assert "data-needs-operator" in page.text and 'name="exit_price"' in page.text
+            assert f"trade-executor resolve {str(execution_id)[:8]} --exit-price P" in page.text
+            overview = await client.get("/console")
+            assert f"resolve {str(execution_id)[:8]} --exit-price P" in overview.text
+            for wrong, said in (
+                ("abc", "exit price: 'abc' is not a price"),
+                ("-1", "exit price: a price must be a positive number, got '-1'"),
+            ):
+                _, shown = await act(
+                    client, "resolve", csrf, execution_id=str(execution_id),
+                    exit_price=wrong, reason="TWS fill",
+                )  # fmt: skip
+                [(kind, text)] = flashes(shown)
+                assert kind == "fail" and said in text and "Traceback" not in text
+            assert (await row(conn, signal_id))["exit_avg_price"] is None  # nothing done
+            _, shown = await act(
+                client, "resolve", csrf, execution_id=str(execution_id),
+                exit_price="144.50", reason="TWS fill",
+            )  # fmt: skip
+            [(kind, text)] = flashes(shown)
+            assert kind == "ok", text
+            assert "closed: external 133 @ 144.5000, realized P&L -731.50" in text
+            priced = await row(conn, signal_id)
+            assert (priced["exit_avg_price"], priced["realized_pnl"]) == (
+                Decimal("144.5000"), Decimal("-731.50"))  # fmt: skip
+            await realized_reaches(service.actors.executor.riskbook, Decimal("-731.50"))
+            by = await conn.fetchval(
+                "SELECT detail->>'by' FROM execution_events WHERE execution_id = $1"
+                " AND kind = 'position.exit_price_given'",
+                execution_id,
+            )
+            assert by == "alice (console: TWS fill)"
+            # Priced once: again is refused with the command line's sentence.
+            _, shown = await act(
+                client, "resolve", csrf, execution_id=str(execution_id),
+                exit_price="144.60", reason="again",
+            )  # fmt: skip
+            [(kind, text)] = flashes(shown)
+            assert kind == "fail" and "only a position the broker closed at an unknown" in text
+
+
+async def test_an_unknown_execution_resolved_filled_from_its_page_needs_its_price(
+    db_url: str, bridge: ThreadedBridge, conn: asyncpg.Connection
+) -> None:
+    """`resolve ID --as filled --fill-price P` from the console: never "filled 133 @ -"."""
+    async with running_service(make_settings(db_url, bridge)) as service:
+        assert service.store is not None
+        store = PgStore(service.store.pool)
+        intent = await left_submitting(conn, store, "FILD", None)
+        await store.apply(intent.id, Transition.LOSE_TRACK, Changes(reason="lost"))
+        async with console_client(service.http_port) as client:
+            csrf = await log_in(client)
+            page = await client.get(f"/console/executions/{intent.id}")
+            assert 'name="fill_price"' in page.text and 'name="exit_price"' not in page.text
+            fields = {"execution_id": str(intent.id), "outcome": "filled", "reason": "in TWS"}
+            for price, said in (
+                ("", "--as filled needs the entry's price"),
+                ("x", "fill price: 'x' is not a price"),
+                ("0", "fill price: a price must be a positive number, got '0'"),
+            ):
+                _, shown = await act(client, "resolve", csrf, fill_price=price, **fields)
+                [(kind, text)] = flashes(shown)
+                assert kind == "fail" and said in text, text
+            assert await conn.fetchval("SELECT state FROM executions WHERE id = $1", intent.id) == (
+                "unknown"
+            )
+            _, shown = await act(client, "resolve", csrf, fill_price="150.02", **fields)
+            [(kind, text)] = flashes(shown)
+            assert (kind, text) == ("ok", f"resolve: execution {intent.id} resolved as filled")
+        row = await conn.fetchrow(
+            "SELECT state, filled_qty, avg_fill_price FROM executions WHERE id = $1", intent.id
+        )
+        assert row is not None
+        assert (row["state"], row["filled_qty"], row["avg_fill_price"]) == (
+            "filled", 133, Decimal("150.02"))  # fmt: skip

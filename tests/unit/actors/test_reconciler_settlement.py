@@ -165,3 +165,50 @@ def test_a_restored_row_names_the_stop_but_not_its_price() -> None:
     assert plan is not None and not plan.price_known and plan.closed
     assert (plan.exit_reason, plan.changes.exit_qty) == ("stop_loss", 100)
     assert plan.changes.realized_pnl == Decimal("-500.00")
+
+
+@pytest.mark.anyio
+async def test_a_position_whose_exit_orders_the_bridge_no_longer_lists_is_unprotected() -> None:
+    """A restart with another client id: the broker still holds the position, the bridge lists
+    neither child (IB may still work them, unseen, until the close expires them). The ledger
+    must not go on calling it protected: `unprotected`, as a lost protection is recorded."""
+    store, posted, metrics = MemoryStore(), list[Message](), Metrics()
+    e = held_position(children=(11, 12))
+    await seed(store, [e])
+    entry = order(10, filled=100, status=BrokerStatus.FILLED)
+    broker = ScriptedBroker([entry], [Position("AAPL", 100)])
+    changed: list[Execution] = []
+    reconciler = reconciler_for(store, broker, posted, metrics)
+    reconciler._on_settled = changed.append
+    breaks = await reconciler.reconcile_once()
+    assert breaks is not None and [b.kind.value for b in breaks] == ["unprotected_position"]
+    row = await store.get_execution(e.id)
+    assert row is not None
+    assert (row.position_state, row.child_order_ids) == ("unprotected", ())
+    assert [c.id for c in changed] == [e.id]  # the exits re-read it
+    assert not [m for m in posted if isinstance(m, PositionExited)]
+
+
+@pytest.mark.anyio
+async def test_listed_final_children_and_a_close_under_way_are_left_to_the_exits() -> None:
+    store, posted, metrics = MemoryStore(), list[Message](), Metrics()
+    expired = held_position(children=(11, 12))
+    closing = replace(held_position(children=(21, 22)), symbol="MSFT", order_id=20, exit_order_id=0)
+    await seed(store, [expired, closing])
+    listed = [
+        order(10, filled=100, status=BrokerStatus.FILLED),
+        order(11, action=Action.SELL, status=BrokerStatus.CANCELLED, parent_id=10),
+        order(12, action=Action.SELL, order_type="STP", status=BrokerStatus.CANCELLED),
+        order(20, symbol="MSFT", filled=100, status=BrokerStatus.FILLED),
+    ]
+    broker = ScriptedBroker(listed, [Position("AAPL", 100), Position("MSFT", 100)])
+    reconciler = reconciler_for(store, broker, posted, metrics)
+    breaks = await reconciler.reconcile_once()
+    assert breaks is not None
+    assert sorted((b.kind.value, b.symbol) for b in breaks) == [
+        ("unprotected_position", "AAPL"),
+        ("unprotected_position", "MSFT"),
+    ]
+    for e in (expired, closing):
+        row = await store.get_execution(e.id)
+        assert row is not None and row.position_state == "open"

@@ -23,10 +23,11 @@ import anyio
 from trade_executor.broker.errors import AmbiguousSubmission, BrokerError
 from trade_executor.broker.locate import Adopted, Ambiguous, NotPlaced
 from trade_executor.broker.reconcile import SubmissionKey
-from trade_executor.domain.execution import Changes
+from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import OrderType
 from trade_executor.domain.states import Transition
 from trade_executor.domain.truth import broker_quantity, working_orders_of
+from trade_executor.store.errors import StoreError
 from trade_executor.testing.faults import fault_point
 
 from .flatten import GLOBAL_KEY, FlattenRule
@@ -34,6 +35,8 @@ from .looks import Looks
 from .positions import ExitReason, close_kind, exit_orders, is_open, remaining, side_of
 from .shared import Followed, Shared, context, log
 
+# The event recording the quantity a close is sent with when it is not the ledger's.
+CLOSE_QUANTITY = "position.close_quantity"
 REFUSED = -1  # exit_order_id of a close the bridge refused: nothing placed, nothing to locate
 CANCEL_CONFIRM_READS = 5
 
@@ -152,12 +155,18 @@ class Closes:
             followed.closing = None
             log.warning("position.close_nothing_held", **context(execution))
             return
+        # What is sent is the broker's quantity: kept, so that a restart that finds this close
+        # unanswered looks it up by what was sent (`settle_close`).
+        await self._s.store.add_event(
+            execution.id, CLOSE_QUANTITY, {"quantity": quantity, "ledger": remaining(execution)}
+        )
         self._s.stats.closes += 1
         try:
             placed = await self._s.broker.close_position(execution.symbol, quantity=quantity)
         except AmbiguousSubmission as lost:
             log.warning("position.close_answer_lost", error=str(lost), **context(execution))
-            await self._locate_close(followed, lost.detail)
+            # Looked up by what was sent: the broker's quantity, not the ledger's.
+            await self._locate_close(followed, lost.detail, quantity)
             return
         except BrokerError as refused:
             await self._close_refused(followed, str(refused))
@@ -219,20 +228,36 @@ class Closes:
             if not is_open(execution) or execution.exit_order_id != 0 or followed.closing:
                 return
             followed.closing = close_kind(execution)
-            found = await self._locate_close(followed, None)
+            found = await self._locate_close(followed, None, await self._sent(execution))
         if found is NotPlaced:
             await self._cancel_then_place(followed)
 
-    async def _locate_close(self, followed: Followed, detail: str | None) -> object:
-        """Settle a close whose answer is unknown. Returns `NotPlaced` (the class) when it is
-        proven not placed, for the caller to send it; otherwise handles the outcome."""
+    async def _sent(self, execution: Execution) -> int | None:
+        """The quantity the unanswered close was sent with: the latest `position.close_quantity`
+        (written before every close POST; one from an earlier attempt only when this one never
+        reached its POST, whose lookup then finds nothing placed); None: the ledger's."""
+        try:
+            events = await self._s.store.execution_events(execution.id)
+        except StoreError as error:
+            log.warning("position.close_unresolved", why=str(error), **context(execution))
+            return None
+        sent = [e.detail.get("quantity") for e in events if e.kind == CLOSE_QUANTITY]
+        return sent[-1] if sent and isinstance(sent[-1], int) else None
+
+    async def _locate_close(
+        self, followed: Followed, detail: str | None, sent: int | None = None
+    ) -> object:
+        """Settle a close whose answer is unknown: looked up by the quantity `sent` (the
+        broker's, as the POST carried it; None after a restart: the ledger's). Returns
+        `NotPlaced` (the class) when it is proven not placed, for the caller to send it;
+        otherwise handles the outcome."""
         execution = followed.execution
         assert execution.symbol is not None
         key = SubmissionKey(
             order_ref="",
             symbol=execution.symbol,
             action=side_of(execution).opposite,
-            quantity=remaining(execution),
+            quantity=remaining(execution) if sent is None else sent,
             order_type=OrderType.MKT,
             price=None,
         )

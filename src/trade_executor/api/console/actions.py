@@ -4,7 +4,8 @@ the operator's reason, each answered with one sentence saying what the service d
 halt, resume  `ops.control.halt` / `resume` (the running service's acknowledgement awaited up
               to ACK_WAIT s)
 close         `ops.close.close` (the running service closes through the bridge)
-resolve       `ops.resolve.resolve`
+resolve       `ops.resolve.resolve` (its fill price for `filled`, or an exit price:
+              `resolve ID --exit-price P`)
 protect       `ops.protect.protect`
 
 Who acted is the name given at login; where the operation has no field for a reason (resume,
@@ -19,10 +20,11 @@ from decimal import Decimal, InvalidOperation
 from trade_executor.api.console.adapters import ActionResult
 from trade_executor.config import Settings
 from trade_executor.logging import get_logger
-from trade_executor.lookup import IdSyntaxError, parse_id
+from trade_executor.lookup import IdPattern, IdSyntaxError, parse_id
 from trade_executor.ops.close import close, describe
 from trade_executor.ops.common import Context, Refusal
 from trade_executor.ops.control import halt, resume
+from trade_executor.ops.exit_price import parse_price
 from trade_executor.ops.protect import protect
 from trade_executor.ops.resolve import OUTCOMES, Resolved, resolve
 from trade_executor.store.postgres import PgStore
@@ -66,6 +68,27 @@ def _price(form: dict[str, str], name: str) -> Decimal | None:
     if not value.is_finite() or value <= 0:
         raise BadForm(f"{name.replace('_', ' ')} must be a positive price")
     return value
+
+
+async def _exit_price(
+    ctx: Context, pattern: IdPattern, text: str, noted: str, operator: str, reason: str
+) -> ActionResult:
+    """`resolve ID --exit-price P` from the console: the same parsing and operation."""
+    try:
+        price = parse_price(text)
+    except ValueError as error:
+        raise BadForm(f"exit price: {error}") from None
+    done = await resolve(ctx, pattern, by=noted, exit_price=price)
+    result = ActionResult(not isinstance(done, Refusal), done.message)
+    log.info(
+        "console.action",
+        action="resolve",
+        operator=operator,
+        reason=reason,
+        ok=result.ok,
+        answer=result.message,
+    )
+    return result
 
 
 async def perform(
@@ -116,6 +139,9 @@ async def perform(
                 pattern = parse_id(form.get("execution_id", ""))
             except IdSyntaxError as error:
                 raise BadForm(str(error)) from None
+            exit_text = form.get("exit_price", "").strip()
+            if exit_text:
+                return await _exit_price(ctx, pattern, exit_text, noted, operator, reason)
             outcome = form.get("outcome", "")
             if outcome not in OUTCOMES:
                 raise BadForm(f"choose how it ended: {', '.join(OUTCOMES)}")
@@ -125,13 +151,16 @@ async def perform(
             order_id = int(order_text) if order_text else None
             if outcome == "submitted" and order_id is None:
                 raise BadForm("resolving as submitted needs the broker's order id")
-            done = await resolve(ctx, pattern, outcome, by=noted, order_id=order_id)
-            result = ActionResult(
-                not isinstance(done, Refusal),
-                "; ".join(
-                    [*(done.said if isinstance(done, Resolved | Refusal) else ()), done.message]
-                ),
+            fill_text = form.get("fill_price", "").strip()
+            try:
+                fill_price = parse_price(fill_text) if fill_text else None
+            except ValueError as error:
+                raise BadForm(f"fill price: {error}") from None
+            done = await resolve(
+                ctx, pattern, outcome, by=noted, order_id=order_id, fill_price=fill_price
             )
+            answer = [*(done.said if isinstance(done, Resolved | Refusal) else ()), done.message]
+            result = ActionResult(not isinstance(done, Refusal), "; ".join(answer))
         case _:
             raise BadForm(f"no such action: {action}")
     log.info(

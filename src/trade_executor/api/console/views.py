@@ -18,6 +18,7 @@ from trade_executor.api.console.chart import Close, pnl_chart
 from trade_executor.api.gateway import Gateway
 from trade_executor.config import Settings
 from trade_executor.domain.execution import Execution
+from trade_executor.domain.settlement import price_unknown
 from trade_executor.domain.states import event_kind
 from trade_executor.lookup import IdPattern, load, plain
 from trade_executor.ops.status import collect_view
@@ -209,5 +210,6 @@ async def execution_page(
         "events": event_rows(events),
         "why": need[0]["why"] if need else None,
         "open_position": execution.position_state in ("open", "unprotected"),
+        "price_unknown": price_unknown(execution),
         "token_set": bool(settings.api_token and settings.api_token.get_secret_value()),
     }
