@@ -13,6 +13,7 @@ from uuid import UUID
 
 import anyio
 import pytest
+from structlog.testing import capture_logs
 
 from tests.support import ThreadedBridge, make_settings, running_service
 from tests.support.ledgers import PgLedger, seed_execution
@@ -264,3 +265,26 @@ async def test_apply_announces_at_its_commit_and_never_a_change_refused(
     assert json.loads(note.payload)["execution_id"] == str(lost.id)  # the refused one: silent
     assert seen is not None and seen.state is ExecutionState.FAILED
     assert marker.payload == "marker"
+
+
+async def test_an_older_instances_resolve_without_kind_still_releases_the_riskbook(
+    db_url: str, bridge: ThreadedBridge
+) -> None:
+    """A rolling switch-over: the resolve of a version before `kind` announces the execution
+    in a payload of its own (`{"execution_id": ...}`, after its commit): the running service
+    reads it by the old rule."""
+    settings = make_settings(db_url, bridge, max_daily_loss=1000, sweep_interval=3600)
+    async with PgLedger.emptied(db_url) as ledger:
+        lost = await seed_execution(ledger, ExecutionState.UNKNOWN, datetime.now(UTC).date())
+        async with running_service(settings, scan_interval=3600) as service:
+            assert service.actors is not None
+            book = service.actors.executor.riskbook
+            assert book.is_open("AAPL")
+            await ledger.store.apply(lost.id, Transition.RESOLVE_FAILED, Changes(reason="old"))
+            with capture_logs() as logs:
+                await ledger.notify(CONTROL_CHANNEL, json.dumps({"execution_id": str(lost.id)}))
+                with anyio.fail_after(DEADLINE):
+                    while book.is_open("AAPL") or book.daily_risk_used(datetime.now(UTC)):
+                        await anyio.sleep(0.01)
+    [said] = [e for e in logs if e["event"] == "listener.legacy_control_payload"]
+    assert (said["log_level"], said["read_as"]) == ("info", "execution_changed")
