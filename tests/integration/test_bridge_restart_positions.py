@@ -26,8 +26,9 @@ import pytest
 from tests.integration.test_exits_pg import WAIT, enter, jax_bridge, row, settings_for
 from tests.support import ThreadedBridge, running_service
 from trade_executor.broker.jsonnum import dumps
+from trade_executor.cli.commands import with_context
 from trade_executor.config.sources import Settings
-from trade_executor.ops.status import gather_view
+from trade_executor.ops.status import status
 
 pytestmark = pytest.mark.anyio
 __all__ = ["jax_bridge"]
@@ -39,7 +40,7 @@ INTERVAL = 0.5  # RECONCILE_INTERVAL for these tests
 def status_json(settings: Settings) -> dict[str, Any]:
     """What `status --json` prints (read without capturing stdout: the service in this process
     logs there meanwhile)."""
-    view: dict[str, Any] = json.loads(dumps(gather_view(settings)))
+    view: dict[str, Any] = json.loads(dumps(with_context(settings, status)))
     return view
 
 

@@ -21,13 +21,13 @@ from tests.support.ledgers import PgLedger, actor_settings, seed_execution
 from trade_executor.actors.messages import Message, PositionExited
 from trade_executor.actors.reconciler import Reconciler
 from trade_executor.broker.client import BrokerClient
+from trade_executor.cli.commands import status_command
 from trade_executor.cli.main import main
 from trade_executor.config.limits import risk_limits
 from trade_executor.domain.execution import Changes
 from trade_executor.domain.riskbook import RiskBook
 from trade_executor.domain.states import ExecutionState, Transition
 from trade_executor.observability.metrics import Metrics
-from trade_executor.ops.status import status
 
 pytestmark = pytest.mark.anyio
 
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.anyio
 def status_json(settings: object) -> dict[str, Any]:
     out = io.StringIO()
     with redirect_stdout(out):
-        assert status(settings, argparse.Namespace(json=True)) == 0  # type: ignore[arg-type]
+        assert status_command(settings, argparse.Namespace(json=True)) == 0  # type: ignore[arg-type]
     view: dict[str, Any] = json.loads(out.getvalue())
     return view
 

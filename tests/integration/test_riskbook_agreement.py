@@ -30,12 +30,12 @@ from tests.support.ledgers import (
     settled,
 )
 from trade_executor.broker.client import BrokerClient
+from trade_executor.cli.commands import status_command
 from trade_executor.config.limits import risk_limits
 from trade_executor.config.sources import Settings
 from trade_executor.domain.models import Action, OrderRequest, OrderType
 from trade_executor.domain.riskbook import RiskBook
 from trade_executor.domain.states import ExecutionState
-from trade_executor.ops.status import status
 
 pytestmark = pytest.mark.anyio
 
@@ -66,7 +66,7 @@ def status_risk_used(settings: Settings) -> Decimal:
     """`trade-executor status`'s "daily risk used", from its own code."""
     out = io.StringIO()
     with redirect_stdout(out):
-        assert status(settings, argparse.Namespace()) == 0
+        assert status_command(settings, argparse.Namespace()) == 0
     # "of BUDGET" follows only when a running service published its budget (not here).
     found = re.search(r"^daily risk used\s+(\S+)", out.getvalue(), re.MULTILINE)
     assert found is not None, out.getvalue()

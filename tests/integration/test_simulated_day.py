@@ -44,9 +44,10 @@ from tests.integration.test_exits_pg import WAIT, enter, jax_bridge, row, settin
 from tests.support import ThreadedBridge, approve, insert_signal, running_service, wait_for
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.jsonnum import dumps
+from trade_executor.cli.commands import with_context
 from trade_executor.config.sources import Settings
 from trade_executor.domain.session import TradingSession, Window, session_from_windows
-from trade_executor.ops.status import gather_view
+from trade_executor.ops.status import status
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]  # about 60 s wall on a loaded 2-core host
 __all__ = ["jax_bridge"]
@@ -119,7 +120,7 @@ async def status_view(settings: Settings) -> dict[str, Any]:
     """What `status --json` prints, read in this process (quicker than the command)."""
 
     def read() -> dict[str, Any]:
-        view: dict[str, Any] = json.loads(dumps(gather_view(settings)))
+        view: dict[str, Any] = json.loads(dumps(with_context(settings, status)))
         return view
 
     return await anyio.to_thread.run_sync(read)

@@ -16,11 +16,11 @@ import pytest
 
 from tests.support import PaperServer
 from tests.support.ledgers import PgLedger, actor_settings, seed_execution
+from trade_executor.cli.commands import status_command
 from trade_executor.config.limits import risk_limits
 from trade_executor.domain.execution import Changes
 from trade_executor.domain.riskbook import RiskBook
 from trade_executor.domain.states import ExecutionState, Transition
-from trade_executor.ops.status import status
 
 pytestmark = pytest.mark.anyio
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.anyio
 def status_json(settings: object) -> dict[str, object]:
     out = io.StringIO()
     with redirect_stdout(out):
-        assert status(settings, argparse.Namespace(json=True)) == 0  # type: ignore[arg-type]
+        assert status_command(settings, argparse.Namespace(json=True)) == 0  # type: ignore[arg-type]
     view: dict[str, object] = json.loads(out.getvalue())
     return view
 

@@ -188,8 +188,43 @@ def test_the_api_and_the_console_act_through_the_operations() -> None:
         for i in IMPORTS
         if _package_of(i.module) == "api" and _package_of(i.target) == "ops"
     }
-    assert "trade_executor.api.app" in from_api, "the HTTP API acts through ops"
-    assert any(m.startswith("trade_executor.api.console") for m in from_api)
+    assert "trade_executor.api.app" in from_api, "the HTTP API protects through ops"
+    assert "trade_executor.api.console.actions" in from_api, "the console acts through ops"
+
+
+def _calls(tree: ast.AST) -> list[tuple[str, int]]:
+    """Calls of a bare name (`print(...)`) or of `module.name` (`asyncio.run(...)`)."""
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name):
+            found.append((func.id, node.lineno))
+        elif isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            found.append((f"{func.value.id}.{func.attr}", node.lineno))
+    return found
+
+
+def test_the_operations_neither_parse_nor_print_nor_run_an_event_loop() -> None:
+    """`ops` is the use-case layer: typed async functions returning results or refusals. The
+    command line (`commands`) parses, runs and prints; an operation doing any of it could not
+    be offered by the API or called from a test as it is."""
+    bad: list[str] = []
+    for path in sorted((PACKAGE / "ops").rglob("*.py")):
+        module = _module_name(path)
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        bad += [
+            f"{module}:{i.line} imports {i.target}"
+            for i in imports_of(path.read_text(encoding="utf-8"), module)
+            if i.target == "argparse"
+        ]
+        bad += [
+            f"{module}:{line} calls {name}"
+            for name, line in _calls(tree)
+            if name in ("print", "asyncio.run", "anyio.run", "trio.run")
+        ]
+    assert bad == []
 
 
 def test_asyncpg_is_imported_only_under_the_store() -> None:

@@ -25,9 +25,9 @@ import anyio
 from anyio.abc import TaskStatus
 
 from trade_executor.actors.backoff import Backoff
-from trade_executor.actors.exits.requests import parse_close_request
 from trade_executor.actors.messages import (
     ApprovalSeen,
+    CloseRequested,
     ControlChanged,
     ExecutionChanged,
     Message,
@@ -35,6 +35,18 @@ from trade_executor.actors.messages import (
 from trade_executor.actors.supervisor import describe
 from trade_executor.config.sources import Settings
 from trade_executor.observability.logging import get_logger
+from trade_executor.store.control_payloads import (
+    CLOSE,
+    EXECUTION_CHANGED,
+    KILL_SWITCH,
+    ClosePayload,
+    ControlPayload,
+    ExecutionChangedPayload,
+    KillSwitchChanged,
+    Malformed,
+    UnknownKind,
+    parse_control_payload,
+)
 from trade_executor.store.notifications import (
     APPROVALS_CHANNEL,
     CONTROL_CHANNEL,
@@ -96,20 +108,6 @@ def parse_status_payload(payload: str) -> UUID | None:
         return None
 
 
-def parse_execution_payload(payload: str) -> UUID | None:
-    """The execution id of a control notification about one execution (`resolve`), else None."""
-    try:
-        data = json.loads(payload)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("execution_id"), str):
-        return None
-    try:
-        return UUID(data["execution_id"])
-    except ValueError:
-        return None
-
-
 class ApprovalListener:
     def __init__(
         self,
@@ -123,6 +121,7 @@ class ApprovalListener:
         self._connect = connect
         self._forward = forward
         self._sweep_now = anyio.Event()
+        self._legacy_seen = False  # a control payload without `kind` was logged
         self.health = ListenerHealth()
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -200,15 +199,7 @@ class ApprovalListener:
 
     def _on_notification(self, notification: Notification) -> None:
         if notification.channel == CONTROL_CHANNEL:
-            close = parse_close_request(notification.payload)
-            if close is not None:  # `close` from another shell: for the exits
-                self._forward(close)
-                return
-            changed = parse_execution_payload(notification.payload)
-            if changed is not None:
-                self._forward(ExecutionChanged(changed))
-            else:  # the kill switch: the payload is a hint, re-read the switch from the table
-                self._sweep_now.set()
+            self._on_control(notification.payload)
             return
         if notification.channel != APPROVALS_CHANNEL:
             return
@@ -232,3 +223,51 @@ class ApprovalListener:
             self._sweep_now.set()
             return
         self._forward(ApprovalSeen(approval_id, "notify", anyio.current_time()))
+
+    def _on_control(self, payload: str) -> None:
+        """A control notification, by its `kind` (`store.control_payloads`)."""
+        parsed = parse_control_payload(payload)
+        if parsed.legacy and not self._legacy_seen:
+            # An older instance (or the trigger before 0008) during a switch-over: read by the
+            # old rule; said once, the rest alike.
+            self._legacy_seen = True
+            log.info(
+                "listener.legacy_control_payload",
+                payload=payload[:PAYLOAD_EXCERPT],
+                read_as=_kind_of(parsed.payload),
+            )
+        match parsed.payload:
+            case ClosePayload() as close:  # `close` from another shell: for the exits
+                self._forward(CloseRequested(close.symbol, close.reason, close.requested_by))
+            case ExecutionChangedPayload(execution_id=execution_id):
+                self._forward(ExecutionChanged(execution_id))
+            case KillSwitchChanged():  # a hint: re-read the switch from the table
+                self._sweep_now.set()
+            case UnknownKind(kind=kind):
+                # A newer writer: nothing this version can act on. The sweep re-reads the
+                # kill switch and the approvals, so nothing this version knows is missed.
+                log.warning(
+                    "listener.unknown_control_kind", kind=kind, payload=payload[:PAYLOAD_EXCERPT]
+                )
+                self._sweep_now.set()
+            case Malformed(kind=kind, problem=problem):
+                self.health.bad_payloads += 1
+                log.warning(
+                    "listener.bad_payload",
+                    channel=CONTROL_CHANNEL,
+                    kind=kind,
+                    problem=problem,
+                    payload=payload[:PAYLOAD_EXCERPT],
+                    length=len(payload),
+                )
+                self._sweep_now.set()
+
+
+def _kind_of(payload: ControlPayload) -> str:
+    match payload:
+        case ClosePayload():
+            return CLOSE
+        case ExecutionChangedPayload():
+            return EXECUTION_CHANGED
+        case _:
+            return KILL_SWITCH

@@ -3,7 +3,8 @@
 
 `POST /api/v1/execute` goes through the executor's mailbox like a notification does: there is no
 second execution path. The claim in the database decides who executes; the API only waits for
-the outcome of the signal.
+the outcome of the signal. `close` and `protect` are the operations the command line and the
+console run (`ops.close.close`, `ops.protect.protect`): the same checks, the same refusals.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import time
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -31,7 +32,9 @@ from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.states import ExecutionState
 from trade_executor.observability.logging import get_logger, log_repeated
-from trade_executor.ops.broker_truth import Disagreement, check_broker, protect_position
+from trade_executor.ops.close import close
+from trade_executor.ops.common import Context, Refusal
+from trade_executor.ops.protect import protect
 from trade_executor.store.lookup import (
     AmbiguousId,
     IdSyntaxError,
@@ -247,15 +250,28 @@ class _Api:
         if isinstance(target, Response):
             return target
         symbol, reason = target
-        by = "api"
-        refused = await self._broker_truth(symbol, data.get("force") is True, "close")
-        if refused is not None:
-            return refused
-        positions = await self._gateway.close_positions(symbol, reason, by, CLOSE_WAIT)
-        if positions is None:
+        store = self._gateway.store
+        if store is None:
             return error(f"not ready: this instance is {self._gateway.facts().role}", 503)
-        if not positions and symbol is not None:
-            return error(f"no open position for {symbol}", 404)
+        closed = await close(
+            Context(store, self._settings),
+            symbol,
+            reason,
+            by="api",
+            wait=CLOSE_WAIT,
+            force=data.get("force") is True,
+            via=self._gateway,
+        )
+        positions: list[Execution] = []
+        if isinstance(closed, Refusal):
+            if closed.not_ready:
+                return error(f"not ready: this instance is {self._gateway.facts().role}", 503)
+            if not closed.not_found:  # the ledger and the broker disagree
+                return error(closed.message, 409)
+            if symbol is not None:
+                return error(closed.message, 404)
+        else:
+            positions = closed.latest
         log.info("api.close", symbol=symbol or "all", reason=reason, positions=len(positions))
         return json_response(
             {
@@ -269,7 +285,7 @@ class _Api:
 
     async def protect(self, request: Request) -> Response:
         """(v3) `{"symbol", "stop_loss"?, "take_profit"?, "force"?}`: protect an open position
-        again through the bridge (ops/protect.py: the broker's quantity, the signal's stop and
+        again through the bridge (`ops.protect`: the broker's quantity, the signal's stop and
         target by default, the same checks as close). 200 with the orders placed; 404 no open
         position; 409 the ledger and the broker disagree (the sentence names both)."""
         refused = self._unauthorised(request)
@@ -297,42 +313,21 @@ class _Api:
         store = self._gateway.store
         if store is None:
             return error(f"not ready: this instance is {self._gateway.facts().role}", 503)
-        done = await protect_position(
-            store,
-            self._settings.ib_bridge_url,
+        done = await protect(
+            Context(store, self._settings),
             symbol,
-            prices["stop_loss"],
-            prices["take_profit"],
-            data.get("force") is True,
-            "api",
+            by="api",
+            stop=prices["stop_loss"],
+            take_profit=prices["take_profit"],
+            force=data.get("force") is True,
         )
-        log.info("api.protect", symbol=symbol.strip().upper(), ok=done.ok, message=done.message)
-        if not done.ok:
-            status = 404 if done.message.startswith("no open position") else 409
-            return error(done.message, status)
+        ok = not isinstance(done, Refusal)
+        log.info("api.protect", symbol=symbol.strip().upper(), ok=ok, message=done.message)
+        if isinstance(done, Refusal):
+            return error(done.message, 404 if done.not_found else 409)
         return json_response(
             {"success": True, "message": done.message, "order_ids": list(done.order_ids)}
         )
-
-    async def _broker_truth(self, symbol: str | None, force: bool, action: str) -> Response | None:
-        """(v3) The broker's quantity and protective orders against the ledger's (`ops.truth`):
-        409 with one sentence naming both sides when they disagree, unless `force`."""
-        store = self._gateway.store
-        if store is None:
-            return None  # not active: the gateway answers 503
-        rows = await store.positions_to_follow(datetime.now(UTC))
-        wanted = [
-            e
-            for e in rows
-            if e.position_state in ("open", "unprotected") and symbol in (None, e.symbol)
-        ]
-        if not wanted:
-            return None
-        try:
-            await check_broker(wanted, self._settings.ib_bridge_url, force, action)
-        except Disagreement as disagreement:
-            return error(str(disagreement), 409)
-        return None
 
     # -- GET /health -----------------------------------------------------------------------------
 

@@ -72,15 +72,15 @@ def _command(
 
 def _id_text(text: str) -> str:
     """An execution id or prefix, checked for its syntax (exit 2 for a non-id), kept as typed."""
-    from trade_executor.ops.ids import id_argument
+    from trade_executor.cli.commands import id_argument
 
     id_argument(text)
     return text
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from trade_executor.cli.commands import id_argument
     from trade_executor.ops.execute import EXIT_CODES_HELP as EXECUTE_CODES
-    from trade_executor.ops.ids import id_argument
 
     parser = argparse.ArgumentParser(
         prog="trade-executor",
@@ -285,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  trade-executor report\n"
         "  trade-executor report --from 2026-12-01 --to 2026-12-04 --format csv > week.csv",
     )
-    from trade_executor.ops.report import parse_day
+    from trade_executor.cli.commands import parse_day
 
     report.add_argument("--day", type=parse_day, metavar="YYYY-MM-DD", help="one trading day")
     report.add_argument("--from", dest="from_day", type=parse_day, metavar="YYYY-MM-DD")
@@ -522,24 +522,16 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return int(run_demo(settings, keep=args.keep))
 
 
-def _notify_test(settings: Settings, args: argparse.Namespace) -> int:
-    from trade_executor.notify.check import notify_test
-    from trade_executor.ops.common import OperationError
-
-    try:
-        return notify_test(settings, args)
-    except OperationError as error:
-        raise CommandError(str(error)) from None
-
-
 def _ops(name: str) -> Callable[[Settings, argparse.Namespace], int]:
-    def handler(settings: Settings, args: argparse.Namespace) -> int:
-        from trade_executor import ops as operations
+    """The adapter of `commands` that runs operation `name`, its OperationError one sentence."""
 
-        command: Callable[[Settings, argparse.Namespace], int] = getattr(operations, name)
+    def handler(settings: Settings, args: argparse.Namespace) -> int:
+        from trade_executor.cli.commands import COMMANDS as ADAPTERS
+        from trade_executor.ops.common import OperationError
+
         try:
-            return command(settings, args)
-        except operations.OperationError as error:
+            return ADAPTERS[name](settings, args)
+        except OperationError as error:
             raise CommandError(str(error)) from None
 
     return handler
@@ -556,10 +548,10 @@ COMMANDS: dict[str, Callable[[Settings, Any], int]] = {
     "halt": _ops("halt"),
     "resume": _ops("resume"),
     "resolve": _ops("resolve"),
-    "resolve-position": _ops("resolve_position"),
+    "resolve-position": _ops("resolve-position"),
     "close": _ops("close"),
     "protect": _ops("protect"),
     "report": _ops("report"),
-    "notify-test": _notify_test,
+    "notify-test": _ops("notify-test"),
     "completion": lambda settings, args: 0,  # handled before settings are read
 }

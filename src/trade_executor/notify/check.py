@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 
 import anyio
 
@@ -10,7 +10,7 @@ from trade_executor import __version__
 from trade_executor.config.sources import Settings
 from trade_executor.notify.messages import Note
 from trade_executor.notify.sender import SEND_THREADS, BadTarget, Target
-from trade_executor.ops.common import OperationError
+from trade_executor.ops.common import Refusal
 from trade_executor.store.identity import instance_id
 
 
@@ -34,11 +34,15 @@ async def send_test(settings: Settings) -> list[tuple[str, bool, str]]:
     return results
 
 
-def notify_test(settings: Settings, args: argparse.Namespace) -> int:
-    del args
+@dataclass(frozen=True, slots=True)
+class TargetAnswer:
+    name: str
+    answered: bool
+    sentence: str
+
+
+async def notify_test(settings: Settings) -> list[TargetAnswer] | Refusal:
+    """One test message to every NOTIFY_URLS target, and which answered (in order)."""
     if not settings.notify_target_urls():
-        raise OperationError("NOTIFY_URLS is not set: there is no target to send to")
-    results = anyio.run(send_test, settings)
-    for name, _, sentence in results:
-        print(f"{name}: {sentence}")
-    return 0 if all(ok for _, ok, _ in results) else 1
+        return Refusal("NOTIFY_URLS is not set: there is no target to send to")
+    return [TargetAnswer(*result) for result in await send_test(settings)]

@@ -1,34 +1,20 @@
-"""The broker's truth for `close` and `protect`, shared by the CLI (ops/), the HTTP API and
-the console (CONTRACT section 5, "Exits"), as functions over a `Broker` (each with a variant
-that opens its own client for a bridge URL): one read of the bridge's health, orders and positions
-(never concluded from a bridge that is not connected to IB), the check of `domain.truth`
-against the ledger's open positions, and the typed protect operation.
-
-`protect_position` sends the bridge `POST /positions/{symbol}/protect` with
-`{"stop_loss": P, "take_profit": P (optional), "quantity": N, "replace_existing": true}`:
-`stop_loss` and `take_profit` default to the signal's stop and target, `quantity` is the
-broker's (unsigned), and `replace_existing` makes the bridge cancel the position's working
-protective orders first, so a repeat replaces, never doubles. The orders placed are recorded as
-the position's exit orders (one guarded transition, the operator in its detail) and announced,
-so the running service's exits follow them within a second.
+"""The broker's truth for `close` and `protect` (`ops.close`, `ops.protect`) and the console's
+broker column (CONTRACT section 5, "Exits"): one read of the bridge's health, orders and
+positions (never concluded from a bridge that is not connected to IB), and the check of
+`domain.truth` against the ledger's open positions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
 
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerError
-from trade_executor.broker.protocol import Broker, BrokerReads
-from trade_executor.clock import utcnow
-from trade_executor.domain.execution import Changes, Execution
+from trade_executor.broker.protocol import BrokerReads
+from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import BrokerOrder, Position
-from trade_executor.domain.states import IllegalTransition, Transition
-from trade_executor.domain.truth import TruthCheck, broker_quantity, check
-from trade_executor.store.protocol import ProtectStore
+from trade_executor.domain.truth import TruthCheck, check
 
 
 class Disagreement(Exception):
@@ -123,120 +109,3 @@ async def check_truth(
             raise Disagreement(found.refusal(action))
         overridden.append(found.refusal(action))
     return overridden
-
-
-@dataclass(frozen=True, slots=True)
-class ProtectOutcome:
-    ok: bool
-    message: str
-    execution: Execution | None = None
-    order_ids: tuple[int, ...] = ()
-
-
-def protect_body(stop: Decimal, take_profit: Decimal | None, quantity: int) -> dict[str, Any]:
-    """What is sent to the bridge (documented in the RUNBOOK)."""
-    body: dict[str, Any] = {"stop_loss": stop, "quantity": quantity, "replace_existing": True}
-    if take_profit is not None:
-        body["take_profit"] = take_profit
-    return body
-
-
-async def protect_position(
-    store: ProtectStore,
-    bridge_url: str,
-    symbol: str,
-    stop: Decimal | None,
-    take_profit: Decimal | None,
-    force: bool,
-    by: str,
-    reason: str = "",
-) -> ProtectOutcome:
-    """The typed operation behind `protect`, the API's and the console's: `protect_with` a
-    client of its own for the bridge at `bridge_url`."""
-    async with BrokerClient(bridge_url, BRIDGE_TIMEOUT) as broker:
-        return await protect_with(
-            store, broker, bridge_url, symbol, stop, take_profit, force, by, reason
-        )
-
-
-async def protect_with(
-    store: ProtectStore,
-    broker: Broker,
-    bridge_url: str,
-    symbol: str,
-    stop: Decimal | None,
-    take_profit: Decimal | None,
-    force: bool,
-    by: str,
-    reason: str = "",
-) -> ProtectOutcome:
-    """Protect the ledger's one open position of `symbol` through `broker` (the bridge at
-    `bridge_url`), after the broker's truth agrees (or `force`)."""
-    symbol = symbol.strip().upper()
-    rows = await store.positions_to_follow(utcnow())
-    mine = [e for e in rows if is_open(e) and e.symbol == symbol]
-    if not mine:
-        return ProtectOutcome(False, f"no open position for {symbol}")
-    if len(mine) > 1:
-        return ProtectOutcome(
-            False, f"{len(mine)} open positions of {symbol} in the ledger: protect it at the broker"
-        )
-    [execution] = mine
-    try:
-        overridden = await check_truth(broker, bridge_url, mine, force, "protect")
-        view = await read_view(broker, bridge_url)
-    except Disagreement as refused:
-        return ProtectOutcome(False, str(refused))
-    except BrokerUnreadable as error:
-        return ProtectOutcome(False, f"protect {symbol}: {error}")
-    quantity = abs(broker_quantity(symbol, view.positions))
-    if quantity == 0:
-        return ProtectOutcome(False, f"protect {symbol} refused: the broker holds no {symbol}")
-    stop_price = stop if stop is not None else execution.stop_loss
-    target = take_profit if take_profit is not None else execution.take_profit
-    if stop_price is None:
-        return ProtectOutcome(False, f"protect {symbol}: give --stop P (the signal has none)")
-    try:
-        placed = await broker.protect_position(
-            symbol,
-            stop_loss=stop_price,
-            take_profit=target,
-            quantity=quantity,
-            replace_existing=True,
-        )
-    except BrokerError as error:
-        return ProtectOutcome(False, f"protect {symbol}: the bridge did not protect it ({error})")
-    detail: dict[str, Any] = {
-        "protection": "operator",
-        "by": by,
-        "reason": reason,
-        "quantity": quantity,
-        "stop_loss": str(stop_price),
-        "take_profit": None if target is None else str(target),
-        "order_ids": list(placed.order_ids),
-        "cancelled_order_ids": list(placed.cancelled_order_ids),
-    }
-    if overridden:
-        detail["forced_over"] = overridden
-    try:
-        updated = await store.apply(
-            execution.id,
-            Transition.POSITION,
-            Changes(position_state="open", child_order_ids=placed.order_ids),
-            detail,
-        )
-    except IllegalTransition:
-        return ProtectOutcome(
-            False,
-            f"{symbol} protected at the bridge (orders {list(placed.order_ids)}) but its execution "
-            "changed meanwhile: check `status`",
-        )
-    await store.announce_change(execution.id)
-    tp = f", take-profit {target}" if target is not None else ""
-    return ProtectOutcome(
-        True,
-        f"{symbol} protected: {quantity} shares, stop {stop_price}{tp} "
-        f"(orders {', '.join(str(i) for i in placed.order_ids)})",
-        updated,
-        placed.order_ids,
-    )

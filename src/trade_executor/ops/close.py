@@ -14,18 +14,15 @@ service means nothing happens, now or later: the command says so and exits 1.
 
 from __future__ import annotations
 
-import argparse
-import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
-from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.ops.broker_truth import Disagreement, check_broker
-from trade_executor.ops.common import OperationError, fail, who, with_store
-from trade_executor.ops.exit_codes import EX_USAGE, CommandError
+from trade_executor.ops.common import Context, OperationError, Refusal
 from trade_executor.store.closing import close_payload
 from trade_executor.store.postgres import PgStore
 
@@ -60,12 +57,11 @@ async def request_close(
         overridden = await check_broker(wanted, bridge_url, force, "close") if bridge_url else []
     except Disagreement as refused:
         raise OperationError(str(refused)) from None
-    for execution in wanted:
-        detail: dict[str, Any] = {"reason": reason, "by": by, "symbol": symbol or "all"}
-        if overridden:
-            detail["forced_over"] = overridden
-        await store.add_event(execution.id, "position.close_requested", detail)
-    await store.announce_close(close_payload(symbol, reason, by))
+    detail: dict[str, Any] = {"reason": reason, "by": by, "symbol": symbol or "all"}
+    if overridden:
+        detail["forced_over"] = overridden
+    # The events and the request in one transaction: the notification leaves at the commit.
+    await store.request_close([e.id for e in wanted], detail, close_payload(symbol, reason, by))
     latest = wanted
     with anyio.move_on_after(max(0.0, wait)):
         while True:
@@ -76,42 +72,102 @@ async def request_close(
     return wanted, latest
 
 
-def close(settings: Settings, args: argparse.Namespace) -> int:
-    symbol: str | None = args.symbol.strip().upper() if args.symbol else None
-    if (symbol is None) == (not args.all):
-        raise CommandError("give either a SYMBOL or --all", EX_USAGE)
-    reason = str(args.reason).strip()
-    if not reason:
-        raise CommandError("--reason must not be empty", EX_USAGE)
-    by = who(args)
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The positions asked to close (`asked`) and the same as last read (`latest`), after
+    up to `wait` s; `still_open` names those not yet closed."""
 
-    force = bool(getattr(args, "force", False))
-    wanted, latest = with_store(
-        settings,
-        lambda store: request_close(
-            store,
-            symbol,
+    asked: list[Execution]
+    latest: list[Execution]
+
+    @property
+    def still_open(self) -> list[str]:
+        return [e.symbol or "?" for e in self.latest if is_open(e)]
+
+
+class Closer(Protocol):
+    """Exits that close positions in this process (the HTTP API's gateway to the running
+    service): None when this instance cannot (it is not the active one)."""
+
+    async def close_positions(
+        self, symbol: str | None, reason: str, requested_by: str, wait: float
+    ) -> list[Execution] | None: ...
+
+
+NOT_ACTIVE = "this instance is not the active one"
+
+
+async def close(
+    ctx: Context,
+    symbol: str | None,
+    reason: str,
+    *,
+    by: str,
+    wait: float,
+    force: bool = False,
+    via: Closer | None = None,
+) -> Closed | Refusal:
+    """Close the open positions of `symbol` (None: all), waiting up to `wait` s for them to
+    read closed: by asking the running service over the control channel (see the module's
+    docstring), or `via` this process's own exits (the HTTP API on the active instance). A
+    Refusal (one sentence) when none is open (`not_found`), when the broker's truth disagrees
+    with the ledger's and not `force`, or when `via` cannot close here (`not_ready`)."""
+    wanted_symbol = symbol.strip().upper() if symbol is not None else None
+    if via is not None:
+        return await _close_via(ctx, via, wanted_symbol, reason, by, wait, force)
+    if not isinstance(ctx.store, PgStore):
+        raise TypeError("close asks the running service through the PostgreSQL store")
+    try:
+        wanted, latest = await request_close(
+            ctx.store,
+            wanted_symbol,
             reason,
             by,
-            float(args.wait),
-            bridge_url=settings.ib_bridge_url,
+            wait,
+            bridge_url=ctx.bridge_url,
             force=force,
-        ),
-    )
-    if not wanted:
-        return fail(f"no open position for {symbol}" if symbol else "no open positions")
-    if args.json:
-        print(json.dumps([_summary(e) for e in latest], default=str))
-    else:
-        for e in latest:
-            print(describe(e))
-    still_open = [e.symbol or "?" for e in latest if is_open(e)]
-    if still_open:
-        return fail(
-            f"still open after {args.wait:g} s: {', '.join(still_open)} (the close may still be "
-            "under way; `status` shows whether a service is running and what it sees)"
         )
-    return 0
+    except OperationError as refused:
+        return Refusal(str(refused))
+    if not wanted:
+        return _none_open(wanted_symbol)
+    return Closed(wanted, latest)
+
+
+def _none_open(symbol: str | None) -> Refusal:
+    return Refusal(
+        f"no open position for {symbol}" if symbol else "no open positions", not_found=True
+    )
+
+
+async def _close_via(
+    ctx: Context,
+    via: Closer,
+    symbol: str | None,
+    reason: str,
+    by: str,
+    wait: float,
+    force: bool,
+) -> Closed | Refusal:
+    """The same broker's-truth check, then the exits of this process close them."""
+    rows = await ctx.store.positions_to_follow(ctx.clock())
+    wanted = [e for e in rows if is_open(e) and (symbol is None or e.symbol == symbol)]
+    if wanted:
+        try:
+            await check_broker(wanted, ctx.bridge_url, force, "close")
+        except Disagreement as refused:
+            return Refusal(str(refused))
+    closing = await via.close_positions(symbol, reason, by, wait)
+    if closing is None:
+        return Refusal(NOT_ACTIVE, not_ready=True)
+    if not closing:
+        return _none_open(symbol)
+    return Closed(closing, closing)
+
+
+def summary(e: Execution) -> dict[str, Any]:
+    """One position as `close --json` prints it."""
+    return _summary(e)
 
 
 def _summary(e: Execution) -> dict[str, Any]:

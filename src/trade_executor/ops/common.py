@@ -1,57 +1,54 @@
-"""What the operator commands share: a store for one command, who is acting, one-sentence
-errors."""
+"""What the operations share: the context they run in, the refusal they answer instead of
+acting, and `OperationError`.
+
+Every operation of `ops` is an async function over a `Context` and typed arguments that returns
+a result type or a `Refusal` (one sentence, nothing done): it prints nothing, parses no command
+line and runs no event loop, so the command line (`trade_executor.cli.commands`), the HTTP API, the
+console and the tests call the same function.
+"""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import getpass
-import os
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from trade_executor.config.sources import Settings
-from trade_executor.ops.exit_codes import CommandError
-from trade_executor.ops.failures import explain
-from trade_executor.store.errors import StoreError
-from trade_executor.store.postgres import PgStore, create_pool
-
-T = TypeVar("T")
+from trade_executor.store.protocol import Store
 
 
 class OperationError(Exception):
     """One clear sentence for the operator; exit code 1."""
 
 
-def with_store(settings: Settings, work: Callable[[PgStore], Awaitable[T]]) -> T:
-    """Run `work` against the database, turning the store's errors into one sentence (a
-    missing database, a refused login, a schema not migrated: see `failures.explain`)."""
-    dsn = settings.dsn()
-
-    async def main() -> T:
-        pool = await create_pool(dsn, min_size=1, max_size=2)
-        try:
-            return await work(PgStore(pool))
-        finally:
-            await pool.close()
-
-    try:
-        return asyncio.run(main())
-    except StoreError as error:
-        sentence = explain(error, dsn=dsn) or f"the database refused the command: {error}"
-        raise OperationError(sentence) from None
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
-def who(args: argparse.Namespace) -> str:
-    """Who acts: `--by`, else the person behind sudo (SUDO_USER), else the OS user."""
-    given = getattr(args, "by", None)
-    if given:
-        return str(given)
-    sudo_user = os.environ.get("SUDO_USER")
-    if sudo_user and sudo_user != "root":
-        return sudo_user
-    return getpass.getuser()
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What an operation acts on: the database (a store), the settings (the bridge's URL, the
+    state bounds), and the clock."""
+
+    store: Store
+    settings: Settings
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    @property
+    def bridge_url(self) -> str:
+        return self.settings.ib_bridge_url
 
 
-def fail(message: str) -> int:
-    raise CommandError(message)
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why an operation did nothing, in one sentence (`message`), with what the bridge said on
+    the way (`said`, printed before it). `not_found`: nothing matched what was named (the API
+    answers 404 for it); `not_ready`: this instance cannot do it now (503)."""
+
+    message: str
+    said: tuple[str, ...] = ()
+    not_found: bool = False
+    not_ready: bool = False
+
+
+__all__ = ["Context", "OperationError", "Refusal", "utcnow"]

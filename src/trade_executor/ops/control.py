@@ -14,12 +14,10 @@ with `previous_reason`). The same halt again changes nothing and says so.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from datetime import datetime
 
-from trade_executor.config.sources import Settings
-from trade_executor.ops.common import OperationError, who, with_store
+from trade_executor.ops.common import Context
 from trade_executor.store import operator
 from trade_executor.store.operator import Acknowledgement, SwitchChange
 from trade_executor.store.postgres import PgStore
@@ -58,15 +56,6 @@ async def change_switch(
         if change.changed_at is None:
             return change, None
         return change, await acks.wait_for(change.changed_at, wait)
-
-
-def _change(
-    settings: Settings, halted: bool, reason: str | None, by: str, force: bool, wait: float
-) -> tuple[SwitchChange, Acknowledgement | None]:
-    dsn = settings.dsn()
-    return with_store(
-        settings, lambda store: change_switch(store, dsn, halted, reason, by, force, wait)
-    )
 
 
 def _report_ack(
@@ -133,25 +122,38 @@ def resume_outcome(
     )
 
 
-def _said(outcome: SwitchOutcome) -> int:
-    if not outcome.ok:
-        raise OperationError(outcome.message)
-    print(outcome.message)
-    return 0
+def _pg(ctx: Context) -> PgStore:
+    """The kill switch is written under a row lock, on PostgreSQL only (`store.operator`)."""
+    if not isinstance(ctx.store, PgStore):
+        raise TypeError("the kill switch is written through the PostgreSQL store")
+    return ctx.store
 
 
-def halt(settings: Settings, args: argparse.Namespace) -> int:
-    by = who(args)
-    wait_requested = bool(getattr(args, "wait", False))
-    waited = float(getattr(args, "timeout", None) or DEFAULT_WAIT) if wait_requested else ACK_GLANCE
-    force = bool(getattr(args, "force", False))
-    change, ack = _change(settings, True, args.reason, by, force, waited)
-    return _said(halt_outcome(change, ack, args.reason, by, waited, wait_requested))
+async def halt(
+    ctx: Context, reason: str, *, by: str, force: bool = False, wait: float | None = None
+) -> SwitchOutcome:
+    """Write the kill switch halted with `reason` (refused when already halted with another
+    reason, unless `force`), then wait for the running service's acknowledgement: up to
+    `wait` s (`ok` False when none came), or ACK_GLANCE s without `wait` (`ok` either way)."""
+    waited = wait if wait is not None else ACK_GLANCE
+    change, ack = await change_switch(_pg(ctx), ctx.settings.dsn(), True, reason, by, force, waited)
+    return halt_outcome(change, ack, reason, by, waited, wait is not None)
 
 
-def resume(settings: Settings, args: argparse.Namespace) -> int:
-    by = who(args)
-    wait_requested = bool(getattr(args, "wait", False))
-    waited = float(getattr(args, "timeout", None) or DEFAULT_WAIT) if wait_requested else ACK_GLANCE
-    change, ack = _change(settings, False, None, by, False, waited)
-    return _said(resume_outcome(change, ack, by, waited, wait_requested))
+async def resume(ctx: Context, *, by: str, wait: float | None = None) -> SwitchOutcome:
+    """Clear the kill switch, then wait for the acknowledgement as `halt` does."""
+    waited = wait if wait is not None else ACK_GLANCE
+    change, ack = await change_switch(_pg(ctx), ctx.settings.dsn(), False, None, by, False, waited)
+    return resume_outcome(change, ack, by, waited, wait is not None)
+
+
+__all__ = [
+    "ACK_GLANCE",
+    "DEFAULT_WAIT",
+    "SwitchOutcome",
+    "change_switch",
+    "halt",
+    "halt_outcome",
+    "resume",
+    "resume_outcome",
+]

@@ -7,13 +7,14 @@ can branch without parsing the body (`EXIT_CODES`, also in `execute --help`).
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
 from trade_executor.broker import jsonnum
 from trade_executor.config.sources import Settings
-from trade_executor.ops.exit_codes import CommandError
+from trade_executor.ops.common import Refusal
 
 EXECUTE_TIMEOUT = 40.0  # the service waits up to 30 s for the outcome
 
@@ -42,30 +43,44 @@ EXIT_CODES_HELP = """exit codes:
   78 invalid configuration"""
 
 
-def execute(settings: Settings, args: argparse.Namespace) -> int:
-    url = (args.url or f"http://{settings.http_host}:{settings.http_port}").rstrip("/")
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """The running service's answer: its HTTP status and its JSON body (numbers exact)."""
+
+    status: int
+    body: Any
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.status, 1)
+
+
+async def execute(
+    settings: Settings, signal_id: str, approved_by: str, *, url: str | None = None
+) -> Answered | Refusal:
+    """Approve and execute `signal_id` through the running service's HTTP API (at `url`, or
+    HTTP_HOST:HTTP_PORT), with its API_TOKEN; a Refusal when it cannot be asked or answered
+    without JSON."""
+    base = (url or f"http://{settings.http_host}:{settings.http_port}").rstrip("/")
     token = settings.api_token.get_secret_value() if settings.api_token else ""
     if not token:
-        raise CommandError(
+        return Refusal(
             "API_TOKEN is not set in this command's configuration: execute needs the running "
             "service's token (set API_TOKEN, or pass --env-file with it)"
         )
     try:
-        response = httpx.post(
-            f"{url}/api/v1/execute",
-            json={"signal_id": args.signal_id, "approved_by": args.approved_by},
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=EXECUTE_TIMEOUT,
-        )
+        async with httpx.AsyncClient(timeout=EXECUTE_TIMEOUT) as client:
+            response = await client.post(
+                f"{base}/api/v1/execute",
+                json={"signal_id": signal_id, "approved_by": approved_by},
+                headers={"Authorization": f"Bearer {token}"},
+            )
     except httpx.HTTPError as error:
-        raise CommandError(
-            f"the service's HTTP API at {url} did not answer ({error or type(error).__name__})"
-        ) from None
+        return Refusal(
+            f"the service's HTTP API at {base} did not answer ({error or type(error).__name__})"
+        )
     try:
         body = jsonnum.loads(response.content)
     except ValueError:
-        raise CommandError(
-            f"the service at {url} answered {response.status_code} without JSON"
-        ) from None
-    print(jsonnum.dumps(body))
-    return EXIT_CODES.get(response.status_code, 1)
+        return Refusal(f"the service at {base} answered {response.status_code} without JSON")
+    return Answered(response.status_code, body)

@@ -5,42 +5,48 @@ the exit price of a position the broker closed at a price the service could not 
 Such a position was closed by the reconciler with `exit_reason` `external`, no exit price and
 the stop's P&L (`domain.settlement.price_unknown`). Given the price, its P&L and R are
 recomputed in Decimal on its exit quantity, written by one guarded transition
-(Transition.POSITION) with the operator in the audit trail, and announced, so the running
-service's RiskBook books the real P&L against MAX_DAILY_REALIZED_LOSS within a second.
+(Transition.POSITION) with the operator in the audit trail, and announced in the same
+transaction, so the running service's RiskBook books the real P&L against
+MAX_DAILY_REALIZED_LOSS at its commit.
 Anything else (an open position, a position whose price is known) is refused in one sentence.
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
-from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.settlement import price_unknown, with_exit_price
 from trade_executor.domain.states import IllegalTransition, Transition
-from trade_executor.ops.common import fail, who, with_store
-from trade_executor.ops.exit_codes import EX_USAGE, CommandError
+from trade_executor.ops.common import Context, Refusal
 from trade_executor.store.lookup import (
     ExecutionLookupError,
     IdPattern,
-    IdSyntaxError,
     NoSuchExecution,
     find_execution,
-    parse_id,
 )
-from trade_executor.store.postgres import PgStore
+from trade_executor.store.protocol import Store
 
 # How far back `resolve-position SYMBOL` looks for a position closed at an unknown price.
 LOOKBACK = timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True)
-class ExitPriceOutcome:
-    problem: str
-    execution: Execution | None
+class ExitPriceGiven:
+    """A position's exit price given: the execution as now recorded."""
+
+    execution: Execution
+
+    @property
+    def message(self) -> str:
+        e = self.execution
+        r = f" ({e.r_multiple} R)" if e.r_multiple is not None else ""
+        return (
+            f"{e.symbol} execution {e.id} closed: {e.exit_reason} {e.exit_qty} @ "
+            f"{e.exit_avg_price}, realized P&L {e.realized_pnl}{r}"
+        )
 
 
 def parse_price(text: str) -> Decimal:
@@ -54,29 +60,27 @@ def parse_price(text: str) -> Decimal:
     return price
 
 
-async def unknown_priced(store: PgStore, symbol: str) -> list[Execution]:
+async def unknown_priced(store: Store, symbol: str, now: datetime) -> list[Execution]:
     """Positions of `symbol` closed at an unknown price (newest last)."""
-    since = datetime.now(UTC) - LOOKBACK
-    rows = await store.positions_to_follow(since)
+    rows = await store.positions_to_follow(now - LOOKBACK)
     return [e for e in rows if e.symbol == symbol and price_unknown(e)]
 
 
 async def give_exit_price(
-    store: PgStore, execution: Execution, price: Decimal, by: str
-) -> ExitPriceOutcome:
-    """The typed operation: set the exit price of one price-unknown position."""
+    store: Store, execution: Execution, price: Decimal, by: str
+) -> ExitPriceGiven | Refusal:
+    """Set the exit price of one price-unknown position."""
     if not price_unknown(execution):
         state = execution.position_state or "no position"
         known = f" (exit price {execution.exit_avg_price})" if execution.exit_avg_price else ""
-        return ExitPriceOutcome(
+        return Refusal(
             f"execution {execution.id} ({execution.symbol}) is {state}{known}: only a position "
-            "the broker closed at an unknown price takes --exit-price",
-            None,
+            "the broker closed at an unknown price takes --exit-price"
         )
     try:
         changes = with_exit_price(execution, price)
     except ValueError as error:
-        return ExitPriceOutcome(f"execution {execution.id}: {error}", None)
+        return Refusal(f"execution {execution.id}: {error}")
     detail = {
         "by": by,
         "exit_price": str(price),
@@ -91,79 +95,51 @@ async def give_exit_price(
     )
     try:
         updated = await store.apply(
-            execution.id, Transition.POSITION, changes, detail, trade_notes=notes
+            execution.id, Transition.POSITION, changes, detail, trade_notes=notes, announce=True
         )
     except IllegalTransition as moved:
         now_in = moved.current.value if moved.current is not None else "gone"
-        return ExitPriceOutcome(f"execution {execution.id} changed meanwhile ({now_in})", None)
+        return Refusal(f"execution {execution.id} changed meanwhile ({now_in})")
     await store.add_event(execution.id, "position.exit_price_given", detail)
-    await store.announce_change(execution.id)
-    return ExitPriceOutcome("", updated)
+    return ExitPriceGiven(updated)
 
 
 async def resolve_exit_price(
-    store: PgStore, pattern: IdPattern | None, symbol: str | None, price: Decimal, by: str
-) -> ExitPriceOutcome:
-    """By execution id (`resolve ID`) or by symbol (`resolve-position SYMBOL`)."""
+    ctx: Context, pattern: IdPattern | None, symbol: str | None, price: Decimal, by: str
+) -> ExitPriceGiven | Refusal:
+    """By execution id (`resolve ID --exit-price P`) or by symbol (`resolve-position SYMBOL`)."""
+    store = ctx.store
     if pattern is not None:
         try:
             execution = await find_execution(store, pattern)
         except NoSuchExecution as error:
-            return ExitPriceOutcome(f"execution {pattern.text} not found: {error}", None)
+            return Refusal(f"execution {pattern.text} not found: {error}", not_found=True)
         except ExecutionLookupError as error:
-            return ExitPriceOutcome(str(error), None)
+            return Refusal(str(error))
         return await give_exit_price(store, execution, price, by)
     assert symbol is not None
-    found = await unknown_priced(store, symbol)
+    found = await unknown_priced(store, symbol, ctx.clock())
     if not found:
-        return ExitPriceOutcome(f"no position of {symbol} is waiting for an exit price", None)
+        return Refusal(f"no position of {symbol} is waiting for an exit price", not_found=True)
     if len(found) > 1:
         ids = ", ".join(str(e.id) for e in found)
-        return ExitPriceOutcome(
+        return Refusal(
             f"{len(found)} positions of {symbol} wait for an exit price ({ids}): "
-            "give one with `resolve ID --exit-price P`",
-            None,
+            "give one with `resolve ID --exit-price P`"
         )
     return await give_exit_price(store, found[0], price, by)
 
 
-def describe(execution: Execution) -> str:
-    r = f" ({execution.r_multiple} R)" if execution.r_multiple is not None else ""
-    return (
-        f"{execution.symbol} execution {execution.id} closed: {execution.exit_reason} "
-        f"{execution.exit_qty} @ "
-        f"{execution.exit_avg_price}, realized P&L {execution.realized_pnl}{r}"
-    )
-
-
-def exit_price_args(
-    args: argparse.Namespace,
-) -> tuple[IdPattern | None, str | None, Decimal]:
-    try:
-        price = parse_price(str(args.exit_price))
-    except ValueError as error:
-        raise CommandError(f"--exit-price: {error}", EX_USAGE) from None
-    if getattr(args, "execution_id", None):
-        try:
-            return parse_id(str(args.execution_id)), None, price
-        except IdSyntaxError as error:
-            raise CommandError(str(error), EX_USAGE) from None
-    return None, str(args.symbol).strip().upper(), price
-
-
-def resolve_position(settings: Settings, args: argparse.Namespace) -> int:
-    """`resolve-position SYMBOL --exit-price P` (and `resolve ID --exit-price P`)."""
-    pattern, symbol, price = exit_price_args(args)
-    by = who(args)
-    result = with_store(settings, lambda s: resolve_exit_price(s, pattern, symbol, price, by))
-    if result.problem or result.execution is None:
-        return fail(result.problem or "not settled")
-    print(describe(result.execution))
-    return 0
+async def resolve_position(
+    ctx: Context, symbol: str, exit_price: Decimal, *, by: str
+) -> ExitPriceGiven | Refusal:
+    """`resolve-position SYMBOL --exit-price P`: the one position of `symbol` the broker closed
+    at an unknown price gets its exit price."""
+    return await resolve_exit_price(ctx, None, symbol.strip().upper(), exit_price, by)
 
 
 __all__ = [
-    "ExitPriceOutcome",
+    "ExitPriceGiven",
     "give_exit_price",
     "parse_price",
     "resolve_exit_price",

@@ -18,7 +18,6 @@ or (market price - average cost) x quantity when the bridge gives only a price.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 from collections.abc import Iterable, Sequence
@@ -34,7 +33,7 @@ from trade_executor.broker.jsonnum import dumps
 from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import Position
-from trade_executor.ops.common import OperationError, with_store
+from trade_executor.ops.common import Context, OperationError, Refusal
 from trade_executor.store import operator
 from trade_executor.store.pgreport import closed_between
 from trade_executor.store.postgres import PgStore
@@ -394,14 +393,6 @@ def render(report: Report, how: Format) -> str:
 # -- the command ------------------------------------------------------------------------------
 
 
-def parse_day(text: str) -> date:
-    """YYYY-MM-DD, for argparse (exit 2 with one sentence otherwise)."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a day as YYYY-MM-DD: {text!r}") from None
-
-
 def span_arguments(
     day: date | None, first: date | None, last: date | None
 ) -> tuple[date | None, date | None]:
@@ -415,18 +406,23 @@ def span_arguments(
     return first, last
 
 
-def report(settings: Settings, args: argparse.Namespace) -> int:
-    first, last = span_arguments(
-        getattr(args, "day", None), getattr(args, "from_day", None), getattr(args, "to_day", None)
-    )
-    strategy = getattr(args, "strategy", None)
-    built = with_store(
-        settings,
-        lambda store: build_report(store, settings, first=first, last=last, strategy=strategy),
-    )
-    text = render(built, getattr(args, "format", "table") or "table")
-    print(text, end="" if text.endswith("\n") else "\n")
-    return 0
+async def report(
+    ctx: Context,
+    *,
+    first: date | None = None,
+    last: date | None = None,
+    strategy: str | None = None,
+) -> Report | Refusal:
+    """The report of trading days `first`..`last` (default today); a Refusal for a span it
+    refuses (one sentence)."""
+    if not isinstance(ctx.store, PgStore):
+        raise TypeError("the report reads the PostgreSQL store")
+    try:
+        return await build_report(
+            ctx.store, ctx.settings, first=first, last=last, strategy=strategy
+        )
+    except OperationError as error:
+        return Refusal(str(error))
 
 
 __all__ = [

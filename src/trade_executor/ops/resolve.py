@@ -5,24 +5,24 @@ What may be resolved: an `unknown` execution at any time; one in `submitting`, `
 `partially_filled` only once it is past the bound of its state (`StateBounds`: before that the
 service is still settling it, and the refusal names the bound). Final executions never.
 
-`--as failed|submitted|filled|cancelled`; `submitted` needs `--order-id`. With `--order-id`
-the order is looked up at the bridge (`GET /orders`) and must match the execution's symbol,
-side and quantity; what the bridge says is printed, and a mismatch is refused. The change is
-one guarded transition (`Transition.RESOLVE_*`, so a row that moved meanwhile is not
-overwritten), then announced (`store.announce_change`), so the running service's executor
-re-reads it within a second: risk released and symbol freed for `failed` and for `cancelled`
-without a fill, risk kept for `filled`, the order followed for `submitted`.
+`as_` failed|submitted|filled|cancelled (`--as`); `submitted` needs an order id. With an
+order id the order is looked up at the bridge (`GET /orders`) and must match the execution's
+symbol, side and quantity; what the bridge says is said (`said`), and a mismatch is refused.
+The change is one guarded transition (`Transition.RESOLVE_*`, so a row that moved meanwhile is
+not overwritten), announced in the same transaction (`Store.apply(announce=True)`: PostgreSQL
+delivers the notification at the commit), so the running service's executor re-reads it at
+once: risk released and symbol freed for `failed` and for `cancelled` without a fill, risk
+kept for `filled`, the order followed for `submitted`.
 
 The id is an execution id, a signal id, or an unambiguous prefix of either (`lookup`, as
-`show` reads it). Exit codes: 2 for a malformed id (bad usage), 1 with one sentence for every
-refusal.
+`show` reads it). Every refusal is a `Refusal` (one sentence; the command line exits 1 with it,
+and 2 for a malformed id, see `commands.resolve_command`).
 """
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -30,15 +30,16 @@ from uuid import UUID
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerError
 from trade_executor.config.limits import state_bounds
-from trade_executor.config.sources import Settings
 from trade_executor.domain.bounds import StateBounds
 from trade_executor.domain.breaker import RESOLVED_PREFIX
 from trade_executor.domain.execution import Changes, Execution
 from trade_executor.domain.models import BrokerOrder, BrokerStatus
 from trade_executor.domain.states import ExecutionState, IllegalTransition, Transition
-from trade_executor.ops.common import fail, who, with_store
-from trade_executor.ops.exit_codes import EX_USAGE, CommandError
-from trade_executor.ops.exit_price import parse_price, resolve_position
+from trade_executor.ops.common import Context, Refusal
+from trade_executor.ops.exit_price import (
+    ExitPriceGiven,
+    resolve_exit_price,
+)
 from trade_executor.store.lookup import (
     ExecutionLookupError,
     IdPattern,
@@ -47,7 +48,6 @@ from trade_executor.store.lookup import (
     find_execution,
     parse_id,
 )
-from trade_executor.store.postgres import PgStore
 
 S = ExecutionState
 OUTCOMES = ("failed", "submitted", "filled", "cancelled")
@@ -173,13 +173,13 @@ def fill_price_of(order: BrokerOrder | None, given: Decimal | None) -> Decimal |
     return order.avg_fill_price if order is not None else None
 
 
-async def _bridge_order(settings: Settings, order_id: int) -> BrokerOrder | str:
+async def _bridge_order(bridge_url: str, timeout: float, order_id: int) -> BrokerOrder | str:
     """The bridge's listing of `order_id`, or one sentence saying why it cannot be checked."""
     try:
-        async with BrokerClient(settings.ib_bridge_url, settings.ib_bridge_timeout) as broker:
+        async with BrokerClient(bridge_url, timeout) as broker:
             orders = await broker.orders()
     except (BrokerError, ValueError) as error:
-        return f"cannot check order {order_id} at the bridge ({settings.ib_bridge_url}): {error}"
+        return f"cannot check order {order_id} at the bridge ({bridge_url}): {error}"
     for order in orders:
         if order.order_id == order_id and order.parent_id in (None, 0):
             return order
@@ -190,50 +190,89 @@ async def _bridge_order(settings: Settings, order_id: int) -> BrokerOrder | str:
 
 
 @dataclass(frozen=True, slots=True)
-class ResolveOutcome:
-    """What a resolve did: what the bridge said (when asked), and either the refusal (one
-    sentence) or the execution resolved."""
+class Resolved:
+    """An execution resolved as `outcome`, and what the bridge said of its order (when asked)."""
 
-    said: list[str]
-    problem: str
-    resolved: UUID | None
+    execution_id: UUID
+    outcome: str
+    said: tuple[str, ...] = ()
+
+    @property
+    def message(self) -> str:
+        return f"execution {self.execution_id} resolved as {self.outcome}"
 
 
-async def resolve_execution(
-    store: PgStore,
-    settings: Settings,
+async def resolve(
+    ctx: Context,
+    ref: IdPattern | str,
+    as_: str | None = None,
+    *,
+    by: str,
+    order_id: int | None = None,
+    fill_price: Decimal | None = None,
+    exit_price: Decimal | None = None,
+) -> Resolved | ExitPriceGiven | Refusal:
+    """Settle the execution `ref` names (an id, a signal id or a prefix of either) as `as_`
+    (one of OUTCOMES: `submitted` with the broker's `order_id`, `filled` with a price,
+    `fill_price` or the bridge's order's: never "filled 264 @ -"), or give the exit price of
+    its position (`exit_price`, see `ops.exit_price`). The checks, the guarded transition and
+    its announcement to the running service; a Refusal (one sentence) changes nothing."""
+    if exit_price is not None:
+        if as_ is not None:
+            return Refusal("give either --as or --exit-price, not both")
+        pattern = _pattern(ref)
+        if isinstance(pattern, Refusal):
+            return pattern
+        return await resolve_exit_price(ctx, pattern, None, exit_price, by)
+    if as_ is None:
+        return Refusal("give --as OUTCOME (or --exit-price P for a closed position)")
+    pattern = _pattern(ref)
+    if isinstance(pattern, Refusal):
+        return pattern
+    return await _resolve_as(ctx, pattern, as_, order_id, by, fill_price)
+
+
+def _pattern(ref: IdPattern | str) -> IdPattern | Refusal:
+    if isinstance(ref, IdPattern):
+        return ref
+    try:
+        return parse_id(ref)
+    except IdSyntaxError as error:
+        return Refusal(str(error))
+
+
+async def _resolve_as(
+    ctx: Context,
     pattern: IdPattern,
     outcome: str,
     order_id: int | None,
     by: str,
-    fill_price: Decimal | None = None,
-) -> ResolveOutcome:
-    """The typed operation behind `resolve` (the checks, the guarded transition and its
-    announcement); `outcome` is one of OUTCOMES, `submitted` with an `order_id`, `filled`
-    with a price (`fill_price`, or the bridge's order's): never "filled 264 @ -"."""
+    fill_price: Decimal | None,
+) -> Resolved | Refusal:
     said: list[str] = []
 
-    def refused(problem: str) -> ResolveOutcome:
-        return ResolveOutcome(said, problem, None)
+    def refused(problem: str, *, not_found: bool = False) -> Refusal:
+        return Refusal(problem, tuple(said), not_found)
 
     if outcome not in OUTCOMES:
         return refused(f"cannot resolve as {outcome!r}: give one of {', '.join(OUTCOMES)}")
     if outcome == "submitted" and order_id is None:
         return refused("--as submitted needs the broker's --order-id")
+    store, settings = ctx.store, ctx.settings
     bounds = state_bounds(settings)
     try:
         execution = await find_execution(store, pattern)
     except NoSuchExecution as error:
-        return refused(f"execution {pattern.text} not found: {error}")
+        return refused(f"execution {pattern.text} not found: {error}", not_found=True)
     except ExecutionLookupError as error:  # ambiguous: it names the candidates
         return refused(str(error))
-    now = datetime.now(UTC)
+    now = ctx.clock()
     problem = refusal(execution, outcome, bounds, now)
     if problem:
         return refused(problem)
     order: BrokerOrder | None = None
     if order_id is not None:
-        looked_up = await _bridge_order(settings, order_id)
+        looked_up = await _bridge_order(ctx.bridge_url, settings.ib_bridge_timeout, order_id)
         if isinstance(looked_up, str):
             return refused(looked_up)
         order = looked_up
@@ -248,58 +287,27 @@ async def resolve_execution(
         )
     resolution = plan(execution, outcome, by, order, now, fill_price)
     try:
+        # Announced in the transition's own transaction: the running service re-reads it at
+        # its commit (risk released or kept, symbol freed), and a change that did not happen
+        # is never announced.
         await store.apply(
-            execution.id, resolution.transition, resolution.changes, resolution.detail
+            execution.id,
+            resolution.transition,
+            resolution.changes,
+            resolution.detail,
+            announce=True,
         )
     except IllegalTransition as moved:
         now_in = moved.current.value if moved.current is not None else "gone"
         return refused(f"execution {execution.id} changed meanwhile (it is {now_in}): not resolved")
-    # The running service re-reads it at once: risk released or kept, symbol freed.
-    await store.announce_change(execution.id)
-    return ResolveOutcome(said, "", execution.id)
-
-
-def resolve(settings: Settings, args: argparse.Namespace) -> int:
-    if getattr(args, "exit_price", None) is not None:
-        if args.outcome is not None:
-            raise CommandError("give either --as or --exit-price, not both", EX_USAGE)
-        return resolve_position(settings, args)
-    try:
-        pattern = parse_id(str(args.execution_id))
-    except IdSyntaxError as error:  # the parser checks it already; a direct call lands here
-        raise CommandError(str(error), EX_USAGE) from None
-    if args.outcome is None:
-        raise CommandError("give --as OUTCOME (or --exit-price P for a closed position)", EX_USAGE)
-    outcome = str(args.outcome)
-    if outcome == "submitted" and args.order_id is None:
-        raise CommandError("--as submitted needs the broker's --order-id", EX_USAGE)
-    fill_price: Decimal | None = None
-    if getattr(args, "fill_price", None) is not None:
-        try:
-            fill_price = parse_price(str(args.fill_price))
-        except ValueError as error:
-            raise CommandError(f"--fill-price: {error}", EX_USAGE) from None
-    by = who(args)
-    result = with_store(
-        settings,
-        lambda store: resolve_execution(
-            store, settings, pattern, outcome, args.order_id, by, fill_price
-        ),
-    )
-    for line in result.said:  # what the bridge says, whether or not it matched
-        print(line)
-    if result.problem:
-        return fail(result.problem)
-    print(f"execution {result.resolved} resolved as {outcome}")
-    return 0
+    return Resolved(execution.id, outcome, tuple(said))
 
 
 __all__ = [
     "OUTCOMES",
-    "ResolveOutcome",
+    "Resolved",
     "order_mismatch",
     "plan",
     "refusal",
     "resolve",
-    "resolve_execution",
 ]

@@ -8,19 +8,20 @@ from the database to the output: `--json` prints them as exact JSON numbers.
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 from trade_executor.broker.jsonnum import dumps
-from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import Signal
 from trade_executor.domain.states import event_kind
-from trade_executor.ops.common import OperationError, with_store
+from trade_executor.ops.common import Context, Refusal
 from trade_executor.store.lookup import (
     AmbiguousId,
     ExecutionLookupError,
     IdPattern,
+    IdSyntaxError,
     NoSuchExecution,
     event_view,
     execution_view,
@@ -28,10 +29,17 @@ from trade_executor.store.lookup import (
     parse_id,
     plain,
 )
-from trade_executor.store.postgres import PgStore
 from trade_executor.store.protocol import StoredEvent
 
-__all__ = ["AmbiguousId", "NoSuchExecution", "event_view", "execution_view", "plain", "show"]
+__all__ = [
+    "AmbiguousId",
+    "NoSuchExecution",
+    "Shown",
+    "event_view",
+    "execution_view",
+    "plain",
+    "show",
+]
 
 
 # An average fill price is a double at IB and at the bridge (210.18447916666668 for fills whose
@@ -119,23 +127,31 @@ def render_text(
     return "\n".join(lines)
 
 
-def show(settings: Settings, args: argparse.Namespace) -> int:
-    pattern = args.id if isinstance(args.id, IdPattern) else parse_id(str(args.id))
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """One execution, its audit trail in the order written, and its signal (None: gone)."""
 
-    async def work(store: PgStore) -> tuple[Execution, list[StoredEvent], Signal | None]:
-        try:
-            execution, events = await load(store, pattern)
-        except ExecutionLookupError as error:
-            raise OperationError(str(error)) from None
-        return execution, events, await store.get_signal(execution.signal_id)
+    execution: Execution
+    events: list[StoredEvent]
+    signal: Signal | None
 
-    execution, events, signal = with_store(settings, work)
-    if getattr(args, "json", False):
-        body = {
-            "execution": execution_view(execution),
-            "events": [event_view(event) for event in events],
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "execution": execution_view(self.execution),
+            "events": [event_view(event) for event in self.events],
         }
-        print(dumps(body))
-    else:
-        print(render_text(execution, events, signal))
-    return 0
+
+    def text(self) -> str:
+        return render_text(self.execution, self.events, self.signal)
+
+
+async def show(ctx: Context, ref: IdPattern | str) -> Shown | Refusal:
+    """The execution `ref` names (an id, a signal id, or an unambiguous prefix of either)."""
+    try:
+        pattern = ref if isinstance(ref, IdPattern) else parse_id(ref)
+        execution, events = await load(ctx.store, pattern)
+    except IdSyntaxError as error:
+        return Refusal(str(error))
+    except ExecutionLookupError as error:
+        return Refusal(str(error), not_found=isinstance(error, NoSuchExecution))
+    return Shown(execution, events, await ctx.store.get_signal(execution.signal_id))

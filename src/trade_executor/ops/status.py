@@ -14,7 +14,6 @@ that does not answer.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
@@ -23,7 +22,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from trade_executor.broker.client import BrokerClient
 from trade_executor.broker.errors import BrokerError
-from trade_executor.broker.jsonnum import dumps
 from trade_executor.config.limits import risk_limits
 from trade_executor.config.session_calendar import trading_session
 from trade_executor.config.sources import Settings
@@ -35,7 +33,7 @@ from trade_executor.domain.session import SessionSpecError
 from trade_executor.domain.settlement import price_unknown
 from trade_executor.domain.sizing import RiskLimits
 from trade_executor.domain.states import NOT_FINAL_STATES
-from trade_executor.ops.common import with_store
+from trade_executor.ops.common import Context
 from trade_executor.ops.ids import short
 from trade_executor.store import operator
 from trade_executor.store.lookup import plain
@@ -318,11 +316,6 @@ def _position_line(e: Execution) -> dict[str, Any]:
     }
 
 
-def gather_view(settings: Settings) -> dict[str, Any]:
-    """Everything `status` prints, as a JSON-ready mapping (Decimals kept)."""
-    return with_store(settings, lambda store: collect_view(store, settings))
-
-
 async def collect_view(
     store: PgStore, settings: Settings, *, read_bridge: bool = True
 ) -> dict[str, Any]:
@@ -578,10 +571,8 @@ def _plain_text(value: Any) -> str:
     return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
-def status(settings: Settings, args: argparse.Namespace) -> int:
-    view = gather_view(settings)
-    if getattr(args, "json", False):
-        print(dumps(view))
-    else:
-        print(render_text(view))
-    return 0
+async def status(ctx: Context) -> dict[str, Any]:
+    """Everything `status` prints, as a JSON-ready mapping (Decimals kept)."""
+    if not isinstance(ctx.store, PgStore):
+        raise TypeError("status reads the PostgreSQL store")
+    return await collect_view(ctx.store, ctx.settings)

@@ -24,6 +24,7 @@ from anyio.abc import TaskGroup
 
 from trade_executor import __version__
 from trade_executor.actors.backoff import Backoff
+from trade_executor.actors.execution.deadlines import SCAN_INTERVAL
 from trade_executor.actors.exits.flatten import instance_rules_from
 from trade_executor.actors.exits.reprotect import SessionHours
 from trade_executor.actors.supervisor import Supervisor, describe
@@ -92,9 +93,11 @@ class Service:
         gauge_interval: float = GAUGE_INTERVAL,
         database_deadline: float = STARTUP_DATABASE_DEADLINE,
         bridge_check_interval: float = BRIDGE_CHECK_INTERVAL,
+        scan_interval: float = SCAN_INTERVAL,
         session: SessionHours | None = None,
     ) -> None:
         self.settings = settings
+        self._scan_interval = scan_interval  # the executor's deadline scan
         self._database_deadline = database_deadline
         self.notifier = notifier or SystemdNotifier.from_env()
         self.role = "starting"
@@ -266,6 +269,7 @@ class Service:
                 poll_broker=self._poll_broker,
                 clock=self._clock,
                 order_list=self.capabilities.order_list if self.capabilities else None,
+                scan_interval=self._scan_interval,
                 instance_rules=(
                     instance_rules_from(self.store.instance_flatten_times)
                     if settings.instance_guardrails != "off"

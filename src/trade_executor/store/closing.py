@@ -1,8 +1,9 @@
 """The `close` request's payload on the control channel (`trade_executor_control`), written by
 the `close` command and read by the running service's listener.
 
-`{"close": {"symbol": "AAPL" | null, "reason": "...", "by": "..."}}`; `symbol` null means every
-open position. Payloads are untrusted: anything else parses to None.
+`{"kind": "close", "close": {"symbol": "AAPL" | null, "reason": "...", "by": "..."}}`; `symbol`
+null means every open position. A version before `kind` (see `store.control_payloads`) wrote the
+same object without it; both parse. Payloads are untrusted: anything else parses to None.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ class ClosePayload:
 
 
 def close_payload(symbol: str | None, reason: str, requested_by: str) -> str:
-    body = {"close": {"symbol": symbol, "reason": reason[:MAX_TEXT], "by": requested_by[:200]}}
+    body = {
+        "kind": "close",
+        "close": {"symbol": symbol, "reason": reason[:MAX_TEXT], "by": requested_by[:200]},
+    }
     return json.dumps(body)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from trade_executor.domain.execution import Execution
 from trade_executor.store import queries as q
+from trade_executor.store.jsonb import to_json
 from trade_executor.store.pgbase import PgBase
 from trade_executor.store.pgerrors import translating
 from trade_executor.store.pgrows import execution_from_row
@@ -33,6 +35,16 @@ class PgExits(PgBase):
         return {r["execution_id"]: (r["instance_id"], r["at"], r["zone"]) for r in rows}
 
     @translating
-    async def announce_close(self, payload: str) -> None:
-        """NOTIFY the running service of a `close` request (see `store.closing`)."""
-        await self._pool.execute(q.ANNOUNCE_CLOSE, payload)
+    async def request_close(
+        self, execution_ids: Sequence[UUID], detail: dict[str, Any], payload: str
+    ) -> None:
+        """In one transaction: a `position.close_requested` event with `detail` in each
+        position's audit trail, and the request to the running service (a notification on the
+        control channel, see `store.closing`, delivered at the commit: never before the events
+        are in, never without them)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            for execution_id in execution_ids:
+                await conn.execute(
+                    q.INSERT_EVENT, execution_id, "position.close_requested", to_json(detail)
+                )
+            await conn.execute(q.ANNOUNCE_CLOSE, payload)

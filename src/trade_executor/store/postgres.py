@@ -157,6 +157,7 @@ class PgStore(PgOriginalTables, PgOperator, PgExits, PgBreaks):
         trade: TradeRecord | None = None,
         *,
         trade_notes: str | None = None,
+        announce: bool = False,
     ) -> Execution:
         target = transition.target
         values: dict[str, Any] = {
@@ -177,7 +178,7 @@ class PgStore(PgOriginalTables, PgOperator, PgExits, PgBreaks):
         args = query.args(values)
         tables = await self.original_tables()
         writes_original_tables = writes_original(tables, transition, changes)
-        if trade is None and trade_notes is None and not writes_original_tables:
+        if trade is None and trade_notes is None and not writes_original_tables and not announce:
             # One statement, one round trip: the hot path of every poll.
             row = await self._pool.fetchrow(query.sql, *args)
         else:
@@ -193,6 +194,8 @@ class PgStore(PgOriginalTables, PgOperator, PgExits, PgBreaks):
                         await self._write_original(conn, tables, transition, row, before, detail)
                     if trade_notes is not None:  # an exit, on the original's trade list
                         await conn.execute(q.SET_TRADE_NOTES, str(execution_id), trade_notes)
+                    if announce:  # delivered by PostgreSQL at the commit: never lost, never early
+                        await conn.execute(q.ANNOUNCE_CHANGE, str(execution_id))
         if row is None:
             if fenced:
                 leader_epoch = await self._pool.fetchval(q.READ_LEADER_EPOCH)

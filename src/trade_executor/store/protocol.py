@@ -196,13 +196,17 @@ class LedgerStore(Protocol):
         trade: TradeRecord | None = None,
         *,
         trade_notes: str | None = None,
+        announce: bool = False,
     ) -> Execution:
         """In one transaction: move the execution along `transition`, set `changes` (None leaves
         a field as it is), append the transition's event, write the trade row and link the
-        approvals to the order id when `trade` is given, and set the `trades` row's `notes` when
-        `trade_notes` is given (how an exit shows in the original's UI). Raises
-        `IllegalTransition`, changing nothing, if the execution's current state does not allow
-        the transition (the table's guard decides, under the row lock)."""
+        approvals to the order id when `trade` is given, set the `trades` row's `notes` when
+        `trade_notes` is given (how an exit shows in the original's UI), and with `announce`
+        tell the running service (`announce_change`'s notification, sent in the same
+        transaction: delivered at its commit, so neither lost after a committed change nor
+        received before it). Raises `IllegalTransition`, changing nothing and announcing
+        nothing, if the execution's current state does not allow the transition (the table's
+        guard decides, under the row lock)."""
 
     async def add_event(self, execution_id: UUID, kind: str, detail: dict[str, Any]) -> None:
         """Append an event that is not a transition (see `EventKind`)."""
@@ -234,7 +238,8 @@ class OperatorStore(Protocol):
 
     async def announce_change(self, execution_id: UUID) -> None:
         """Tell the running service (NOTIFY on the control channel) that an execution was
-        changed outside it, so its executor re-reads the row within a second."""
+        changed outside it, so its executor re-reads the row within a second. An operator's
+        change announces itself in its own transaction instead (`apply(announce=True)`)."""
 
     async def acknowledge_control(
         self, changed_at: datetime | None, halted: bool, instance: str

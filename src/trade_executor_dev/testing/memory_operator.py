@@ -7,6 +7,7 @@ from datetime import datetime
 from uuid import UUID
 
 from trade_executor.domain.execution import Execution
+from trade_executor.store.control_payloads import execution_payload, kill_switch_payload
 from trade_executor.store.notifications import CONTROL_ACK_CHANNEL, CONTROL_CHANNEL
 from trade_executor.store.protocol import ControlState, StoredEvent
 from trade_executor_dev.testing.memory_base import MemoryBase
@@ -22,11 +23,14 @@ class MemoryOperator(MemoryBase):
     async def set_control(self, halted: bool, reason: str | None, changed_by: str) -> None:
         await self._enter("set_control")
         self._control = ControlState(halted, reason, self._clock(), changed_by)
-        self._notify(CONTROL_CHANNEL, json.dumps({"halted": halted, "reason": reason}))
+        self._notify(CONTROL_CHANNEL, kill_switch_payload(halted, reason))
 
     async def announce_change(self, execution_id: UUID) -> None:
         await self._enter("announce_change")
-        self._notify(CONTROL_CHANNEL, json.dumps({"execution_id": str(execution_id)}))
+        self._announce(execution_id)
+
+    def _announce(self, execution_id: UUID) -> None:
+        self._notify(CONTROL_CHANNEL, execution_payload(execution_id))
 
     async def ping(self) -> None:
         await self._enter("ping")

@@ -180,6 +180,7 @@ class MemoryStore(MemorySeed, MemoryOriginal, MemoryOperator, MemoryBreaks):
         trade: TradeRecord | None = None,
         *,
         trade_notes: str | None = None,
+        announce: bool = False,
     ) -> Execution:
         await self._enter("apply")
         current = self._t.executions.get(execution_id)
@@ -211,6 +212,8 @@ class MemoryStore(MemorySeed, MemoryOriginal, MemoryOperator, MemoryBreaks):
             self._update_trade_status(str(execution_id), changes, now)
         if trade_notes is not None and str(execution_id) in self._t.trades:
             self._t.trades[str(execution_id)].update(notes=trade_notes, updated_at=now)
+        if announce:  # as PostgreSQL delivers it: once the change is in
+            self._announce(execution_id)
         return updated
 
     async def add_event(self, execution_id: UUID, kind: str, detail: dict[str, Any]) -> None:

@@ -614,7 +614,7 @@ async def test_leader_heartbeat_does_not_notify_control(
 
     await writer.execute("UPDATE executor_control SET halted = true, reason = 'ops'")
     payloads = [json.loads(p) for p in await channel.until_sentinel(writer)]
-    assert payloads == [{"halted": True, "reason": "ops"}]
+    assert payloads == [{"kind": "kill_switch", "halted": True, "reason": "ops"}]
 
 
 # -- takeover of trade-executor's own table of before version 2 ------------------------------

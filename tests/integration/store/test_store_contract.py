@@ -921,8 +921,30 @@ async def test_approved_approvals_and_the_kill_switch_notify(h: Harness) -> None
         {"approval_id": str(approval_id), "signal_id": str(signal_id)}
     ]
     assert [json.loads(p) for p in control] == [
-        {"halted": True, "reason": "drill"},
-        {"halted": False, "reason": None},
+        {"kind": "kill_switch", "halted": True, "reason": "drill"},
+        {"kind": "kill_switch", "halted": False, "reason": None},
+    ]
+
+
+async def test_an_announced_change_notifies_with_its_kind_and_a_refused_one_does_not(
+    h: Harness,
+) -> None:
+    lost = await in_state(h, ExecutionState.UNKNOWN, "ANNC")
+    done = await in_state(h, ExecutionState.FAILED, "DONE")
+    source = await h.listen()
+    try:
+        with pytest.raises(IllegalTransition):
+            await h.store.apply(
+                done.id, Transition.RESOLVE_FAILED, Changes(reason="no"), announce=True
+            )
+        await h.store.apply(lost.id, Transition.RESOLVE_FAILED, Changes(reason="x"), announce=True)
+        await h.store.announce_change(done.id)
+        control = await until_sentinel(h, source, CONTROL_CHANNEL)
+    finally:
+        await source.aclose()
+    assert [json.loads(p) for p in control] == [
+        {"kind": "execution_changed", "execution_id": str(lost.id)},
+        {"kind": "execution_changed", "execution_id": str(done.id)},
     ]
 
 

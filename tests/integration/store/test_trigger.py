@@ -162,8 +162,8 @@ async def test_executor_control_update_notifies(fresh_database_url: str) -> None
 
         payloads = [json.loads(p) for p in await control.until_sentinel(writer)]
         assert payloads == [
-            {"halted": True, "reason": "maintenance"},
-            {"halted": False, "reason": None},
+            {"kind": "kill_switch", "halted": True, "reason": "maintenance"},
+            {"kind": "kill_switch", "halted": False, "reason": None},
         ]
     finally:
         await writer.close()

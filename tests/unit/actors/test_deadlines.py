@@ -218,12 +218,19 @@ class RefusingIntentStore(MemoryStore):
         trade: TradeRecord | None = None,
         *,
         trade_notes: str | None = None,
+        announce: bool = False,
     ) -> Execution:
         if transition is Transition.BEGIN_SUBMIT:
             self.refusals += 1
             raise StoreError('value "2500000000" is out of range for type integer')
         return await super().apply(
-            execution_id, transition, changes, detail, trade, trade_notes=trade_notes
+            execution_id,
+            transition,
+            changes,
+            detail,
+            trade,
+            trade_notes=trade_notes,
+            announce=announce,
         )
 
 

@@ -1,12 +1,12 @@
 """The console's actions, each through the typed operation the command line uses, each with
 the operator's reason, each answered with one sentence saying what the service did:
 
-halt, resume  `ops.control.change_switch` + `halt_outcome` / `resume_outcome` (the running
-              service's acknowledgement awaited up to ACK_WAIT s)
-close         `ops.close.request_close` (the running service closes through the bridge)
-resolve       `ops.resolve.resolve_execution` (its fill price for `filled`), or with an exit
-              price `ops.exit_price.resolve_exit_price` (`resolve ID --exit-price P`)
-protect       `adapters.protect` (ops/protect.py when it lands)
+halt, resume  `ops.control.halt` / `resume` (the running service's acknowledgement awaited up
+              to ACK_WAIT s)
+close         `ops.close.close` (the running service closes through the bridge)
+resolve       `ops.resolve.resolve` (its fill price for `filled`, or an exit price:
+              `resolve ID --exit-price P`)
+protect       `ops.protect.protect`
 
 Who acted is the name given at login; where the operation has no field for a reason (resume,
 resolve), the reason travels in that name ("alice (console: ...)"), so it is in the database
@@ -17,16 +17,15 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from trade_executor.api.console import adapters
 from trade_executor.api.console.adapters import ActionResult
 from trade_executor.config.sources import Settings
 from trade_executor.observability.logging import get_logger
-from trade_executor.ops.close import describe, is_open, request_close
-from trade_executor.ops.common import OperationError
-from trade_executor.ops.control import change_switch, halt_outcome, resume_outcome
-from trade_executor.ops.exit_price import describe as describe_exit
-from trade_executor.ops.exit_price import parse_price, resolve_exit_price
-from trade_executor.ops.resolve import OUTCOMES, resolve_execution
+from trade_executor.ops.close import close, describe
+from trade_executor.ops.common import Context, Refusal
+from trade_executor.ops.control import halt, resume
+from trade_executor.ops.exit_price import parse_price
+from trade_executor.ops.protect import protect
+from trade_executor.ops.resolve import OUTCOMES, Resolved, resolve
 from trade_executor.store.lookup import IdPattern, IdSyntaxError, parse_id
 from trade_executor.store.postgres import PgStore
 
@@ -72,18 +71,15 @@ def _price(form: dict[str, str], name: str) -> Decimal | None:
 
 
 async def _exit_price(
-    store: PgStore, pattern: IdPattern, text: str, noted: str, operator: str, reason: str
+    ctx: Context, pattern: IdPattern, text: str, noted: str, operator: str, reason: str
 ) -> ActionResult:
     """`resolve ID --exit-price P` from the console: the same parsing and operation."""
     try:
         price = parse_price(text)
     except ValueError as error:
         raise BadForm(f"exit price: {error}") from None
-    done = await resolve_exit_price(store, pattern, None, price, noted)
-    if done.problem or done.execution is None:
-        result = ActionResult(False, done.problem or "not settled")
-    else:
-        result = ActionResult(True, describe_exit(done.execution))
+    done = await resolve(ctx, pattern, by=noted, exit_price=price)
+    result = ActionResult(not isinstance(done, Refusal), done.message)
     log.info(
         "console.action",
         action="resolve",
@@ -101,43 +97,26 @@ async def perform(
     """Do `action` as `operator` with the form's fields; BadForm for a form to correct."""
     reason = reason_of(form)
     noted = f"{operator} (console: {reason})"
+    ctx = Context(store, settings)
     match action:
         case "halt":
             force = form.get("force") == "yes"
-            change, ack = await change_switch(
-                store, settings.dsn(), True, reason, operator, force, ACK_WAIT
-            )
-            said = halt_outcome(change, ack, reason, operator, ACK_WAIT, True)
+            said = await halt(ctx, reason, by=operator, force=force, wait=ACK_WAIT)
             message = said.message.replace("use --force", 'tick "replace the reason"')
             result = ActionResult(said.ok, message)
         case "resume":
-            change, ack = await change_switch(
-                store, settings.dsn(), False, None, noted, False, ACK_WAIT
-            )
-            said = resume_outcome(change, ack, noted, ACK_WAIT, True)
+            said = await resume(ctx, by=noted, wait=ACK_WAIT)
             result = ActionResult(said.ok, said.message)
         case "close":
             every = form.get("all") == "yes"
             symbol = None if every else _symbol(form)
-            try:
-                wanted, latest = await request_close(
-                    store,
-                    symbol,
-                    reason,
-                    operator,
-                    CLOSE_WAIT,
-                    bridge_url=settings.ib_bridge_url,
-                    force=form.get("force") == "yes",
-                )
-            except OperationError as refused:  # the broker and the ledger disagree
-                return ActionResult(False, str(refused))
-            if not wanted:
-                result = ActionResult(
-                    False, f"no open position for {symbol}" if symbol else "no open positions"
-                )
+            force = form.get("force") == "yes"
+            closed = await close(ctx, symbol, reason, by=operator, wait=CLOSE_WAIT, force=force)
+            if isinstance(closed, Refusal):  # none open, or the broker and the ledger disagree
+                result = ActionResult(False, closed.message)
             else:
-                still = [e.symbol or "?" for e in latest if is_open(e)]
-                lines = "; ".join(" ".join(describe(e).split()) for e in latest)
+                still = closed.still_open
+                lines = "; ".join(" ".join(describe(e).split()) for e in closed.latest)
                 if still:
                     lines += (
                         f"; still open after {CLOSE_WAIT:g} s: {', '.join(still)} "
@@ -145,16 +124,16 @@ async def perform(
                     )
                 result = ActionResult(not still, lines)
         case "protect":
-            result = await adapters.protect(
-                store,
-                settings,
+            protected = await protect(
+                ctx,
                 _symbol(form),
-                _price(form, "stop_loss"),
-                _price(form, "take_profit"),
-                form.get("force") == "yes",
-                reason,
-                operator,
+                by=operator,
+                stop=_price(form, "stop_loss"),
+                take_profit=_price(form, "take_profit"),
+                force=form.get("force") == "yes",
+                reason=reason,
             )
+            result = ActionResult(not isinstance(protected, Refusal), protected.message)
         case "resolve":
             try:
                 pattern = parse_id(form.get("execution_id", ""))
@@ -162,7 +141,7 @@ async def perform(
                 raise BadForm(str(error)) from None
             exit_text = form.get("exit_price", "").strip()
             if exit_text:
-                return await _exit_price(store, pattern, exit_text, noted, operator, reason)
+                return await _exit_price(ctx, pattern, exit_text, noted, operator, reason)
             outcome = form.get("outcome", "")
             if outcome not in OUTCOMES:
                 raise BadForm(f"choose how it ended: {', '.join(OUTCOMES)}")
@@ -177,15 +156,11 @@ async def perform(
                 fill_price = parse_price(fill_text) if fill_text else None
             except ValueError as error:
                 raise BadForm(f"fill price: {error}") from None
-            done = await resolve_execution(
-                store, settings, pattern, outcome, order_id, noted, fill_price
+            done = await resolve(
+                ctx, pattern, outcome, by=noted, order_id=order_id, fill_price=fill_price
             )
-            said_lines = [*done.said]
-            if done.problem:
-                result = ActionResult(False, "; ".join([*said_lines, done.problem]))
-            else:
-                said_lines.append(f"execution {done.resolved} resolved as {outcome}")
-                result = ActionResult(True, "; ".join(said_lines))
+            answer = [*(done.said if isinstance(done, Resolved | Refusal) else ()), done.message]
+            result = ActionResult(not isinstance(done, Refusal), "; ".join(answer))
         case _:
             raise BadForm(f"no such action: {action}")
     log.info(

@@ -2,7 +2,6 @@
 lands; until then each says plainly what it cannot show or do, and never guesses):
 
 - `market_state`: market open or closed (`status`'s market view, from TRADING_SESSION).
-- `protect`: the typed protect operation (`broker_truth.protect_position`).
 - `strategy_table`: the report's per-strategy totals (ops/report.py) of today's closed
   positions, by their signals' strategy ids.
 - `broker_positions`: the bridge's positions as the broker has them (`broker_truth`).
@@ -11,15 +10,12 @@ lands; until then each says plainly what it cannot show or do, and never guesses
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import Position
 from trade_executor.ops.broker_truth import broker_positions as truth_positions
-from trade_executor.ops.broker_truth import protect_position
 from trade_executor.ops.report import StrategyTotals, by_strategy, closed_trade
 from trade_executor.store.postgres import PgStore
 
@@ -40,24 +36,6 @@ def market_state(view: dict[str, Any]) -> str | None:
     market = view.get("market") or {}
     is_open = market.get("open")
     return None if is_open is None else "open" if is_open else "closed"
-
-
-async def protect(
-    store: PgStore,
-    settings: Settings,
-    symbol: str,
-    stop_loss: Decimal | None,
-    take_profit: Decimal | None,
-    force: bool,
-    reason: str,
-    by: str,
-) -> ActionResult:
-    """Give an open position its stop-loss/take-profit: ops/protect.py's typed operation
-    (the broker's quantity, the same checks as `close`, refused unless `force`)."""
-    done = await protect_position(
-        store, settings.ib_bridge_url, symbol, stop_loss, take_profit, force, by, reason
-    )
-    return ActionResult(done.ok, done.message)
 
 
 StrategyRow = StrategyTotals  # the report's per-strategy totals

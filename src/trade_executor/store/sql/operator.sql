@@ -9,8 +9,10 @@ VALUES (1, $1, $2, now(), $3)
 ON CONFLICT (id) DO UPDATE SET halted = $1, reason = $2, changed_at = now(), changed_by = $3
 
 -- name: announce_change
--- The control channel's payload names the execution an operator changed.
-SELECT pg_notify('trade_executor_control', json_build_object('execution_id', $1::text)::text)
+-- The control channel's payload names the execution an operator changed
+-- (`store.control_payloads.execution_payload`).
+SELECT pg_notify('trade_executor_control',
+                 json_build_object('kind', 'execution_changed', 'execution_id', $1::text)::text)
 
 -- name: find_executions
 -- An id or an id prefix (`ops.ids`) is a range of uuids: two index range scans (BitmapOr).
