@@ -335,6 +335,7 @@ class Transitions(Protocol):
         trade: TradeRecord | None = None,
         *,
         trade_notes: str | None = None,
+        announce: bool = False,
     ) -> Execution: ...
 
     async def add_event(self, execution_id: UUID, kind: str, detail: dict[str, Any]) -> None: ...
@@ -383,6 +384,7 @@ class ReconcilerStore(BreakStore, Protocol):
         trade: TradeRecord | None = None,
         *,
         trade_notes: str | None = None,
+        announce: bool = False,
     ) -> Execution: ...
 
 
