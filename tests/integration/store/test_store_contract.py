@@ -1110,7 +1110,9 @@ async def test_a_change_and_an_acknowledgement_are_announced(h: Harness) -> None
     finally:
         await source.aclose()
 
-    assert [json.loads(p) for p in control] == [{"execution_id": str(execution_id)}]
+    assert [json.loads(p) for p in control] == [
+        {"kind": "execution_changed", "execution_id": str(execution_id)}
+    ]
     answered = [json.loads(p) for p in acks]
     assert [(a["halted"], a["instance"]) for a in answered] == [(True, "host-a"), (False, "host-b")]
     assert datetime.fromisoformat(answered[0]["changed_at"]) == changed_at
