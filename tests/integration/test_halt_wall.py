@@ -172,6 +172,37 @@ async def test_the_breakers_halt_is_a_wall_too(
     assert len(bridge.order_posts()) == len(sent)
 
 
+SLOW_FAILURES = """
+CREATE FUNCTION slow_failure() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(0.4); RETURN NEW; END $$;
+CREATE TRIGGER slow_failure BEFORE UPDATE ON executions FOR EACH ROW
+    WHEN (NEW.state = 'failed' AND OLD.state <> 'failed') EXECUTE FUNCTION slow_failure();
+"""
+
+
+async def test_the_breaker_trips_on_the_answer_not_after_the_ledger_write(
+    db_url: str, bridge: ThreadedBridge, conn: asyncpg.Connection
+) -> None:
+    """Found flaky under load: the third refusal tripped the breaker only once its `failed`
+    row was written, and the pacer let more entries out meanwhile. With each failure's write
+    made slow (0.4 s, a trigger in the database), still at most the POST already on the wire
+    goes out after the third refusal."""
+    await conn.execute(SLOW_FAILURES)
+    with bridge_proxy(bridge.url) as proxy:
+        settings = burst_settings(db_url, proxy_bridge(proxy.url), max_consecutive_failures=3)
+        async with running_service(settings) as service:
+            executor = executor_of(service)
+            proxy.set("400", count=3)
+            signal_ids = await approve_burst(conn, "HS")
+            rows = await all_settled(conn, signal_ids)
+            sent = [r for r in rows if r["order_id"] is not None]
+            assert_released_exactly(executor, sent)
+        assert proxy.hits == 3
+    assert len([r for r in rows if r["state"] == "failed"]) == 3
+    assert len(sent) <= 1, f"{len(sent)} entries were sent after the breaker tripped"
+    assert len(bridge.order_posts()) == len(sent)
+
+
 async def test_an_exit_that_fills_during_the_halt_is_still_recorded(
     db_url: str,
     bridge: ThreadedBridge,

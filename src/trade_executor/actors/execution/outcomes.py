@@ -117,7 +117,11 @@ class Outcomes:
         self, execution: Execution, reason: str, *, attempted: bool, count: bool = True
     ) -> None:
         """`count` False: an outcome of recovery after our own crash or takeover, which never
-        counts toward the breaker (CONTRACT v3)."""
+        counts toward the breaker (CONTRACT v3). The failure is counted before it is written:
+        a trip closes the wall at once, not after a ledger write during which the pacer could
+        let more entries out."""
+        if count:
+            self.count_failure(reason)
         updated = await self._s.recorder.apply(execution, Transition.FAIL, Changes(reason=reason))
         self._s.core.released(execution.id)
         log.warning(
@@ -125,8 +129,6 @@ class Outcomes:
         )
         self._s.metrics.executions.labels(state="failed").inc()
         self._publish(updated)
-        if count:
-            self.count_failure(reason)
 
     async def dry_run(
         self,
@@ -149,7 +151,9 @@ class Outcomes:
     async def unknown(self, execution: Execution, reason: str, *, count: bool = True) -> None:
         """The broker outcome cannot be established: the order may be working, so its risk
         stays committed and its symbol open until an operator resolves it. `count`: as for
-        `fail`."""
+        `fail` (counted before it is written)."""
+        if count:
+            self.count_failure(reason)
         updated = await self._s.recorder.apply(
             execution, Transition.LOSE_TRACK, Changes(reason=reason)
         )
@@ -158,8 +162,6 @@ class Outcomes:
         if updated is not None:
             self._s.metrics.executions.labels(state="unknown").inc()
         self._publish(updated)
-        if count:
-            self.count_failure(reason)
 
     def settled_elsewhere(self, execution: Execution) -> None:
         """An execution changed outside this actor (an operator's `resolve`): the core agrees
