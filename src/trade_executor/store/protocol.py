@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID
 
+from trade_executor.domain.attention import Bounds
 from trade_executor.domain.breaks import ReconcileBreak, RecordedBreak
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
 from trade_executor.domain.guardrails import GuardrailFacts
@@ -145,6 +147,14 @@ def status_approval(signal_id: UUID, approved_at: datetime | None) -> Approval:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerGauges:
+    """The ledger's state gauges in one read (`Store.ledger_gauges`)."""
+
+    needing_operator: int  # `domain.attention.needing_operator` over today's and the open ones
+    daily_risk_used: Decimal  # `domain.ledger.todays_risk` (the original's trades not included)
+
+
 class Store(Protocol):
     async def claim(
         self, approval_id: UUID, execution_id: UUID, client_order_id: str
@@ -227,6 +237,12 @@ class Store(Protocol):
 
     async def executions_on(self, trading_day: date) -> list[Execution]:
         """Executions of one trading day (for the daily budget at start-up)."""
+
+    async def ledger_gauges(self, today: date, now: datetime, bounds: Bounds) -> LedgerGauges:
+        """The gauges' counts over today's executions and every one not yet final, in one
+        aggregate read (no row is sent back): how many need an operator at `now` (`bounds`),
+        and the risk that counts on `today`'s budget. The same numbers as the domain's rules
+        over `executions_on(today)` and `executions_in(NOT_FINAL_STATES)`."""
 
     async def positions_to_follow(self, closed_since: datetime) -> list[Execution]:
         """Executions whose position is open or unprotected (of any day), and those whose
