@@ -122,6 +122,7 @@ def build_actors(
         order_list=order_list,
         on_children=exits.on_children,
         on_position=exits.on_position,
+        resume_at_start=False,  # the executor's recovery follows every working execution
     )
     executor = Executor(
         settings,

@@ -234,6 +234,11 @@ class PgStore(PgOriginalTables, PgOperator, PgExits, PgBreaks):
         return [execution_from_row(row) for row in rows]
 
     @translating
+    async def execution_ids_in(self, states: Sequence[ExecutionState]) -> list[UUID]:
+        rows = await self._pool.fetch(q.EXECUTION_IDS_IN_STATES, [s.value for s in states])
+        return [row["id"] for row in rows]
+
+    @translating
     async def executions_on(self, trading_day: date) -> list[Execution]:
         rows = await self._pool.fetch(q.EXECUTIONS_ON_DAY, trading_day)
         return [execution_from_row(row) for row in rows]

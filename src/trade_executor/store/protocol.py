@@ -235,6 +235,10 @@ class Store(Protocol):
 
     async def executions_in(self, states: Sequence[ExecutionState]) -> list[Execution]: ...
 
+    async def execution_ids_in(self, states: Sequence[ExecutionState]) -> list[UUID]:
+        """The ids of `executions_in(states)`, in the same order: what a periodic sweep needs to
+        find the few it does not follow yet, without reading thousands of rows."""
+
     async def executions_on(self, trading_day: date) -> list[Execution]:
         """Executions of one trading day (for the daily budget at start-up)."""
 

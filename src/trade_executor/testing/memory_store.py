@@ -242,6 +242,14 @@ class MemoryStore(MemorySeed, MemoryOriginal, MemoryOperator, MemoryBreaks):
         wanted = frozenset(states)
         return self._by_creation(e for e in self._t.executions.values() if e.state in wanted)
 
+    async def execution_ids_in(self, states: Sequence[ExecutionState]) -> list[UUID]:
+        await self._enter("execution_ids_in")
+        wanted = frozenset(states)
+        return [
+            e.id
+            for e in self._by_creation(e for e in self._t.executions.values() if e.state in wanted)
+        ]
+
     async def executions_on(self, trading_day: date) -> list[Execution]:
         await self._enter("executions_on")
         return self._by_creation(

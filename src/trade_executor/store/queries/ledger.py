@@ -18,6 +18,9 @@ FROM strategy_signals WHERE id = $1
 EXECUTION_BY_ID = "SELECT * FROM executions WHERE id = $1"
 EXECUTION_BY_SIGNAL = "SELECT * FROM executions WHERE signal_id = $1"
 EXECUTIONS_IN_STATES = "SELECT * FROM executions WHERE state = ANY($1::text[]) ORDER BY created_at"
+EXECUTION_IDS_IN_STATES = (
+    "SELECT id FROM executions WHERE state = ANY($1::text[]) ORDER BY created_at"
+)
 EXECUTIONS_ON_DAY = "SELECT * FROM executions WHERE trading_day = $1 ORDER BY created_at"
 # The state gauges in one aggregate over today's executions and every one not yet final
 # (`Store.ledger_gauges`): `domain.attention.needs_operator` and `domain.ledger.todays_risk`,
