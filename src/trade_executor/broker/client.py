@@ -163,8 +163,16 @@ class BrokerClient:
         )
 
     async def order_index(self) -> OrderIndex:
-        """One `GET /orders`, indexed by order id for the pollers (see `orderbook`)."""
-        return index_orders(await self.orders())
+        """One `GET /orders`, indexed by order id for the pollers (see `orderbook`); decoded
+        straight into domain orders (`wire.orders_from_body`): the same answer as `orders`."""
+        orders = await self._t.read(
+            "/orders",
+            "GET /orders",
+            wire.OrdersWire,
+            lambda w: [o.to_domain() for o in w.orders],
+            decode=wire.orders_from_body,
+        )
+        return index_orders(orders)
 
     async def capabilities(self) -> caps.BridgeCapabilities:
         """Paper or live, connected, and which optional endpoints exist; places nothing.

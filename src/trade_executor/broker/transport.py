@@ -184,11 +184,17 @@ class BridgeTransport:
         started: float,
         model: type[W],
         convert: Callable[[W], T],
+        decode: Callable[[bytes], T] | None = None,
     ) -> T:
-        """A 2xx answer through its schema into domain objects, or `MalformedResponse`."""
+        """A 2xx answer through its schema into domain objects, or `MalformedResponse`.
+        `decode` (the body straight to the result) replaces the schema and `convert`: it must
+        raise what they raise for what they refuse (see `wire.orders_from_body`)."""
         body = response.content
         try:
-            result = convert(validate_answer(model, jsonnum.loads(body, non_finite=True)))
+            if decode is not None:
+                result = decode(body)
+            else:
+                result = convert(validate_answer(model, jsonnum.loads(body, non_finite=True)))
         except ValidationError as exc:
             reason = f"not the documented JSON: {_first_error(exc)}"
         except (ValueError, RecursionError) as exc:
@@ -201,7 +207,14 @@ class BridgeTransport:
             reason, endpoint=label, status=response.status_code, excerpt=excerpt(body)
         )
 
-    async def read(self, path: str, label: str, model: type[W], convert: Callable[[W], T]) -> T:
+    async def read(
+        self,
+        path: str,
+        label: str,
+        model: type[W],
+        convert: Callable[[W], T],
+        decode: Callable[[bytes], T] | None = None,
+    ) -> T:
         attempts = 1 + self._read_retries
         failure: BrokerError | None = None
         deadline = self.deadline()
@@ -246,7 +259,7 @@ class BridgeTransport:
                     status=status,
                     excerpt=excerpt(body),
                 )
-            return self.parse(label, response, started, model, convert)
+            return self.parse(label, response, started, model, convert, decode)
         assert failure is not None
         raise failure
 
