@@ -30,6 +30,7 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from trade_executor.actors.account_snapshot import AccountSnapshot
 from trade_executor.actors.execution.corrections import Corrections
 from trade_executor.actors.execution.deadlines import SCAN_INTERVAL, DeadlineScan, StateBounds
 from trade_executor.actors.execution.decide import Decider
@@ -92,11 +93,12 @@ class Executor:
         clock: Clock = utcnow,
         bounds: StateBounds | None = None,
         scan_interval: float = SCAN_INTERVAL,
+        account: AccountSnapshot | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._receive = mailbox
-        self._s = Shared(settings, store, broker, metrics, follow, clock)
+        self._s = Shared(settings, store, broker, metrics, follow, clock, account)
         self._outcomes = Outcomes(self._s)
         self.bounds = bounds or StateBounds.from_settings(settings)
         self._submitter = Submitter(
@@ -186,7 +188,7 @@ class Executor:
                     return
                 self._preparing.add(message.key)
                 s.tg.start_soon(self._prepare, message, limiter)
-                s.snapshots.prefetch(s.tg)  # overlaps the claim (see snapshots.py)
+                s.snapshots.prefetch(s.tg)  # overlaps the claim (see account_snapshot.py)
             case OrderProgress():
                 self._on_progress(message)
             case OrderStatusLost():

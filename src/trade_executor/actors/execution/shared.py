@@ -16,9 +16,9 @@ from uuid import UUID
 import anyio
 from anyio.abc import TaskGroup
 
+from trade_executor.actors.account_snapshot import AccountSnapshot
 from trade_executor.actors.execution.wall import HaltWall
 from trade_executor.actors.recording import Recorder
-from trade_executor.actors.snapshots import AccountSnapshots
 from trade_executor.actors.working import WorkingOrders
 from trade_executor.broker.protocol import Broker
 from trade_executor.config import Settings
@@ -151,6 +151,9 @@ class Shared:
     metrics: Metrics
     follow: Callable[[Execution], None]
     clock: Clock = utcnow
+    # The account snapshot kept fresh by its own actor (`build_actors`); None: one of this
+    # executor's own, read when a decision needs it.
+    account: AccountSnapshot | None = None
     recorder: Recorder = field(init=False)
     outcomes: OutcomeBoard = field(default_factory=OutcomeBoard)
     submissions: Submissions = field(default_factory=Submissions)
@@ -158,7 +161,7 @@ class Shared:
     # The kill switch in front of the bridge: entries leaving the pacer look at it (wall.py).
     wall: HaltWall = field(init=False)
     working: WorkingOrders = field(default_factory=WorkingOrders)
-    snapshots: AccountSnapshots = field(init=False)
+    snapshots: AccountSnapshot = field(init=False)
     # This run's decisions per strategy instance (the guardrails' usage since their read).
     instance_tally: InstanceTally = field(default_factory=InstanceTally)
     # The bridge's account mode (/health paper_trading), read at start and after every
@@ -181,7 +184,9 @@ class Shared:
         self.riskbook = RiskBook(RiskLimits.from_settings(self.settings), self.settings.timezone)
         self.wall = HaltWall(lambda: self.riskbook.halted)
         self.working = WorkingOrders()
-        self.snapshots = AccountSnapshots(self.broker)
+        self.snapshots = self.account or AccountSnapshot(
+            self.broker, self.settings.account_snapshot_max_age
+        )
         self.instance_tally = InstanceTally()
         self.paper_trading = None
         self.account_mode_read = False
