@@ -96,6 +96,10 @@ def compact(fields: dict[str, object]) -> dict[str, object]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def _plain_http(base_url: str) -> bool:
+    return base_url.strip().lower().startswith("http://")
+
+
 class _IgnoredCookies(httpx.Cookies):
     """A cookie jar that keeps nothing: the bridge's API is stateless."""
 
@@ -134,6 +138,9 @@ class BridgeTransport:
                 max_connections=max_connections, max_keepalive_connections=max_connections
             ),
             headers={"Accept": "application/json"},
+            # An http:// bridge never speaks TLS: building the default SSL context (the CA
+            # bundle read and parsed) cost 0.2-0.8 s per client at start (issue 22).
+            verify=not _plain_http(base_url),
         )
         # The bridge sets no cookies, and running every answer through the cookie jar costs
         # about 15% of a request's CPU (measured: 10,000 pollers are CPU-bound on it).
