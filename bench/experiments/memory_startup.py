@@ -6,7 +6,8 @@
 The same executor process, bridge and seeding as `make bench` (bench/suite.py), without the
 other targets: what issue 22's memory and start-up changes were chosen and checked with. Needs
 TEST_DATABASE_URL or a PostgreSQL on 127.0.0.1:5432. Measures the working tree (src/ on the
-path of the project's virtualenv). Prints one JSON object.
+path of the project's virtualenv), or with `--commit REV` that commit's src/ (exported, put
+first on the children's PYTHONPATH, as bench/run.py does). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import json
 import os
 import signal
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +33,16 @@ from scenarios import memory_parts, seed_open_executions  # noqa: E402
 
 TRACED = Path(__file__).resolve().parent / "traced.py"
 SERVER = os.environ.get("TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def export(commit: str) -> Path:
+    """`commit`'s src/ in a directory of its own; returns that src/."""
+    target = Path(tempfile.mkdtemp(prefix="bench-src-"))
+    archive = subprocess.run(
+        ["git", "archive", commit, "src"], cwd=BENCH.parent, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target / "src"
 
 
 async def startup(n: int, runs: int) -> list[float]:
@@ -89,8 +102,11 @@ async def main() -> None:
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--skip-working", action="store_true")
     parser.add_argument("--traced", help="heap dumps (tracemalloc) to TRACED.N.txt")
+    parser.add_argument("--commit", help="measure this commit's src/ instead of the work tree")
     args = parser.parse_args()
-    out: dict[str, object] = {"load_before": os.getloadavg()}
+    if args.commit:
+        os.environ["PYTHONPATH"] = str(export(args.commit))
+    out: dict[str, object] = {"commit": args.commit, "load_before": os.getloadavg()}
     if not args.skip_startup:
         none = await startup(0, args.runs)
         full = await startup(args.working, args.runs)
