@@ -54,9 +54,12 @@ from trade_executor.domain.models import (
     Position,
     ProtectionPlaced,
 )
+from trade_executor.logging import get_logger
 
 if TYPE_CHECKING:
     from trade_executor.broker.protocol import Broker
+
+log = get_logger("trade_executor.account_snapshot")
 
 Snapshot = tuple[Account, list[Position]]
 Clock = Callable[[], float]
@@ -182,6 +185,9 @@ class AccountSnapshot:
             read.result = await self._read_both()
         except BrokerError as error:
             read.error = error
+        except Exception as error:  # a bug below must fail the decisions, not strand them
+            log.exception("account_snapshot.read_crashed")
+            read.error = BrokerError(f"the read crashed: {error}", endpoint="GET /account")
         finally:
             if read.result is not None and (
                 self._latest is None or read.started >= self._latest.started
@@ -203,8 +209,14 @@ class AccountSnapshot:
                 tg.start_soon(fetch, "account", self._broker.account)
                 tg.start_soon(fetch, "positions", self._broker.positions)
         except* BrokerError as group:
-            raise group.exceptions[0] from None
+            raise _first_leaf(group) from None
         return results["account"], results["positions"]
+
+
+def _first_leaf(group: BaseExceptionGroup[BrokerError]) -> BrokerError:
+    """The first BrokerError in `group`, however nested (trio nests a nursery's groups)."""
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def noting(keeper: AccountSnapshot, send: Callable[[Message], None]) -> Callable[[Message], None]:
