@@ -96,13 +96,13 @@ def build_actors(
     pacer = pacer or Pacer(
         settings.bridge_max_messages_per_second, on_wait=metrics.observe_pacing_wait
     )
-    paced_orders = paced(broker, pacer)
-    reads_broker = paced(poll_broker, pacer) if poll_broker is not None else paced_orders
     # The account snapshot decisions use (actors/account_snapshot.py): read through the order
-    # client, refreshed at once after every order, close or protection sent through it and
-    # every fill or exit reported to the executor.
-    account = AccountSnapshot(paced_orders, settings.account_snapshot_max_age)
-    orders_broker = NotingBroker(paced_orders, account)
+    # client, refreshed at once after every order, close or protection sent through it (noted
+    # under the pacer, so the halt wall still sees each order leave the pacing queue) and every
+    # fill or exit reported to the executor.
+    account = AccountSnapshot(broker, settings.account_snapshot_max_age)
+    orders_broker = paced(NotingBroker(broker, account), pacer)
+    reads_broker = paced(poll_broker, pacer) if poll_broker is not None else orders_broker
     to_executor = noting(account, mailbox.send_nowait)
     exits = ExitFollower(
         settings,
