@@ -45,17 +45,27 @@ def export(commit: str) -> Path:
     return target / "src"
 
 
-async def startup(n: int, runs: int) -> list[float]:
+def startup_cpu(pid: int) -> float:
+    """CPU seconds the process (and the children it waited for: the calendar's) used so far:
+    the start-up's own cost, far less sensitive to other load than the time to READY."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+async def startup(n: int, runs: int) -> tuple[list[float], list[float]]:
     workdir = scratch_dir()
     async with scratch_database(SERVER) as dsn, bench_bridge() as bridge:
         await seed_open_executions(dsn, bridge, n, "BOOT")
-        times = []
+        times: list[float] = []
+        cpu: list[float] = []
         for _ in range(runs):
             async with executor_process(
                 dsn, bridge.url, workdir, ORDER_POLL_INTERVAL="3600"
             ) as executor:
                 times.append(round(executor.ready_after, 3))
-        return times
+                cpu.append(round(startup_cpu(executor.pid), 3))
+        return times, cpu
 
 
 async def working(n: int, seconds: float, traced: str | None = None) -> dict[str, object]:
@@ -108,12 +118,14 @@ async def main() -> None:
         os.environ["PYTHONPATH"] = str(export(args.commit))
     out: dict[str, object] = {"commit": args.commit, "load_before": os.getloadavg()}
     if not args.skip_startup:
-        none = await startup(0, args.runs)
-        full = await startup(args.working, args.runs)
+        none, none_cpu = await startup(0, args.runs)
+        full, full_cpu = await startup(args.working, args.runs)
         out["ready_none"] = none
         out["ready_full"] = full
         out["ready_none_median"] = statistics.median(none)
         out["ready_full_median"] = statistics.median(full)
+        out["cpu_to_ready_none"] = none_cpu
+        out["cpu_to_ready_full"] = full_cpu
     if not args.skip_working:
         out["working"] = await working(args.working, args.seconds, args.traced)
     out["load_after"] = os.getloadavg()
