@@ -157,22 +157,19 @@ class BrokerClient:
     async def orders(self) -> list[BrokerOrder]:
         """Every order of the bridge's IB session, finished ones included, as listed: orders of
         a previous session have `order_id` 0, odd statuses read `Unknown`, unset prices None.
-        A bridge without this endpoint raises `EndpointMissing`."""
+        A bridge without this endpoint raises `EndpointMissing`. Decoded straight into domain
+        orders (`wire.orders_from_body`: the reconciler and the pollers read lists of 10,000)."""
         return await self._t.read(
-            "/orders", "GET /orders", wire.OrdersWire, lambda w: [o.to_domain() for o in w.orders]
-        )
-
-    async def order_index(self) -> OrderIndex:
-        """One `GET /orders`, indexed by order id for the pollers (see `orderbook`); decoded
-        straight into domain orders (`wire.orders_from_body`): the same answer as `orders`."""
-        orders = await self._t.read(
             "/orders",
             "GET /orders",
             wire.OrdersWire,
             lambda w: [o.to_domain() for o in w.orders],
             decode=wire.orders_from_body,
         )
-        return index_orders(orders)
+
+    async def order_index(self) -> OrderIndex:
+        """One `GET /orders`, indexed by order id for the pollers (see `orderbook`)."""
+        return index_orders(await self.orders())
 
     async def capabilities(self) -> caps.BridgeCapabilities:
         """Paper or live, connected, and which optional endpoints exist; places nothing.

@@ -1,6 +1,7 @@
-"""`order_index` decodes `GET /orders` straight into domain orders (issue 22: no 10,000 dicts
-and wire models at once). It must give exactly what `orders` gives: the same orders for a list
-with every quirk, and the same refusal, word for word, for every malformed list."""
+"""`orders` and `order_index` decode `GET /orders` straight into domain orders (issue 22: no
+10,000 dicts and wire models at once). They must give exactly what the ordinary path (the
+`OrdersWire` schema over the decoded JSON) gives: the same orders for a list with every quirk,
+and the same refusal, word for word, for every malformed list."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ from typing import Any
 import pytest
 
 from tests.unit.broker.test_client_mock import Bridge, answer, text
-from trade_executor.broker import MalformedResponse
+from trade_executor.broker import BrokerClient, MalformedResponse, wire
 from trade_executor.broker.orderbook import index_orders
+from trade_executor.domain.models import BrokerOrder
 
 pytestmark = pytest.mark.anyio
+
+
+async def ordinary(broker: BrokerClient) -> list[BrokerOrder]:
+    """`GET /orders` through the schema, as the client read it before issue 22."""
+    return await broker._t.read(
+        "/orders", "GET /orders", wire.OrdersWire, lambda w: [o.to_domain() for o in w.orders]
+    )
 
 
 def order(order_id: int, **fields: Any) -> dict[str, Any]:
@@ -49,7 +58,8 @@ async def test_the_decoded_index_is_the_one_orders_gives(anyio_backend: str) -> 
     body = {"orders": QUIRKY, "count": len(QUIRKY)}
     async with Bridge(answer(200, body)).client() as broker:
         index = await broker.order_index()
-        expected = index_orders(await broker.orders())
+        assert await broker.orders() == await ordinary(broker)
+        expected = index_orders(await ordinary(broker))
     assert dict(index.by_id) == dict(expected.by_id)
     assert dict(index.children) == dict(expected.children)
     assert index.anonymous == expected.anonymous
@@ -75,8 +85,11 @@ MALFORMED = [
 @pytest.mark.parametrize("body", MALFORMED)
 async def test_a_malformed_list_is_refused_as_before(anyio_backend: str, body: str) -> None:
     async with Bridge(text(200, body)).client() as broker:
+        with pytest.raises(MalformedResponse) as before:
+            await ordinary(broker)
         with pytest.raises(MalformedResponse) as listed:
             await broker.orders()
         with pytest.raises(MalformedResponse) as indexed:
             await broker.order_index()
-    assert str(indexed.value) == str(listed.value)
+    assert str(listed.value) == str(before.value)
+    assert str(indexed.value) == str(before.value)
