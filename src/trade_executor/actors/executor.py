@@ -31,6 +31,7 @@ import anyio
 from anyio.abc import TaskStatus
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from trade_executor.actors.account_snapshot import AccountSnapshot
 from trade_executor.actors.execution.core import ExecutionCore
 from trade_executor.actors.execution.corrections import Corrections
 from trade_executor.actors.execution.deadlines import SCAN_INTERVAL, DeadlineScan, StateBounds
@@ -95,11 +96,12 @@ class Executor:
         clock: Clock = utcnow,
         bounds: StateBounds | None = None,
         scan_interval: float = SCAN_INTERVAL,
+        account: AccountSnapshot | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._receive = mailbox
-        self._s = Shared(settings, store, broker, metrics, follow, clock)
+        self._s = Shared(settings, store, broker, metrics, follow, clock, account)
         self._outcomes = Outcomes(self._s)
         self.bounds = bounds or state_bounds(settings)
         self._submitter = Submitter(
@@ -189,7 +191,7 @@ class Executor:
                 if self._draining or not s.core.approval_seen(message.key):
                     return
                 s.tg.start_soon(self._prepare, message, limiter)
-                s.snapshots.prefetch(s.tg)  # overlaps the claim (see snapshots.py)
+                s.snapshots.prefetch(s.tg)  # overlaps the claim (see account_snapshot.py)
             case OrderProgress():
                 self._on_progress(message)
             case OrderStatusLost():

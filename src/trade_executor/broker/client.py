@@ -151,9 +151,14 @@ class BrokerClient:
     async def orders(self) -> list[BrokerOrder]:
         """Every order of the bridge's IB session, finished ones included, as listed: orders of
         a previous session have `order_id` 0, odd statuses read `Unknown`, unset prices None.
-        A bridge without this endpoint raises `EndpointMissing`."""
+        A bridge without this endpoint raises `EndpointMissing`. Decoded straight into domain
+        orders (`wire.orders_from_body`: the reconciler and the pollers read lists of 10,000)."""
         return await self._t.read(
-            "/orders", "GET /orders", wire.OrdersWire, lambda w: [o.to_domain() for o in w.orders]
+            "/orders",
+            "GET /orders",
+            wire.OrdersWire,
+            lambda w: [o.to_domain() for o in w.orders],
+            decode=wire.orders_from_body,
         )
 
     async def capabilities(self) -> caps.BridgeCapabilities:

@@ -13,11 +13,20 @@ that is unset is refused, so nothing is ever sized on it.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, PlainValidator, StrictBool, StrictStr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    PlainValidator,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from trade_executor.domain.models import (
     Account,
@@ -32,6 +41,7 @@ from trade_executor.domain.models import (
     ProtectionPlaced,
 )
 
+from . import jsonnum
 from .unset import is_unset, value_or_none
 
 # IB statuses outside the contract's list that mean the same as one in it.
@@ -309,6 +319,39 @@ class OrdersWire(_Counted):
     def _counted(self) -> OrdersWire:
         self._check_count(self.orders)
         return self
+
+
+def orders_from_body(body: bytes) -> list[BrokerOrder]:
+    """`GET /orders` straight into domain orders: each order object is validated by
+    `BrokerOrderWire` and turned into its `BrokerOrder` while the JSON is decoded (an
+    `object_hook`), so the 10,000 decoded dicts and wire models never exist at once (a 27 MB
+    peak for 10,000 orders, bench/ANALYSIS.md, issue 22). Whatever this fast path cannot
+    take (an order that does not validate, a wrong count, an odd shape) is parsed again the
+    ordinary way, `OrdersWire`, so a malformed list is refused with the same error as before."""
+
+    def hook(item: dict[str, Any]) -> Any:
+        if "order_id" in item and "status" in item:
+            try:
+                return BrokerOrderWire.model_validate(item).to_domain()
+            except ValidationError:
+                return item  # the ordinary path below says what is wrong
+        return item
+
+    try:
+        data = json.loads(body, parse_float=Decimal, parse_constant=Decimal, object_hook=hook)
+    except (ValueError, RecursionError):
+        data = None
+    if isinstance(data, dict):
+        orders, count = data.get("orders"), data.get("count")
+        if (
+            type(count) is int
+            and isinstance(orders, list)
+            and count == len(orders)
+            and all(type(order) is BrokerOrder for order in orders)
+        ):
+            return orders
+    wire = OrdersWire.model_validate(jsonnum.loads(body, non_finite=True))
+    return [order.to_domain() for order in wire.orders]
 
 
 class CancelWire(_Wire):

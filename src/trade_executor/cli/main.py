@@ -456,6 +456,12 @@ def _completion(parser: argparse.ArgumentParser) -> int:
 def _run(settings: Settings, _: argparse.Namespace) -> int:
     import asyncio
 
+    from trade_executor.config.session_calendar import preload
+
+    # The calendar's table is built in a child process while this one imports the service
+    # (session_calendar's docstring); validate_for_run collects it (OUTSIDE_SESSION=reject),
+    # else the exits' re-protection at the open does when the actors are built.
+    preload(settings.trading_session, settings.trading_day_timezone)
     from trade_executor.service.run import Service
 
     settings.validate_for_run()  # DATABASE_URL is required: fail with 78 before anything starts

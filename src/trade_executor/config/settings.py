@@ -172,6 +172,10 @@ class Settings(BaseSettings):
     # Polls in flight at once. Each costs client CPU in proportion to the pool's size, so few is
     # fastest against a nearby bridge (measured in docs/BENCHMARKS.md); raise it for a slow one.
     order_poll_concurrency: int = Field(default=4, ge=1, le=64)
+    # (CONTRACT v3, "Account snapshot") seconds: a decision uses the account snapshot kept in the
+    # background only when its read began less than this ago (and after our last order or
+    # fill), else it waits for a fresh read (actors/account_snapshot.py).
+    account_snapshot_max_age: float = Field(default=2.0, gt=0, le=60)
 
     # Where each value came from, by field name ("environment", "/etc/x.env:12", ...); a field
     # missing here has its default. Filled by load_settings.

@@ -29,6 +29,9 @@ S = ExecutionState
 
 # Risk that reached (or may have reached) the broker, or is reserved for an order being sent.
 _RISK_HELD = frozenset({S.SUBMITTING, S.SUBMITTED, S.PARTIALLY_FILLED, S.FILLED, S.UNKNOWN})
+# The states whose risk counts on their day's budget whatever their fills (`counts_against_budget`;
+# a cancelled one counts after a fill): what the store's aggregate for the gauges sums.
+BUDGET_STATES = _RISK_HELD | {S.DRY_RUN}
 
 
 # Order statuses after which an order of the original service no longer works.
@@ -55,9 +58,24 @@ def counts_against_budget(execution: Execution) -> bool:
     """Whether the execution's risk counts on its trading day's budget: an order being sent, at
     the broker or possibly at the broker (`unknown`), filled, cancelled after a fill, or a dry
     run (what live would have sent)."""
-    if execution.state in _RISK_HELD or execution.state is S.DRY_RUN:
+    if execution.state in BUDGET_STATES:
         return True
     return execution.state is S.CANCELLED and execution.filled_qty > 0
+
+
+def todays_risk(executions: Iterable[Execution], today: date) -> Decimal:
+    """What `rebuild_riskbook(...).daily_risk_used` gives for `today` over the same executions
+    (today's and every one not yet final), without the trades of the original service: the sum
+    of the risk that counts on today's budget. The store's one-query aggregate for the gauges
+    (`Store.ledger_gauges`) computes the same; tests hold the two together."""
+    total, seen = Decimal(0), set()
+    for execution in executions:
+        if execution.id in seen:
+            continue
+        seen.add(execution.id)
+        if (execution.trading_day or today) == today and counts_against_budget(execution):
+            total += execution.risk_amount or Decimal(0)
+    return total
 
 
 def holds_symbol(execution: Execution, today: date | None = None) -> bool:

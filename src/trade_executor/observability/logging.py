@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TextIO
+from uuid import UUID
 
 import structlog
 from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
@@ -28,7 +29,7 @@ from structlog.typing import EventDict, ExcInfo, Processor, WrappedLogger
 from trade_executor.config.redact import MASK, SECRET_KEY, UNSET, redact_text
 
 if TYPE_CHECKING:
-    from trade_executor.domain.execution import Execution
+    pass
 
 _known_secrets: list[str] = []
 
@@ -272,7 +273,20 @@ def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name)
 
 
-def log_context(execution: Execution) -> dict[str, Any]:
+class Identified(Protocol):
+    """What names an execution in a log line: an `Execution`, or a poller's slim view of one."""
+
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def signal_id(self) -> UUID: ...
+    @property
+    def symbol(self) -> str | None: ...
+    @property
+    def order_id(self) -> int | None: ...
+
+
+def log_context(execution: Identified) -> dict[str, Any]:
     """The ids every log line about an execution carries (its order id once it has one): the
     one helper the executor, the pollers and the exits use, so a line is found by any of them."""
     context: dict[str, Any] = {

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from anyio.abc import TaskGroup
 
+from trade_executor.actors.account_snapshot import AccountSnapshot, NotingBroker, noting
 from trade_executor.actors.execution.deadlines import SCAN_INTERVAL, StateBounds
 from trade_executor.actors.executor import Executor, Mailbox, create_mailbox
 from trade_executor.actors.exits import ExitFollower, InstanceRules
@@ -43,6 +44,7 @@ class Actors:
     reconciler: Reconciler
     pacer: Pacer
     exits: ExitFollower
+    account: AccountSnapshot
     notifier: Notifier | None = None
 
     async def start(self, tg: TaskGroup, supervisor: Supervisor) -> None:
@@ -54,6 +56,8 @@ class Actors:
         (NOTIFY_URLS set) starts first, so what recovery finds is told too."""
         if self.notifier is not None:
             await tg.start(supervisor.supervise, "notifier", self.notifier.run)
+        # Its first read starts now and overlaps recovery (the first decision needs it).
+        await tg.start(supervisor.supervise, "account_snapshot", self.account.run)
         await tg.start(supervisor.supervise, "pollers", self.pollers.run)
         await tg.start(supervisor.supervise, "executor", self.executor.run)
         await tg.start(supervisor.supervise, "exits", self.exits.run)
@@ -95,14 +99,20 @@ def build_actors(
     pacer = pacer or Pacer(
         settings.bridge_max_messages_per_second, on_wait=metrics.observe_pacing_wait
     )
-    orders_broker = paced(broker, pacer)
+    # The account snapshot decisions use (actors/account_snapshot.py): read through the order
+    # client, refreshed at once after every order, close or protection sent through it (noted
+    # under the pacer, so the halt wall still sees each order leave the pacing queue) and every
+    # fill or exit reported to the executor.
+    account = AccountSnapshot(broker, settings.account_snapshot_max_age)
+    orders_broker = paced(NotingBroker(broker, account), pacer)
     reads_broker = paced(poll_broker, pacer) if poll_broker is not None else orders_broker
+    to_executor = noting(account, mailbox.send_nowait)
     exits = ExitFollower(
         settings,
         store,
         orders_broker,
         metrics,
-        mailbox.send_nowait,
+        to_executor,
         clock=clock,
         instance_rules=instance_rules,
         session=session,
@@ -120,12 +130,13 @@ def build_actors(
         store,
         reads_broker,
         metrics,
-        mailbox.send_nowait,
+        to_executor,
         clock=clock,
-        report_lost=mailbox.send_nowait,
+        report_lost=to_executor,
         order_list=order_list,
         on_children=exits.on_children,
         on_position=exits.on_position,
+        resume_at_start=False,  # the executor's recovery follows every working execution
     )
     executor = Executor(
         settings,
@@ -137,6 +148,7 @@ def build_actors(
         clock=clock,
         bounds=bounds,
         scan_interval=scan_interval,
+        account=account,
     )
     listener = ApprovalListener(settings, store, notifications, from_listener)
     reconciler = Reconciler(
@@ -144,7 +156,7 @@ def build_actors(
         store,
         reads_broker,
         metrics,
-        mailbox.send_nowait,
+        to_executor,
         clock=clock,
         # A break is confirmed by a second read a little later, never longer than half a pass.
         confirm_delay=min(CONFIRM_DELAY, settings.reconcile_interval / 2),
@@ -156,7 +168,7 @@ def build_actors(
         if settings.notify_target_urls()
         else None
     )
-    return Actors(mailbox, executor, pollers, listener, reconciler, pacer, exits, notifier)
+    return Actors(mailbox, executor, pollers, listener, reconciler, pacer, exits, account, notifier)
 
 
 __all__ = ["Actors", "build_actors"]

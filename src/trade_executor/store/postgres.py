@@ -9,15 +9,24 @@ ledger's reads are here."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from trade_executor.domain.attention import RECOVERY_NOT_PLACED, Bounds
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
+from trade_executor.domain.ledger import BUDGET_STATES
 from trade_executor.domain.models import Approval, Signal
-from trade_executor.domain.states import FINAL_STATES, ExecutionState, IllegalTransition, Transition
+from trade_executor.domain.states import (
+    FINAL_STATES,
+    NOT_FINAL_STATES,
+    ExecutionState,
+    IllegalTransition,
+    Transition,
+)
 from trade_executor.store import queries as q
 from trade_executor.store.jsonb import to_json
 from trade_executor.store.pgbreaks import PgBreaks
@@ -36,6 +45,7 @@ from trade_executor.store.protocol import (
     AlreadyClaimed,
     Claimed,
     ClaimOutcome,
+    LedgerGauges,
     NotClaimable,
     PendingApproval,
     Trade,
@@ -227,9 +237,30 @@ class PgStore(PgOriginalTables, PgOperator, PgExits, PgBreaks):
         return [execution_from_row(row) for row in rows]
 
     @translating
+    async def execution_ids_in(self, states: Sequence[ExecutionState]) -> list[UUID]:
+        rows = await self._pool.fetch(q.EXECUTION_IDS_IN_STATES, [s.value for s in states])
+        return [row["id"] for row in rows]
+
+    @translating
     async def executions_on(self, trading_day: date) -> list[Execution]:
         rows = await self._pool.fetch(q.EXECUTIONS_ON_DAY, trading_day)
         return [execution_from_row(row) for row in rows]
+
+    @translating
+    async def ledger_gauges(self, today: date, now: datetime, bounds: Bounds) -> LedgerGauges:
+        row = await self._pool.fetchrow(
+            q.LEDGER_GAUGES,
+            today,
+            now,
+            RECOVERY_NOT_PLACED,
+            bounds.received,
+            bounds.submitting,
+            bounds.working,
+            sorted(NOT_FINAL_STATES),
+            sorted(BUDGET_STATES),
+        )
+        assert row is not None  # an aggregate always has its row
+        return LedgerGauges(row["needing_operator"], Decimal(row["daily_risk_used"]))
 
     @translating
     async def get_signal(self, signal_id: UUID) -> Signal | None:

@@ -15,9 +15,11 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID
 
+from trade_executor.domain.attention import Bounds
 from trade_executor.domain.breaks import ReconcileBreak, RecordedBreak
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
 from trade_executor.domain.guardrails import GuardrailFacts
@@ -151,6 +153,14 @@ def status_approval(signal_id: UUID, approved_at: datetime | None) -> Approval:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class LedgerGauges:
+    """The ledger's state gauges in one read (`Store.ledger_gauges`)."""
+
+    needing_operator: int  # `domain.attention.needing_operator` over today's and the open ones
+    daily_risk_used: Decimal  # `domain.ledger.todays_risk` (the original's trades not included)
+
+
 class ClaimStore(Protocol):
     """Claiming approvals: the listener's and the executor's way in (CONTRACT section 4)."""
 
@@ -219,6 +229,16 @@ class LedgerStore(Protocol):
 
     async def executions_on(self, trading_day: date) -> list[Execution]:
         """Executions of one trading day (for the daily budget at start-up)."""
+
+    async def execution_ids_in(self, states: Sequence[ExecutionState]) -> list[UUID]:
+        """The ids of `executions_in(states)`, in the same order: what a periodic sweep needs to
+        find the few it does not follow yet, without reading thousands of rows."""
+
+    async def ledger_gauges(self, today: date, now: datetime, bounds: Bounds) -> LedgerGauges:
+        """The gauges' counts over today's executions and every one not yet final, in one
+        aggregate read (no row is sent back): how many need an operator at `now` (`bounds`),
+        and the risk that counts on `today`'s budget. The same numbers as the domain's rules
+        over `executions_on(today)` and `executions_in(NOT_FINAL_STATES)`."""
 
     async def positions_to_follow(self, closed_since: datetime) -> list[Execution]:
         """Executions whose position is open or unprotected (of any day), and those whose
@@ -356,6 +376,8 @@ class PollerStore(Transitions, Protocol):
 
     async def executions_in(self, states: Sequence[ExecutionState]) -> list[Execution]: ...
 
+    async def execution_ids_in(self, states: Sequence[ExecutionState]) -> list[UUID]: ...
+
 
 class ExitStore(Transitions, Protocol):
     """What the exits need: the positions to follow, their transitions, and an execution's
@@ -397,6 +419,8 @@ class ReportStore(Protocol):
     async def executions_in(self, states: Sequence[ExecutionState]) -> list[Execution]: ...
 
     async def executions_on(self, trading_day: date) -> list[Execution]: ...
+
+    async def ledger_gauges(self, today: date, now: datetime, bounds: Bounds) -> LedgerGauges: ...
 
 
 class LookupStore(Protocol):

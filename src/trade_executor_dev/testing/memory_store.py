@@ -43,7 +43,9 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from trade_executor.domain.attention import Bounds, needing_operator
 from trade_executor.domain.execution import CHANGE_FIELDS, Changes, Execution, TradeRecord
+from trade_executor.domain.ledger import todays_risk
 from trade_executor.domain.models import Approval, Signal
 from trade_executor.domain.states import EventKind, ExecutionState, IllegalTransition, Transition
 from trade_executor.store.errors import StoreConflict
@@ -52,6 +54,7 @@ from trade_executor.store.protocol import (
     AlreadyClaimed,
     Claimed,
     ClaimOutcome,
+    LedgerGauges,
     NotClaimable,
     PendingApproval,
     Trade,
@@ -235,11 +238,26 @@ class MemoryStore(MemorySeed, MemoryOriginal, MemoryOperator, MemoryBreaks):
         wanted = frozenset(states)
         return self._by_creation(e for e in self._t.executions.values() if e.state in wanted)
 
+    async def execution_ids_in(self, states: Sequence[ExecutionState]) -> list[UUID]:
+        await self._enter("execution_ids_in")
+        wanted = frozenset(states)
+        return [
+            e.id
+            for e in self._by_creation(e for e in self._t.executions.values() if e.state in wanted)
+        ]
+
     async def executions_on(self, trading_day: date) -> list[Execution]:
         await self._enter("executions_on")
         return self._by_creation(
             e for e in self._t.executions.values() if e.trading_day == trading_day
         )
+
+    async def ledger_gauges(self, today: date, now: datetime, bounds: Bounds) -> LedgerGauges:
+        await self._enter("ledger_gauges")
+        rows = [
+            e for e in self._t.executions.values() if not e.state.is_final or e.trading_day == today
+        ]
+        return LedgerGauges(len(needing_operator(rows, bounds, now)), todays_risk(rows, today))
 
     async def positions_to_follow(self, closed_since: datetime) -> list[Execution]:
         await self._enter("positions_to_follow")

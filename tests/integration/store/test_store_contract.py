@@ -832,6 +832,8 @@ async def test_executions_in_states_and_on_a_trading_day(h: Harness) -> None:
     on_day = await h.store.executions_on(TRADING_DAY)
 
     assert [e.id for e in working] == [submitted.id, partial.id, other_day.id]
+    ids = await h.store.execution_ids_in([S.SUBMITTED, S.PARTIALLY_FILLED])
+    assert ids == [submitted.id, partial.id, other_day.id]
     assert [e.id for e in on_day] == [submitted.id, partial.id]
     assert [e.id for e in await h.store.executions_in([S.RECEIVED])] == [received.id]
     assert [e.id for e in await h.store.executions_in([S.REJECTED])] == [rejected.id]

@@ -88,6 +88,7 @@ STORE_METHODS = (
     "get_execution",
     "execution_for_signal",
     "executions_in",
+    "execution_ids_in",
     "executions_on",
     "get_signal",
     "get_approval",

@@ -131,10 +131,12 @@ class DeadlineScan:
         if self._draining():
             return  # shutting down: what is left stays for the next start
         self.scans += 1
-        not_final = await s.store.executions_in(sorted(NOT_FINAL_STATES))
-        stuck = [e for e in not_final if e.state in SCANNED_STATES]
+        # Ids of every open execution, rows of the scanned states only: with 10,000 orders
+        # working, reading every open row each scan cost a 21 MB peak every 5 s (issue 22).
+        not_final = set(await s.store.execution_ids_in(sorted(NOT_FINAL_STATES)))
+        stuck = await s.store.executions_in(SCANNED_STATES)
         self.strikes.keep_only({e.id for e in stuck})
-        await self._heal_riskbook({e.id for e in not_final})
+        await self._heal_riskbook(not_final | {e.id for e in stuck})
         now = s.clock()
         for execution in stuck:
             deadline = self.bounds.deadline(execution)

@@ -3,10 +3,11 @@
 out the core's verdicts (submit, or record the refusal).
 
 Guarantees: every decision sees every earlier reservation, because the core decides a whole
-batch in one synchronous call from this one task; a batch's account snapshot was read after every
-approval of the batch was seen; a bridge that cannot give the snapshot fails the batch
-(`bridge_unavailable`), it never decides on stale numbers. While draining, nothing is decided:
-the claims stay `received` and the next start decides them.
+batch in one synchronous call from this one task; a batch's account snapshot was read less than
+ACCOUNT_SNAPSHOT_MAX_AGE ago and after every order, fill, close or protection of ours seen
+before the batch asked (`actors.account_snapshot`); a bridge that cannot give the snapshot
+fails the batch (`bridge_unavailable`), it never decides on stale numbers. While draining,
+nothing is decided: the claims stay `received` and the next start decides them.
 
 Gates, in order (CONTRACT section 5): the kill switch; live or paper (the bridge's account mode,
 read at start and after every reconnect: a live or unknown account needs ALLOW_LIVE_TRADING);
@@ -75,8 +76,7 @@ class Decider:
                 self._failed(candidate, f"bridge_unavailable: account mode unreadable: {unread}")
             return
         try:
-            since = max(candidate.seen_at for candidate in batch)
-            account, positions = await s.snapshots.fresh(since, s.tg)
+            account, positions = await s.snapshots.current()  # see account_snapshot.py
         except BrokerError as error:
             core.account_mode_unknown()  # read it again once the bridge is back
             for candidate in batch:

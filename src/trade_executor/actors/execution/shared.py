@@ -16,6 +16,7 @@ from uuid import UUID
 import anyio
 from anyio.abc import TaskGroup
 
+from trade_executor.actors.account_snapshot import AccountSnapshot
 from trade_executor.actors.execution.core import (
     REASON_LIMIT,
     Candidate,
@@ -25,7 +26,6 @@ from trade_executor.actors.execution.core import (
 )
 from trade_executor.actors.execution.wall import HaltWall
 from trade_executor.actors.recording import Recorder
-from trade_executor.actors.snapshots import AccountSnapshots
 from trade_executor.broker.protocol import Broker
 from trade_executor.clock import Clock, utcnow
 from trade_executor.config.limits import risk_limits
@@ -125,6 +125,9 @@ class Shared:
     metrics: Metrics
     follow: Callable[[Execution], None]
     clock: Clock = utcnow
+    # The account snapshot kept fresh by its own actor (`build_actors`); None: one of this
+    # executor's own, read when a decision needs it.
+    account: AccountSnapshot | None = None
     recorder: Recorder = field(init=False)
     outcomes: OutcomeBoard = field(default_factory=OutcomeBoard)
     submissions: Submissions = field(default_factory=Submissions)
@@ -132,7 +135,7 @@ class Shared:
     core: ExecutionCore = field(init=False)
     # The kill switch in front of the bridge: entries leaving the pacer look at it (wall.py).
     wall: HaltWall = field(init=False)
-    snapshots: AccountSnapshots = field(init=False)
+    snapshots: AccountSnapshot = field(init=False)
     tg: TaskGroup | None = None
 
     def __post_init__(self) -> None:
@@ -148,7 +151,9 @@ class Shared:
             settings.max_consecutive_failures,
         )
         self.wall = HaltWall(lambda: self.core.halted)
-        self.snapshots = AccountSnapshots(self.broker)
+        self.snapshots = self.account or AccountSnapshot(
+            self.broker, self.settings.account_snapshot_max_age
+        )
 
     def spawn(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run `work` in the executor's task group. An exception it raises is logged and ends

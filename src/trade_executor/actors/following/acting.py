@@ -26,7 +26,7 @@ from trade_executor.observability.logging import get_logger, log_context, log_re
 from trade_executor.observability.metrics import Metrics
 from trade_executor.store.protocol import PollerStore
 
-from .judge import Poller, Seen
+from .judge import Followed, Poller, Seen
 
 log = get_logger("trade_executor.poller")
 
@@ -37,7 +37,9 @@ ReportLost = Callable[[OrderStatusLost], None]
 OnPosition = Callable[[Execution], None]
 
 
-def position_after(execution: Execution, transition: Transition, filled: int) -> str | None:
+def position_after(
+    execution: Execution | Followed, transition: Transition, filled: int
+) -> str | None:
     """The position an entry leaves when its order ends: none without a fill; `open` after a
     fill; `unprotected` when a cancel after a partial fill took the bracket's children with it
     (IB cancels them with their parent): the exits protect the filled quantity again."""
@@ -65,7 +67,7 @@ class Acts:
         self._report_lost = report_lost
         self._on_position = on_position
 
-    async def record(self, execution: Execution, seen: Seen) -> Execution:
+    async def record(self, execution: Followed, seen: Seen) -> Execution:
         """A working order's new status or fills; returns the execution as now recorded."""
         filled = max(seen.filled_qty, execution.filled_qty)
         fault_point("poller_after_fill_read")
@@ -88,7 +90,7 @@ class Acts:
         self._report(OrderProgress(execution.id, filled, final=False))
         return updated
 
-    async def finish(self, execution: Execution, seen: Seen) -> None:
+    async def finish(self, execution: Followed, seen: Seen) -> None:
         filled = max(seen.filled_qty, execution.filled_qty)
         fault_point("poller_after_fill_read")
         if seen.status is BrokerStatus.FILLED:
@@ -116,7 +118,7 @@ class Acts:
         if self._on_position is not None and updated.position_state is not None:
             self._on_position(updated)
 
-    async def give_up(self, execution: Execution, reason: str, seen: Seen | None) -> None:
+    async def give_up(self, execution: Followed, reason: str, seen: Seen | None) -> None:
         """`unknown`: risk kept, symbol held, an operator settles it (`resolve`)."""
         changes = Changes(reason=reason)
         if seen is not None:
@@ -149,7 +151,7 @@ class Acts:
         elif execution.state.is_final:
             self._report(OrderProgress(execution.id, execution.filled_qty, final=True))
 
-    async def leave(self, execution: Execution) -> None:
+    async def leave(self, execution: Followed) -> None:
         log.warning("poller.timeout", action="leave", **log_context(execution))
         await self._store.add_event(execution.id, EventKind.POLLER_TIMEOUT, {"action": "leave"})
 

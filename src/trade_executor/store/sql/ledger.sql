@@ -19,6 +19,31 @@ SELECT * FROM executions WHERE signal_id = $1
 -- name: executions_in_states
 SELECT * FROM executions WHERE state = ANY($1::text[]) ORDER BY created_at
 
+-- name: execution_ids_in_states
+-- The ids of `executions_in_states`, in the same order: what a periodic sweep needs.
+SELECT id FROM executions WHERE state = ANY($1::text[]) ORDER BY created_at
+
+-- name: ledger_gauges
+-- The state gauges in one aggregate over today's executions and every one not yet final
+-- (`Store.ledger_gauges`): `domain.attention.needs_operator` and `domain.ledger.todays_risk`,
+-- written in SQL. $1 today, $2 now, $3 the recovery prefix of a `failed` reason, $4/$5/$6 the
+-- bounds of received/submitting/working ($6 NULL: working orders have none), $7 the states not
+-- final, $8 the states whose risk counts on the budget.
+SELECT
+  count(*) FILTER (WHERE
+       state = 'unknown'
+    OR (state = 'failed' AND trading_day = $1 AND left(reason, length($3)) = $3)
+    OR (state = 'received' AND $2 - created_at > $4)
+    OR (state = 'submitting' AND $2 - coalesce(attempted_at, updated_at) > $5)
+    OR (state IN ('submitted', 'partially_filled') AND $6::interval IS NOT NULL
+        AND $2 - coalesce(submitted_at, updated_at) > $6::interval)
+  ) AS needing_operator,
+  coalesce(sum(risk_amount) FILTER (WHERE coalesce(trading_day, $1) = $1
+    AND (state = ANY($8::text[]) OR (state = 'cancelled' AND filled_qty > 0))), 0)
+    AS daily_risk_used
+FROM executions
+WHERE state = ANY($7::text[]) OR trading_day = $1
+
 -- name: executions_on_day
 SELECT * FROM executions WHERE trading_day = $1 ORDER BY created_at
 
