@@ -7,9 +7,9 @@ calendar, and about 50 MB that a process never gives back (measured: bench/ANALY
 (`python -m trade_executor.config.session_calendar CODE TIMEZONE DAY`, which prints it as
 JSON), read back once and cached for the process: the service never imports the library.
 `preload` starts that child early (`run` does so before it imports the service), so it builds
-the table while the parent goes on; the first `trading_session` call collects it. A child that cannot run (no interpreter, a crash) is
-replaced by building the table in this process, as before. Nothing is ever built on an
-approval's path.
+the table while the parent goes on; the first `trading_session` call collects it. A child
+that cannot run (no interpreter, a crash) is replaced by building the table in this process,
+as before. Nothing is ever built on an approval's path.
 """
 
 from __future__ import annotations
