@@ -1,7 +1,10 @@
-"""The suite's layout: `unit/` (pure, or in-memory and in-loop: both anyio backends),
-`integration/` (PostgreSQL, real processes: asyncio only, asyncpg does not run on trio),
-`chaos/` (faults, crashes, bad input, load). Fixtures live in `tests.support.fixtures`, helpers
-in `tests.support`; tests import from those, never from a conftest."""
+"""The suite's layout: `unit/` (pure, or in-memory and in-loop), `integration/` (PostgreSQL, real
+processes), `chaos/` (faults, crashes, bad input, load). Fixtures live in `tests.support.fixtures`,
+helpers in `tests.support`; tests import from those, never from a conftest.
+
+anyio tests run on asyncio (production's loop; asyncpg runs on nothing else). A test, class or
+module marked `both_backends` runs on trio as well: the core's tests, whose code must run
+unchanged on trio (docs/ARCHITECTURE.md, "anyio everywhere in the core")."""
 
 from __future__ import annotations
 
@@ -16,9 +19,24 @@ os.environ.setdefault("OUTSIDE_SESSION", "send")
 
 pytest_plugins = ["tests.support.fixtures"]
 
+BOTH_BACKENDS = ("asyncio", "trio")
 
-@pytest.fixture(scope="module", params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    """By default every anyio test runs on both backends; `integration/` and `chaos/` pin
-    asyncio in their conftest."""
-    return str(request.param)
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "both_backends: run this anyio test on trio as well as asyncio (the core's tests)",
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "anyio_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_backends"
+    ):
+        metafunc.parametrize("anyio_backend", BOTH_BACKENDS, scope="module")
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """asyncio, unless the test is marked `both_backends` (`pytest_generate_tests` above)."""
+    return "asyncio"

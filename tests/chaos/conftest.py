@@ -13,12 +13,6 @@ from tests.support import ThreadedBridge, threaded_bridge
 from tests.support.chaos import Harness
 
 
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    """The chaos tests read the ledger with asyncpg: asyncio only."""
-    return "asyncio"
-
-
 @pytest.fixture
 def bridge() -> Iterator[ThreadedBridge]:
     """The real bridge's behaviour (the `jax` profile, its waits scaled by JAX_LATENCY_SCALE):

@@ -72,11 +72,6 @@ ENV = {
 STRANDED = "SELECT count(*) FROM executions WHERE state IN ('received', 'submitting')"
 
 
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"  # asyncpg reads the ledger
-
-
 @pytest.fixture
 def bridge() -> Iterator[ThreadedBridge]:
     with threaded_bridge() as running:

@@ -23,7 +23,6 @@ import pytest
 from tests.support import threaded_bridge
 from trade_executor.cli import COMMANDS, main
 from trade_executor.config import Settings
-from trade_executor.store.migrate import migrate
 
 EX_CONFIG = 78
 EX_USAGE = 2
@@ -39,11 +38,10 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def db(fresh_database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    asyncio.run(migrate(fresh_database_url))
-    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+def db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("IB_BRIDGE_URL", DEAD_BRIDGE)
-    return fresh_database_url
+    return db_url
 
 
 def query(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:

@@ -24,7 +24,6 @@ from trade_executor.cli import main
 from trade_executor.config import Settings
 from trade_executor.domain.models import Action, OrderRequest, OrderType
 from trade_executor.logging import configure_logging
-from trade_executor.store.migrate import migrate
 from trade_executor.store.postgres import PgStore, create_pool
 
 ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
@@ -53,11 +52,10 @@ def paper() -> Iterator[ThreadedBridge]:
 
 
 @pytest.fixture
-def db(fresh_database_url: str, paper: ThreadedBridge, monkeypatch: pytest.MonkeyPatch) -> str:
-    asyncio.run(migrate(fresh_database_url))
-    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+def db(db_url: str, paper: ThreadedBridge, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("IB_BRIDGE_URL", paper.url)
-    return fresh_database_url
+    return db_url
 
 
 def run(db: str, work: Any) -> Any:

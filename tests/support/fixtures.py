@@ -65,13 +65,19 @@ def _with_database(server_url: str, name: str) -> str:
     return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
-async def _create(server_url: str) -> str:
+def _worker() -> str:
+    """The pytest-xdist worker's name ("gw0"...), or "main" without xdist: part of every name
+    this process creates on the server, so that parallel workers never meet."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+async def _create(server_url: str, template: str = "template0") -> str:
     # A generated name (hex only) is safe to interpolate: CREATE DATABASE takes no parameters.
-    name = f"te_{uuid.uuid4().hex[:16]}"
+    name = f"te_{_worker()}_{uuid.uuid4().hex[:16]}"
     conn = await asyncpg.connect(server_url)
     try:
         # template0: CREATE DATABASE from template1 fails while anyone is connected to template1.
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     finally:
         await conn.close()
     return _with_database(server_url, name)
@@ -107,22 +113,53 @@ def fresh_database_url(create_database: Callable[[], str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(pg_server_url: str) -> Iterator[str]:
+def migrated_template(pg_server_url: str) -> Iterator[str]:
+    """The name of a database migrated once per session (per xdist worker), which no one
+    connects to again: the template that every migrated database of the run is cloned from
+    (`CREATE DATABASE ... TEMPLATE`, a file copy: no migration replayed per test)."""
     url = asyncio.run(_create(pg_server_url))
     try:
         asyncio.run(migrate(url))
+        yield urlsplit(url).path.lstrip("/")
+    finally:
+        asyncio.run(_drop(pg_server_url, url))
+
+
+def _clone(server_url: str, template: str) -> str:
+    return asyncio.run(_create(server_url, template))
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server_url: str, migrated_template: str) -> Iterator[str]:
+    url = _clone(pg_server_url, migrated_template)
+    try:
         yield url
     finally:
         asyncio.run(_drop(pg_server_url, url))
 
 
 @pytest.fixture(scope="module")
-def module_database_url(pg_server_url: str) -> Iterator[str]:
-    url = asyncio.run(_create(pg_server_url))
+def module_database_url(pg_server_url: str, migrated_template: str) -> Iterator[str]:
+    url = _clone(pg_server_url, migrated_template)
     try:
-        asyncio.run(migrate(url))
         yield url
     finally:
+        asyncio.run(_drop(pg_server_url, url))
+
+
+@pytest.fixture
+def migrated_database(pg_server_url: str, migrated_template: str) -> Iterator[Callable[[], str]]:
+    """A factory: `migrated_database()` returns the URL of another new database with the schema
+    migrated (a clone of the template); all are dropped after the test."""
+    created: list[str] = []
+
+    def factory() -> str:
+        url = _clone(pg_server_url, migrated_template)
+        created.append(url)
+        return url
+
+    yield factory
+    for url in created:
         asyncio.run(_drop(pg_server_url, url))
 
 
@@ -150,10 +187,10 @@ async def ledger(ledger_url: str | None) -> AsyncIterator[Ledger]:
 
 
 @pytest.fixture
-def db_url(fresh_database_url: str) -> str:
-    """A new database with the schema migrated, dropped after the test."""
-    asyncio.run(migrate(fresh_database_url))
-    return fresh_database_url
+def db_url(migrated_database: Callable[[], str]) -> str:
+    """A new database with the schema migrated (a clone of `migrated_template`), dropped after
+    the test."""
+    return migrated_database()
 
 
 @pytest.fixture

@@ -52,13 +52,6 @@ pytestmark = pytest.mark.anyio
 S = ExecutionState
 
 
-@pytest.fixture(scope="module", params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    """Unlike the rest of integration/: the memory store's runs go on trio as well (the
-    PostgreSQL runs skip trio, asyncpg being asyncio-only)."""
-    return str(request.param)
-
-
 # -- placing orders -------------------------------------------------------------------------------
 
 

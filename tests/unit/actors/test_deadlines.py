@@ -50,11 +50,6 @@ S = ExecutionState
 DEADLINE = 20.0  # guards against a hang; no test asserts anything about speed
 
 
-@pytest.fixture(scope="module", params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 async def bridge(anyio_backend: str) -> AsyncIterator[PaperServer]:
     async with paper_in_this_loop(paper_config()) as server:

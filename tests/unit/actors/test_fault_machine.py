@@ -29,7 +29,6 @@ The longest time any execution spent non-final is printed (`-s` shows it).
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,6 +43,11 @@ import pytest
 
 from tests.support import PaperServer, paper_config, paper_in_this_loop
 from trade_executor.actors.execution.deadlines import StateBounds
+
+# The bounds of `submitted`/`partially_filled` (timeouts that read first, bounded cancels, lost
+# statuses ending `unknown`) are the `actors.following` package's: imported, so that a rename
+# fails this module instead of turning the machine off (issue 11, reproduction 1).
+from trade_executor.actors.following import judge as _following_judge  # noqa: F401
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.broker.client import BrokerClient
@@ -62,14 +66,6 @@ from trade_executor.store.errors import StoreUnavailable
 from trade_executor.store.notifications import NotificationSource
 from trade_executor.store.protocol import Store
 from trade_executor.testing import MemoryStore
-
-# The bounds of `submitted`/`partially_filled` (timeouts that read first, bounded cancels, lost
-# statuses ending `unknown`) come with the `actors.following` package; before it, a refused
-# cancel after a lost answer loops for good (issue 11, reproduction 1) and this machine finds it.
-needs_following = pytest.mark.skipif(
-    importlib.util.find_spec("trade_executor.actors.following") is None,
-    reason="the pollers' bounds (actors.following) are not merged yet",
-)
 
 S = ExecutionState
 SETTLE_GUARD = 90.0
@@ -549,16 +545,11 @@ def check(result: MachineResult) -> None:
     )
 
 
-# -- on the memory store, both backends -----------------------------------------------------------
+# -- on the memory store, both backends (the core under trio: tests/conftest.py) ------------------
 
 
-@pytest.fixture(scope="module", params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@needs_following
 @pytest.mark.anyio
+@pytest.mark.both_backends
 @pytest.mark.parametrize("seed", [11, 23, 47])
 async def test_random_faults_strand_nothing_on_the_memory_store(seed: int) -> None:
     async with paper_in_this_loop(paper_config(seed=seed)) as bridge:

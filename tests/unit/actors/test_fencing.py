@@ -37,11 +37,6 @@ pytestmark = pytest.mark.anyio
 DEADLINE = 15.0  # guards against a hang only
 
 
-@pytest.fixture(scope="module", params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
 @pytest.fixture
 async def bridge(anyio_backend: str) -> AsyncIterator[PaperServer]:
     async with paper_in_this_loop(paper_config()) as server:

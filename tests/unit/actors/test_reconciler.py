@@ -28,6 +28,9 @@ from trade_executor.domain.states import ExecutionState
 from trade_executor.metrics import Metrics
 from trade_executor.testing import MemoryStore
 
+# The core's tests run on trio too (tests/conftest.py, `both_backends`).
+pytestmark = pytest.mark.both_backends
+
 S = ExecutionState
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=UTC)
 
