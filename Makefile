@@ -10,6 +10,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_STAMP := $(VENV)/.installed-demo
 PYTEST_ARGS ?=
+# `make test` runs on this many pytest-xdist workers (most of the suite's time is waiting on
+# processes, sockets and PostgreSQL, not CPU: more workers than cores pays). TEST_WORKERS=0: serial.
+TEST_WORKERS ?= 6
 
 .PHONY: test test-slow test-failover lint demo bench install clean screenshots
 
@@ -29,7 +32,8 @@ $(DEMO_STAMP): $(PY) pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	PYTHON=$(PY) scripts/with-postgres.sh $(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	PYTHON=$(PY) scripts/with-postgres.sh $(PY) -m pytest -m "not slow" \
+		-n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 test-slow: $(STAMP)
 	PYTHON=$(PY) scripts/with-postgres.sh $(PY) -m pytest -m slow $(PYTEST_ARGS)

@@ -72,10 +72,16 @@ class AccountSnapshots:
         async def fetch(name: str, call: Callable[[], Awaitable[Any]]) -> None:
             results[name] = await call()
 
+        failed: BaseException | None = None
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(fetch, "account", self._broker.account)
                 tg.start_soon(fetch, "positions", self._broker.positions)
         except* BrokerError as group:
-            raise group.exceptions[0] from None
+            # Raised after the block, not in it: a read failing while the task is cancelled
+            # (trio) leaves the cancellation in the group, and a raise here would wrap the
+            # error in a new group that `_fill` does not catch.
+            failed = group.exceptions[0]
+        if failed is not None:
+            raise failed from None
         return results["account"], results["positions"]

@@ -362,9 +362,16 @@ async def run_machine(
         last_event = config.fault_seconds - DOWN_SECONDS - 0.2
         event_at = sorted(rng.uniform(0.2, last_event) for _ in range(config.bridge_events))
         started = anyio.current_time()
+        events_done = anyio.Event()
         async with anyio.create_task_group() as events:
             events.start_soon(
-                bridge_events, bridge, random.Random(rng.random()), event_at, started, faults
+                bridge_events,
+                bridge,
+                random.Random(rng.random()),
+                event_at,
+                started,
+                faults,
+                events_done,
             )
             while True:
                 # The supervisor gives up on a child whose very first start fails (the service's
@@ -384,6 +391,9 @@ async def run_machine(
                         await sleep_until(started + next_crash)
                         continue  # the block ends: the actors are cancelled mid-work (a crash)
                     await sleep_until(started + config.fault_seconds)
+                    # A loaded machine may run the bridge's last event late: the calm begins
+                    # once it is over (the bridge connected again), whatever the clock says.
+                    await events_done.wait()
                     store.active = broker.active = False  # calm: the bounds now settle everything
                     executions = await settled(ledger, signals)
                     book = actors.executor.riskbook
@@ -405,9 +415,15 @@ async def sleep_until(moment: float) -> None:
 
 
 async def bridge_events(
-    bridge: PaperServer, rng: random.Random, times: list[float], started: float, log: FaultLog
+    bridge: PaperServer,
+    rng: random.Random,
+    times: list[float],
+    started: float,
+    log: FaultLog,
+    done: anyio.Event,
 ) -> None:
-    """The bridge restarts (either kind) or loses IB for a moment while IB fills an order."""
+    """The bridge restarts (either kind) or loses IB for a moment while IB fills an order;
+    `done` is set once the last event is over."""
     for at in times:
         await sleep_until(started + at)
         kind = rng.choice(("restart", "restart_client_id_changed", "down_with_fill"))
@@ -426,6 +442,7 @@ async def bridge_events(
                 log.note("bridge_fill_while_down")
             await anyio.sleep(DOWN_SECONDS)
             await bridge.call("POST", "/admin/reconnect")
+    done.set()
 
 
 async def settled(ledger: LedgerReader, signals: list[UUID]) -> list[Execution]:

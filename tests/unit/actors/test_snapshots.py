@@ -9,9 +9,10 @@ import pytest
 
 from trade_executor.actors.snapshots import AccountSnapshots
 from trade_executor.broker.client import BrokerClient
-from trade_executor.broker.errors import BrokerError
+from trade_executor.broker.errors import BrokerError, BrokerUnavailable
+from trade_executor.domain.models import Account, Position
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 ACCOUNT = (
     '{"account_id": "DU1", "net_liquidation": 100000.00, "total_cash": 100000.00,'
@@ -64,3 +65,29 @@ async def test_a_failed_read_is_raised_and_not_cached() -> None:
             account, _ = await snapshots.fresh(since, tg)
             assert account.net_liquidation == 100000
             assert bridge.reads == 2
+
+
+class FailsWhileCancelled:
+    """A bridge whose account read fails just as the read is cancelled (an executor crash)."""
+
+    async def account(self) -> Account:
+        try:
+            await anyio.sleep_forever()
+        finally:
+            raise BrokerUnavailable("connection reset", endpoint="GET /account")
+
+    async def positions(self) -> list[Position]:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+
+async def test_a_read_failing_as_it_is_cancelled_ends_with_the_cancellation() -> None:
+    """On trio the failed read once left its error wrapped in a new group, which escaped the
+    snapshot's task and crashed the executor (found by the fault machine, seed 47)."""
+    snapshots = AccountSnapshots(FailsWhileCancelled())  # type: ignore[arg-type]
+    async with anyio.create_task_group() as tg:
+        snapshots.prefetch(tg)
+        await anyio.wait_all_tasks_blocked()
+        tg.cancel_scope.cancel()
+    latest = snapshots._latest
+    assert latest is not None and latest.done.is_set()
