@@ -24,8 +24,10 @@ from anyio.abc import TaskGroup
 
 from trade_executor import __version__
 from trade_executor.actors.backoff import Backoff
+from trade_executor.actors.execution.deadlines import SCAN_INTERVAL
 from trade_executor.actors.execution.shared import Clock, utcnow
 from trade_executor.actors.exits.flatten import instance_rules_from
+from trade_executor.actors.reconciler import CONFIRM_DELAY
 from trade_executor.actors.supervisor import Supervisor, describe
 from trade_executor.actors.wiring import Actors, build_actors
 from trade_executor.bridge_watch import CHECK_INTERVAL as BRIDGE_CHECK_INTERVAL
@@ -97,8 +99,13 @@ class Service:
         gauge_interval: float = GAUGE_INTERVAL,
         database_deadline: float = STARTUP_DATABASE_DEADLINE,
         bridge_check_interval: float = BRIDGE_CHECK_INTERVAL,
+        scan_interval: float = SCAN_INTERVAL,
+        confirm_delay: float = CONFIRM_DELAY,
     ) -> None:
         self.settings = settings
+        # The actors' intervals (tests shorten them): the deadline scan, a break's confirmation.
+        self._scan_interval = scan_interval
+        self._confirm_delay = confirm_delay
         self._database_deadline = database_deadline
         self.notifier = notifier or SystemdNotifier.from_env()
         self.role = "starting"
@@ -274,6 +281,8 @@ class Service:
                     if settings.instance_guardrails != "off"
                     else None
                 ),
+                scan_interval=self._scan_interval,
+                confirm_delay=self._confirm_delay,
                 **self._daily_summary(),
             )
             await self.actors.start(active, self.supervisor)

@@ -20,21 +20,16 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.support import threaded_bridge
+from tests.support import ENV_VARIABLES, threaded_bridge
 from trade_executor.cli import COMMANDS, main
 from trade_executor.config import Settings
 
 EX_CONFIG = 78
 EX_USAGE = 2
-ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 DEAD_BRIDGE = "http://127.0.0.1:9"  # discard port: nothing listens, connections are refused
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No setting leaks in from the machine running the tests."""
-    for name in ENV_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.fixture

@@ -21,19 +21,14 @@ import pytest
 from tests.integration.actors.test_deadlines_pg import left_submitting, pg_actors, settings_for
 from tests.support import ThreadedBridge, threaded_bridge
 from trade_executor.cli import main
-from trade_executor.config import Settings
 from trade_executor.domain.models import Action, OrderRequest, OrderType
 from trade_executor.logging import configure_logging
 from trade_executor.store.postgres import PgStore, create_pool
 
-ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 LONG_AGO = timedelta(hours=1)
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.fixture(autouse=True)

@@ -10,11 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support import ENV_VARIABLES
 from trade_executor.cli import main
-from trade_executor.config import Settings
 from trade_executor.dburl import Server, parse_database_url
-
-ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 
 
 def closed_port() -> int:

@@ -25,12 +25,10 @@ import anyio
 import asyncpg
 import pytest
 
-from tests.support import ThreadedBridge
+from tests.support import ENV_VARIABLES, ThreadedBridge
 from trade_executor.broker.jsonnum import loads
 from trade_executor.cli import main
-from trade_executor.config import Settings
 
-ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 DEAD_BRIDGE = "http://127.0.0.1:9"
 
 # What a running service publishes (the fencing helper writes it; the format is the settings'

@@ -19,9 +19,21 @@ import httpx
 
 from trade_executor.broker.jsonnum import dumps, loads
 from trade_executor.broker.paper import Faults, PaperConfig, serve
-from trade_executor.config import Settings, load_settings
+from trade_executor.config import (
+    CREDENTIALS_DIRECTORY_VARIABLE,
+    ENV_FILE_VARIABLE,
+    Settings,
+    load_settings,
+)
 from trade_executor.service import Service
 from trade_executor.systemd import SystemdNotifier
+
+# Every variable a setting is read from, and the two that point at more settings (an env file,
+# systemd's credentials): what `clean_environment` removes and a child process must not inherit.
+ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + [
+    ENV_FILE_VARIABLE,
+    CREDENTIALS_DIRECTORY_VARIABLE,
+]
 
 
 @dataclass

@@ -35,12 +35,14 @@ import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from tests.support import (
+    ENV_VARIABLES,
     PaperServer,
     ThreadedBridge,
     paper_config,
@@ -51,6 +53,7 @@ from tests.support.ledgers import Ledger, MemoryLedger, PgLedger
 from tests.support.receiver import Receiver
 from trade_executor.broker import BrokerClient
 from trade_executor.broker.paper import PaperConfig
+from trade_executor.logging import configure_logging
 from trade_executor.store.migrate import migrate
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -183,7 +186,22 @@ async def ledger(ledger_url: str | None) -> AsyncIterator[Ledger]:
         yield emptied
 
 
-# -- the service's surroundings, for tests pinned to asyncio ---------------------------------
+# -- the environment -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No setting leaks in from the machine running the tests (`ENV_VARIABLES`); afterwards the
+    logs are configured back to the suite's default, since `main()` configures them for the
+    whole process. Modules that run the command line use it for every test:
+    `pytestmark = pytest.mark.usefixtures("clean_environment")`."""
+    for name in ENV_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    yield
+    configure_logging("json", "info")
+
+
+# -- the service's surroundings --------------------------------------------------------------
 
 
 @pytest.fixture
@@ -194,9 +212,19 @@ def db_url(migrated_database: Callable[[], str]) -> str:
 
 
 @pytest.fixture
-def bridge() -> Iterator[ThreadedBridge]:
-    """A paper bridge in its own thread (a separate server, as in production)."""
-    with threaded_bridge() as running:
+def bridge_options() -> dict[str, Any]:
+    """`PaperConfig` overrides for `bridge`: a module that needs another bridge overrides this
+    fixture (tests/chaos/test_load.py: prices that move only when stepped)."""
+    return {}
+
+
+@pytest.fixture
+def bridge(bridge_options: dict[str, Any]) -> Iterator[ThreadedBridge]:
+    """A paper bridge in its own thread (a separate server, as in production), with the real
+    bridge's behaviour (the `jax` profile, its waits scaled by JAX_LATENCY_SCALE): no order_ref
+    kept (the chaos invariants tie orders to executions by the order_ref each POST was sent
+    with, from the bridge's request log), unset prices, 500s, DAY orders."""
+    with threaded_bridge(**bridge_options) as running:
         yield running
 
 

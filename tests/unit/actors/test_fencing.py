@@ -19,7 +19,7 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from tests.support import PaperServer, paper_config, paper_in_this_loop
+from tests.support import PaperServer
 from trade_executor.actors.executor import Executor
 from trade_executor.actors.supervisor import Supervisor
 from trade_executor.actors.wiring import build_actors
@@ -37,16 +37,10 @@ pytestmark = pytest.mark.anyio
 DEADLINE = 15.0  # guards against a hang only
 
 
-@pytest.fixture
-async def bridge(anyio_backend: str) -> AsyncIterator[PaperServer]:
-    async with paper_in_this_loop(paper_config()) as server:
-        yield server
-
-
-def settings_for(bridge: PaperServer) -> Settings:
+def settings_for(paper: PaperServer) -> Settings:
     return load_settings(
         database_url=None,
-        ib_bridge_url=bridge.url,
+        ib_bridge_url=paper.url,
         execution_enabled=True,
         max_daily_loss=100000,
         order_poll_interval=0.1,
@@ -69,8 +63,8 @@ async def leading(settings: Settings, store: MemoryStore) -> AsyncIterator[Execu
             tg.cancel_scope.cancel()
 
 
-async def posts(bridge: PaperServer) -> list[dict[str, Any]]:
-    log = await bridge.call("GET", "/admin/requests")
+async def posts(paper: PaperServer) -> list[dict[str, Any]]:
+    log = await paper.call("GET", "/admin/requests")
     return [r for r in log["requests"] if r["method"] == "POST"]
 
 
@@ -137,10 +131,10 @@ async def test_a_fenced_intent_changes_nothing() -> None:
 # -- the executor -----------------------------------------------------------------------------
 
 
-async def test_a_deposed_executor_claims_nothing_and_posts_nothing(bridge: PaperServer) -> None:
+async def test_a_deposed_executor_claims_nothing_and_posts_nothing(paper: PaperServer) -> None:
     store = MemoryStore()
     with capture_logs() as logs:
-        async with leading(settings_for(bridge), store):
+        async with leading(settings_for(paper), store):
             store.take_over()  # another instance took over; this one has not noticed yet
             signal_id = store.add_signal("FEND")
             store.add_approval(signal_id)
@@ -148,7 +142,7 @@ async def test_a_deposed_executor_claims_nothing_and_posts_nothing(bridge: Paper
 
     assert fenced["log_level"] == "warning"
     assert store.execution_of(signal_id) is None
-    assert await posts(bridge) == []
+    assert await posts(paper) == []
     assert not [e for e in logs if e["log_level"] in ("error", "critical")], logs
 
 
@@ -165,11 +159,11 @@ class TakenOverAfterClaim(MemoryStore):
 
 
 async def test_a_fenced_intent_sends_nothing_and_leaves_the_row_received(
-    bridge: PaperServer,
+    paper: PaperServer,
 ) -> None:
     store = TakenOverAfterClaim()
     with capture_logs() as logs:
-        async with leading(settings_for(bridge), store) as executor:
+        async with leading(settings_for(paper), store) as executor:
             signal_id = store.add_signal("FENE")
             store.add_approval(signal_id)
             fenced = await until_logged(logs, "execution.fenced")
@@ -181,6 +175,6 @@ async def test_a_fenced_intent_sends_nothing_and_leaves_the_row_received(
     assert execution.state is ExecutionState.RECEIVED  # left for the new leader
     assert execution.reason is None and execution.quantity is None
     assert [e.kind for e in store.events_of(execution.id)] == ["execution.claimed"]
-    assert await posts(bridge) == []
+    assert await posts(paper) == []
     assert reserved == Decimal(0)  # the deposed instance's reservation was released
     assert not [e for e in logs if e["log_level"] in ("error", "critical")], logs
