@@ -9,6 +9,7 @@ unchanged on trio (docs/ARCHITECTURE.md, "anyio everywhere in the core")."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -27,6 +28,23 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "both_backends: run this anyio test on trio as well as asyncio (the core's tests)",
     )
+    config.addinivalue_line(
+        "markers",
+        "no_blocking: the test fails if the service's code blocks the event loop (blockbuster)",
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """The body of a test marked `no_blocking` runs under `no_blocking_calls` (its fixtures'
+    set-up and teardown do not: they create databases and bridges the blocking way)."""
+    if item.get_closest_marker("no_blocking") is None:
+        return (yield)
+    # Imported here: tests.support.fixtures is a plugin (`pytest_plugins`), its asserts rewritten.
+    from tests.support.fixtures import no_blocking_calls
+
+    with no_blocking_calls():
+        return (yield)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -43,6 +43,7 @@ from trade_executor.identity import application_name, instance_id
 from trade_executor.logging import clear_repeated, get_logger, log_repeated
 from trade_executor.metrics import Metrics
 from trade_executor.service_gateway import ServiceGateway
+from trade_executor.session_calendar import trading_session
 from trade_executor.startup import (
     MODE_BANNERS,
     check_capabilities,
@@ -267,6 +268,11 @@ class Service:
             active.start_soon(self._hold_leadership, lock, active.cancel_scope)
             assert self.store is not None and self.broker is not None
             dsn = settings.dsn()
+            # The exits' trading session: exchange-calendars and pandas take seconds to import
+            # and build it, in a worker thread rather than on the event loop (it is cached).
+            await anyio.to_thread.run_sync(
+                trading_session, settings.trading_session, settings.trading_day_timezone
+            )
             self.actors = build_actors(
                 settings,
                 self.store,

@@ -27,7 +27,8 @@ from trade_executor.devdb.server import embedded_postgres, find_bindir
 from trade_executor.service import Service
 from trade_executor.store.migrate import migrate
 
-pytestmark = pytest.mark.anyio
+# The service never blocks the event loop (blockbuster: tests/conftest.py).
+pytestmark = [pytest.mark.anyio, pytest.mark.no_blocking]
 
 TOKEN = "test-token"
 WAIT = 30.0  # deadline for an outcome to appear, never a measured duration

@@ -35,11 +35,13 @@ import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from blockbuster import BlockBuster, blockbuster_ctx
 
 from tests.support import (
     ENV_VARIABLES,
@@ -53,7 +55,9 @@ from tests.support.ledgers import Ledger, MemoryLedger, PgLedger
 from tests.support.receiver import Receiver
 from trade_executor.broker import BrokerClient
 from trade_executor.broker.paper import PaperConfig
+from trade_executor.config import load_settings
 from trade_executor.logging import configure_logging
+from trade_executor.session_calendar import trading_session
 from trade_executor.store.migrate import migrate
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -199,6 +203,47 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         monkeypatch.delenv(name, raising=False)
     yield
     configure_logging("json", "info")
+
+
+# -- the event loop is never blocked ---------------------------------------------------------
+
+
+@contextmanager
+def no_blocking_calls() -> Iterator[BlockBuster]:
+    """Fails the test (`blockbuster.BlockingError`, raised where the call is made) when code
+    of the service (`trade_executor`) makes a blocking call (a sleep, a blocking socket or file
+    operation...) on a running asyncio event loop. The development scaffolding in the package
+    (the paper bridge, the memory store, the demo) is not scanned. tests/conftest.py applies it
+    to the body of every test marked `no_blocking` (the actors' and the service's tests)."""
+    # As the service does before it builds the actors (in a worker thread: seconds of imports).
+    settings = load_settings()
+    trading_session(settings.trading_session, settings.trading_day_timezone)
+    with blockbuster_ctx(
+        "trade_executor",
+        excluded_modules=[
+            "trade_executor.broker.paper",
+            "trade_executor.testing",
+            "trade_executor.demo",
+            "trade_executor.devdb",
+        ],
+    ) as buster:
+        for function in buster.functions.values():
+            # Read before the loop in production (the command line loads the settings, then
+            # starts the loop); the tests build theirs inside it.
+            function.can_block_in("trade_executor/config.py", "load_settings")
+            # The package's few .sql files, read once at start-up (`migrate`).
+            function.can_block_in("trade_executor/store/migrate.py", "load_migrations")
+            # asyncpg looks for ~/.pgpass and ~/.postgresql's certificates (a few stats) at
+            # every connect: the library's, and short.
+            function.can_block_in("asyncpg/connect_utils.py", "_parse_connect_dsn_and_args")
+            # The API's app is built once at start-up (the console's template folder, its static
+            # files' folder); jinja reads a console template from the package at its first use
+            # (then cached): short reads of the package's own files, found and left as they are.
+            function.can_block_in("trade_executor/api/app.py", "create_app")
+            function.can_block_in("jinja2/loaders.py", "get_source")
+            # A scrape of /metrics reads /proc/self (the process collector): memory, not disk.
+            function.can_block_in("prometheus_client/process_collector.py", "collect")
+        yield buster
 
 
 # -- the service's surroundings --------------------------------------------------------------

@@ -47,7 +47,8 @@ from trade_executor.store.notifications import APPROVALS_CHANNEL
 from trade_executor.store.protocol import Claimed
 from trade_executor.testing import MemoryNotifications, MemoryStore
 
-pytestmark = pytest.mark.anyio
+# The actors never block the event loop (blockbuster: tests/conftest.py).
+pytestmark = [pytest.mark.anyio, pytest.mark.no_blocking]
 
 S = ExecutionState
 
