@@ -12,7 +12,7 @@ DEMO_STAMP := $(VENV)/.installed-demo
 PYTEST_ARGS ?=
 # `make test` runs on this many pytest-xdist workers (most of the suite's time is waiting on
 # processes, sockets and PostgreSQL, not CPU: more workers than cores pays). TEST_WORKERS=0: serial.
-TEST_WORKERS ?= 6
+TEST_WORKERS ?= 4
 
 .PHONY: test test-slow test-failover lint demo bench install clean screenshots
 

@@ -1,28 +1,42 @@
 """The suite's fixtures (registered as a plugin by tests/conftest.py): the only home of fixtures.
 
 Async tests
-    Mark them `@pytest.mark.anyio` (or `pytestmark = pytest.mark.anyio` for a module). By default
-    each runs twice, on asyncio and on trio (`anyio_backend` below).
+    Mark them `@pytest.mark.anyio` (or `pytestmark = pytest.mark.anyio` for a module). They run
+    on asyncio (`anyio_backend`, tests/conftest.py); the core's tests are also marked
+    `both_backends` and run on trio as well. `no_blocking` makes the test body fail at any
+    blocking call of the service's code on the event loop (`no_blocking_calls` below).
 
-    asyncpg does not run on trio: the conftests of `integration/` and `chaos/` pin asyncio for
-    their directories. A module overrides `anyio_backend` only when it needs another set than its
-    directory's, and says why (the suites over both stores run the memory store on trio too).
+Parallel runs (`make test`: pytest-xdist, TEST_WORKERS)
+    Every fixture is worker-safe: database names carry the worker's name and a uuid, ports are
+    ephemeral (0), files live under `tmp_path`, advisory locks and `pg_stat_activity` reads are
+    per database. Tests that must not run at the same time as each other would share an
+    `@pytest.mark.xdist_group(name=...)` (one worker runs them in turn; `--dist loadgroup`)
+    with the reason beside it; none needs one today.
 
 PostgreSQL (server: TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/postgres)
     `pg_server_url`       (session)  the server's maintenance database; never write there.
-    `database_url`        (session)  one database for the whole run, already migrated. Shared by
-                                     every test: use fresh uuids and symbols, never assume a table
-                                     is empty, and put back what you change (executor_control).
-    `fresh_database_url`  (function) a new, empty, unmigrated database, dropped after the test.
-    `create_database`     (function) a factory: `create_database()` returns the URL of another
-                                     new empty database; all are dropped after the test.
+    `migrated_template`   (session)  a database migrated once per worker, never connected to
+                                     again: every migrated database below is a clone of it
+                                     (`CREATE DATABASE ... TEMPLATE`), not a migration replayed.
+    `database_url`        (session)  one migrated database for the whole run. Shared by every
+                                     test of the worker: use fresh uuids and symbols, never
+                                     assume a table is empty, and put back what you change.
+    `db_url`              (function) a new migrated database (a clone), dropped after the test.
+    `migrated_database`   (function) a factory of more of those.
     `module_database_url` (module)   a migrated database of the module's own, which its tests may
                                      empty (`PgLedger.emptied` does).
+    `fresh_database_url`  (function) a new, empty, unmigrated database, dropped after the test
+                                     (the migrations' own tests start from it).
+    `create_database`     (function) a factory of more of those.
 
 Ledgers (`tests.support.ledgers`)
-    `ledger`              (function) parametrised: a `MemoryLedger` (either backend) and a
-                                     `PgLedger` on `module_database_url`, emptied (asyncio only;
-                                     skipped on trio).
+    `ledger`              (function) parametrised: a `MemoryLedger` and a `PgLedger` on
+                                     `module_database_url`, emptied.
+
+Bridges and the environment
+    `bridge` (a paper bridge in its own thread; a module overrides `bridge_options` for another
+    PaperConfig), `paper` (the paper bridge in the test's own loop), `client`, `receiver`,
+    `clean_environment` (no setting leaks in from the machine).
 
 These fixtures are synchronous (setup and teardown use `asyncio.run`), so sync and async tests on
 either backend can use them.
