@@ -17,6 +17,10 @@ import pytest
 # for the session (tests/unit/domain/test_session.py, tests/integration/gates/). Set in the
 # environment so that every Settings, and every service process a test starts, sees it.
 os.environ.setdefault("OUTSIDE_SESSION", "send")
+# And the session is a fixed weekday window, not the XNYS calendar: building a calendar imports
+# exchange-calendars and pandas, ~0.9 s of CPU in every service process a test starts (the chaos
+# suite starts about a hundred). Tests of the calendars name theirs (TRADING_SESSION="XNYS").
+os.environ.setdefault("TRADING_SESSION", "09:30-16:00")
 
 pytest_plugins = ["tests.support.fixtures"]
 
