@@ -9,23 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ThreadedBridge, threaded_bridge
+from tests.support import ThreadedBridge
 from tests.support.chaos import Harness
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    """The chaos tests read the ledger with asyncpg: asyncio only."""
-    return "asyncio"
-
-
-@pytest.fixture
-def bridge() -> Iterator[ThreadedBridge]:
-    """The real bridge's behaviour (the `jax` profile, its waits scaled by JAX_LATENCY_SCALE):
-    no order_ref kept (the invariants tie orders to executions by the order_ref each POST was
-    sent with, from the bridge's request log), unset prices, 500s, DAY orders."""
-    with threaded_bridge() as running:
-        yield running
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -34,7 +33,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support import INSERT_APPROVAL, INSERT_SIGNAL, ThreadedBridge, threaded_bridge
+from tests.support import INSERT_APPROVAL, INSERT_SIGNAL, ThreadedBridge
 from tests.support.chaos import (
     ENTRY,
     STOP,
@@ -72,16 +71,9 @@ ENV = {
 STRANDED = "SELECT count(*) FROM executions WHERE state IN ('received', 'submitting')"
 
 
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"  # asyncpg reads the ledger
-
-
 @pytest.fixture
-def bridge() -> Iterator[ThreadedBridge]:
-    with threaded_bridge() as running:
-        running.admin("POST", "/admin/account", {"buying_power": 100_000_000})
-        yield running
+def bridge_options() -> dict[str, Any]:
+    return {"buying_power": Decimal(100_000_000)}
 
 
 # ---- helpers ---------------------------------------------------------------------------------

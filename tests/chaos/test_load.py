@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -26,7 +25,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support import ThreadedBridge, threaded_bridge
+from tests.support import ThreadedBridge
 from tests.support.chaos import FINAL, WORKING, Harness, check_invariants, wait_settled
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -77,10 +76,9 @@ SCENARIOS = {
 
 
 @pytest.fixture
-def bridge() -> Iterator[ThreadedBridge]:
+def bridge_options() -> dict[str, Any]:
     # The price moves only when the test steps it; 0.4 % a tick closes a bracket in a few ticks.
-    with threaded_bridge(tick_interval=0.0, volatility=Decimal("0.004")) as running:
-        yield running
+    return {"tick_interval": 0.0, "volatility": Decimal("0.004")}
 
 
 INSERT_SIGNALS = """

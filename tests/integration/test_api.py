@@ -27,10 +27,14 @@ from trade_executor.service.run import Service
 from trade_executor.store.migrate import migrate
 from trade_executor_dev.devdb.server import embedded_postgres, find_bindir
 
-pytestmark = pytest.mark.anyio
+# The service never blocks the event loop (blockbuster: tests/conftest.py).
+pytestmark = [pytest.mark.anyio, pytest.mark.no_blocking]
 
 TOKEN = "test-token"
 WAIT = 30.0  # deadline for an outcome to appear, never a measured duration
+# The bridge watch's interval where a test waits for it to see the bridge go and come back
+# (CHECK_INTERVAL, 5 s, in production).
+WATCH = 0.1
 
 
 @asynccontextmanager
@@ -246,7 +250,10 @@ async def test_health_flips_when_the_bridge_goes_away_and_back(db_url: str) -> N
     bridge = bridge_on_port(port)
     bridge.__enter__()
     try:
-        async with running_service(settings) as service, api(service) as client:
+        async with (
+            running_service(settings, bridge_check_interval=WATCH) as service,
+            api(service) as client,
+        ):
             body = await until_health(client, 200)
             assert body["status"] == "ok"
             assert (body["database"], body["bridge"], body["listener"]) == ("ok", "ok", "ok")
@@ -304,7 +311,11 @@ async def test_health_flips_when_postgresql_goes_away_and_back(bridge: ThreadedB
 async def test_health_is_degraded_when_the_bridge_is_not_connected_to_ib(
     db_url: str, bridge: ThreadedBridge
 ) -> None:
-    async with running_service(make_settings(db_url, bridge)) as service, api(service) as client:
+    settings = make_settings(db_url, bridge)
+    async with (
+        running_service(settings, bridge_check_interval=WATCH) as service,
+        api(service) as client,
+    ):
         assert (await until_health(client, 200))["status"] == "ok"
         bridge.set_faults(unavailable_rate=1.0)
         # Checked in the background: within one check interval, not at the probe.

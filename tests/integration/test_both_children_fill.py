@@ -29,11 +29,6 @@ WAIT = 20.0
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def jax_bridge() -> Iterator[ThreadedBridge]:
     with threaded_bridge(profile="jax", faults=Faults(latency_scale=0.01)) as running:
         yield running

@@ -23,9 +23,9 @@ from trade_executor.domain.models import Action, OrderRequest, OrderType
 
 pytestmark = pytest.mark.anyio
 
-TIMEOUT = 0.5  # IB_BRIDGE_TIMEOUT for these calls
+TIMEOUT = 1.5  # IB_BRIDGE_TIMEOUT for these calls (0.5 s failed the untrickled reads under load)
 BYTE_EVERY = 0.2  # each byte well within the timeout: only a whole-call deadline ends it
-GUARD = 5.0  # far above TIMEOUT, far below the ~20 s a trickled answer takes
+GUARD = 10.0  # far above TIMEOUT, far below the ~20 s a trickled answer takes
 
 
 def client(proxy: BridgeProxy) -> BrokerClient:

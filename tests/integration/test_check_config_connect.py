@@ -10,17 +10,13 @@ import pytest
 
 from tests.support import ThreadedBridge, threaded_bridge
 from trade_executor.cli.main import main
-from trade_executor.config.sources import EX_CONFIG, Settings
+from trade_executor.config.sources import EX_CONFIG
 from trade_executor.store.migrate import load_migrations
 
-ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 LATEST = load_migrations()[-1].version
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.fixture

@@ -4,25 +4,14 @@ above the 0.05 ceiling with exit 78 and one sentence."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from trade_executor.cli.main import main
-from trade_executor.config.sources import Settings
-
-ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ENV_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+def a_database_url(clean_environment: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgresql://te@db.internal:5432/te")
-    yield
-    from trade_executor.observability.logging import configure_logging
-
-    configure_logging("json", "info")
 
 
 def test_check_config_warns_above_two_percent(

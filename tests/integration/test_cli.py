@@ -20,30 +20,23 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.support import threaded_bridge
+from tests.support import ENV_VARIABLES, threaded_bridge
 from trade_executor.cli.main import COMMANDS, main
 from trade_executor.config.sources import Settings
-from trade_executor.store.migrate import migrate
 
 EX_CONFIG = 78
 EX_USAGE = 2
-ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 DEAD_BRIDGE = "http://127.0.0.1:9"  # discard port: nothing listens, connections are refused
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No setting leaks in from the machine running the tests."""
-    for name in ENV_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.fixture
-def db(fresh_database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    asyncio.run(migrate(fresh_database_url))
-    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+def db(db_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("IB_BRIDGE_URL", DEAD_BRIDGE)
-    return fresh_database_url
+    return db_url
 
 
 def query(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:

@@ -14,18 +14,12 @@ from trade_executor.config.sources import (
     CREDENTIALS_DIRECTORY_VARIABLE,
     ENV_FILE_VARIABLE,
     EX_CONFIG,
-    Settings,
 )
 
 DSN = "postgresql://trader@db.internal:5432/trading"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.delenv(ENV_FILE_VARIABLE, raising=False)
-    monkeypatch.delenv(CREDENTIALS_DIRECTORY_VARIABLE, raising=False)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def check(

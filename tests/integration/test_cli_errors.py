@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -19,9 +18,14 @@ import anyio
 import asyncpg
 import pytest
 
-from tests.support import ThreadedBridge, insert_signal, make_settings, running_service
+from tests.support import (
+    ENV_VARIABLES,
+    ThreadedBridge,
+    insert_signal,
+    make_settings,
+    running_service,
+)
 from trade_executor.cli.main import main
-from trade_executor.config.sources import Settings
 from trade_executor.ops.execute import (
     EX_ALREADY_EXECUTED,
     EX_NOT_AUTHORISED,
@@ -29,7 +33,6 @@ from trade_executor.ops.execute import (
     EX_REJECTED,
 )
 
-ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 DEAD_BRIDGE = "http://127.0.0.1:9"
 
 # Every command that reads or writes the database, as an operator types it.
@@ -44,14 +47,8 @@ DATABASE_COMMANDS = [
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ENV_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+def a_dead_bridge(clean_environment: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IB_BRIDGE_URL", DEAD_BRIDGE)
-    yield
-    from trade_executor.observability.logging import configure_logging
-
-    configure_logging("json", "info")  # main() configured logging for the process
 
 
 def with_path(url: str, database: str, user: str | None = None) -> str:

@@ -68,14 +68,11 @@ def test_demo_refuses_a_database_in_use(fresh_database_url: str, what: str) -> N
     assert asyncio.run(counts(fresh_database_url)) == before  # nothing written, not migrated
 
 
-def test_demo_refuses_a_database_a_service_leads_on(fresh_database_url: str) -> None:
+def test_demo_refuses_a_database_a_service_leads_on(db_url: str) -> None:
     """Beside a running service the demo waited 60 s as its standby and died with a traceback."""
-    asyncio.run(migrate(fresh_database_url))
 
     async def leading() -> asyncpg.Connection:
-        conn = await asyncpg.connect(
-            fresh_database_url, server_settings={"application_name": "trade-executor"}
-        )
+        conn = await asyncpg.connect(db_url, server_settings={"application_name": "trade-executor"})
         await conn.execute("SELECT pg_advisory_lock($1)", LEADER_LOCK_KEY)
         return conn
 
@@ -83,7 +80,7 @@ def test_demo_refuses_a_database_a_service_leads_on(fresh_database_url: str) -> 
         leader = await leading()
         try:
             out = io.StringIO()
-            settings = load_settings(database_url=fresh_database_url)
+            settings = load_settings(database_url=db_url)
             code = await asyncio.to_thread(run_demo, settings, out=out)
             assert code == 1
             return out.getvalue()

@@ -333,7 +333,6 @@ async def test_sighup_and_sigint_drain_and_exit_0(
     tmp_path: Path,
 ) -> None:
     sock, path = notify_socket
-    bridge.set_faults(latency=1.0)  # each bridge answer takes a second: a POST is in flight
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRADE_EXECUTOR", "WATCHDOG"))}
     env.update(
         NOTIFY_SOCKET=path,
@@ -347,7 +346,10 @@ async def test_sighup_and_sigint_drain_and_exit_0(
     output = tmp_path / "run.log"
     process = _start_run(env, output)
     try:
-        _messages_until(sock, "READY")
+        await anyio.to_thread.run_sync(_messages_until, sock, "READY")
+        # From now on each bridge answer takes a second: the POST is in flight at the signal.
+        # (Set before the start, it made the start-up's reads take seconds each.)
+        bridge.set_faults(latency=1.0)
         signal_id, _ = await new_approval(conn, "SIG")
         await wait_for(
             conn,
@@ -356,7 +358,8 @@ async def test_sighup_and_sigint_drain_and_exit_0(
             timeout=DEADLINE,
         )
         process.send_signal(signum)
-        assert _messages_until(sock, "STOPPING")[-1]["STOPPING"] == "1"
+        stopping = await anyio.to_thread.run_sync(_messages_until, sock, "STOPPING")
+        assert stopping[-1]["STOPPING"] == "1"
         with anyio.fail_after(DEADLINE * 2):
             while process.poll() is None:
                 await anyio.sleep(0.05)

@@ -20,8 +20,15 @@ import asyncpg
 import pytest
 
 from tests.integration.test_bridge_lost_answers import proxy_bridge
-from tests.integration.test_status_halt import ENV_VARIABLES, command
-from tests.support import ThreadedBridge, approve, insert_signal, make_settings, running_service
+from tests.integration.test_status_halt import command
+from tests.support import (
+    ENV_VARIABLES,
+    ThreadedBridge,
+    approve,
+    insert_signal,
+    make_settings,
+    running_service,
+)
 from tests.support.bridge_proxy import bridge_proxy
 from trade_executor.actors.executor import Executor
 from trade_executor.service.run import Service

@@ -29,11 +29,6 @@ WAIT = 20.0
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def jax_bridge() -> Iterator[ThreadedBridge]:
     with threaded_bridge(profile="jax", faults=Faults(latency_scale=0.01)) as running:
         yield running
@@ -67,6 +62,17 @@ async def position_state(ledger: PgLedger, execution_id: Any, want: str) -> Any:
             row = await ledger.store.get_execution(execution_id)
             if row is not None and row.position_state == want:
                 return row
+            await anyio.sleep(0.02)
+
+
+async def reprotections(ledger: PgLedger, execution_id: Any, count: int) -> None:
+    """Until the ledger holds `count` `position.reprotected` events: the event is written after
+    the position is open again, so a test that stopped the follower at "open" lost it."""
+    with anyio.fail_after(WAIT):
+        while True:
+            events = [kind for kind, _ in await ledger.events(execution_id)]
+            if events.count("position.reprotected") >= count:
+                return
             await anyio.sleep(0.02)
 
 
@@ -120,6 +126,7 @@ async def test_day_children_expire_and_the_position_is_protected_once_per_open(
             now[0] = session.opened + timedelta(minutes=1)
             session.open = True
             await position_state(ledger, held.id, "open")
+            await reprotections(ledger, held.id, 1)
 
         await exits_for_a_while(closes_then_opens)
         assert len(protects(jax_bridge, "OVN")) == 1
@@ -144,6 +151,7 @@ async def test_day_children_expire_and_the_position_is_protected_once_per_open(
             await anyio.sleep(1.1)
             now[0] = session.opened + timedelta(minutes=1)
             await position_state(ledger, held.id, "open")
+            await reprotections(ledger, held.id, 2)
 
         await exits_for_a_while(next_open)
         assert len(protects(jax_bridge, "OVN")) == 2

@@ -21,20 +21,14 @@ import pytest
 from tests.integration.actors.test_deadlines_pg import left_submitting, pg_actors, settings_for
 from tests.support import ThreadedBridge, threaded_bridge
 from trade_executor.cli.main import main
-from trade_executor.config.sources import Settings
 from trade_executor.domain.models import Action, OrderRequest, OrderType
 from trade_executor.observability.logging import configure_logging
-from trade_executor.store.migrate import migrate
 from trade_executor.store.postgres import PgStore, create_pool
 
-ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 LONG_AGO = timedelta(hours=1)
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ENV_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.fixture(autouse=True)
@@ -53,11 +47,10 @@ def paper() -> Iterator[ThreadedBridge]:
 
 
 @pytest.fixture
-def db(fresh_database_url: str, paper: ThreadedBridge, monkeypatch: pytest.MonkeyPatch) -> str:
-    asyncio.run(migrate(fresh_database_url))
-    monkeypatch.setenv("DATABASE_URL", fresh_database_url)
+def db(db_url: str, paper: ThreadedBridge, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("IB_BRIDGE_URL", paper.url)
-    return fresh_database_url
+    return db_url
 
 
 def run(db: str, work: Any) -> Any:

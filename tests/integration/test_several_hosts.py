@@ -10,11 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support import ENV_VARIABLES
 from trade_executor.cli.main import main
 from trade_executor.config.dburl import Server, parse_database_url
-from trade_executor.config.sources import Settings
-
-ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 
 
 def closed_port() -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 
 import asyncpg
@@ -15,21 +14,12 @@ import pytest
 from tests.support import insert_signal
 from trade_executor.broker.jsonnum import loads
 from trade_executor.cli.main import main
-from trade_executor.config.sources import Settings
 
-ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 REJECTED = uuid.UUID("0dd00000-0000-4000-8000-000000000001")
 CLOSED = uuid.UUID("0dd00000-0000-4000-8000-000000000002")
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in ENV_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    yield
-    from trade_executor.observability.logging import configure_logging
-
-    configure_logging("json", "info")
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.fixture

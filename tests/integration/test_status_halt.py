@@ -14,13 +14,11 @@ import asyncpg
 import pytest
 from structlog.testing import capture_logs
 
-from tests.support import ThreadedBridge, make_settings, running_service
+from tests.support import ENV_VARIABLES, ThreadedBridge, make_settings, running_service
 from trade_executor.cli.main import main
-from trade_executor.config.sources import Settings
 from trade_executor.store.identity import instance_id
 
 pytestmark = pytest.mark.anyio
-ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + ["TRADE_EXECUTOR_ENV_FILE"]
 
 
 @pytest.fixture(autouse=True)

@@ -18,10 +18,22 @@ import asyncpg
 import httpx
 
 from trade_executor.broker.jsonnum import dumps, loads
-from trade_executor.config.sources import Settings, load_settings
+from trade_executor.config.sources import (
+    CREDENTIALS_DIRECTORY_VARIABLE,
+    ENV_FILE_VARIABLE,
+    Settings,
+    load_settings,
+)
 from trade_executor.service.run import Service
 from trade_executor.service.systemd import SystemdNotifier
 from trade_executor_dev.paper import Faults, PaperConfig, serve
+
+# Every variable a setting is read from, and the two that point at more settings (an env file,
+# systemd's credentials): what `clean_environment` removes and a child process must not inherit.
+ENV_VARIABLES = [name.upper() for name in Settings.model_fields] + [
+    ENV_FILE_VARIABLE,
+    CREDENTIALS_DIRECTORY_VARIABLE,
+]
 
 
 @dataclass

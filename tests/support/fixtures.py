@@ -1,28 +1,42 @@
 """The suite's fixtures (registered as a plugin by tests/conftest.py): the only home of fixtures.
 
 Async tests
-    Mark them `@pytest.mark.anyio` (or `pytestmark = pytest.mark.anyio` for a module). By default
-    each runs twice, on asyncio and on trio (`anyio_backend` below).
+    Mark them `@pytest.mark.anyio` (or `pytestmark = pytest.mark.anyio` for a module). They run
+    on asyncio (`anyio_backend`, tests/conftest.py); the core's tests are also marked
+    `both_backends` and run on trio as well. `no_blocking` makes the test body fail at any
+    blocking call of the service's code on the event loop (`no_blocking_calls` below).
 
-    asyncpg does not run on trio: the conftests of `integration/` and `chaos/` pin asyncio for
-    their directories. A module overrides `anyio_backend` only when it needs another set than its
-    directory's, and says why (the suites over both stores run the memory store on trio too).
+Parallel runs (`make test`: pytest-xdist, TEST_WORKERS)
+    Every fixture is worker-safe: database names carry the worker's name and a uuid, ports are
+    ephemeral (0), files live under `tmp_path`, advisory locks and `pg_stat_activity` reads are
+    per database. Tests that must not run at the same time as each other would share an
+    `@pytest.mark.xdist_group(name=...)` (one worker runs them in turn; `--dist loadgroup`)
+    with the reason beside it; none needs one today.
 
 PostgreSQL (server: TEST_DATABASE_URL, else postgresql://postgres@127.0.0.1:5432/postgres)
     `pg_server_url`       (session)  the server's maintenance database; never write there.
-    `database_url`        (session)  one database for the whole run, already migrated. Shared by
-                                     every test: use fresh uuids and symbols, never assume a table
-                                     is empty, and put back what you change (executor_control).
-    `fresh_database_url`  (function) a new, empty, unmigrated database, dropped after the test.
-    `create_database`     (function) a factory: `create_database()` returns the URL of another
-                                     new empty database; all are dropped after the test.
+    `migrated_template`   (session)  a database migrated once per worker, never connected to
+                                     again: every migrated database below is a clone of it
+                                     (`CREATE DATABASE ... TEMPLATE`), not a migration replayed.
+    `database_url`        (session)  one migrated database for the whole run. Shared by every
+                                     test of the worker: use fresh uuids and symbols, never
+                                     assume a table is empty, and put back what you change.
+    `db_url`              (function) a new migrated database (a clone), dropped after the test.
+    `migrated_database`   (function) a factory of more of those.
     `module_database_url` (module)   a migrated database of the module's own, which its tests may
                                      empty (`PgLedger.emptied` does).
+    `fresh_database_url`  (function) a new, empty, unmigrated database, dropped after the test
+                                     (the migrations' own tests start from it).
+    `create_database`     (function) a factory of more of those.
 
 Ledgers (`tests.support.ledgers`)
-    `ledger`              (function) parametrised: a `MemoryLedger` (either backend) and a
-                                     `PgLedger` on `module_database_url`, emptied (asyncio only;
-                                     skipped on trio).
+    `ledger`              (function) parametrised: a `MemoryLedger` and a `PgLedger` on
+                                     `module_database_url`, emptied.
+
+Bridges and the environment
+    `bridge` (a paper bridge in its own thread; a module overrides `bridge_options` for another
+    PaperConfig), `paper` (the paper bridge in the test's own loop), `client`, `receiver`,
+    `clean_environment` (no setting leaks in from the machine).
 
 These fixtures are synchronous (setup and teardown use `asyncio.run`), so sync and async tests on
 either backend can use them.
@@ -35,12 +49,16 @@ import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from blockbuster import BlockBuster, blockbuster_ctx
 
 from tests.support import (
+    ENV_VARIABLES,
     PaperServer,
     ThreadedBridge,
     paper_config,
@@ -50,6 +68,9 @@ from tests.support import (
 from tests.support.ledgers import Ledger, MemoryLedger, PgLedger
 from tests.support.receiver import Receiver
 from trade_executor.broker import BrokerClient
+from trade_executor.config.session_calendar import trading_session
+from trade_executor.config.sources import load_settings
+from trade_executor.observability.logging import configure_logging
 from trade_executor.store.migrate import migrate
 from trade_executor_dev.paper import PaperConfig
 
@@ -65,13 +86,19 @@ def _with_database(server_url: str, name: str) -> str:
     return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
 
 
-async def _create(server_url: str) -> str:
+def _worker() -> str:
+    """The pytest-xdist worker's name ("gw0"...), or "main" without xdist: part of every name
+    this process creates on the server, so that parallel workers never meet."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+async def _create(server_url: str, template: str = "template0") -> str:
     # A generated name (hex only) is safe to interpolate: CREATE DATABASE takes no parameters.
-    name = f"te_{uuid.uuid4().hex[:16]}"
+    name = f"te_{_worker()}_{uuid.uuid4().hex[:16]}"
     conn = await asyncpg.connect(server_url)
     try:
         # template0: CREATE DATABASE from template1 fails while anyone is connected to template1.
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     finally:
         await conn.close()
     return _with_database(server_url, name)
@@ -107,22 +134,53 @@ def fresh_database_url(create_database: Callable[[], str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def database_url(pg_server_url: str) -> Iterator[str]:
+def migrated_template(pg_server_url: str) -> Iterator[str]:
+    """The name of a database migrated once per session (per xdist worker), which no one
+    connects to again: the template that every migrated database of the run is cloned from
+    (`CREATE DATABASE ... TEMPLATE`, a file copy: no migration replayed per test)."""
     url = asyncio.run(_create(pg_server_url))
     try:
         asyncio.run(migrate(url))
+        yield urlsplit(url).path.lstrip("/")
+    finally:
+        asyncio.run(_drop(pg_server_url, url))
+
+
+def _clone(server_url: str, template: str) -> str:
+    return asyncio.run(_create(server_url, template))
+
+
+@pytest.fixture(scope="session")
+def database_url(pg_server_url: str, migrated_template: str) -> Iterator[str]:
+    url = _clone(pg_server_url, migrated_template)
+    try:
         yield url
     finally:
         asyncio.run(_drop(pg_server_url, url))
 
 
 @pytest.fixture(scope="module")
-def module_database_url(pg_server_url: str) -> Iterator[str]:
-    url = asyncio.run(_create(pg_server_url))
+def module_database_url(pg_server_url: str, migrated_template: str) -> Iterator[str]:
+    url = _clone(pg_server_url, migrated_template)
     try:
-        asyncio.run(migrate(url))
         yield url
     finally:
+        asyncio.run(_drop(pg_server_url, url))
+
+
+@pytest.fixture
+def migrated_database(pg_server_url: str, migrated_template: str) -> Iterator[Callable[[], str]]:
+    """A factory: `migrated_database()` returns the URL of another new database with the schema
+    migrated (a clone of the template); all are dropped after the test."""
+    created: list[str] = []
+
+    def factory() -> str:
+        url = _clone(pg_server_url, migrated_template)
+        created.append(url)
+        return url
+
+    yield factory
+    for url in created:
         asyncio.run(_drop(pg_server_url, url))
 
 
@@ -146,20 +204,86 @@ async def ledger(ledger_url: str | None) -> AsyncIterator[Ledger]:
         yield emptied
 
 
-# -- the service's surroundings, for tests pinned to asyncio ---------------------------------
+# -- the environment -------------------------------------------------------------------------
 
 
 @pytest.fixture
-def db_url(fresh_database_url: str) -> str:
-    """A new database with the schema migrated, dropped after the test."""
-    asyncio.run(migrate(fresh_database_url))
-    return fresh_database_url
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No setting leaks in from the machine running the tests (`ENV_VARIABLES`); afterwards the
+    logs are configured back to the suite's default, since `main()` configures them for the
+    whole process. Modules that run the command line use it for every test:
+    `pytestmark = pytest.mark.usefixtures("clean_environment")`."""
+    for name in ENV_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    yield
+    configure_logging("json", "info")
+
+
+# -- the event loop is never blocked ---------------------------------------------------------
+
+
+@contextmanager
+def no_blocking_calls() -> Iterator[BlockBuster]:
+    """Fails the test (`blockbuster.BlockingError`, raised where the call is made) when code
+    of the service (`trade_executor`) makes a blocking call (a sleep, a blocking socket or file
+    operation...) on a running asyncio event loop. The development scaffolding in the package
+    (the paper bridge, the memory store, the demo) is not scanned. tests/conftest.py applies it
+    to the body of every test marked `no_blocking` (the actors' and the service's tests)."""
+    # As the service does before it builds the actors (in a worker thread: seconds of imports).
+    settings = load_settings()
+    trading_session(settings.trading_session, settings.trading_day_timezone)
+    with blockbuster_ctx(
+        "trade_executor",
+        excluded_modules=[
+            "trade_executor_dev.paper",
+            "trade_executor_dev.testing",
+            "trade_executor_dev.demo",
+            "trade_executor_dev.devdb",
+        ],
+    ) as buster:
+        for function in buster.functions.values():
+            # Read before the loop in production (the command line loads the settings, then
+            # starts the loop); the tests build theirs inside it.
+            function.can_block_in("trade_executor/config/sources.py", "load_settings")
+            # The package's few .sql files, read once at start-up (`migrate`).
+            function.can_block_in("trade_executor/store/migrate.py", "load_migrations")
+            # asyncpg looks for ~/.pgpass and ~/.postgresql's certificates (a few stats) at
+            # every connect: the library's, and short.
+            function.can_block_in("asyncpg/connect_utils.py", "_parse_connect_dsn_and_args")
+            # The API's app is built once at start-up (the console's template folder, its static
+            # files' folder); jinja reads a console template from the package at its first use
+            # (then cached): short reads of the package's own files, found and left as they are.
+            function.can_block_in("trade_executor/api/app.py", "create_app")
+            function.can_block_in("jinja2/loaders.py", "get_source")
+            # A scrape of /metrics reads /proc/self (the process collector): memory, not disk.
+            function.can_block_in("prometheus_client/process_collector.py", "collect")
+        yield buster
+
+
+# -- the service's surroundings --------------------------------------------------------------
 
 
 @pytest.fixture
-def bridge() -> Iterator[ThreadedBridge]:
-    """A paper bridge in its own thread (a separate server, as in production)."""
-    with threaded_bridge() as running:
+def db_url(migrated_database: Callable[[], str]) -> str:
+    """A new database with the schema migrated (a clone of `migrated_template`), dropped after
+    the test."""
+    return migrated_database()
+
+
+@pytest.fixture
+def bridge_options() -> dict[str, Any]:
+    """`PaperConfig` overrides for `bridge`: a module that needs another bridge overrides this
+    fixture (tests/chaos/test_load.py: prices that move only when stepped)."""
+    return {}
+
+
+@pytest.fixture
+def bridge(bridge_options: dict[str, Any]) -> Iterator[ThreadedBridge]:
+    """A paper bridge in its own thread (a separate server, as in production), with the real
+    bridge's behaviour (the `jax` profile, its waits scaled by JAX_LATENCY_SCALE): no order_ref
+    kept (the chaos invariants tie orders to executions by the order_ref each POST was sent
+    with, from the bridge's request log), unset prices, 500s, DAY orders."""
+    with threaded_bridge(**bridge_options) as running:
         yield running
 
 

@@ -66,12 +66,11 @@ TOKEN = "tok-0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No setting leaks in from the environment running the tests (or a stray .env file)."""
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
-    monkeypatch.delenv(ENV_FILE_VARIABLE, raising=False)
-    monkeypatch.delenv(CREDENTIALS_DIRECTORY_VARIABLE, raising=False)
+def no_stray_env_file(
+    clean_environment: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No setting leaks in from the environment running the tests (`clean_environment`), nor
+    from a stray .env file in the working directory."""
     monkeypatch.chdir(tmp_path)
 
 

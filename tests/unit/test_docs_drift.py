@@ -48,8 +48,8 @@ def same_default(shown: str, actual: str) -> bool:
         return shown == actual
 
 
-def test_settings_md_lists_every_setting_with_its_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OUTSIDE_SESSION", raising=False)  # the suite's own (tests/conftest.py)
+@pytest.mark.usefixtures("clean_environment")  # not the suite's own (tests/conftest.py)
+def test_settings_md_lists_every_setting_with_its_default() -> None:
     documented = documented_settings()
     actual = Settings().redacted()
     assert sorted(set(actual) - set(documented)) == [], "settings missing from docs/SETTINGS.md"

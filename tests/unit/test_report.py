@@ -8,9 +8,9 @@ import csv
 import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from uuid import uuid4
 from zoneinfo import ZoneInfo
 
+from tests.support.builders import an_execution
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.models import Position
 from trade_executor.domain.states import ExecutionState
@@ -33,11 +33,8 @@ SCRIPT = [
 
 def _execution(i: int, row: tuple[object, ...]) -> Execution:
     symbol, side, qty, entry, exit_, reason, pnl, r, _ = row
-    return Execution(
-        id=uuid4(),
-        signal_id=uuid4(),
-        approval_id=None,
-        state=ExecutionState.FILLED,
+    return an_execution(
+        ExecutionState.FILLED,
         client_order_id=f"te-{i}",
         symbol=str(symbol),
         action=str(side),

@@ -27,10 +27,12 @@ from trade_executor.actors.backoff import Backoff
 from trade_executor.actors.execution.deadlines import SCAN_INTERVAL
 from trade_executor.actors.exits.flatten import instance_rules_from
 from trade_executor.actors.exits.reprotect import SessionHours
+from trade_executor.actors.reconciler import CONFIRM_DELAY
 from trade_executor.actors.supervisor import Supervisor, describe
 from trade_executor.broker.capabilities import BridgeCapabilities
 from trade_executor.broker.client import BrokerClient
 from trade_executor.clock import Clock, utcnow
+from trade_executor.config.session_calendar import trading_session
 from trade_executor.config.sources import EX_CONFIG, Settings
 from trade_executor.domain.mode import MODE_BANNERS, AccountKind, operating_mode
 from trade_executor.domain.riskbook import RiskBook
@@ -95,9 +97,12 @@ class Service:
         bridge_check_interval: float = BRIDGE_CHECK_INTERVAL,
         scan_interval: float = SCAN_INTERVAL,
         session: SessionHours | None = None,
+        confirm_delay: float = CONFIRM_DELAY,
     ) -> None:
         self.settings = settings
-        self._scan_interval = scan_interval  # the executor's deadline scan
+        # The actors' intervals (tests shorten them): the deadline scan, a break's confirmation.
+        self._scan_interval = scan_interval
+        self._confirm_delay = confirm_delay
         self._database_deadline = database_deadline
         self.notifier = notifier or SystemdNotifier.from_env()
         self.role = "starting"
@@ -260,6 +265,11 @@ class Service:
             active.start_soon(self._hold_leadership, lock, active.cancel_scope)
             assert self.store is not None and self.broker is not None
             dsn = settings.dsn()
+            # The exits' trading session: exchange-calendars and pandas take seconds to import
+            # and build it, in a worker thread rather than on the event loop (it is cached).
+            await anyio.to_thread.run_sync(
+                trading_session, settings.trading_session, settings.trading_day_timezone
+            )
             self.actors = build_actors(
                 settings,
                 self.store,
@@ -276,6 +286,7 @@ class Service:
                     else None
                 ),
                 session=self._session,
+                confirm_delay=self._confirm_delay,
                 **self._daily_summary(),
             )
             await self.actors.start(active, self.supervisor)

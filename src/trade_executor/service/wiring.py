@@ -79,6 +79,7 @@ def build_actors(
     instance_rules: InstanceRules | None = None,
     bounds: StateBounds | None = None,
     scan_interval: float = SCAN_INTERVAL,
+    confirm_delay: float = CONFIRM_DELAY,
     summary: Summary | None = None,
     next_close: NextClose | None = None,
     session: SessionHours | None = None,
@@ -91,10 +92,12 @@ def build_actors(
     together; the exits place their orders (closes, protection) through the same paced
     broker as the executor. `instance_rules` gives the strategy instances' flatten times
     (None: only FLATTEN_AT). `bounds` and `scan_interval` (default: from `settings`, every
-    5 s) drive the executor's deadline scan. With NOTIFY_URLS set a `Notifier` is wired too;
-    `summary` and `next_close` give it the daily summary (the service builds them from the
-    report). `session` (default: TRADING_SESSION's calendar) says when the market is open,
-    for REPROTECT_AT_OPEN (tests inject their own table)."""
+    5 s) drive the executor's deadline scan; `confirm_delay` (default 2 s, at most half a
+    reconcile pass) is the reconciler's wait before the second read that confirms a break.
+    With NOTIFY_URLS set a `Notifier` is wired too; `summary` and `next_close` give it the
+    daily summary (the service builds them from the report). `session` (default:
+    TRADING_SESSION's calendar) says when the market is open, for REPROTECT_AT_OPEN (tests
+    inject their own table)."""
     mailbox, inbox = create_mailbox()
     pacer = pacer or Pacer(
         settings.bridge_max_messages_per_second, on_wait=metrics.observe_pacing_wait
@@ -159,7 +162,7 @@ def build_actors(
         to_executor,
         clock=clock,
         # A break is confirmed by a second read a little later, never longer than half a pass.
-        confirm_delay=min(CONFIRM_DELAY, settings.reconcile_interval / 2),
+        confirm_delay=min(confirm_delay, settings.reconcile_interval / 2),
         # A position settled from the broker: the exits re-read it (and stop following it).
         on_settled=lambda settled: exits.on_message(ExecutionChanged(settled.id)),
     )

@@ -35,7 +35,8 @@ from trade_executor.store.postgres import PgStore, create_pool
 from trade_executor.store.protocol import Claimed
 from trade_executor_dev.paper import Faults
 
-pytestmark = pytest.mark.anyio
+# The service never blocks the event loop (blockbuster: tests/conftest.py).
+pytestmark = [pytest.mark.anyio, pytest.mark.no_blocking]
 
 STATE = "SELECT state FROM executions WHERE signal_id = $1"
 

@@ -15,14 +15,13 @@ from tests.unit.actors.test_fault_machine import (
     MachineConfig,
     check,
     machine_settings,
-    needs_following,
     run_machine,
 )
 from trade_executor.domain.execution import Execution
 from trade_executor.store.notifications import connect_notifications
 from trade_executor.store.postgres import PgStore, create_pool, execution_from_row
 
-pytestmark = [pytest.mark.anyio, needs_following]
+pytestmark = pytest.mark.anyio
 
 
 async def test_random_faults_strand_nothing_on_postgres(

@@ -47,16 +47,10 @@ from trade_executor.store.notifications import APPROVALS_CHANNEL
 from trade_executor.store.protocol import Claimed
 from trade_executor_dev.testing import MemoryNotifications, MemoryStore
 
-pytestmark = pytest.mark.anyio
+# The actors never block the event loop (blockbuster: tests/conftest.py).
+pytestmark = [pytest.mark.anyio, pytest.mark.no_blocking]
 
 S = ExecutionState
-
-
-@pytest.fixture(scope="module", params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    """Unlike the rest of integration/: the memory store's runs go on trio as well (the
-    PostgreSQL runs skip trio, asyncpg being asyncio-only)."""
-    return str(request.param)
 
 
 # -- placing orders -------------------------------------------------------------------------------

@@ -89,6 +89,9 @@ async def test_two_processes_one_active_one_standby_and_takeover_after_sigkill(
                 await wait_for(
                     conn, "SELECT order_id FROM trade_approvals WHERE signal_id = $1", first
                 )
+                # Its log line too (written after the row): a SIGKILL between the two, on a
+                # loaded machine, left no `order.submitted` to check below.
+                await wait_for_event(log_a, "order.submitted")
                 active.send_signal(signal.SIGKILL)
                 active.wait(10)
                 await wait_for_event(log_b, "supervisor.took_over")

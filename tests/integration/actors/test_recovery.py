@@ -19,7 +19,8 @@ from trade_executor.service.run import Service
 from trade_executor.service.systemd import SystemdNotifier
 from trade_executor_dev.paper import Faults
 
-pytestmark = pytest.mark.anyio
+# The service never blocks the event loop (blockbuster: tests/conftest.py).
+pytestmark = [pytest.mark.anyio, pytest.mark.no_blocking]
 
 
 async def test_pollers_resume_after_a_restart_and_a_timeout_cancels(

@@ -13,11 +13,6 @@ from trade_executor.store.server import Durability, database_server, durability
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # asyncpg
-
-
 async def test_a_server_without_a_synchronous_standby_is_at_risk(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:

@@ -12,16 +12,14 @@ The trio x PostgreSQL combination is skipped: asyncpg runs on asyncio only.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
 import anyio
@@ -33,7 +31,6 @@ from trade_executor.domain.execution import Changes, Execution, TradeRecord
 from trade_executor.domain.guardrails import GuardrailFacts
 from trade_executor.domain.states import ExecutionState, IllegalTransition, Transition
 from trade_executor.store.errors import StoreConflict
-from trade_executor.store.migrate import migrate
 from trade_executor.store.notifications import (
     APPROVALS_CHANNEL,
     CONTROL_ACK_CHANNEL,
@@ -60,13 +57,6 @@ from trade_executor.store.protocol import (
 from trade_executor_dev.testing import MemoryStore
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module", params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    """The one suite over both stores: the memory store also runs on trio (PostgreSQL is
-    skipped there, asyncpg being asyncio-only)."""
-    return str(request.param)
 
 
 S = ExecutionState
@@ -258,50 +248,17 @@ class MemoryHarness:
 # -- fixtures ------------------------------------------------------------------------------------
 
 
-def _with_database(server_url: str, name: str) -> str:
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-
-
-@pytest.fixture(scope="module")
-def contract_database(pg_server_url: str) -> Iterator[str]:
-    """One migrated database for this module's PostgreSQL runs (emptied before each test)."""
-    name = f"te_contract_{uuid.uuid4().hex[:12]}"
-
-    async def create() -> None:
-        conn = await asyncpg.connect(pg_server_url)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-        finally:
-            await conn.close()
-        await migrate(_with_database(pg_server_url, name))
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(pg_server_url)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    try:
-        yield _with_database(pg_server_url, name)
-    finally:
-        asyncio.run(drop())
-
-
 @pytest.fixture(params=["postgres", "memory"])
-def store_kind(request: pytest.FixtureRequest, anyio_backend: str) -> str:
-    kind = str(request.param)
-    if kind == "postgres" and anyio_backend != "asyncio":
-        pytest.skip("asyncpg runs on asyncio only")
-    return kind
+def store_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
 def pg_url(request: pytest.FixtureRequest, store_kind: str) -> str | None:
     if store_kind != "postgres":
         return None
-    return str(request.getfixturevalue("contract_database"))
+    # one migrated database for the module, emptied before each test
+    return str(request.getfixturevalue("module_database_url"))
 
 
 @pytest.fixture

@@ -18,6 +18,9 @@ from trade_executor.domain.models import BridgeHealth, BrokerOrder, Position
 from trade_executor.observability.metrics import Metrics
 from trade_executor_dev.testing import MemoryStore
 
+# The core's tests run on trio too (tests/conftest.py, `both_backends`).
+pytestmark = pytest.mark.both_backends
+
 NOW = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 
 

@@ -24,7 +24,7 @@ import anyio
 import pytest
 from structlog.testing import capture_logs
 
-from tests.support import PaperServer, paper_config, paper_in_this_loop
+from tests.support import PaperServer
 from tests.support.proxybroker import ProxyBroker, broker_functions_overridable
 from trade_executor.actors.execution.deadlines import StateBounds
 from trade_executor.actors.following.pool import poll_bounds
@@ -51,21 +51,10 @@ S = ExecutionState
 DEADLINE = 20.0  # guards against a hang; no test asserts anything about speed
 
 
-@pytest.fixture(scope="module", params=["asyncio", "trio"])
-def anyio_backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def bridge(anyio_backend: str) -> AsyncIterator[PaperServer]:
-    async with paper_in_this_loop(paper_config()) as server:
-        yield server
-
-
-def settings_for(bridge: PaperServer, **overrides: Any) -> Settings:
+def settings_for(paper: PaperServer, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": None,
-        "ib_bridge_url": bridge.url,
+        "ib_bridge_url": paper.url,
         "ib_bridge_timeout": 1,
         "execution_enabled": True,
         "max_daily_loss": 100000,
@@ -188,9 +177,9 @@ async def left_submitting(store: MemoryStore, symbol: str) -> Execution:
 # -- received --------------------------------------------------------------------------------
 
 
-async def test_a_received_claim_left_behind_is_decided_by_the_scan(bridge: PaperServer) -> None:
+async def test_a_received_claim_left_behind_is_decided_by_the_scan(paper: PaperServer) -> None:
     store = MemoryStore()
-    settings = settings_for(bridge)
+    settings = settings_for(paper)
     with capture_logs() as logs:
         async with running(settings, store) as run:
             # Claimed after start-up, so no recovery sees it: only the scan can.
@@ -198,7 +187,7 @@ async def test_a_received_claim_left_behind_is_decided_by_the_scan(bridge: Paper
             await until(lambda: state_of(store, claimed.signal_id) is S.SUBMITTED)
             assert run.actors.executor.riskbook.is_open("LEFT")
     assert "deadline.redecide" in {entry["event"] for entry in logs}
-    assert [o["symbol"] for o in await bridge.parent_orders()] == ["LEFT"]
+    assert [o["symbol"] for o in await paper.parent_orders()] == ["LEFT"]
 
 
 class RefusingIntentStore(MemoryStore):
@@ -235,10 +224,10 @@ class RefusingIntentStore(MemoryStore):
 
 
 async def test_an_error_that_repeats_before_the_post_fails_internal_at_once(
-    bridge: PaperServer,
+    paper: PaperServer,
 ) -> None:
     store = RefusingIntentStore()
-    settings = settings_for(bridge)
+    settings = settings_for(paper)
     signal_id = store.add_signal("BIG")
     async with running(settings, store) as run:
         store.add_approval(signal_id)
@@ -255,7 +244,7 @@ async def test_an_error_that_repeats_before_the_post_fails_internal_at_once(
     async with running(settings, store):  # a restart does not decide it into the error again
         await anyio.sleep(0.5)
     assert store.refusals == 1
-    assert await bridge.parent_orders() == []
+    assert await paper.parent_orders() == []
 
 
 class BrokenSignalStore(MemoryStore):
@@ -274,10 +263,10 @@ class BrokenSignalStore(MemoryStore):
 
 
 async def test_a_received_claim_whose_error_repeats_ends_failed_internal(
-    bridge: PaperServer,
+    paper: PaperServer,
 ) -> None:
     store = BrokenSignalStore()
-    settings = settings_for(bridge)
+    settings = settings_for(paper)
     async with running(settings, store) as run:
         claimed = await left_received(store, "BROKEN")
         store.broken.add(claimed.signal_id)
@@ -292,12 +281,12 @@ async def test_a_received_claim_whose_error_repeats_ends_failed_internal(
 # -- submitting --------------------------------------------------------------------------------
 
 
-async def test_a_submitting_row_left_behind_is_adopted_by_the_scan(bridge: PaperServer) -> None:
+async def test_a_submitting_row_left_behind_is_adopted_by_the_scan(paper: PaperServer) -> None:
     store = MemoryStore()
-    settings = settings_for(bridge)
+    settings = settings_for(paper)
     async with running(settings, store):
         intent = await left_submitting(store, "ORPHAN")
-        async with BrokerClient(bridge.url, 5) as client:  # the POST that did reach the bridge
+        async with BrokerClient(paper.url, 5) as client:  # the POST that did reach the bridge
             placed = await client.place(
                 OrderRequest(
                     "ORPHAN",
@@ -313,11 +302,11 @@ async def test_a_submitting_row_left_behind_is_adopted_by_the_scan(bridge: Paper
     adopted = store.execution_of(intent.signal_id)
     assert adopted is not None and adopted.order_id == placed.order_id
     assert "order.adopted" in events(store, adopted.id)
-    assert [o["order_id"] for o in await bridge.parent_orders()] == [placed.order_id]
+    assert [o["order_id"] for o in await paper.parent_orders()] == [placed.order_id]
 
 
 async def test_a_reconciliation_that_raises_ends_unknown_after_bounded_retries(
-    bridge: PaperServer,
+    paper: PaperServer,
 ) -> None:
     """Reproduction 6: the look-up raises (not a BrokerError); the row must not stay
     `submitting` for good."""
@@ -326,7 +315,7 @@ async def test_a_reconciliation_that_raises_ends_unknown_after_bounded_retries(
         raise ValueError("asked for order 0, answer is for 7")
 
     store = MemoryStore()
-    settings = settings_for(bridge)
+    settings = settings_for(paper)
     prepare: Callable[[ProxyBroker], None] = lambda b: b.override("locate_submission", raising)  # noqa: E731
     async with running(settings, store, prepare=prepare) as run:
         intent = await left_submitting(store, "RAISES")
@@ -340,13 +329,13 @@ async def test_a_reconciliation_that_raises_ends_unknown_after_bounded_retries(
     assert calls == 3
 
 
-async def test_a_bridge_away_for_the_whole_window_ends_unknown(bridge: PaperServer) -> None:
+async def test_a_bridge_away_for_the_whole_window_ends_unknown(paper: PaperServer) -> None:
     async def unreachable(*args: Any, **kwargs: Any) -> Any:
         return Unreachable("GET /orders: connection refused")
 
     store = MemoryStore()
     prepare: Callable[[ProxyBroker], None] = lambda b: b.override("locate_submission", unreachable)  # noqa: E731
-    async with running(settings_for(bridge), store, prepare=prepare):
+    async with running(settings_for(paper), store, prepare=prepare):
         intent = await left_submitting(store, "AWAY")
         await until(lambda: final_or_unknown(store, intent.signal_id))
     unknown = store.execution_of(intent.signal_id)
@@ -378,9 +367,9 @@ async def approve_and_settle(store: MemoryStore, symbol: str) -> Execution:
     return execution
 
 
-async def test_three_failures_in_a_row_halt_with_the_last_reason(bridge: PaperServer) -> None:
+async def test_three_failures_in_a_row_halt_with_the_last_reason(paper: PaperServer) -> None:
     store = MemoryStore()
-    settings = settings_for(bridge, max_consecutive_failures=3)
+    settings = settings_for(paper, max_consecutive_failures=3)
     async with running(settings, store, prepare=refuse_orders) as run:
         outcomes = [await approve_and_settle(store, f"BRK{n}") for n in range(3)]
         assert [o.state for o in outcomes] == [S.FAILED] * 3
@@ -401,9 +390,9 @@ async def test_three_failures_in_a_row_halt_with_the_last_reason(bridge: PaperSe
         assert not (await store.control()).halted
 
 
-async def test_a_placed_order_resets_the_count(bridge: PaperServer) -> None:
+async def test_a_placed_order_resets_the_count(paper: PaperServer) -> None:
     store = MemoryStore()
-    settings = settings_for(bridge, max_consecutive_failures=3)
+    settings = settings_for(paper, max_consecutive_failures=3)
     failing = True
     client_place: Callable[..., Any] = refused
 
@@ -430,9 +419,9 @@ async def test_a_placed_order_resets_the_count(bridge: PaperServer) -> None:
     assert not (await store.control()).halted
 
 
-async def test_the_count_survives_a_restart(bridge: PaperServer) -> None:
+async def test_the_count_survives_a_restart(paper: PaperServer) -> None:
     store = MemoryStore()
-    settings = settings_for(bridge, max_consecutive_failures=3)
+    settings = settings_for(paper, max_consecutive_failures=3)
     async with running(settings, store, prepare=refuse_orders):
         for n in range(2):
             assert (await approve_and_settle(store, f"RS{n}")).state is S.FAILED
@@ -443,9 +432,9 @@ async def test_the_count_survives_a_restart(bridge: PaperServer) -> None:
     assert (await store.control()).reason == "breaker: broker_rejected: no permissions"
 
 
-async def test_zero_turns_the_breaker_off(bridge: PaperServer) -> None:
+async def test_zero_turns_the_breaker_off(paper: PaperServer) -> None:
     store = MemoryStore()
-    settings = settings_for(bridge, max_consecutive_failures=0)
+    settings = settings_for(paper, max_consecutive_failures=0)
     async with running(settings, store, prepare=refuse_orders) as run:
         for n in range(4):
             assert (await approve_and_settle(store, f"OFF{n}")).state is S.FAILED
@@ -456,14 +445,14 @@ async def test_zero_turns_the_breaker_off(bridge: PaperServer) -> None:
 # -- input bounds ------------------------------------------------------------------------------
 
 
-async def test_a_symbol_with_blanks_is_one_symbol_everywhere(bridge: PaperServer) -> None:
+async def test_a_symbol_with_blanks_is_one_symbol_everywhere(paper: PaperServer) -> None:
     """Reproduction 4: ' amb4 ' was sent as AMB4 but reconciled as ' amb4 '; with the answer
     lost, reconciliation must find the order (adopted), not give up (unknown)."""
-    await bridge.set_faults(drop_after_accept=1.0)
+    await paper.set_faults(drop_after_accept=1.0)
     store = MemoryStore()
     signal_id = store.add_signal(" amb4 ")
     with capture_logs() as logs:
-        async with running(settings_for(bridge), store) as run:
+        async with running(settings_for(paper), store) as run:
             store.add_approval(signal_id)
             await until(
                 lambda: (
@@ -476,7 +465,7 @@ async def test_a_symbol_with_blanks_is_one_symbol_everywhere(bridge: PaperServer
     assert (execution.state, execution.symbol) == (S.SUBMITTED, "AMB4")
     assert "order.adopted" in {entry["event"] for entry in logs}  # found by reconciliation
     assert [t["symbol"] for t in store.trades.values()] == ["AMB4"]
-    assert [o["symbol"] for o in await bridge.parent_orders()] == ["AMB4"]
+    assert [o["symbol"] for o in await paper.parent_orders()] == ["AMB4"]
     assert store.signals[signal_id].symbol == "AMB4"
 
 
@@ -492,13 +481,13 @@ async def test_a_symbol_with_blanks_is_one_symbol_everywhere(bridge: PaperServer
     ],
 )
 async def test_a_resolve_reaches_the_running_executor(
-    bridge: PaperServer, transition: Transition, frees: bool
+    paper: PaperServer, transition: Transition, frees: bool
 ) -> None:
     async def unreachable(*args: Any, **kwargs: Any) -> Any:
         return Unreachable("GET /orders: connection refused")
 
     store = MemoryStore()
-    settings = settings_for(bridge)
+    settings = settings_for(paper)
     prepare: Callable[[ProxyBroker], None] = lambda b: b.override("locate_submission", unreachable)  # noqa: E731
     async with running(settings, store, prepare=prepare) as run:
         intent = await left_submitting(store, "OPER")

@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from tests.support import PaperServer, ledgers, paper_config, paper_in_this_loop
+from tests.support import PaperServer, ledgers
 from tests.support.ledgers import MemoryLedger, actor_settings, running_actors
 from trade_executor.config.sources import Settings
 from trade_executor.domain.execution import Execution
@@ -38,8 +38,8 @@ class _Running:
     store: MemoryStore
 
 
-def settings_for(bridge: Bridge, **overrides: Any) -> Settings:
-    return actor_settings(bridge.url, **overrides)
+def settings_for(paper: Bridge, **overrides: Any) -> Settings:
+    return actor_settings(paper.url, **overrides)
 
 
 @asynccontextmanager
@@ -54,14 +54,8 @@ async def settled(store: MemoryStore, signal_id: UUID) -> Execution:
     return await ledgers.settled(MemoryLedger(store), signal_id)
 
 
-@pytest.fixture
-async def bridge(anyio_backend: str) -> AsyncIterator[Bridge]:
-    async with paper_in_this_loop(paper_config()) as server:
-        yield server
-
-
-async def test_a_status_approval_is_ordered_once(bridge: Bridge) -> None:
-    async with running(settings_for(bridge)) as actors:
+async def test_a_status_approval_is_ordered_once(paper: Bridge) -> None:
+    async with running(settings_for(paper)) as actors:
         store = actors.store
         signal_id = store.add_signal("STAT")
         store.approve_by_status(signal_id)
@@ -69,22 +63,22 @@ async def test_a_status_approval_is_ordered_once(bridge: Bridge) -> None:
         execution = await settled(store, signal_id)
 
     assert execution.state is S.SUBMITTED
-    assert [o["symbol"] for o in await bridge.parent_orders()] == ["STAT"]
+    assert [o["symbol"] for o in await paper.parent_orders()] == ["STAT"]
     assert [e.signal_id for e in store.executions] == [signal_id]
 
 
-async def test_a_missed_status_approval_is_found_by_the_catch_up(bridge: Bridge) -> None:
+async def test_a_missed_status_approval_is_found_by_the_catch_up(paper: Bridge) -> None:
     store = MemoryStore()
     signal_id = store.add_signal("MISS")
     store.approve_by_status(signal_id, notify=False)  # approved while the service was down
-    async with running(settings_for(bridge), store=store):
+    async with running(settings_for(paper), store=store):
         execution = await settled(store, signal_id)
     assert execution.state is S.SUBMITTED and execution.approval_source == "signal_status"
     assert execution.approval_id is None
 
 
-async def test_approval_sources_switch_the_status_source_off(bridge: Bridge) -> None:
-    settings = settings_for(bridge, approval_sources="trade_approvals", sweep_interval=0.05)
+async def test_approval_sources_switch_the_status_source_off(paper: Bridge) -> None:
+    settings = settings_for(paper, approval_sources="trade_approvals", sweep_interval=0.05)
     async with running(settings) as actors:
         store = actors.store
         ignored = store.add_signal("IGN")
@@ -96,41 +90,41 @@ async def test_approval_sources_switch_the_status_source_off(bridge: Bridge) -> 
     assert store.execution_of(ignored) is None  # ... the status approval is still not taken
 
 
-async def test_a_signal_the_original_ordered_is_never_ordered(bridge: Bridge) -> None:
+async def test_a_signal_the_original_ordered_is_never_ordered(paper: Bridge) -> None:
     store = MemoryStore()
     signal_id = store.add_signal("DONE")
     store.original_orders[signal_id] = "trade_approvals.order_id 77"
-    async with running(settings_for(bridge), store=store):
+    async with running(settings_for(paper), store=store):
         store.add_approval(signal_id)
         execution = await settled(store, signal_id)
     assert (execution.state, execution.reason) == (S.REJECTED, "already_executed")
-    assert await bridge.parent_orders() == []
+    assert await paper.parent_orders() == []
 
 
-async def test_an_unreadable_original_order_check_orders_nothing(bridge: Bridge) -> None:
-    async with running(settings_for(bridge)) as actors:
+async def test_an_unreadable_original_order_check_orders_nothing(paper: Bridge) -> None:
+    async with running(settings_for(paper)) as actors:
         store = actors.store
         store.fail_next("original_order")
         signal_id = store.add_signal("UNSURE")
         store.add_approval(signal_id)
         execution = await settled(store, signal_id)
     assert execution.state is S.FAILED and (execution.reason or "").startswith("internal: ")
-    assert await bridge.parent_orders() == []
+    assert await paper.parent_orders() == []
 
 
-async def test_guardrails_fail_closed_when_they_cannot_be_read(bridge: Bridge) -> None:
+async def test_guardrails_fail_closed_when_they_cannot_be_read(paper: Bridge) -> None:
     store = MemoryStore()
     store.original = OriginalTables(strategy_instances=True)
-    async with running(settings_for(bridge), store=store):
+    async with running(settings_for(paper), store=store):
         store.fail_next("guardrail_facts")
         signal_id = store.add_signal("GUARD")
         store.add_approval(signal_id)
         execution = await settled(store, signal_id)
     assert (execution.state, execution.reason) == (S.REJECTED, "instance_disabled")
-    assert await bridge.parent_orders() == []
+    assert await paper.parent_orders() == []
 
 
-async def test_a_disabled_instance_is_refused(bridge: Bridge) -> None:
+async def test_a_disabled_instance_is_refused(paper: Bridge) -> None:
     store = MemoryStore()
     store.original = OriginalTables(strategy_instances=True)
     signal_id = store.add_signal("OFF")
@@ -138,18 +132,18 @@ async def test_a_disabled_instance_is_refused(bridge: Bridge) -> None:
     store.guardrails[signal_id] = GuardrailFacts(
         instance_checked=True, instance_id=row.id, instance=row
     )
-    async with running(settings_for(bridge), store=store):
+    async with running(settings_for(paper), store=store):
         store.add_approval(signal_id)
         execution = await settled(store, signal_id)
     assert (execution.state, execution.reason) == (S.REJECTED, "instance_disabled")
 
 
-async def test_the_originals_trades_count_at_start(bridge: Bridge) -> None:
+async def test_the_originals_trades_count_at_start(paper: Bridge) -> None:
     store = MemoryStore()
     store.original_trades.append(
         OriginalTrade("t1", "MSFT", Decimal(800), "Filled", datetime.now(UTC))
     )
-    async with running(settings_for(bridge, max_daily_loss=1000), store=store):
+    async with running(settings_for(paper, max_daily_loss=1000), store=store):
         signal_id = store.add_signal("AFTER")
         store.add_approval(signal_id)
         execution = await settled(store, signal_id)

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
-from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.support.builders import a_broker_order, an_execution
 from trade_executor.actors.exits import close_payload, parse_close_request
 from trade_executor.actors.exits.flatten import FlattenRule, FlattenSchedule, instance_rule
 from trade_executor.actors.exits.positions import assess, exit_orders, trade_notes
@@ -25,10 +25,6 @@ TP, SL, CLOSE = 11, 12, 20
 
 def position(**overrides: Any) -> Execution:
     values: dict[str, Any] = {
-        "id": uuid4(),
-        "signal_id": uuid4(),
-        "approval_id": None,
-        "state": ExecutionState.FILLED,
         "client_order_id": "te-x",
         "symbol": "AAPL",
         "action": "BUY",
@@ -44,15 +40,14 @@ def position(**overrides: Any) -> Execution:
         "position_state": "open",
         **overrides,
     }
-    return Execution(**values)
+    return an_execution(values.pop("state", ExecutionState.FILLED), **values)
 
 
 def order(
     order_id: int, kind: str, status: str, filled: int = 0, price: str | None = None
 ) -> BrokerOrder:
-    return BrokerOrder(
-        order_id=order_id,
-        symbol="AAPL",
+    return a_broker_order(
+        order_id,
         action=Action.SELL,
         order_type=kind,
         quantity=133,

@@ -112,9 +112,12 @@ async def test_a_thousand_working_orders_cost_one_list_read_per_interval() -> No
                     await anyio.sleep(0.005)
                 while pool.stats.list_reads < 7:
                     await anyio.sleep(0.01)
-            log = (await paper.call("GET", "/admin/requests"))["requests"]
             assert pool.active == ORDERS + 1  # every other order is still followed
             tg.cancel_scope.cancel()
+        # The pool stopped: the log holds every read it counted, and at most one it started
+        # whose answer the cancellation cut off (on a loaded machine the log was once read
+        # while a list read was still on its way back).
+        log = (await paper.call("GET", "/admin/requests"))["requests"]
 
     lists = list_reads(log)
     others = [r for r in log if r not in lists]
@@ -128,7 +131,7 @@ async def test_a_thousand_working_orders_cost_one_list_read_per_interval() -> No
     # intervals; arrival times may lag their start by less than an interval.
     span = float(lists[-1]["received_at"] - lists[0]["received_at"])
     assert len(lists) <= span / INTERVAL + 2
-    assert len(lists) == pool.stats.list_reads
+    assert pool.stats.list_reads <= len(lists) <= pool.stats.list_reads + 1
     # The fill was recorded from the first list read after it, before the second one arrived.
     [fill_event] = [e for e in store.events_of(target.id) if e.kind == "order.filled"]
     after_fill = [datetime.fromisoformat(r["received_wall"]) for r in lists]

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from uuid import uuid4
 
 import pytest
 
+from tests.support.builders import a_broker_order, an_execution
 from trade_executor.actors.messages import FillsFound, Message
 from trade_executor.actors.reconciler import Reconciler, compare
 from trade_executor.broker.errors import BrokerUnavailable
@@ -28,6 +28,9 @@ from trade_executor.domain.states import ExecutionState
 from trade_executor.observability.metrics import Metrics
 from trade_executor_dev.testing import MemoryStore
 
+# The core's tests run on trio too (tests/conftest.py, `both_backends`).
+pytestmark = pytest.mark.both_backends
+
 S = ExecutionState
 NOW = datetime(2026, 3, 9, 15, 0, tzinfo=UTC)
 
@@ -43,13 +46,8 @@ def execution(
     action: str = "BUY",
     **fields: Any,
 ) -> Execution:
-    ident = uuid4()
-    return Execution(
-        id=ident,
-        signal_id=uuid4(),
-        approval_id=None,
-        state=state,
-        client_order_id=f"te-{ident.hex}",
+    return an_execution(
+        state,
         symbol=symbol,
         action=action,
         order_type="LMT",
@@ -75,8 +73,8 @@ def order(
     status: BrokerStatus = BrokerStatus.SUBMITTED,
     parent_id: int | None = None,
 ) -> BrokerOrder:
-    return BrokerOrder(
-        order_id=order_id,
+    return a_broker_order(
+        order_id,
         symbol=symbol,
         action=action,
         order_type=order_type,

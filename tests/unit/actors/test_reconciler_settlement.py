@@ -18,6 +18,9 @@ from trade_executor_dev.testing import MemoryStore
 
 from .test_reconciler import NOW, ScriptedBroker, execution, order, reconciler_for, seed
 
+# The core's tests run on trio too (tests/conftest.py, `both_backends`).
+pytestmark = pytest.mark.both_backends
+
 
 def held_position(children: tuple[int, ...] = (11, 12)) -> Execution:
     return execution(

@@ -27,7 +27,8 @@ from trade_executor.observability.metrics import Metrics
 from trade_executor.store.protocol import Claimed
 from trade_executor_dev.testing import MemoryStore
 
-pytestmark = pytest.mark.anyio
+# The core's tests run on trio too (tests/conftest.py, `both_backends`).
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 
 class ScriptedLocator:

@@ -18,7 +18,8 @@ from structlog.testing import capture_logs
 
 from trade_executor.actors.supervisor import ChildGaveUp, Supervisor, describe
 
-pytestmark = pytest.mark.anyio
+# The core's tests run on trio too (tests/conftest.py, `both_backends`).
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 
 ChildRun = Callable[..., Coroutine[Any, Any, None]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from tests.support import paper_config
@@ -61,11 +61,19 @@ def test_a_limit_buy_fills_only_once_the_path_trades_at_or_below_it(seed: int, o
         price = b.market.price("AAPL")
         assert price is not None
         if price <= limit:
+            event("the path crossed the limit")
             assert status_of(b, order.order_id) is BrokerStatus.FILLED
             assert order.avg_fill_price == price <= limit
             assert b.holdings["AAPL"].quantity == 10
             return
         assert order.status is BrokerStatus.SUBMITTED and order.filled_qty == 0
+    # The path never came down to the limit (the test once passed here without checking any
+    # fill): the order still fills as soon as the price trades at it.
+    event("the price was set to the limit")
+    assert b.set_price("AAPL", limit) == [order.order_id]
+    assert status_of(b, order.order_id) is BrokerStatus.FILLED
+    assert order.avg_fill_price == limit
+    assert b.holdings["AAPL"].quantity == 10
 
 
 def test_a_limit_sell_and_stops_fill_on_their_side_of_the_price() -> None:

@@ -5,24 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.support.builders import a_broker_order
 from trade_executor.broker import index_orders
-from trade_executor.domain.models import Action, BrokerOrder, BrokerStatus
+from trade_executor.domain.models import BrokerOrder, BrokerStatus
 
 T0 = datetime(2026, 3, 9, 14, 30, tzinfo=UTC)
 
 
 def order(order_id: int, **fields: Any) -> BrokerOrder:
-    values: dict[str, Any] = {
-        "order_id": order_id,
-        "symbol": "AAPL",
-        "action": Action.BUY,
-        "order_type": "LMT",
-        "quantity": 1,
-        "status": BrokerStatus.SUBMITTED,
-        "updated_at": T0,
-    }
-    values.update(fields)
-    return BrokerOrder(**values)
+    return a_broker_order(order_id, **{"updated_at": T0, **fields})
 
 
 def test_orders_are_found_by_id_and_children_by_parent() -> None:

@@ -31,7 +31,8 @@ from trade_executor.domain.models import (
     ProtectionPlaced,
 )
 
-pytestmark = pytest.mark.anyio
+# The core's tests run on trio too (tests/conftest.py, `both_backends`).
+pytestmark = [pytest.mark.anyio, pytest.mark.both_backends]
 
 
 class FakeTime:

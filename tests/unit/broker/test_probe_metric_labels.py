@@ -15,11 +15,6 @@ from trade_executor.observability.metrics import BRIDGE_ENDPOINTS, Metrics
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"  # the bridge runs in its own thread; one backend suffices for labels
-
-
 async def test_probes_are_observed_under_their_endpoint(bridge: ThreadedBridge) -> None:
     metrics = Metrics()
     async with BrokerClient(bridge.url, 5.0, on_request=metrics.observe_bridge) as broker:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.builders import a_broker_order
 from trade_executor.broker import BrokerClient, SubmissionKey, match_order, match_submission
 from trade_executor.broker.jsonnum import dumps
 from trade_executor.broker.unset import IB_UNSET_DOUBLE
@@ -17,7 +18,6 @@ from trade_executor.domain.models import (
     Action,
     BracketOrderRequest,
     BrokerOrder,
-    BrokerStatus,
     OrderRequest,
     OrderType,
 )
@@ -28,18 +28,13 @@ AFTER = ATTEMPT + timedelta(milliseconds=300)
 
 def order(order_id: int, **overrides: Any) -> BrokerOrder:
     fields: dict[str, Any] = {
-        "order_id": order_id,
-        "symbol": "AAPL",
-        "action": Action.BUY,
-        "order_type": "LMT",
         "quantity": 10,
-        "status": BrokerStatus.SUBMITTED,
         "limit_price": Decimal("150.00"),
         "order_ref": "manual-entry",
         "created_at": AFTER,
     }
     fields.update(overrides)
-    return BrokerOrder(**fields)
+    return a_broker_order(order_id, **fields)
 
 
 def find(orders: list[BrokerOrder], ref: str = "exec-1", price: str | None = "150") -> Any:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
 
 import pytest
 
+from tests.support.builders import an_execution
 from trade_executor.domain.breaker import Breaker, Outcome, Trip, ledger_outcome, restore_breaker
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.states import ExecutionState
@@ -56,15 +56,7 @@ def test_zero_turns_it_off() -> None:
 
 
 def execution(state: ExecutionState, at: datetime, **fields: object) -> Execution:
-    base = Execution(
-        id=uuid4(),
-        signal_id=uuid4(),
-        approval_id=None,
-        state=state,
-        client_order_id=f"te-{uuid4().hex}",
-        created_at=at,
-        updated_at=at,
-    )
+    base = an_execution(state, created_at=at, updated_at=at)
     if state.is_final:
         base = replace(base, finished_at=at)
     return replace(base, **fields)  # type: ignore[arg-type]

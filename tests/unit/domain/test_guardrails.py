@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.support.builders import an_execution
 from trade_executor.domain.execution import Execution
 from trade_executor.domain.guardrails import (
     GuardrailFacts,
@@ -250,16 +251,7 @@ def test_a_dry_run_holds_its_budget_and_symbol_for_its_day_only() -> None:
 
 
 def execution(state: ExecutionState, day: date, symbol: str = "DRY") -> Execution:
-    return Execution(
-        id=uuid4(),
-        signal_id=uuid4(),
-        approval_id=None,
-        state=state,
-        client_order_id=f"te-{uuid4().hex}",
-        symbol=symbol,
-        risk_amount=Decimal(665),
-        trading_day=day,
-    )
+    return an_execution(state, symbol=symbol, risk_amount=Decimal(665), trading_day=day)
 
 
 def test_the_ledger_counts_dry_runs_and_rebuilds_them() -> None:

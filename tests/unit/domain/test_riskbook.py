@@ -21,6 +21,9 @@ from trade_executor.domain.riskbook import Decision, Halted, Reservation, RiskBo
 from trade_executor.domain.sizing import RiskGate, RiskLimits, RiskRejection
 from trade_executor.domain.validation import ValidSignal
 
+# The core's tests run on trio too (tests/conftest.py, `both_backends`).
+pytestmark = pytest.mark.both_backends
+
 D = Decimal
 NY = ZoneInfo("America/New_York")
 LIMITS = RiskLimits(
