@@ -121,10 +121,20 @@ def test_check_config_and_refusals_redact(db_url: str, tmp_path: Path) -> None:
         assert not leaks(text), (name, leaks(text), text[-2000:])
 
 
+SNAPSHOT_AGE = 0.5  # seconds: ACCOUNT_SNAPSHOT_MAX_AGE for the full run
+
+
 async def test_a_full_run_with_failures_never_logs_a_secret(
     harness: Harness, bridge: ThreadedBridge, conn: asyncpg.Connection, db_url: str
 ) -> None:
-    harness.env.update({"API_TOKEN": TOKEN, "LOG_LEVEL": "debug", "IB_BRIDGE_TIMEOUT": "1"})
+    harness.env.update(
+        {
+            "API_TOKEN": TOKEN,
+            "LOG_LEVEL": "debug",
+            "IB_BRIDGE_TIMEOUT": "1",
+            "ACCOUNT_SNAPSHOT_MAX_AGE": str(SNAPSHOT_AGE),
+        }
+    )
     dsn = with_password(db_url)
     extra: dict[str, str] = {}
 
@@ -178,8 +188,12 @@ async def test_a_full_run_with_failures_never_logs_a_secret(
     code, extra["status"] = await anyio.to_thread.run_sync(lambda: cli("status", DATABASE_URL=dsn))
     assert code == 0, extra["status"]
 
-    # 2. The bridge fails every request: executions fail with the bridge's errors.
+    # 2. The bridge fails every request: executions fail with the bridge's errors. A decision
+    #    would use an account snapshot read before the faults while it is younger than
+    #    ACCOUNT_SNAPSHOT_MAX_AGE, and its POST would then be ambiguous (a 5xx), located for
+    #    minutes: the kept snapshot is let age first, so the decision meets the bridge's errors.
     bridge.set_faults(error_rate=1.0)
+    await anyio.sleep(SNAPSHOT_AGE * 1.5)
     await wait_settled(conn, [await approval("F")], process=first)
     bridge.set_faults(error_rate=0, unavailable_rate=1.0)
     await wait_settled(conn, [await approval("U")], process=first)

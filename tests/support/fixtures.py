@@ -257,6 +257,11 @@ def no_blocking_calls() -> Iterator[BlockBuster]:
             function.can_block_in("jinja2/loaders.py", "get_source")
             # A scrape of /metrics reads /proc/self (the process collector): memory, not disk.
             function.can_block_in("prometheus_client/process_collector.py", "collect")
+            # A crash logged with its traceback stats and reads the frames' source files (the
+            # console renderer through rich, the JSON one through `traceback`/linecache): only
+            # on the path of an error already happening, and cached after the first time.
+            function.can_block_in("rich/traceback.py", "_render_stack")
+            function.can_block_in("linecache.py", ["updatecache", "checkcache"])
         yield buster
 
 

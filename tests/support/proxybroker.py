@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from trade_executor.actors.account_snapshot import NotingBroker
 from trade_executor.actors.execution import submit
 from trade_executor.actors.exits import closing
 from trade_executor.actors.exits import shared as exits_shared
@@ -50,7 +51,7 @@ class ProxyBroker:
 
 
 def _replacement(broker: object, name: str) -> Callable[..., Any] | None:
-    while isinstance(broker, PacedBroker):
+    while isinstance(broker, PacedBroker | NotingBroker):  # the wiring's wrappers
         broker = broker.inner
     try:
         found = getattr(broker, name)

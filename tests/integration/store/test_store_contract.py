@@ -26,6 +26,7 @@ import anyio
 import asyncpg
 import pytest
 
+from trade_executor.domain.attention import Bounds
 from trade_executor.domain.breaks import BreakKind, ReconcileBreak
 from trade_executor.domain.execution import Changes, Execution, TradeRecord
 from trade_executor.domain.guardrails import GuardrailFacts
@@ -796,6 +797,27 @@ async def test_executions_in_states_and_on_a_trading_day(h: Harness) -> None:
     assert [e.id for e in await h.store.executions_in([S.REJECTED])] == [rejected.id]
     assert await h.store.executions_in([]) == []
     assert await h.store.executions_on(date(2000, 1, 1)) == []
+
+
+@contract(LedgerStore)
+async def test_the_ledger_gauges_are_the_domains_rules_in_one_read(h: Harness) -> None:
+    """`ledger_gauges` over both stores: an `unknown` needs an operator whatever its age, a
+    `received` one only past its bound; the risk of today's working orders counts."""
+    unknown = await in_state(h, S.UNKNOWN, "GA")
+    await in_state(h, S.RECEIVED, "GB")
+    working = await in_state(h, S.SUBMITTED, "GC")
+    changes = Changes(trading_day=TRADING_DAY, risk_amount=Decimal("665.00"))
+    await h.store.apply(working.id, Transition.PROGRESS, changes)
+    bounds = Bounds(received=timedelta(hours=1), submitting=timedelta(hours=1), working=None)
+    now = datetime.now(UTC)
+
+    soon = await h.store.ledger_gauges(TRADING_DAY, now, bounds)
+    late = await h.store.ledger_gauges(TRADING_DAY, now + timedelta(hours=2), bounds)
+
+    assert unknown.state is S.UNKNOWN
+    assert soon.needing_operator == 1  # the unknown one
+    assert late.needing_operator == 2  # and the received one, past its hour
+    assert soon.daily_risk_used == Decimal("665.00")
 
 
 @contract(ClaimStore, LedgerStore, OperatorStore)
