@@ -104,6 +104,11 @@ def assert_released_exactly(executor: Executor, sent: list[Any]) -> None:
 # (messages a second, ORDER_PROTECTION, approvals): the issue's 9 a second with 50 plain orders,
 # and the default pacing (45) with 100 brackets (3 messages each: ~6.7 s to leave).
 PACINGS = [(PACE, "none", BURST), (45, "bracket", 100)]
+# The breaker's tests: one POST leaves every third of a second, so a refusal's answer is back
+# before the next POST leaves even on a loaded machine, and "at most the POST already on the
+# wire" is one. (At 9 a second, two POSTs could be on the wire when the third refusal came back:
+# sent before the trip, not after it.)
+BREAKER_PACE = 3
 
 
 @pytest.mark.parametrize(("pace", "protection", "burst"), PACINGS, ids=["9-plain", "45-bracket"])
@@ -157,7 +162,12 @@ async def test_the_breakers_halt_is_a_wall_too(
     the rest of the burst waits in the pacing queue: at most the POST already on the wire goes
     out after the trip; every other entry ends `rejected: halted`, its risk released."""
     with bridge_proxy(bridge.url) as proxy:
-        settings = burst_settings(db_url, proxy_bridge(proxy.url), max_consecutive_failures=3)
+        settings = burst_settings(
+            db_url,
+            proxy_bridge(proxy.url),
+            max_consecutive_failures=3,
+            bridge_max_messages_per_second=BREAKER_PACE,
+        )
         async with running_service(settings) as service:
             executor = executor_of(service)
             proxy.set("400", count=3)
@@ -196,7 +206,12 @@ async def test_the_breaker_trips_on_the_answer_not_after_the_ledger_write(
     goes out after the third refusal."""
     await conn.execute(SLOW_FAILURES)
     with bridge_proxy(bridge.url) as proxy:
-        settings = burst_settings(db_url, proxy_bridge(proxy.url), max_consecutive_failures=3)
+        settings = burst_settings(
+            db_url,
+            proxy_bridge(proxy.url),
+            max_consecutive_failures=3,
+            bridge_max_messages_per_second=BREAKER_PACE,
+        )
         async with running_service(settings) as service:
             executor = executor_of(service)
             proxy.set("400", count=3)
