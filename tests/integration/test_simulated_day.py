@@ -225,10 +225,14 @@ async def test_a_simulated_day_ends_with_the_ledger_and_the_broker_agreeing(
         uber = await position_state(conn, signals["UBER"], "closed")
         assert (uber["exit_reason"], uber["exit_avg_price"]) == ("take_profit", Decimal(160))
         assert uber["realized_pnl"] == Decimal("1330.00")  # 133 x (160 - 150)
-        # The approval that arrived meanwhile: failed before any order was sent.
+        # The approval that arrived meanwhile: failed, and no order was placed. Decided on the
+        # account read in the background (ACCOUNT_SNAPSHOT_MAX_AGE) before the disconnect was
+        # seen, its POST met the disconnected bridge (a 5xx, located: not placed); decided after,
+        # the account read itself failed (bridge_unavailable).
         failed = await wait_for(conn, STATE, during, expect="failed", timeout=WAIT)
         assert failed == "failed"
-        assert (await row(conn, during))["reason"].startswith("bridge_unavailable: ")
+        reason = (await row(conn, during))["reason"]
+        assert reason.startswith(("bridge_unavailable: ", "not_placed: ")), reason
         assert [o for o in bridge.orders() if o["symbol"] == "MSFT"] == []
 
         # -- the operator: `close CRM`; a cancel takes DDOG's children, `protect DDOG` -----------
