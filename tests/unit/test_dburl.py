@@ -10,7 +10,7 @@ import pytest
 from trade_executor.config.dburl import DatabaseUrlError, Server, parse_database_url
 from trade_executor.config.redact import redact_dsn
 from trade_executor.config.sources import ConfigError, load_settings
-from trade_executor.ops.failures import where
+from trade_executor.store.failures import where
 
 
 def test_url_with_several_hosts_keeps_each_port_and_asks_for_the_primary() -> None:

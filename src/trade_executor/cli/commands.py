@@ -28,13 +28,13 @@ from trade_executor.ops.control import DEFAULT_WAIT, SwitchOutcome, halt, resume
 from trade_executor.ops.execute import execute
 from trade_executor.ops.exit_codes import EX_USAGE, CommandError
 from trade_executor.ops.exit_price import parse_price, resolve_position
-from trade_executor.ops.failures import explain
 from trade_executor.ops.protect import protect
 from trade_executor.ops.report import render, report, span_arguments
 from trade_executor.ops.resolve import Resolved, resolve
 from trade_executor.ops.show import show
 from trade_executor.ops.status import render_text, status
 from trade_executor.store.errors import StoreError
+from trade_executor.store.failures import explain
 from trade_executor.store.lookup import IdPattern, IdSyntaxError, parse_id
 from trade_executor.store.postgres import PgStore, create_pool
 

@@ -478,8 +478,8 @@ def _run(settings: Settings, _: argparse.Namespace) -> int:
 def _migrate(settings: Settings, _: argparse.Namespace) -> int:
     import asyncio
 
-    from trade_executor.ops.failures import explain
     from trade_executor.store.errors import StoreError
+    from trade_executor.store.failures import explain
     from trade_executor.store.migrate import migrate
     from trade_executor.store.pgerrors import translated
 

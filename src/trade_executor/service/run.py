@@ -38,7 +38,6 @@ from trade_executor.domain.mode import MODE_BANNERS, AccountKind, operating_mode
 from trade_executor.domain.riskbook import RiskBook
 from trade_executor.observability.logging import clear_repeated, get_logger, log_repeated
 from trade_executor.observability.metrics import Metrics
-from trade_executor.ops.failures import explain
 from trade_executor.service.bridge_watch import CHECK_INTERVAL as BRIDGE_CHECK_INTERVAL
 from trade_executor.service.bridge_watch import BridgeWatch
 from trade_executor.service.effective_limits import effective_limits
@@ -54,6 +53,7 @@ from trade_executor.service.systemd import (
 )
 from trade_executor.service.wiring import Actors, build_actors
 from trade_executor.store.errors import StoreError, StoreUnavailable
+from trade_executor.store.failures import explain
 from trade_executor.store.identity import application_name, instance_id
 from trade_executor.store.leadership import LeadershipLost, PgLeaderLock
 from trade_executor.store.notifications import connect_notifications

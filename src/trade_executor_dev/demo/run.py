@@ -31,9 +31,9 @@ from trade_executor.clock import utcnow
 from trade_executor.config.redact import redact_dsn
 from trade_executor.config.sources import Settings
 from trade_executor.observability.logging import configure_logging
-from trade_executor.ops.failures import where
 from trade_executor.service.run import Service
 from trade_executor.service.systemd import SystemdNotifier
+from trade_executor.store.failures import where
 from trade_executor.store.leadership import LEADER_LOCK_KEY
 from trade_executor.store.migrate import migrate
 from trade_executor_dev.devdb.server import EmbeddedPostgresError, embedded_postgres

@@ -11,8 +11,8 @@ import anyio
 import asyncpg
 import pytest
 
-from trade_executor.ops.failures import explain
 from trade_executor.store.errors import LockBlocked
+from trade_executor.store.failures import explain
 from trade_executor.store.migrate import load_migrations, migrate
 
 pytestmark = pytest.mark.anyio
