@@ -176,7 +176,15 @@ class PgLeaderLock:
         try:
             with anyio.fail_after(timeout):
                 epoch = await conn.fetchval(HEARTBEAT, self.epoch, self.leader_id)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+        # InternalClientError: the connection was left mid-operation (a heartbeat cut by its
+        # timeout as the server ended it): it cannot be trusted, so leadership is lost.
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            asyncpg.InternalClientError,
+        ) as error:
             raise LeadershipLost(
                 f"the leader lock's connection failed: {translate(error)}"
             ) from error
